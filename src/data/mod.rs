@@ -1,0 +1,1 @@
+//! data (placeholder until its issue lands).

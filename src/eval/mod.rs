@@ -1,0 +1,1 @@
+//! eval (placeholder until its issue lands).

@@ -1,0 +1,16 @@
+//! `cwpo`: the library behind the `sweep` binary.
+//!
+//! Dependencies point one way:
+//! `exec → plan → stage → {train, eval, data, model}`; `model` knows nothing
+//! of stages; `report` reads only the cache.
+pub mod cache;
+pub mod data;
+pub mod eval;
+pub mod exec;
+pub mod manifest;
+pub mod model;
+pub mod plan;
+pub mod profile;
+pub mod report;
+pub mod stage;
+pub mod train;

@@ -1,0 +1,1 @@
+//! manifest (placeholder until its issue lands).

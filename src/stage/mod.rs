@@ -1,0 +1,1 @@
+//! stage (placeholder until its issue lands).

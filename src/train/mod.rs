@@ -1,0 +1,1 @@
+//! train (placeholder until its issue lands).
