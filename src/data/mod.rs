@@ -1,1 +1,27 @@
-//! data (placeholder until its issue lands).
+//! Data: the synthetic preference world, real dataset loaders, tokenisers and
+//! splits. Every source yields [`PreferencePair`]s and test prompts as text; a
+//! [`Tokenizer`] turns text into ids, so stages never know which profile they run.
+use serde::{Deserialize, Serialize};
+
+/// One human-labelled comparison: `chosen` is the response the (simulated or
+/// real) human preferred.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreferencePair {
+    pub prompt: String,
+    pub chosen: String,
+    pub rejected: String,
+}
+
+/// Text ↔ token ids. Implemented by the synthetic world's word-level
+/// tokenizer, by HF `tokenizer.json` files and by GGUF metadata.
+pub trait Tokenizer: Send + Sync {
+    /// Ids of `text`, without BOS/EOS (callers add them where a model wants them).
+    fn encode(&self, text: &str) -> anyhow::Result<Vec<u32>>;
+    /// Text of `ids`, special tokens skipped.
+    fn decode(&self, ids: &[u32]) -> anyhow::Result<String>;
+    fn vocab_size(&self) -> usize;
+    /// End-of-sequence id: appended to responses, stops generation.
+    fn eos_id(&self) -> u32;
+    /// Padding id (masked out everywhere, so any valid id works).
+    fn pad_id(&self) -> u32;
+}
