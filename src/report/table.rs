@@ -182,6 +182,28 @@ mod tests {
     }
 
     #[test]
+    fn avg_row_without_shared_seeds_keeps_the_mean_and_drops_the_ci() {
+        // opt / tldr lost seed 2 everywhere: the Avg. rows of opt cannot pair seeds
+        let cells: Vec<_> = table1_cells()
+            .into_iter()
+            .filter(|c| {
+                !(c.labels["pair"] == "opt"
+                    && c.labels["dataset"] == "tldr"
+                    && c.labels["seed"] == "2")
+            })
+            .collect();
+        let df = build_table(&table1_spec(), &cells).unwrap();
+        let means: f64 = (0..3)
+            .map(|r| f64_at(&df, "ipo_ws", r).unwrap())
+            .sum::<f64>()
+            / 3.0;
+        assert!((f64_at(&df, "ipo_ws", 3).unwrap() - means).abs() < 1e-9);
+        assert_eq!(f64_at(&df, "ipo_ws_ci95", 3), None);
+        // qwen is untouched and keeps its CI
+        assert!(f64_at(&df, "ipo_ws_ci95", 7).is_some());
+    }
+
+    #[test]
     fn explicit_order_beats_first_appearance() {
         let mut cells = table1_cells();
         cells.reverse();
