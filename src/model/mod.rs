@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod config;
 
+
 pub use batch::{PadSide, SeqBatch};
 pub use config::{Arch, DecoderConfig};
 
