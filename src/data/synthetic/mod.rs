@@ -195,7 +195,7 @@ pub fn tokenizer() -> WordTokenizer {
 
 /// The true (gold) reward of `family`; unknown family → an error listing [`FAMILIES`].
 pub fn gold_scorer(family: &str) -> anyhow::Result<TrueReward> {
-    TrueReward::new(known_family(family)?)
+    Ok(TrueReward::new(known_family(family)?))
 }
 
 /// `family` as the static name in [`FAMILIES`], or an error listing them.

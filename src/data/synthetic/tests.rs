@@ -125,6 +125,46 @@ fn colder_bradley_terry_humans_agree_more() {
 }
 
 #[test]
+fn annotator_length_bias_is_systematic() {
+    // mean words(chosen) − words(rejected): unbiased humans vs length-loving annotators
+    let length_gap = |human: HumanNoise| {
+        let cfg = WorldConfig { human, ..small(8) };
+        let data = generate_family(&cfg, "tldr").unwrap();
+        let words = |s: &str| s.split_whitespace().count() as f64;
+        data.pairs
+            .iter()
+            .map(|p| words(&p.chosen) - words(&p.rejected))
+            .sum::<f64>()
+            / data.pairs.len() as f64
+    };
+    let unbiased = length_gap(HumanNoise::Bt { temperature: 0.55 });
+    let HumanNoise::Annotators {
+        pool_size,
+        temperature,
+        temperature_spread,
+        ..
+    } = HumanNoise::default()
+    else {
+        unreachable!("the default human noise is a pool of annotators")
+    };
+    let length_lovers = length_gap(HumanNoise::Annotators {
+        pool_size,
+        temperature,
+        temperature_spread,
+        length_bias: 1.0,
+        position_bias: 0.0,
+        politeness_bias: 0.0,
+        keyword_bias: 0.0,
+        bias_spread: 0.0,
+        liked_keywords: 0,
+    });
+    assert!(
+        length_lovers > unbiased + 1.0,
+        "length-loving annotators: chosen {length_lovers:.2} words longer, unbiased: {unbiased:.2}"
+    );
+}
+
+#[test]
 fn flips_lower_agreement() {
     let with = |flip: f64| WorldConfig {
         human: HumanNoise::Bt { temperature: 0.1 },
