@@ -219,10 +219,12 @@ fn family_kinds(family: &str) -> Vec<TaskKind> {
         "helpful" => vec![TaskKind::Helpful],
         "hh-rlhf" => vec![TaskKind::Helpful, TaskKind::Harmless],
         "tldr" => vec![TaskKind::Summary],
-        "ufb" => [TaskKind::Helpful, TaskKind::Harmless, TaskKind::Summary]
-            .into_iter()
-            .chain((0..DOMAINS.len()).map(TaskKind::Advice))
-            .collect(),
+        "ufb" => vec![
+            TaskKind::Helpful,
+            TaskKind::Harmless,
+            TaskKind::Summary,
+            TaskKind::AnyAdvice,
+        ],
         shp => {
             let domain = DOMAINS.iter().position(|d| d.family == shp);
             vec![TaskKind::Advice(

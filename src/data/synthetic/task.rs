@@ -82,6 +82,8 @@ pub enum TaskKind {
     Summary,
     /// SHP advice in the `DOMAINS[i]` forum.
     Advice(usize),
+    /// SHP advice in a forum drawn uniformly.
+    AnyAdvice,
 }
 
 impl Task {
@@ -155,6 +157,10 @@ impl Task {
                     place: pick(rng, PLACES),
                     mood: rng.random_bool(0.5).then(|| pick(rng, MOODS)),
                 }
+            }
+            TaskKind::AnyAdvice => {
+                let domain = rng.random_range(0..DOMAINS.len());
+                Task::sample(TaskKind::Advice(domain), max_items, rng)
             }
             TaskKind::Advice(domain) => {
                 let d = &DOMAINS[domain];

@@ -81,6 +81,24 @@ fn every_family_generates_sized_distinct_pairs_and_disjoint_test_prompts() {
 }
 
 #[test]
+fn gold_rewards_of_generated_pairs_are_finite_and_bounded() {
+    let cfg = small(6);
+    for family in FAMILIES {
+        let gold = gold_scorer(family).unwrap();
+        for p in generate_family(&cfg, family).unwrap().pairs {
+            for response in [&p.chosen, &p.rejected] {
+                let r = gold.reward(&p.prompt, response).unwrap();
+                assert!(
+                    (-1.0..=1.0).contains(&r),
+                    "{family}: {} / {response} → {r}",
+                    p.prompt
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn unknown_family_error_lists_the_families() {
     let err = generate_family(&small(0), "reddit")
         .unwrap_err()
