@@ -175,7 +175,13 @@ pub fn generate_family(cfg: &WorldConfig, family: &str) -> anyhow::Result<Family
 
 /// `n_docs` base-policy samples `"prompt response"` over all families (test
 /// prompts excluded): the corpus tiny models are pretrained on.
+///
+/// # Panics
+/// If `cfg` does not validate (the `dataset` stage validates it first).
 pub fn pretraining_corpus(cfg: &WorldConfig, n_docs: usize) -> Vec<String> {
+    if let Err(e) = cfg.validate() {
+        panic!("pretraining_corpus needs a valid world config: {e:#}");
+    }
     let mut rng = stream(cfg.seed, "", "pretraining");
     (0..n_docs)
         .map(|_| {

@@ -32,6 +32,8 @@ pub struct FamilyStats {
     pub tie_rate: f64,
     /// Distribution of gold(chosen) − gold(rejected).
     pub gold_gap: Gaps,
+    /// Mean words(chosen) − words(rejected): the labels' length bias.
+    pub length_gap_words: f64,
     pub mean_gold_chosen: f64,
     pub mean_gold_rejected: f64,
     /// The first few pairs, with their gold rewards.
@@ -119,6 +121,11 @@ pub fn family_stats(family: &str, data: &FamilyData) -> anyhow::Result<FamilySta
             p50: quantile(&gaps, 0.5),
             p90: quantile(&gaps, 0.9),
         },
+        length_gap_words: pairs
+            .iter()
+            .map(|p| word_count(&p.chosen) - word_count(&p.rejected))
+            .sum::<f64>()
+            / n,
         mean_gold_chosen: golds.iter().map(|g| g.0).sum::<f64>() / n,
         mean_gold_rejected: golds.iter().map(|g| g.1).sum::<f64>() / n,
         examples: pairs
@@ -144,6 +151,10 @@ pub fn agreement_of(golds: &[(f64, f64)]) -> (f64, f64) {
     ((agree + 0.5 * ties) / n, ties / n)
 }
 
+fn word_count(text: &str) -> f64 {
+    text.split_whitespace().count() as f64
+}
+
 /// Nearest-rank quantile of sorted values (0 for none).
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -161,7 +172,7 @@ impl fmt::Display for WorldStats {
         )?;
         writeln!(
             f,
-            "{:<18} {:>6} {:>5} {:>11} {:>11} {:>7} {:>5} {:>6} {:>6} {:>6} {:>6}",
+            "{:<18} {:>6} {:>5} {:>11} {:>11} {:>7} {:>5} {:>6} {:>6} {:>6} {:>6} {:>5}",
             "family",
             "pairs",
             "test",
@@ -172,12 +183,13 @@ impl fmt::Display for WorldStats {
             "|gap|",
             "gap10",
             "gap50",
-            "gap90"
+            "gap90",
+            "Δlen"
         )?;
         for s in &self.families {
             writeln!(
                 f,
-                "{:<18} {:>6} {:>5} {:>6.1}/{:<4} {:>6.1}/{:<4} {:>6.1}% {:>4.1}% {:>6.3} {:>6.3} {:>6.3} {:>6.3}",
+                "{:<18} {:>6} {:>5} {:>6.1}/{:<4} {:>6.1}/{:<4} {:>6.1}% {:>4.1}% {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>+5.2}",
                 s.family,
                 s.n_pairs,
                 s.n_test_prompts,
@@ -190,7 +202,8 @@ impl fmt::Display for WorldStats {
                 s.gold_gap.mean_abs,
                 s.gold_gap.p10,
                 s.gold_gap.p50,
-                s.gold_gap.p90
+                s.gold_gap.p90,
+                s.length_gap_words
             )?;
         }
         for s in &self.families {
