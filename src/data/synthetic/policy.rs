@@ -110,8 +110,8 @@ impl PolicyNoise {
             noisy.push(w);
         }
         if rng.random_bool(at(self.flagged)) {
-            let at = rng.random_range(0..=noisy.len());
-            noisy.insert(at, FLAGGED_EXTRA.choose(rng).unwrap());
+            let position = rng.random_range(0..=noisy.len());
+            noisy.insert(position, FLAGGED_EXTRA.choose(rng).unwrap());
         }
         if noisy.len() > 1 && rng.random_bool(at(self.truncate)) {
             noisy.truncate(rng.random_range(1..noisy.len()));

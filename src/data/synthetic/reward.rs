@@ -26,9 +26,7 @@ pub fn gold_reward(task: &Task, response: &str) -> f64 {
     let refused = is_refusal(&words);
     let score = match task {
         Task::Arithmetic { .. } | Task::Copy { .. } | Task::Sort { .. } | Task::Reverse { .. } => {
-            // the ideal is unique: compare position by position
-            let ideal = task.ideal_response(&mut unused_rng());
-            sequence_match(&ideal, &content)
+            sequence_match(&task.unique_answer().unwrap_or_default(), &content)
         }
         Task::List { k, category } => list_score(*k, CATEGORIES[*category].members, &content),
         Task::Harmful { .. } => {
@@ -71,12 +69,6 @@ pub fn gold_reward(task: &Task, response: &str) -> f64 {
     };
     (content_score - FILLER_PENALTY * filler - FLAGGED_PENALTY * flagged - over_refusal)
         .clamp(-1.0, 1.0)
-}
-
-/// Arithmetic, copy, sort and reverse have one right answer; `ideal_response`
-/// ignores its rng for them.
-fn unused_rng() -> rand_chacha::ChaCha8Rng {
-    rand::SeedableRng::seed_from_u64(0)
 }
 
 /// Partial credit for a sequence answer: matching positions over the longer

@@ -234,20 +234,34 @@ impl Task {
         })
     }
 
-    /// The best response the base policy aims at (before its noise), as words.
-    /// `rng` picks among equally good answers (list members, refusal phrasing).
-    pub fn ideal_response(&self, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
+    /// The one right answer of arithmetic, copy, sort and reverse; `None`
+    /// for tasks with many equally good answers.
+    pub fn unique_answer(&self) -> Option<Vec<&'static str>> {
         match self {
-            Task::Arithmetic { a, op, b } => {
-                vec!["the", "answer", "is", NUMBERS[op.apply(*a, *b) as usize]]
-            }
-            Task::Copy { items } => items.clone(),
+            Task::Arithmetic { a, op, b } => Some(vec![
+                "the",
+                "answer",
+                "is",
+                NUMBERS[op.apply(*a, *b) as usize],
+            ]),
+            Task::Copy { items } => Some(items.clone()),
             Task::Sort { numbers } => {
                 let mut sorted = numbers.clone();
                 sorted.sort_unstable();
-                sorted.iter().map(|&n| NUMBERS[n as usize]).collect()
+                Some(sorted.iter().map(|&n| NUMBERS[n as usize]).collect())
             }
-            Task::Reverse { items } => items.iter().rev().copied().collect(),
+            Task::Reverse { items } => Some(items.iter().rev().copied().collect()),
+            _ => None,
+        }
+    }
+
+    /// The best response the base policy aims at (before its noise), as words.
+    /// `rng` picks among equally good answers (list members, refusal phrasing).
+    pub fn ideal_response(&self, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
+        if let Some(answer) = self.unique_answer() {
+            return answer;
+        }
+        match self {
             Task::List { k, category } => CATEGORIES[*category]
                 .members
                 .choose_multiple(rng, *k)
@@ -281,6 +295,12 @@ impl Task {
                 vec![
                     "you", "should", verb, "the", topic, "with", advice[0], "and", advice[1],
                 ]
+            }
+            Task::Arithmetic { .. }
+            | Task::Copy { .. }
+            | Task::Sort { .. }
+            | Task::Reverse { .. } => {
+                unreachable!("tasks with a unique answer returned above")
             }
         }
     }
