@@ -174,6 +174,29 @@ mod tests {
             "held-out accuracy {before} → {after}, losses {:?}",
             report.losses
         );
+        // Each label holds the scores a direct one-row forward gives the
+        // two responses, the chosen one's as s_c.
+        for (pair, label) in test.iter().zip(&labels).take(5) {
+            let one = |response: &Vec<u32>| -> anyhow::Result<f64> {
+                let row = crate::train::TokenizedExample {
+                    prompt: pair.prompt.clone(),
+                    response: response.clone(),
+                };
+                Ok(model
+                    .scores(&batching.examples(&[&row])?)?
+                    .to_vec1::<f32>()?[0] as f64)
+            };
+            let (first, second) = (one(&pair.chosen)?, one(&pair.rejected)?);
+            let (s_c, s_r) = if label.prefers_chosen {
+                (first, second)
+            } else {
+                (second, first)
+            };
+            assert!(
+                (label.s_c - s_c).abs() < 1e-4 && (label.s_r - s_r).abs() < 1e-4,
+                "{label:?} vs ({first}, {second})"
+            );
+        }
         // Confidence is the paper's, from the label's own scores.
         for l in &labels {
             assert!(l.s_c >= l.s_r);
