@@ -24,39 +24,36 @@ pub struct PairwiseInput {
     pub rejected_first: Vec<u32>,
 }
 
+/// The scorer reads each sequence's last token, so a sequence is never
+/// truncated: fails on one longer than `max_len` (or empty), naming it.
+fn check_inputs(batching: &Batching, inputs: &[PairwiseInput]) -> anyhow::Result<()> {
+    for (index, input) in inputs.iter().enumerate() {
+        for (order, ids) in [
+            ("chosen_first", &input.chosen_first),
+            ("rejected_first", &input.rejected_first),
+        ] {
+            anyhow::ensure!(
+                ids.len() <= batching.max_len && !ids.is_empty(),
+                "pairwise input {index} ({order}) has {} tokens, outside 1..={} (max_len); \
+                 drop over-long pairs or raise max_len",
+                ids.len(),
+                batching.max_len
+            );
+        }
+    }
+    Ok(())
+}
+
 /// 2B whole-sequence rows: every `chosen_first`, then every `rejected_first`.
-/// The scorer reads the last token, so a sequence is never truncated: one
-/// longer than `max_len` is an error.
-fn pairwise_batch(
-    batching: &Batching,
-    inputs: &[&PairwiseInput],
-    indices: &[usize],
-) -> anyhow::Result<SeqBatch> {
+fn pairwise_batch(batching: &Batching, inputs: &[&PairwiseInput]) -> candle_core::Result<SeqBatch> {
     let chosen_first = inputs
         .iter()
-        .zip(indices)
-        .map(|(i, &n)| (n, "chosen_first", &i.chosen_first));
+        .map(|i| (i.chosen_first.clone(), i.chosen_first.len()));
     let rejected_first = inputs
         .iter()
-        .zip(indices)
-        .map(|(i, &n)| (n, "rejected_first", &i.rejected_first));
-    let mut rows = Vec::with_capacity(2 * inputs.len());
-    for (index, order, ids) in chosen_first.chain(rejected_first) {
-        anyhow::ensure!(
-            ids.len() <= batching.max_len && !ids.is_empty(),
-            "pairwise input {index} ({order}) has {} tokens, outside 1..={} (max_len); \
-             drop over-long pairs before labelling or raise max_len",
-            ids.len(),
-            batching.max_len
-        );
-        rows.push((ids.clone(), ids.len()));
-    }
-    Ok(SeqBatch::from_sequences(
-        &rows,
-        batching.pad_id,
-        PadSide::Right,
-        &batching.device,
-    )?)
+        .map(|i| (i.rejected_first.clone(), i.rejected_first.len()));
+    let rows: Vec<(Vec<u32>, usize)> = chosen_first.chain(rejected_first).collect();
+    SeqBatch::from_sequences(&rows, batching.pad_id, PadSide::Right, &batching.device)
 }
 
 /// Mean BCE over both orders of each input. Scalar.
@@ -64,9 +61,8 @@ pub fn pairwise_batch_loss(
     scorer: &dyn ScalarScorer,
     batching: &Batching,
     inputs: &[&PairwiseInput],
-    indices: &[usize],
 ) -> anyhow::Result<Tensor> {
-    let logits = scorer.scores(&pairwise_batch(batching, inputs, indices)?)?; // [2B]
+    let logits = scorer.scores(&pairwise_batch(batching, inputs)?)?; // [2B]
     let (z_ab, z_ba) = halves(&logits)?; // [B], [B]
     Ok(pairwise_bce_loss(&z_ab, &z_ba)?.mean_all()?)
 }
@@ -86,9 +82,10 @@ pub fn train_pairwise(
         max_len: config.max_len,
         device: device.clone(),
     };
+    check_inputs(&batching, inputs)?;
     let mut loss = |indices: &[usize]| {
         let selected: Vec<&PairwiseInput> = indices.iter().map(|&i| &inputs[i]).collect();
-        pairwise_batch_loss(scorer, &batching, &selected, indices)
+        pairwise_batch_loss(scorer, &batching, &selected)
     };
     run_training(
         scorer.trainable_vars(),
@@ -107,9 +104,10 @@ pub fn label_pairwise(
     batching: &Batching,
     batch_size: usize,
 ) -> anyhow::Result<Vec<WeakLabel>> {
+    check_inputs(batching, inputs)?;
     label_with_scorer(scorer, inputs.len(), batch_size, &|chunk| {
         let selected: Vec<&PairwiseInput> = chunk.iter().map(|&i| &inputs[i]).collect();
-        pairwise_batch(batching, &selected, chunk)
+        Ok(pairwise_batch(batching, &selected)?)
     })
 }
 
@@ -184,7 +182,7 @@ mod tests {
             device: Device::Cpu,
         };
         check_gradients(&model.vars(), 6, &|| {
-            pairwise_batch_loss(&model, &batching, &rows, &[0, 1, 2])
+            pairwise_batch_loss(&model, &batching, &rows)
         })
     }
 
@@ -221,7 +219,7 @@ mod tests {
         // The label's margin is the difference of the two orders' logits.
         let one: Vec<&PairwiseInput> = vec![&test[0]];
         let z = model
-            .scores(&pairwise_batch(&batching, &one, &[0])?)?
+            .scores(&pairwise_batch(&batching, &one)?)?
             .to_vec1::<f32>()?;
         let m = (z[0] - z[1]) as f64;
         assert!(
