@@ -4,15 +4,9 @@ use candle_core::{Device, Tensor};
 
 use super::losses::bradley_terry_loss;
 use super::optim::{TrainConfig, run_training};
-use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel};
-use crate::model::{ScalarScorer, SeqBatch};
-
-/// Splits a [2B] tensor into its first and second halves, [B] each: the
-/// layout of [`Batching::pairs`] (and of PairRM's two orders).
-pub(crate) fn halves(paired: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-    let b = paired.dim(0)? / 2;
-    Ok((paired.narrow(0, 0, b)?, paired.narrow(0, b, b)?))
-}
+use super::weak_label::label_with_scorer;
+use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel, halves};
+use crate::model::ScalarScorer;
 
 /// Mean −log σ(s(x, y_w) − s(x, y_l)) over `pairs`. Scalar.
 pub fn bt_batch_loss(
@@ -51,40 +45,6 @@ pub fn train_bradley_terry(
         &mut loss,
         progress,
     )
-}
-
-/// Labels `n` items with a scorer that sees each item twice in one batch:
-/// `build(indices)` returns 2B rows, the item's first response (or order) in
-/// row i and its second in row B + i. A non-finite score is an error naming
-/// the item.
-pub(crate) fn label_with_scorer(
-    scorer: &dyn ScalarScorer,
-    n: usize,
-    batch_size: usize,
-    build: &dyn Fn(&[usize]) -> anyhow::Result<SeqBatch>,
-) -> anyhow::Result<Vec<WeakLabel>> {
-    anyhow::ensure!(
-        batch_size >= 1,
-        "labelling batch size must be at least 1, got {batch_size}"
-    );
-    let indices: Vec<usize> = (0..n).collect();
-    let mut labels = Vec::with_capacity(n);
-    for chunk in indices.chunks(batch_size) {
-        let scores = scorer.scores(&build(chunk)?)?.detach(); // [2B]
-        let (first, second) = halves(&scores)?;
-        let first = first.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
-        let second = second.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
-        for (k, &i) in chunk.iter().enumerate() {
-            anyhow::ensure!(
-                first[k].is_finite() && second[k].is_finite(),
-                "the weak scorer gave non-finite scores ({}, {}) to pair {i}",
-                first[k],
-                second[k]
-            );
-            labels.push(WeakLabel::from_scores(first[k], second[k]));
-        }
-    }
-    Ok(labels)
 }
 
 /// Scores both responses of each pair: the label prefers the higher score,

@@ -31,7 +31,7 @@ pub mod weighting;
 #[cfg(test)]
 pub(crate) mod test_model;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{PadSide, SeqBatch};
@@ -169,4 +169,11 @@ impl Batching {
         }
         Ok(())
     }
+}
+
+/// Splits a [2B] tensor into its first and second halves, [B] each: the
+/// layout of [`Batching::pairs`] (and of PairRM's two orders).
+pub(crate) fn halves(paired: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    let b = paired.dim(0)? / 2;
+    Ok((paired.narrow(0, 0, b)?, paired.narrow(0, b, b)?))
 }

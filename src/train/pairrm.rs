@@ -8,10 +8,10 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::bt::{halves, label_with_scorer};
 use super::losses::pairwise_bce_loss;
 use super::optim::{TrainConfig, run_training};
-use super::{Batching, StepInfo, TrainReport, WeakLabel};
+use super::weak_label::label_with_scorer;
+use super::{Batching, StepInfo, TrainReport, WeakLabel, halves};
 use crate::model::{PadSide, ScalarScorer, SeqBatch};
 
 /// One pair as the two orders of the template. "a" is the pair's `chosen`

@@ -4,10 +4,9 @@
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::bt::halves;
 use super::losses::{PairResponseLogProbs, PreferenceObjective, weighted_mean};
 use super::optim::{TrainConfig, run_training};
-use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel};
+use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel, halves};
 use crate::model::{LanguageModel, ResponseLogProbs};
 
 /// A frozen model's response log-probs for one pair. Computed once per

@@ -8,8 +8,9 @@
 //! the higher one wins.
 use serde::{Deserialize, Serialize};
 
-use super::TokenizedPair;
 use super::expression::Bindings;
+use super::{TokenizedPair, halves};
+use crate::model::{ScalarScorer, SeqBatch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WeakLabel {
@@ -71,6 +72,40 @@ impl WeakLabel {
             }
         }
     }
+}
+
+/// Labels `n` items with a scorer that sees each item twice in one batch:
+/// `build(indices)` returns 2B rows, the item's first response (or order) in
+/// row i and its second in row B + i. A non-finite score is an error naming
+/// the item.
+pub(crate) fn label_with_scorer(
+    scorer: &dyn ScalarScorer,
+    n: usize,
+    batch_size: usize,
+    build: &dyn Fn(&[usize]) -> anyhow::Result<SeqBatch>,
+) -> anyhow::Result<Vec<WeakLabel>> {
+    anyhow::ensure!(
+        batch_size >= 1,
+        "labelling batch size must be at least 1, got {batch_size}"
+    );
+    let indices: Vec<usize> = (0..n).collect();
+    let mut labels = Vec::with_capacity(n);
+    for chunk in indices.chunks(batch_size) {
+        let scores = scorer.scores(&build(chunk)?)?.detach(); // [2B]
+        let (first, second) = halves(&scores)?;
+        let first = first.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+        let second = second.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+        for (k, &i) in chunk.iter().enumerate() {
+            anyhow::ensure!(
+                first[k].is_finite() && second[k].is_finite(),
+                "the weak scorer gave non-finite scores ({}, {}) to pair {i}",
+                first[k],
+                second[k]
+            );
+            labels.push(WeakLabel::from_scores(first[k], second[k]));
+        }
+    }
+    Ok(labels)
 }
 
 #[cfg(test)]
