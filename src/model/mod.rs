@@ -9,7 +9,6 @@
 pub mod batch;
 pub mod config;
 
-
 pub use batch::{PadSide, SeqBatch};
 pub use config::{Arch, DecoderConfig};
 
