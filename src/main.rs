@@ -186,7 +186,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
     }
 }
 
-fn dedup<'a>(mut v: Vec<&'a str>) -> Vec<&'a str> {
+fn dedup(mut v: Vec<&str>) -> Vec<&str> {
     v.sort();
     v.dedup();
     v

@@ -280,17 +280,21 @@ fn bad_input_exits_2_with_its_message_and_writes_nothing() {
         (
             "typo_key.toml",
             format!("{good}[align]\nbetta = 0.5\n"),
-            vec!["typo_key.toml:15:", "betta", "`beta`"],
+            vec!["typo_key.toml:13:", "betta", "`beta`"],
         ),
         (
             "wrong_type.toml",
             format!("{good}[align]\nbeta = \"high\"\n"),
-            vec!["wrong_type.toml:15:", "align.beta", "invalid type"],
+            vec!["wrong_type.toml:13:", "align.beta", "invalid type"],
         ),
         (
             "unknown_slot.toml",
             good.replace("[\"hh-rlhf\"]", "[\"hh-rlhf\", \"imdb\"]"),
-            vec!["unknown_slot.toml:5:", "imdb", "hh-rlhf, shp, tldr, ufb"],
+            vec![
+                "unknown_slot.toml:5:",
+                "imdb",
+                "harmless, helpful, hh-rlhf, shp-askacademia",
+            ],
         ),
         (
             "bad_axis.toml",

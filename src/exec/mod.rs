@@ -180,7 +180,6 @@ pub fn run(
                     run_stage(&node.kind, &ctx)
                 }))
                 .unwrap_or_else(|panic| Err(anyhow!("stage panicked: {}", panic_text(&panic))));
-                drop(ctx);
                 drop(bar); // the scheduler takes the bar back once the result arrives
                 let _ = tx.send((idx, started_unix, started, result));
             });

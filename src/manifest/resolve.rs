@@ -214,13 +214,16 @@ fn check_setting_name(name: &str, loc: &Loc, errors: &mut Diagnostics) {
         )),
         Some(_) => {}
         None => {
-            if let Err(e) = one_key::<CellKeys>(name, &toml::Value::Integer(0)) {
-                if e.contains("unknown field") {
-                    errors.push(Diagnostic::at(
-                        loc,
-                        format!("unknown setting `{name}`: {e}; or `<block>.<key>` with block one of {}", BLOCKS.join(", ")),
-                    ));
-                }
+            if let Err(e) = one_key::<CellKeys>(name, &toml::Value::Integer(0))
+                && e.contains("unknown field")
+            {
+                errors.push(Diagnostic::at(
+                    loc,
+                    format!(
+                        "unknown setting `{name}`: {e}; or `<block>.<key>` with block one of {}",
+                        BLOCKS.join(", ")
+                    ),
+                ));
             }
         }
     }
@@ -434,10 +437,12 @@ fn bind_cell(
         metric: block("metric").try_into().ok()?,
     };
     let mut dataset = dataset_source.ok()?;
-    if let DatasetSource::Synthetic { world, .. } = &mut dataset {
-        if let serde_json::Value::Object(w) = world {
-            w.extend(settings.world.clone());
-        }
+    if let DatasetSource::Synthetic {
+        world: serde_json::Value::Object(w),
+        ..
+    } = &mut dataset
+    {
+        w.extend(settings.world.clone());
     }
     Some(Cell {
         coords: coords
@@ -504,5 +509,84 @@ fn check_report(spec: &ReportSpec, axes: &[String], loc: &Loc, errors: &mut Diag
                 ),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve_text(body: &str) -> Result<Vec<Experiment>, Diagnostics> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, body).unwrap();
+        let manifests = crate::manifest::load_all(&[path])?;
+        resolve(&manifests, &Profile::load("tiny").unwrap())
+    }
+
+    const HEAD: &str = "[experiment]\nname = \"t\"\n[defaults]\ndataset = \"tldr\"\npair = \"opt\"\nobjective = \"dpo\"\n";
+
+    #[test]
+    fn axes_expand_to_the_cartesian_product_minus_excludes_plus_includes() {
+        let body = format!(
+            "{HEAD}[axes]\nannotation = [\"human\", \"cw\", \"top30\"]\nseed = [0, 1]\n\
+             exclude = [{{ annotation = \"human\", seed = 1 }}]\ninclude = [{{ annotation = \"weak\", seed = 7 }}]\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let cells: Vec<(String, u64)> = exps[0]
+            .cells
+            .iter()
+            .map(|c| (c.settings.annotation.clone(), c.settings.seed))
+            .collect();
+        assert_eq!(cells.len(), 3 * 2 - 1 + 1, "{cells:?}");
+        assert!(!cells.contains(&("human".into(), 1)));
+        assert!(cells.contains(&("weak".into(), 7)));
+        let top = exps[0]
+            .cells
+            .iter()
+            .find(|c| c.settings.annotation == "top30")
+            .unwrap();
+        assert_eq!(top.annotation, Annotation::Top(30));
+        assert_eq!(
+            exps[0].axes,
+            vec!["annotation".to_string(), "seed".to_string()]
+        );
+    }
+
+    #[test]
+    fn block_settings_and_dotted_axes_reach_the_typed_cell() {
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\n[axes]\n\"align.beta\" = [0.2, 0.7]\n[align]\ntau = 0.3\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let betas: Vec<f64> = exps[0]
+            .cells
+            .iter()
+            .map(|c| c.settings.align.beta)
+            .collect();
+        assert_eq!(betas, vec![0.2, 0.7]);
+        assert!(exps[0].cells.iter().all(|c| c.settings.align.tau == 0.3));
+        // Profile defaults sit under the manifest's: the tiny profile sets sft.epochs.
+        assert_eq!(exps[0].cells[0].settings.sft.epochs, 1);
+    }
+
+    #[test]
+    fn every_error_of_a_manifest_is_reported_with_its_line() {
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\nseed = \"zero\"\n[axes]\npair = [\"opt\", \"gpt\"]\n[align]\nweighting = \"fancy\"\n"
+        );
+        let err = resolve_text(&body).unwrap_err().to_string();
+        assert!(
+            err.contains("m.toml:8:8: setting `seed`: invalid type"),
+            "{err}"
+        );
+        assert!(
+            err.contains("m.toml:10:8: `pair`: unknown pair `gpt`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`align.weighting = \"fancy\"` is not accepted"),
+            "{err}"
+        );
     }
 }
