@@ -65,7 +65,7 @@ pub fn score_pairs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::test_model::{TinyCausalModel, check_gradients};
+    use crate::train::test_model::{TinyCausalModel, check_gradients, tiny_reward_model};
     use candle_core::DType;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn bt_scorer_separates_a_toy_set() -> anyhow::Result<()> {
-        let model = TinyCausalModel::new(16, 8, 16, 2, DType::F32)?;
+        let model = tiny_reward_model(2)?;
         let train = separable_pairs(48, 7);
         let test = separable_pairs(40, 8);
         let batching = Batching {

@@ -114,7 +114,7 @@ pub fn label_pairwise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::test_model::{TinyCausalModel, check_gradients};
+    use crate::train::test_model::{TinyCausalModel, check_gradients, tiny_reward_model};
     use candle_core::DType;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn pairwise_annotator_learns_and_labels_by_the_margin() -> anyhow::Result<()> {
-        let model = TinyCausalModel::new(16, 8, 16, 6, DType::F32)?;
+        let model = tiny_reward_model(6)?;
         let config = TrainConfig {
             epochs: 20,
             batch_size: 8,
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn over_long_input_is_an_error_naming_it() {
-        let model = TinyCausalModel::new(16, 4, 4, 0, DType::F32).unwrap();
+        let model = tiny_reward_model(0).unwrap();
         let (mut data, _) = inputs(4, 1);
         data[2].rejected_first = vec![1; 40];
         let batching = Batching {

@@ -49,7 +49,7 @@ pub fn train_sft(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::test_model::{TinyCausalModel, check_gradients};
+    use crate::train::test_model::{TinyCausalModel, check_gradients, tiny_policy};
     use candle_core::DType;
 
     /// A fixed corpus: after prompt [p], the response counts up from p.
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn sft_loss_falls_by_half_on_a_fixed_corpus() -> anyhow::Result<()> {
-        let model = TinyCausalModel::new(16, 16, 32, 1, DType::F32)?;
+        let model = tiny_policy(1)?;
         let corpus = counting_corpus();
         let config = TrainConfig {
             epochs: 60,
@@ -114,7 +114,7 @@ mod tests {
     fn same_seed_same_trace_and_other_seed_other_trace() -> anyhow::Result<()> {
         let corpus = counting_corpus();
         let run = |seed: u64| -> anyhow::Result<Vec<f64>> {
-            let model = TinyCausalModel::new(16, 8, 8, 5, DType::F32)?;
+            let model = tiny_policy(5)?;
             let config = TrainConfig {
                 epochs: 3,
                 batch_size: 3,
@@ -136,7 +136,7 @@ mod tests {
     fn gradient_accumulation_matches_one_big_batch() -> anyhow::Result<()> {
         let corpus = counting_corpus();
         let run = |batch_size: usize, grad_accum: usize| -> anyhow::Result<Vec<f64>> {
-            let model = TinyCausalModel::new(16, 8, 8, 5, DType::F64)?;
+            let model = tiny_policy(5)?;
             let config = TrainConfig {
                 epochs: 4,
                 batch_size,
@@ -150,15 +150,16 @@ mod tests {
         assert_eq!(big.len(), accumulated.len());
         // The SFT loss is a token mean per micro-batch; all responses here
         // have 4 tokens, so example shares equal token shares.
+        // f32 sums in another order: equal to rounding.
         for (a, b) in big.iter().zip(&accumulated) {
-            assert!((a - b).abs() < 1e-9, "{big:?} vs {accumulated:?}");
+            assert!((a - b).abs() < 1e-5 * a.abs(), "{big:?} vs {accumulated:?}");
         }
         Ok(())
     }
 
     #[test]
     fn a_response_truncated_away_is_an_error_naming_the_example() {
-        let model = TinyCausalModel::new(16, 4, 4, 0, DType::F32).unwrap();
+        let model = tiny_policy(0).unwrap();
         let mut corpus = counting_corpus();
         corpus[3].prompt = vec![1; 40];
         let err = train_sft(

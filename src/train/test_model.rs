@@ -190,3 +190,24 @@ pub fn check_gradients(
     );
     Ok(())
 }
+
+/// The real decoder (2-layer Llama of `model::testing::tiny_llama`, vocab 37,
+/// pad 0) with an LM head: what the training-loop tests train.
+pub fn tiny_policy(seed: u64) -> anyhow::Result<crate::model::Policy> {
+    crate::model::Policy::new_random(
+        &crate::model::testing::tiny_llama(),
+        None,
+        seed,
+        &Device::Cpu,
+    )
+}
+
+/// The same decoder with a scalar reward head.
+pub fn tiny_reward_model(seed: u64) -> anyhow::Result<crate::model::RewardModel> {
+    crate::model::RewardModel::new_random(
+        &crate::model::testing::tiny_llama(),
+        None,
+        seed,
+        &Device::Cpu,
+    )
+}
