@@ -1,11 +1,13 @@
-//! A tiny but real causal model for the training tests, plus a
-//! finite-difference gradient checker.
+//! Models for the training tests.
 //!
-//! Two layers: token embedding, a causal mean-pool of the prefix added to the
-//! current token's embedding, one tanh layer, then an LM head (for
-//! [`LanguageModel`]) and a scalar head read at the last real token (for
-//! [`ScalarScorer`]). It runs in f32 for training tests and in f64 for
-//! gradient checks; its weights come from a seeded ChaCha8 generator.
+//! The loops train the real decoder ([`tiny_policy`], [`tiny_reward_model`]).
+//! Gradient checks need f64 and exactness the real decoder (f32) does not
+//! offer, so they use [`TinyCausalModel`], a two-layer causal model: token
+//! embedding, a causal mean-pool of the prefix added to the current token's
+//! embedding, one tanh layer, then an LM head (for [`LanguageModel`]) and a
+//! scalar head read at the last real token (for [`ScalarScorer`]). Its
+//! weights come from a seeded ChaCha8 generator; [`check_gradients`]
+//! compares backprop with central finite differences.
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
