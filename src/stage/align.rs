@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::params::TrainSettings;
 use super::ref_logps::REF_LOGPS_FILE;
 use super::support::{
-    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, progress_callback, read_json,
-    record_training, tokenizer_of_checkpoint, train_config, trainable_copy,
+    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, progress_callback, record_training,
+    tokenizer_of_checkpoint, train_config, trainable_copy,
 };
-use super::{Stage, StageContext, StageOutcome};
+use super::{Stage, StageContext, StageOutcome, read_json};
 use crate::train::po::{PairLogProbs, PoData, train_po};
 use crate::train::weighting::top_confident;
 use crate::train::{PreferenceObjective, WeakLabel, WeightingScheme};
@@ -100,8 +100,7 @@ impl Stage for Align {
         };
         let (pairs, labels) = labelled_unlabeled(ctx)?;
         let pairs = tok.pairs(&pairs)?;
-        let reference: Vec<PairLogProbs> =
-            read_json(&ctx.input("ref_logps")?.join(REF_LOGPS_FILE))?;
+        let reference: Vec<PairLogProbs> = read_json(ctx.input("ref_logps")?, REF_LOGPS_FILE)?;
         anyhow::ensure!(
             reference.len() == pairs.len(),
             "align: {} reference log-probs for {} pairs",

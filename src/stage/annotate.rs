@@ -5,11 +5,9 @@
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::support::{
-    LABELS_FILE, PairTokenizer, load_policy, read_json, split_pairs, tokenizer_for, write_json,
-};
+use super::support::{LABELS_FILE, PairTokenizer, load_policy, split_pairs, tokenizer_for};
 use super::weak_train::{REFERENCE_DIR, WEAK_DIR, WEAK_INFO_FILE, WeakInfo, pairwise_inputs};
-use super::{Stage, StageContext, StageOutcome};
+use super::{Stage, StageContext, StageOutcome, read_json, write_json};
 use crate::model::{LoadedModel, load_checkpoint};
 use crate::train::po::{implicit_reward_labels, reference_logprobs};
 use crate::train::{Batching, WeakLabel, bt, pairrm};
@@ -26,7 +24,7 @@ pub struct Params {
 /// The `weak` input's labels for D_U, in D_U order.
 pub fn label_unlabeled(ctx: &StageContext, batch_size: usize) -> Result<Vec<WeakLabel>> {
     let weak_dir = ctx.input("weak")?;
-    let info: WeakInfo = read_json(&weak_dir.join(WEAK_INFO_FILE))?;
+    let info: WeakInfo = read_json(weak_dir, WEAK_INFO_FILE)?;
     let tokenizer = tokenizer_for(&info.model)?;
     let tok = PairTokenizer {
         tokenizer: tokenizer.as_ref(),
@@ -81,7 +79,7 @@ impl Stage for Annotate {
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
         let labels = label_unlabeled(ctx, params.batch_size)?;
-        write_json(&ctx.out_dir.join(LABELS_FILE), &labels)?;
+        write_json(ctx.out_dir, LABELS_FILE, &labels)?;
         let mean_confidence =
             labels.iter().map(WeakLabel::confidence).sum::<f64>() / labels.len().max(1) as f64;
         Ok(StageOutcome {

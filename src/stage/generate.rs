@@ -4,8 +4,8 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::support::{MODEL_DIR, load_policy, test_prompts, tokenizer_of_checkpoint, write_json};
-use super::{Stage, StageContext, StageOutcome};
+use super::support::{MODEL_DIR, load_policy, test_prompts, tokenizer_of_checkpoint};
+use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::model::{SamplingConfig, generate};
 
 pub struct Generate;
@@ -68,7 +68,7 @@ impl Stage for Generate {
             })
             .collect::<Result<Vec<_>>>()?;
         ctx.progress.set_step(generations.len() as u64, None);
-        write_json(&ctx.out_dir.join(GENERATIONS_FILE), &generations)?;
+        write_json(ctx.out_dir, GENERATIONS_FILE, &generations)?;
         let mean_tokens =
             outputs.iter().map(Vec::len).sum::<usize>() as f64 / outputs.len().max(1) as f64;
         Ok(StageOutcome {

@@ -8,8 +8,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::score::SCORES_FILE;
-use super::support::read_json;
-use super::{Stage, StageContext, StageOutcome};
+
+use super::{Stage, StageContext, StageOutcome, read_json};
 
 pub struct Metric;
 
@@ -21,7 +21,11 @@ pub struct Params {
 }
 
 /// GRA and tie rate of `ours` against `reference`, prompt by prompt.
-pub fn gold_reward_accuracy(ours: &[f32], reference: &[f32], tie_margin: f64) -> Result<(f64, f64)> {
+pub fn gold_reward_accuracy(
+    ours: &[f32],
+    reference: &[f32],
+    tie_margin: f64,
+) -> Result<(f64, f64)> {
     anyhow::ensure!(
         ours.len() == reference.len() && !ours.is_empty(),
         "GRA needs one score per test prompt on both sides, got {} and {}",
@@ -48,9 +52,7 @@ impl Stage for Metric {
     type Params = Params;
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
-        let scores = |role: &str| -> Result<Vec<f32>> {
-            read_json(&ctx.input(role)?.join(SCORES_FILE))
-        };
+        let scores = |role: &str| -> Result<Vec<f32>> { read_json(ctx.input(role)?, SCORES_FILE) };
         let ours = scores("score")?;
         let own = scores("own_reference")?;
         let shared = scores("shared_reference")?;

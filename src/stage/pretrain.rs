@@ -9,10 +9,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::params::TinyModelSpec;
-use super::support::{
-    MODEL_DIR, PairTokenizer, progress_callback, read_json, record_training,
-};
-use super::{Stage, StageContext, StageOutcome};
+use super::support::{MODEL_DIR, PairTokenizer, progress_callback, record_training};
+use super::{Stage, StageContext, StageOutcome, read_json};
 use crate::data::{PreferencePair, Tokenizer};
 use crate::model::Policy;
 use crate::train::{TokenizedExample, TrainConfig, sft::train_sft};
@@ -39,7 +37,7 @@ impl Stage for Pretrain {
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
         let tokenizer = crate::data::synthetic::tokenizer();
         let pairs: Vec<PreferencePair> =
-            read_json(&ctx.input("dataset")?.join(super::dataset::PAIRS_FILE))?;
+            read_json(ctx.input("dataset")?, super::dataset::PAIRS_FILE)?;
         let tok = PairTokenizer {
             tokenizer: &tokenizer,
         };

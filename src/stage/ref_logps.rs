@@ -5,9 +5,9 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::support::{
-    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, tokenizer_of_checkpoint, write_json,
+    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, tokenizer_of_checkpoint,
 };
-use super::{Stage, StageContext, StageOutcome};
+use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::train::Batching;
 use crate::train::po::reference_logprobs;
 
@@ -42,7 +42,7 @@ impl Stage for RefLogps {
             device: ctx.device.clone(),
         };
         let logps = reference_logprobs(&policy, &pairs, &batching, params.batch_size)?;
-        write_json(&ctx.out_dir.join(REF_LOGPS_FILE), &logps)?;
+        write_json(ctx.out_dir, REF_LOGPS_FILE, &logps)?;
         let n = logps.len().max(1) as f64;
         let margin = logps
             .iter()

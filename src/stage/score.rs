@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::dataset::DatasetSource;
 use super::generate::{GENERATIONS_FILE, Generation};
-use super::support::{dataset_source, read_json, write_json};
-use super::{Stage, StageContext, StageOutcome};
+use super::support::dataset_source;
+use super::{Stage, StageContext, StageOutcome, read_json, write_json};
 use crate::eval::GoldScorer;
 
 pub struct Score;
@@ -46,8 +46,7 @@ impl Stage for Score {
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
         let scorer = gold_scorer(&params.gold, &dataset_source(ctx)?)?;
-        let generations: Vec<Generation> =
-            read_json(&ctx.input("generation")?.join(GENERATIONS_FILE))?;
+        let generations: Vec<Generation> = read_json(ctx.input("generation")?, GENERATIONS_FILE)?;
         let (prompts, responses): (Vec<String>, Vec<String>) = generations
             .into_iter()
             .map(|g| (g.prompt, g.response))
@@ -56,7 +55,7 @@ impl Stage for Score {
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
             bail!("gold score of test prompt {i} is {}, not finite", scores[i]);
         }
-        write_json(&ctx.out_dir.join(SCORES_FILE), &scores)?;
+        write_json(ctx.out_dir, SCORES_FILE, &scores)?;
         let mean = scores.iter().map(|&s| f64::from(s)).sum::<f64>() / scores.len().max(1) as f64;
         Ok(StageOutcome {
             metrics: [("gold_mean".to_string(), mean)].into(),

@@ -15,13 +15,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use super::StageContext;
 use super::dataset::{DatasetSource, PAIRS_FILE, TEST_PROMPTS_FILE};
 use super::params::{ModelSpec, TinyModelSpec, TrainSettings};
 use super::split::{SPLIT_FILE, SplitIndices};
+use super::{StageContext, read_json, write_json};
 use crate::data::{PreferencePair, Tokenizer};
 use crate::model::{Arch, DecoderConfig, LoadedModel, LoraConfig, Policy, load_checkpoint};
 use crate::train::{StepInfo, TokenizedExample, TokenizedPair, TrainConfig, TrainReport};
@@ -33,19 +31,6 @@ pub const MODEL_DIR: &str = "model";
 pub const TRAIN_REPORT_FILE: &str = "train.json";
 pub const LABELS_FILE: &str = "labels.json";
 
-/// Writes `value` as pretty JSON to `path`.
-pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Reads JSON from `path`; the error names the file.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
 /// The pairs of D_L or D_U, as the `dataset` and `split` inputs say.
 pub struct SplitPairs {
     pub labeled: Vec<PreferencePair>,
@@ -54,8 +39,8 @@ pub struct SplitPairs {
 
 /// Reads the `dataset` and `split` inputs of a stage.
 pub fn split_pairs(ctx: &StageContext) -> Result<SplitPairs> {
-    let pairs: Vec<PreferencePair> = read_json(&ctx.input("dataset")?.join(PAIRS_FILE))?;
-    let split: SplitIndices = read_json(&ctx.input("split")?.join(SPLIT_FILE))?;
+    let pairs: Vec<PreferencePair> = read_json(ctx.input("dataset")?, PAIRS_FILE)?;
+    let split: SplitIndices = read_json(ctx.input("split")?, SPLIT_FILE)?;
     let pick = |indices: &[usize]| -> Result<Vec<PreferencePair>> {
         indices
             .iter()
@@ -74,12 +59,12 @@ pub fn split_pairs(ctx: &StageContext) -> Result<SplitPairs> {
 
 /// The dataset's held-out test prompts.
 pub fn test_prompts(ctx: &StageContext) -> Result<Vec<String>> {
-    read_json(&ctx.input("dataset")?.join(TEST_PROMPTS_FILE))
+    read_json(ctx.input("dataset")?, TEST_PROMPTS_FILE)
 }
 
 /// The dataset's source (which synthetic family or which files).
 pub fn dataset_source(ctx: &StageContext) -> Result<DatasetSource> {
-    read_json(&ctx.input("dataset")?.join(SOURCE_FILE))
+    read_json(ctx.input("dataset")?, SOURCE_FILE)
 }
 
 /// The tokenizer of the model a slot binds: the synthetic world's word-level
@@ -193,8 +178,16 @@ pub fn lora_of(train: &TrainSettings) -> Option<LoraConfig> {
         alpha: 2.0 * rank as f64,
         dropout: 0.05,
         targets: [
-            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "fc1",
-            "fc2", "out_proj",
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+            "fc1",
+            "fc2",
+            "out_proj",
         ]
         .map(String::from)
         .to_vec(),
@@ -241,7 +234,7 @@ pub fn record_training(
     ctx: &StageContext,
     report: &TrainReport,
 ) -> Result<std::collections::BTreeMap<String, f64>> {
-    write_json(&ctx.out_dir.join(TRAIN_REPORT_FILE), report)?;
+    write_json(ctx.out_dir, TRAIN_REPORT_FILE, report)?;
     ctx.progress.log(&format!(
         "trained {} steps in {:.1}s, final loss {:.4}",
         report.steps, report.seconds, report.final_loss
@@ -264,7 +257,7 @@ pub fn labelled_unlabeled(
     let Some(dir) = ctx.inputs.get("annotation") else {
         return Ok((unlabeled, None));
     };
-    let labels: Vec<crate::train::WeakLabel> = read_json(&dir.join(LABELS_FILE))?;
+    let labels: Vec<crate::train::WeakLabel> = read_json(dir, LABELS_FILE)?;
     anyhow::ensure!(
         labels.len() == unlabeled.len(),
         "{}: {} labels for {} unlabelled pairs (stale annotation?)",

@@ -5,8 +5,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::annotate::{agreement, label_unlabeled};
-use super::support::{TRAIN_REPORT_FILE, read_json};
-use super::{Stage, StageContext, StageOutcome};
+use super::support::TRAIN_REPORT_FILE;
+use super::{Stage, StageContext, StageOutcome, read_json};
 use crate::train::{TrainReport, WeakLabel, weighting::top_confident};
 
 pub struct WeakEval;
@@ -31,7 +31,7 @@ impl Stage for WeakEval {
             .into_iter()
             .map(|i| labels[i])
             .collect();
-        let train: TrainReport = read_json(&ctx.input("weak")?.join(TRAIN_REPORT_FILE))?;
+        let train: TrainReport = read_json(ctx.input("weak")?, TRAIN_REPORT_FILE)?;
         Ok(StageOutcome {
             metrics: [
                 ("weak_accuracy".to_string(), agreement(&labels)),

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::params::{ModelSpec, TrainSettings};
 use super::support::{
     PairTokenizer, load_base_policy, max_len, progress_callback, record_training, split_pairs,
-    tokenizer_for, train_config, trainable_copy, write_json,
+    tokenizer_for, train_config, trainable_copy,
 };
-use super::{Stage, StageContext, StageOutcome};
+use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::model::RewardModel;
 use crate::train::po::{PoData, reference_logprobs, train_po};
 use crate::train::{Batching, PreferenceObjective, TokenizedPair, bt, pairrm, sft};
@@ -96,7 +96,10 @@ impl Stage for WeakTrain {
             }
             "dpo" | "sft_dpo" => {
                 let Some(beta) = params.beta else {
-                    bail!("weak objective `{}` needs a β (weak.beta)", params.objective)
+                    bail!(
+                        "weak objective `{}` needs a β (weak.beta)",
+                        params.objective
+                    )
                 };
                 let reference = if params.objective == "sft_dpo" {
                     let sft_model = trainable_copy(&base, &params.train, params.seed)?;
@@ -120,7 +123,15 @@ impl Stage for WeakTrain {
                     weights: &weights,
                 };
                 let objective = PreferenceObjective::Dpo { beta };
-                let report = train_po(&policy, &data, &objective, &cfg, pad, ctx.device, &mut progress)?;
+                let report = train_po(
+                    &policy,
+                    &data,
+                    &objective,
+                    &cfg,
+                    pad,
+                    ctx.device,
+                    &mut progress,
+                )?;
                 policy.save(&out.join(WEAK_DIR))?;
                 reference.save(&out.join(REFERENCE_DIR))?;
                 report
@@ -130,7 +141,8 @@ impl Stage for WeakTrain {
             ),
         };
         write_json(
-            &out.join(WEAK_INFO_FILE),
+            out,
+            WEAK_INFO_FILE,
             &WeakInfo {
                 objective: params.objective.clone(),
                 beta: params.beta,
