@@ -61,9 +61,11 @@ pub struct PaperTable {
     pub source: String,
     pub rows: Vec<String>,
     pub columns: Vec<String>,
-    /// The metric the table reports (`gra`), in the paper's unit (%).
+    /// The table's main metric (`gra`, `weak_accuracy`, `win_rate`), in the
+    /// paper's unit (%). A row may publish another one (`train_seconds`).
     pub value: String,
-    /// One cell per number; labels are rows + columns + `run = "paper"`.
+    /// One cell per number; labels are rows + columns + `run = "paper"`;
+    /// metrics are the number (and `<metric>_std` where the paper gives one).
     pub cells: Vec<CellResult>,
 }
 
