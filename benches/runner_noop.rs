@@ -6,8 +6,16 @@ use std::process::Command;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn sweep(dir: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sweep")).current_dir(dir).args(args).output().expect("sweep runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("sweep runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn noop_rerun(c: &mut Criterion) {
@@ -20,7 +28,9 @@ fn noop_rerun(c: &mut Criterion) {
     );
     std::fs::write(dir.path().join("m.toml"), manifest).unwrap();
     sweep(dir.path(), &["run", "m.toml"]); // fills the cache: 2 datasets + 40 splits
-    c.bench_function("sweep run (unchanged manifest, 42 cached stages)", |b| b.iter(|| sweep(dir.path(), &["run", "m.toml"])));
+    c.bench_function("sweep run (unchanged manifest, 42 cached stages)", |b| {
+        b.iter(|| sweep(dir.path(), &["run", "m.toml"]))
+    });
 }
 
 criterion_group! {

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use cwpo::cache::Cache;
 use cwpo::exec::{self, NodeState, RunOptions};
 use cwpo::manifest::diagnostic::Diagnostics;
-use cwpo::plan::{self, Plan};
+use cwpo::plan;
 
 #[derive(Parser)]
 #[command(
@@ -146,7 +146,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Report { inputs } => {
             let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
             let cache = open_if_exists(&inputs.results)?;
-            write_reports(&plan, cache.as_ref(), &inputs.results)?;
+            exec::results::write_reports(&plan, cache.as_ref(), &inputs.results)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { inputs } => {
@@ -242,7 +242,7 @@ fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<E
         eprintln!("cancelled: unfinished stages were discarded; `sweep run` again resumes");
         return Ok(ExitCode::from(130));
     }
-    write_reports(&plan, Some(&cache), &inputs.results)?;
+    exec::results::write_reports(&plan, Some(&cache), &inputs.results)?;
     if summary.failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -255,20 +255,6 @@ fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<E
         );
     }
     Ok(ExitCode::from(1))
-}
-
-/// Writes `results/<experiment>/cells.json` from the cache.
-fn write_reports(plan: &Plan, cache: Option<&Cache>, results: &Path) -> Result<()> {
-    for exp in exec::results::collect(plan, cache)? {
-        let dir = results.join(&exp.name);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join("cells.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&exp)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        // REPORT CALL SITE: `cwpo::report::write_report(&exp, &dir)` (tables, figures,
-        // report.md) goes here once src/report lands on main.
-    }
-    Ok(())
 }
 
 fn show_plan(inputs: &Inputs, json: bool, dot: Option<&Path>) -> Result<ExitCode> {

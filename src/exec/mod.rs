@@ -220,24 +220,18 @@ pub fn run(
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(outcome) => {
-                drop_bar(
-                    &display,
-                    bar,
-                    &format!("done   {} ({seconds:.1}s)", node.name),
-                );
+                close_bar(&display, bar);
                 cache.commit(node, &tmp, started_unix, seconds, outcome.metrics)?;
+                display.ended(&format!("done   {} ({seconds:.1}s)", node.name));
                 summary.ran.push(node.name.clone());
                 slots.insert(idx, Slot::Done);
             }
             Err(err) => {
                 use crate::stage::Progress;
                 bar.log(&format!("error: {err:#}"));
-                drop_bar(
-                    &display,
-                    bar,
-                    &format!("FAILED {} ({seconds:.1}s): {err:#}", node.name),
-                );
+                close_bar(&display, bar);
                 let log = cache.fail(&node.key, &tmp)?;
+                display.ended(&format!("FAILED {} ({seconds:.1}s): {err:#}", node.name));
                 summary.failed.push(Failure {
                     name: node.name.clone(),
                     log,
@@ -264,10 +258,12 @@ pub fn run(
     Ok(summary)
 }
 
-fn drop_bar(display: &Display, bar: Arc<progress::StageProgress>, line: &str) {
+/// Closes a finished stage's bar and log; the worker thread dropped its
+/// handle before sending the result, so this is the last one.
+fn close_bar(display: &Display, bar: Arc<progress::StageProgress>) {
     match Arc::try_unwrap(bar) {
-        Ok(bar) => display.finished(bar, line),
-        Err(_) => eprintln!("{line}"),
+        Ok(bar) => display.close(bar),
+        Err(_) => unreachable!("the worker drops its progress handle before reporting"),
     }
 }
 

@@ -56,11 +56,16 @@ impl Display {
         })
     }
 
-    /// A stage ended: bump the overall bar, drop the stage bar, and (when not
-    /// interactive) print one line.
-    pub fn finished(&self, stage: StageProgress, line: &str) {
+    /// A stage ended: drop its bar and close its log file (before the cache
+    /// checksums the artifact dir).
+    pub fn close(&self, stage: StageProgress) {
         stage.bar.finish_and_clear();
         self.multi.remove(&stage.bar);
+    }
+
+    /// Bumps the overall bar and prints one line about a stage that ended
+    /// (after its record is written, so "done" always means recorded).
+    pub fn ended(&self, line: &str) {
         self.overall.inc(1);
         if self.interactive {
             let _ = self.multi.println(line);

@@ -19,11 +19,12 @@
 //! objective = "dpo"
 //! [align]                               # per-stage blocks: world weak sft align generate metric
 //! beta = 0.1
-//! [report]
-//! table = { rows = ["dataset"], columns = ["annotation"], value = "gra" }
+//! [report]                              # see `report::TableSpec`
+//! rows = ["dataset"]
+//! columns = ["annotation"]
+//! value = "gra"
 //! ```
 pub mod diagnostic;
-pub mod report;
 pub mod resolve;
 pub mod settings;
 
@@ -34,8 +35,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::report::TableSpec;
 use diagnostic::{Diagnostic, Diagnostics, Loc, Source, from_toml_error};
-use report::ReportSpec;
 use settings::BLOCKS;
 
 /// A value and where it was written.
@@ -66,7 +67,8 @@ pub struct Manifest {
     pub exclude: Vec<Entry>,
     /// Setting name (`dataset`, `align.beta`, `world.noise`, …) → value.
     pub settings: BTreeMap<String, Entry>,
-    pub report: Option<(ReportSpec, Loc)>,
+    /// The `[report]` block, in the report module's own schema.
+    pub report: Option<(TableSpec, Loc)>,
 }
 
 #[derive(Deserialize)]
@@ -90,7 +92,7 @@ struct RawFile {
     generate: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     metric: BTreeMap<String, Spanned<toml::Value>>,
-    report: Option<Spanned<ReportSpec>>,
+    report: Option<Spanned<TableSpec>>,
 }
 
 #[derive(Deserialize)]
@@ -103,7 +105,8 @@ struct RawExperiment {
 }
 
 /// Every `*.toml` manifest under `paths` (files as given, directories
-/// recursively, sorted; `profiles/` directories are skipped).
+/// recursively, sorted; `profiles/` and `paper/` directories, which hold
+/// profiles and the paper's published numbers, are skipped).
 pub fn collect_files(paths: &[PathBuf], errors: &mut Diagnostics) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Diagnostics) {
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -115,7 +118,9 @@ pub fn collect_files(paths: &[PathBuf], errors: &mut Diagnostics) -> Vec<PathBuf
         entries.sort();
         for p in entries {
             if p.is_dir() {
-                if p.file_name().is_some_and(|n| n != "profiles") {
+                if p.file_name()
+                    .is_some_and(|n| n != "profiles" && n != "paper")
+                {
                     walk(&p, out, errors);
                 }
             } else if p.extension().is_some_and(|e| e == "toml") {

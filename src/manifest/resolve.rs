@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 
 use super::diagnostic::{Diagnostic, Diagnostics, Loc};
-use super::report::{AGGREGATIONS, FIGURE_KINDS, ReportSpec};
 use super::settings::*;
 use super::{Entry, Manifest, profile_defaults};
 use crate::profile::Profile;
+use crate::report::TableSpec;
 use crate::stage::KINDS;
 use crate::stage::dataset::DatasetSource;
 use crate::stage::params::ModelSpec;
@@ -27,7 +27,8 @@ pub struct Experiment {
     /// The axis names, sorted (a cell's `coords` has one value for each).
     pub axes: Vec<String>,
     pub cells: Vec<Cell>,
-    pub report: ReportSpec,
+    /// The `[report]` table and figure (`None`: no report, e.g. a cache-only sweep).
+    pub report: Option<TableSpec>,
 }
 
 /// One point of the sweep, bound to concrete specs.
@@ -184,13 +185,10 @@ fn resolve_one(m: &Manifest, profile: &Profile, errors: &mut Diagnostics) -> Opt
         }
     }
 
-    let report = match &m.report {
-        Some((spec, loc)) => {
-            check_report(spec, &axis_names, loc, errors);
-            spec.clone()
-        }
-        None => ReportSpec::default(),
-    };
+    let report = m.report.as_ref().map(|(spec, loc)| {
+        check_report(spec, &axis_names, loc, errors);
+        spec.clone()
+    });
     (errors.0.len() == before).then(|| Experiment {
         name: header.name.clone(),
         title: header.title.clone(),
@@ -465,39 +463,19 @@ pub fn display(value: &toml::Value) -> String {
     }
 }
 
-fn check_report(spec: &ReportSpec, axes: &[String], loc: &Loc, errors: &mut Diagnostics) {
+/// Every label a report groups by must be an axis of the experiment.
+fn check_report(spec: &TableSpec, axes: &[String], loc: &Loc, errors: &mut Diagnostics) {
     let mut named: Vec<(&str, &String)> = Vec::new();
-    if let Some(t) = &spec.table {
-        named.extend(t.rows.iter().map(|r| ("table row", r)));
-        named.extend(t.columns.iter().map(|c| ("table column", c)));
-        if !AGGREGATIONS.contains(&t.aggregation.as_str()) {
-            errors.push(Diagnostic::at(
-                loc,
-                format!(
-                    "report aggregation `{}`; valid: {}",
-                    t.aggregation,
-                    AGGREGATIONS.join(", ")
-                ),
-            ));
-        }
-    }
+    named.extend(spec.rows.iter().map(|r| ("row", r)));
+    named.extend(spec.columns.iter().map(|c| ("column", c)));
     if let Some(f) = &spec.figure {
         named.extend(
-            [&f.panel, &f.x, &f.series]
-                .into_iter()
-                .flatten()
-                .map(|a| ("figure axis", a)),
+            f.panel
+                .iter()
+                .chain([&f.x])
+                .chain(&f.series)
+                .map(|a| ("figure label", a)),
         );
-        if !FIGURE_KINDS.contains(&f.kind.as_str()) {
-            errors.push(Diagnostic::at(
-                loc,
-                format!(
-                    "figure kind `{}`; valid: {}",
-                    f.kind,
-                    FIGURE_KINDS.join(", ")
-                ),
-            ));
-        }
     }
     for (what, name) in named {
         if !axes.iter().any(|a| a == name) {

@@ -10,9 +10,9 @@ use anyhow::{Result, bail};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
-use crate::manifest::report::ReportSpec;
 use crate::manifest::resolve::Experiment;
 use crate::profile::Profile;
+use crate::report::TableSpec;
 pub use key::Key;
 
 /// One stage to run (or found in the cache).
@@ -37,15 +37,19 @@ pub struct CellPlan {
     pub result: Key,
     /// Key of the weak annotator's evaluation, when the cell has one.
     pub weak_eval: Option<Key>,
+    pub seed: u64,
+    /// Profile slot names of the cell's weak and strong models.
+    pub weak_model: String,
+    pub strong_model: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ExperimentPlan {
     pub name: String,
     pub title: String,
     pub axes: Vec<String>,
     pub cells: Vec<CellPlan>,
-    pub report: ReportSpec,
+    pub report: Option<TableSpec>,
     /// Stages this experiment needs if it were planned on its own and cell
     /// by cell (the naive count the dedup ratio compares against).
     pub naive_stage_count: usize,
@@ -58,6 +62,8 @@ pub struct Plan {
     pub by_key: HashMap<Key, NodeIndex>,
     pub experiments: Vec<ExperimentPlan>,
     pub profile: String,
+    /// Model slot name → what it is in this profile (for reports).
+    pub models: BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -78,7 +84,21 @@ impl Plan {
                     coords: cell.coords.clone(),
                     result,
                     weak_eval,
+                    seed: cell.settings.seed,
+                    weak_model: cell.weak_model.0.clone(),
+                    strong_model: cell.strong_model.0.clone(),
                 });
+                for name in [&cell.weak_model.0, &cell.strong_model.0] {
+                    let slot = &profile.models[name];
+                    let what = match &slot.tiny {
+                        Some(t) => format!(
+                            "tiny stand-in for {} ({:?}, d{} × {} layers)",
+                            slot.stands_for, t.arch, t.hidden_size, t.num_layers
+                        ),
+                        None => slot.stands_for.clone(),
+                    };
+                    plan.models.insert(name.clone(), what);
+                }
             }
             plan.experiments.push(ExperimentPlan {
                 name: exp.name.clone(),

@@ -2,10 +2,14 @@
 //! `labeled_fraction` of them) and which are unlabelled (D_U, to be annotated).
 //!
 //! Artifact: `split.json` ([`SplitIndices`]).
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{Stage, StageContext, StageOutcome};
+use super::dataset::read_pairs;
+use super::{Stage, StageContext, StageOutcome, read_json, write_json};
+use crate::data::split::split_indices;
 
 pub struct Split;
 
@@ -31,10 +35,32 @@ impl Stage for Split {
     const INPUTS: &'static [&'static str] = &["dataset"];
     type Params = Params;
 
-    fn run(params: &Params, _ctx: &StageContext) -> Result<StageOutcome> {
-        bail!(
-            "stage kind split (fraction {}): needs data::split (not merged yet)",
-            params.labeled_fraction
-        )
+    fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
+        let f = params.labeled_fraction;
+        if !(f > 0.0 && f < 1.0) {
+            bail!("stage kind split: labeled_fraction = {f} must be in (0, 1)");
+        }
+        let n = read_pairs(ctx.input("dataset")?)?.len();
+        let split = split_indices(n, f, params.seed);
+        ctx.progress.log(&format!(
+            "{n} pairs: {} labelled, {} unlabelled",
+            split.labeled.len(),
+            split.unlabeled.len()
+        ));
+        let indices = SplitIndices {
+            labeled: split.labeled,
+            unlabeled: split.unlabeled,
+        };
+        write_json(ctx.out_dir, SPLIT_FILE, &indices)?;
+        let metrics = BTreeMap::from([
+            ("n_labeled".to_string(), indices.labeled.len() as f64),
+            ("n_unlabeled".to_string(), indices.unlabeled.len() as f64),
+        ]);
+        Ok(StageOutcome { metrics })
     }
+}
+
+/// The indices of a `split` artifact dir.
+pub fn read_split(dir: &std::path::Path) -> Result<SplitIndices> {
+    read_json(dir, SPLIT_FILE)
 }
