@@ -128,15 +128,13 @@ impl fmt::Display for WeightingScheme {
     }
 }
 
-/// Indices of the most confident `fraction` of pairs (top-N% with
-/// N = 100 · fraction), in ascending index order so the kept pairs keep their
-/// data order. Keeps round(n · fraction) pairs, at least one when n > 0;
-/// equal confidences go to the lower index. A fraction above 1 (a percentage
-/// passed by mistake) is an error.
-pub fn top_confident(confidences: &[f64], fraction: f64) -> anyhow::Result<Vec<usize>> {
+/// Indices of the `percent`% most confident pairs, in ascending index order
+/// (so the kept pairs keep their data order). Keeps round(n · percent / 100)
+/// pairs, at least one when n > 0; equal confidences go to the lower index.
+pub fn top_confident(confidences: &[f64], percent: f64) -> anyhow::Result<Vec<usize>> {
     anyhow::ensure!(
-        fraction > 0.0 && fraction <= 1.0,
-        "top-N% filter: the kept fraction {fraction} must be in (0, 1] (0.3 keeps the top 30%)"
+        percent > 0.0 && percent <= 100.0,
+        "top-N% filter: N = {percent} must be in (0, 100]"
     );
     if let Some(i) = confidences.iter().position(|c| !c.is_finite()) {
         anyhow::bail!(
@@ -145,7 +143,7 @@ pub fn top_confident(confidences: &[f64], fraction: f64) -> anyhow::Result<Vec<u
         );
     }
     let n = confidences.len();
-    let keep = ((n as f64 * fraction).round() as usize).clamp(n.min(1), n);
+    let keep = ((n as f64 * percent / 100.0).round() as usize).clamp(n.min(1), n);
     let mut ranked: Vec<usize> = (0..n).collect();
     // Highest confidence first; the stable sort leaves ties in index order.
     ranked.sort_by(|&a, &b| confidences[b].total_cmp(&confidences[a]));
@@ -255,24 +253,25 @@ mod tests {
     }
 
     #[test]
-    fn top_fraction_keeps_the_most_confident_with_ties_by_index() {
+    fn top_n_percent_keeps_the_most_confident_with_ties_by_index() {
         let c = [0.2, 0.9, 0.5, 0.9, 0.1, 0.5, 0.7, 0.0, 0.3, 0.6];
-        assert_eq!(top_confident(&c, 0.3).unwrap(), vec![1, 3, 6]);
+        assert_eq!(top_confident(&c, 30.0).unwrap(), vec![1, 3, 6]);
         // Ties go to the lower index: 0.9 at 1 and 3, 0.5 at 2 and 5.
-        assert_eq!(top_confident(&c, 0.1).unwrap(), vec![1]);
-        assert_eq!(top_confident(&c, 0.5).unwrap(), vec![1, 2, 3, 6, 9]);
-        assert_eq!(top_confident(&c, 0.6).unwrap(), vec![1, 2, 3, 5, 6, 9]);
-        assert_eq!(top_confident(&c, 1.0).unwrap(), (0..10).collect::<Vec<_>>());
+        assert_eq!(top_confident(&c, 10.0).unwrap(), vec![1]);
+        assert_eq!(top_confident(&c, 50.0).unwrap(), vec![1, 2, 3, 6, 9]);
+        assert_eq!(top_confident(&c, 60.0).unwrap(), vec![1, 2, 3, 5, 6, 9]);
         assert_eq!(
-            top_confident(&c, 0.01).unwrap(),
+            top_confident(&c, 100.0).unwrap(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            top_confident(&c, 1.0).unwrap(),
             vec![1],
             "at least one pair"
         );
         assert!(top_confident(&c, 0.0).is_err());
-        let err = top_confident(&c, 30.0).unwrap_err().to_string();
-        assert!(err.contains("(0, 1]"), "a percentage is refused: {err}");
         assert!(
-            top_confident(&[0.1, f64::NAN], 0.5)
+            top_confident(&[0.1, f64::NAN], 50.0)
                 .unwrap_err()
                 .to_string()
                 .contains("pair 1")
