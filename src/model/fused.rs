@@ -10,14 +10,35 @@
 //! They run on contiguous f32/f64 CPU tensors only ([`usable`]); elsewhere
 //! (CUDA, half types) `ops` uses the composed version. The tests check both
 //! paths agree, values and gradients.
+//!
+//! These loops live in this crate, which the dev profile compiles without
+//! optimisation; unoptimised they are slower than candle's (optimised)
+//! composed ops. So by default they are on only in optimised builds (no
+//! `debug_assertions`); [`with_fused`] forces either path on one thread.
+use std::cell::Cell;
+
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
 };
 use rayon::prelude::*;
 
-/// Whether the fused kernels can run on `x`.
+thread_local! {
+    static FORCED: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with the fused kernels forced on or off for calls made on this
+/// thread (tests compare both paths; the bench times both).
+pub fn with_fused<R>(enabled: bool, f: impl FnOnce() -> R) -> R {
+    let previous = FORCED.with(|c| c.replace(Some(enabled)));
+    let out = f();
+    FORCED.with(|c| c.set(previous));
+    out
+}
+
+/// Whether the fused kernels run on `x`.
 pub fn usable(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+    let enabled = FORCED.with(|c| c.get()).unwrap_or(!cfg!(debug_assertions));
+    enabled && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 fn contiguous_slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {

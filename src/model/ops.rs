@@ -201,11 +201,13 @@ pub(crate) mod tests {
 
     #[test]
     fn rms_norm_gradients_match_finite_differences() -> Result<()> {
-        let x = var((3, 8), 1)?;
-        let w = Var::from_tensor(&(var((1, 8), 2)?.as_tensor().squeeze(0)? + 1.0)?)?;
-        let f = || weighted_sum(&rms_norm(x.as_tensor(), w.as_tensor(), 1e-6)?);
-        check_gradient(&x, 24, &f)?;
-        check_gradient(&w, 8, &f)
+        fused::with_fused(true, || -> Result<()> {
+            let x = var((3, 8), 1)?;
+            let w = Var::from_tensor(&(var((1, 8), 2)?.as_tensor().squeeze(0)? + 1.0)?)?;
+            let f = || weighted_sum(&rms_norm(x.as_tensor(), w.as_tensor(), 1e-6)?);
+            check_gradient(&x, 24, &f)?;
+            check_gradient(&w, 8, &f)
+        })
     }
 
     #[test]
@@ -228,20 +230,22 @@ pub(crate) mod tests {
 
     #[test]
     fn softmax_and_logsumexp_gradients_match_finite_differences() -> Result<()> {
-        let x = var((4, 6), 6)?;
-        check_gradient(&x, 24, &|| weighted_sum(&softmax_last_dim(x.as_tensor())?))?;
-        check_gradient(&x, 24, &|| weighted_sum(&logsumexp_keepdim(x.as_tensor())?))?;
-        let targets = Tensor::new(&[5u32, 0, 2, 3], &Device::Cpu)?;
-        check_gradient(&x, 24, &|| {
-            weighted_sum(&token_logprobs(x.as_tensor(), &targets)?)
-        })?;
-        check_gradient(&x, 24, &|| {
-            weighted_sum(&token_logprobs_composed(x.as_tensor(), &targets)?)
-        })?;
-        let bias = Tensor::new(&[0f64, f64::NEG_INFINITY, 0., 0., 0., 0.], &Device::Cpu)?
-            .reshape((1, 1, 1, 6))?;
-        let x4 = || x.as_tensor().reshape((1, 4, 1, 6));
-        check_gradient(&x, 24, &|| weighted_sum(&biased_softmax(&x4()?, &bias)?))
+        fused::with_fused(true, || -> Result<()> {
+            let x = var((4, 6), 6)?;
+            check_gradient(&x, 24, &|| weighted_sum(&softmax_last_dim(x.as_tensor())?))?;
+            check_gradient(&x, 24, &|| weighted_sum(&logsumexp_keepdim(x.as_tensor())?))?;
+            let targets = Tensor::new(&[5u32, 0, 2, 3], &Device::Cpu)?;
+            check_gradient(&x, 24, &|| {
+                weighted_sum(&token_logprobs(x.as_tensor(), &targets)?)
+            })?;
+            check_gradient(&x, 24, &|| {
+                weighted_sum(&token_logprobs_composed(x.as_tensor(), &targets)?)
+            })?;
+            let bias = Tensor::new(&[0f64, f64::NEG_INFINITY, 0., 0., 0., 0.], &Device::Cpu)?
+                .reshape((1, 1, 1, 6))?;
+            let x4 = || x.as_tensor().reshape((1, 4, 1, 6));
+            check_gradient(&x, 24, &|| weighted_sum(&biased_softmax(&x4()?, &bias)?))
+        })
     }
 
     #[test]
@@ -260,79 +264,83 @@ pub(crate) mod tests {
 
     #[test]
     fn swiglu_gradients_match_finite_differences() -> Result<()> {
-        let (g, u) = (var((4, 6), 10)?, var((4, 6), 11)?);
-        let f = || weighted_sum(&swiglu(g.as_tensor(), u.as_tensor())?);
-        check_gradient(&g, 24, &f)?;
-        check_gradient(&u, 24, &f)
+        fused::with_fused(true, || -> Result<()> {
+            let (g, u) = (var((4, 6), 10)?, var((4, 6), 11)?);
+            let f = || weighted_sum(&swiglu(g.as_tensor(), u.as_tensor())?);
+            check_gradient(&g, 24, &f)?;
+            check_gradient(&u, 24, &f)
+        })
     }
 
     /// Fused and composed kernels agree on values and gradients in f32.
     #[test]
     fn fused_kernels_match_composed_ones() -> Result<()> {
-        let to32 =
-            |v: Var| -> Result<Var> { Var::from_tensor(&v.as_tensor().to_dtype(DType::F32)?) };
-        let x = to32(var((5, 12), 12)?)?;
-        let w = to32(var((1, 12), 13)?)?;
-        let w1 = w.as_tensor().squeeze(0)?;
-        let u = to32(var((5, 12), 14)?)?;
-        let targets = Tensor::new(&[0u32, 11, 3, 3, 7], &Device::Cpu)?;
-        // x viewed as attention scores [B=1, H=5, S=3, T=4] with a causal bias.
-        let x4 = x.as_tensor().reshape((1, 5, 3, 4))?;
-        let inf = f32::NEG_INFINITY;
-        let bias = Tensor::new(
-            &[[0f32, inf, inf, inf], [0., 0., inf, inf], [0., 0., 0., inf]],
-            &Device::Cpu,
-        )?
-        .reshape((1, 1, 3, 4))?;
-        type Op<'a> = Box<dyn Fn() -> Result<Tensor> + 'a>;
-        let pairs: Vec<(&str, Op, Op)> = vec![
-            (
-                "rms_norm",
-                Box::new(|| rms_norm(x.as_tensor(), &w1, 1e-6)),
-                Box::new(|| rms_norm_composed(x.as_tensor(), &w1, 1e-6)),
-            ),
-            (
-                "softmax",
-                Box::new(|| softmax_last_dim(x.as_tensor())),
-                Box::new(|| softmax_composed(x.as_tensor())),
-            ),
-            (
-                "swiglu",
-                Box::new(|| swiglu(x.as_tensor(), u.as_tensor())),
-                Box::new(|| swiglu_composed(x.as_tensor(), u.as_tensor())),
-            ),
-            (
-                "token_logprobs",
-                Box::new(|| token_logprobs(x.as_tensor(), &targets)),
-                Box::new(|| token_logprobs_composed(x.as_tensor(), &targets)),
-            ),
-            (
-                "biased_softmax",
-                Box::new(|| biased_softmax(&x4, &bias)),
-                Box::new(|| softmax_composed(&x4.broadcast_add(&bias)?)),
-            ),
-        ];
-        for (name, fused_op, composed_op) in pairs {
-            let (a, b) = (fused_op()?, composed_op()?);
-            let diff = (&a - &b)?
-                .abs()?
-                .flatten_all()?
-                .max(0)?
-                .to_scalar::<f32>()?;
-            assert!(diff < 1e-5, "{name}: values differ by {diff}");
-            let (ga, gb) = (weighted_sum(&a)?.backward()?, weighted_sum(&b)?.backward()?);
-            for v in [&x, &w, &u] {
-                if let (Some(p), Some(q)) = (ga.get(v.as_tensor()), gb.get(v.as_tensor())) {
-                    let diff = (p - q)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-                    assert!(diff < 1e-4, "{name}: gradients differ by {diff}");
+        fused::with_fused(true, || -> Result<()> {
+            let to32 =
+                |v: Var| -> Result<Var> { Var::from_tensor(&v.as_tensor().to_dtype(DType::F32)?) };
+            let x = to32(var((5, 12), 12)?)?;
+            let w = to32(var((1, 12), 13)?)?;
+            let w1 = w.as_tensor().squeeze(0)?;
+            let u = to32(var((5, 12), 14)?)?;
+            let targets = Tensor::new(&[0u32, 11, 3, 3, 7], &Device::Cpu)?;
+            // x viewed as attention scores [B=1, H=5, S=3, T=4] with a causal bias.
+            let x4 = x.as_tensor().reshape((1, 5, 3, 4))?;
+            let inf = f32::NEG_INFINITY;
+            let bias = Tensor::new(
+                &[[0f32, inf, inf, inf], [0., 0., inf, inf], [0., 0., 0., inf]],
+                &Device::Cpu,
+            )?
+            .reshape((1, 1, 3, 4))?;
+            type Op<'a> = Box<dyn Fn() -> Result<Tensor> + 'a>;
+            let pairs: Vec<(&str, Op, Op)> = vec![
+                (
+                    "rms_norm",
+                    Box::new(|| rms_norm(x.as_tensor(), &w1, 1e-6)),
+                    Box::new(|| rms_norm_composed(x.as_tensor(), &w1, 1e-6)),
+                ),
+                (
+                    "softmax",
+                    Box::new(|| softmax_last_dim(x.as_tensor())),
+                    Box::new(|| softmax_composed(x.as_tensor())),
+                ),
+                (
+                    "swiglu",
+                    Box::new(|| swiglu(x.as_tensor(), u.as_tensor())),
+                    Box::new(|| swiglu_composed(x.as_tensor(), u.as_tensor())),
+                ),
+                (
+                    "token_logprobs",
+                    Box::new(|| token_logprobs(x.as_tensor(), &targets)),
+                    Box::new(|| token_logprobs_composed(x.as_tensor(), &targets)),
+                ),
+                (
+                    "biased_softmax",
+                    Box::new(|| biased_softmax(&x4, &bias)),
+                    Box::new(|| softmax_composed(&x4.broadcast_add(&bias)?)),
+                ),
+            ];
+            for (name, fused_op, composed_op) in pairs {
+                let (a, b) = (fused_op()?, composed_op()?);
+                let diff = (&a - &b)?
+                    .abs()?
+                    .flatten_all()?
+                    .max(0)?
+                    .to_scalar::<f32>()?;
+                assert!(diff < 1e-5, "{name}: values differ by {diff}");
+                let (ga, gb) = (weighted_sum(&a)?.backward()?, weighted_sum(&b)?.backward()?);
+                for v in [&x, &w, &u] {
+                    if let (Some(p), Some(q)) = (ga.get(v.as_tensor()), gb.get(v.as_tensor())) {
+                        let diff = (p - q)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+                        assert!(diff < 1e-4, "{name}: gradients differ by {diff}");
+                    }
                 }
+                assert!(
+                    ga.get(x.as_tensor()).is_some(),
+                    "{name}: no gradient reached x"
+                );
             }
-            assert!(
-                ga.get(x.as_tensor()).is_some(),
-                "{name}: no gradient reached x"
-            );
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     #[test]

@@ -115,11 +115,12 @@ mod tests {
         let x = Var::from_tensor(&Tensor::from_vec(vals, (2, 3, 2, 4), &dev)?)?; // [B, S, H, hd]
         let w: Vec<f64> = (0..48).map(|i| (i % 5) as f64 - 2.0).collect();
         let w = Tensor::from_vec(w, (2, 3, 2, 4), &dev)?;
-        check_gradient(&x, 48, &|| (angles.apply(x.as_tensor())? * &w)?.sum_all())?;
+        let fused_apply = || fused::with_fused(true, || angles.apply(x.as_tensor()));
+        check_gradient(&x, 48, &|| (fused_apply()? * &w)?.sum_all())?;
         check_gradient(&x, 48, &|| {
             (angles.apply_composed(x.as_tensor())? * &w)?.sum_all()
         })?;
-        let diff = (angles.apply(x.as_tensor())? - angles.apply_composed(x.as_tensor())?)?
+        let diff = (fused_apply()? - angles.apply_composed(x.as_tensor())?)?
             .abs()?
             .flatten_all()?
             .max(0)?
