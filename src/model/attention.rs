@@ -93,15 +93,15 @@ impl Attention {
         let opt = cfg.arch == Arch::Opt;
         let qkv_bias = opt || cfg.qkv_bias;
         let out_name = if opt { "out_proj" } else { "o_proj" };
+        // Per-head q/k RMSNorm weights (Qwen3), frozen with LoRA like every base weight.
         let norm = |name: &str| -> Result<Option<Tensor>> {
-            match cfg.qk_norm {
-                true => Some(
-                    pb.pp(name)
-                        .param(hd, "weight", Init::Const(1.0), lora.is_none()),
-                )
-                .transpose(),
-                false => Ok(None),
+            if !cfg.qk_norm {
+                return Ok(None);
             }
+            let init = Init::Const(1.0);
+            pb.pp(name)
+                .param(hd, "weight", init, lora.is_none())
+                .map(Some)
         };
         Ok(Self {
             q_proj: Linear::load(pb, "q_proj", d, h * hd, qkv_bias, lora)?,
