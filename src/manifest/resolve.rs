@@ -239,13 +239,14 @@ fn one_key<T: DeserializeOwned>(key: &str, value: &toml::Value) -> Result<T, Str
 
 /// Type-checks one cell's settings and binds its slot names to the profile.
 fn bind_cell(
-    settings: &BTreeMap<String, Entry>,
+    settings_map: &BTreeMap<String, Entry>,
     coords: &BTreeMap<String, Entry>,
     profile: &Profile,
     header: &Loc,
     errors: &mut Diagnostics,
 ) -> Option<Cell> {
     let before = errors.0.len();
+    let settings = settings_map;
     let mut cell_table = toml::Table::new();
     let mut blocks: BTreeMap<&str, toml::Table> =
         BLOCKS.iter().map(|b| (*b, toml::Table::new())).collect();
@@ -441,6 +442,20 @@ fn bind_cell(
     } = &mut dataset
     {
         w.extend(settings.world.clone());
+        if let Err(e) = check_world(&serde_json::Value::Object(w.clone())) {
+            // Point at the `[world]` key the message names, else the first one written.
+            let keys: Vec<(&String, &Entry)> = settings_map
+                .iter()
+                .filter(|(k, _)| k.starts_with("world."))
+                .collect();
+            let loc = keys
+                .iter()
+                .find(|(k, _)| e.contains(&format!("`{}`", &k["world.".len()..])))
+                .or(keys.first())
+                .map_or_else(|| header.clone(), |(_, entry)| entry.loc.clone());
+            errors.push(Diagnostic::at(&loc, format!("[world]: {e}")));
+            return None;
+        }
     }
     Some(Cell {
         coords: coords
@@ -453,6 +468,14 @@ fn bind_cell(
         strong_model: (strong_name?, strong_spec?.ok()?),
         settings,
     })
+}
+
+/// The world config deserialises into the world's `WorldConfig` (unknown
+/// keys denied) and passes its range checks.
+fn check_world(world: &serde_json::Value) -> Result<(), String> {
+    let cfg: crate::data::synthetic::WorldConfig =
+        serde_json::from_value(world.clone()).map_err(|e| e.to_string())?;
+    cfg.validate().map_err(|e| format!("{e:#}"))
 }
 
 /// A setting value as text: strings unquoted, everything else as TOML.
