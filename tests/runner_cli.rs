@@ -302,6 +302,11 @@ fn bad_input_exits_2_with_its_message_and_writes_nothing() {
             vec!["bad_axis.toml:7:", "ppo", "dpo, ipo, rdpo"],
         ),
         (
+            "bad_world.toml",
+            format!("{good}[world]\nflipp = 0.1\n"),
+            vec!["bad_world.toml:13:", "flipp", "`flip`"],
+        ),
+        (
             "loop_a.toml",
             format!("extends = \"loop_b.toml\"\n{good}"),
             vec!["loop_b.toml:1:", "`extends` loop"],
