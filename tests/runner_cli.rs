@@ -406,3 +406,46 @@ fn every_shipped_manifest_validates_under_the_tiny_profile() {
     assert!(plan["experiments"].as_array().unwrap().len() >= 10);
     assert!(plan["dedup_ratio"].as_f64().unwrap() < 1.0);
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_a_rerun_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds: Vec<String> = (0..300).map(|s| s.to_string()).collect();
+    let m = write(
+        dir.path(),
+        "m.toml",
+        &split_manifest("int", &seeds.join(", "), 0.3),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .current_dir(dir.path())
+        .args(["run", &m])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first split is recorded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.path().join("results/cache/split").exists() {
+        assert!(Instant::now() < deadline, "sweep never finished a split");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let msg = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(130), "{msg}");
+    assert!(msg.contains("cancelled"), "{msg}");
+    let done = ran(&out).len();
+    assert!(done < 301, "interrupted before the end: {done} stages ran");
+    let tmp = dir.path().join("results/cache/tmp");
+    assert!(
+        !tmp.exists() || std::fs::read_dir(&tmp).unwrap().next().is_none(),
+        "temp dirs removed"
+    );
+    let rerun = sweep(dir.path(), &["run", &m]);
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    assert_eq!(ran(&rerun).len(), 301 - done, "{}", text(&rerun));
+}
