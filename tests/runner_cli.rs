@@ -449,3 +449,100 @@ fn ctrl_c_stops_cleanly_and_a_rerun_resumes() {
     assert!(rerun.status.success(), "{}", text(&rerun));
     assert_eq!(ran(&rerun).len(), 301 - done, "{}", text(&rerun));
 }
+
+#[test]
+fn a_changed_artifact_is_reported_and_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", &split_manifest("sum", "0", 0.3));
+    assert!(sweep(dir.path(), &["run", &m]).status.success());
+    let split_dir = std::fs::read_dir(dir.path().join("results/cache/split"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(
+        split_dir.join("split.json"),
+        "{\"labeled\": [], \"unlabeled\": []}",
+    )
+    .unwrap();
+    let plan = plan_json(dir.path(), &m);
+    let stale: Vec<&serde_json::Value> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"].as_str().unwrap().starts_with("stale"))
+        .collect();
+    assert_eq!(stale.len(), 1, "{plan}");
+    assert!(
+        stale[0]["state"]
+            .as_str()
+            .unwrap()
+            .contains("split.json changed on disk"),
+        "{plan}"
+    );
+    let rerun = sweep(dir.path(), &["run", &m]);
+    assert!(
+        text(&rerun).contains("checksum mismatch"),
+        "{}",
+        text(&rerun)
+    );
+    assert_eq!(ran(&rerun), vec!["split/hh-rlhf/f0.3/seed0".to_string()]);
+    let again = std::fs::read_to_string(split_dir.join("split.json")).unwrap();
+    assert!(
+        again.contains("\"labeled\": [\n"),
+        "artifact rebuilt: {again}"
+    );
+}
+
+#[test]
+fn jobs_run_independent_stages_in_parallel_and_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "m.toml",
+        &split_manifest("jobs", "0, 1, 2, 3, 4, 5", 0.3),
+    );
+    let out = sweep(dir.path(), &["run", "--jobs", "3", &m]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut names = ran(&out);
+    assert_eq!(
+        names[0], "dataset/hh-rlhf",
+        "the dataset precedes its splits"
+    );
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 7);
+}
+
+#[test]
+fn gc_deletes_what_the_manifests_no_longer_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", &split_manifest("gc", "0, 1", 0.3));
+    assert!(sweep(dir.path(), &["run", &m]).status.success());
+    write(dir.path(), "m.toml", &split_manifest("gc", "0", 0.3));
+    let dry = sweep(dir.path(), &["gc", "--dry-run", &m]);
+    assert!(
+        text(&dry).contains("would delete split/hh-rlhf/f0.3/seed1"),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("results/cache/split"))
+            .unwrap()
+            .count(),
+        2
+    );
+    let real = sweep(dir.path(), &["gc", &m]);
+    assert!(real.status.success(), "{}", text(&real));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("results/cache/split"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let status = sweep(dir.path(), &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["kinds"]["split"]["records"], 1);
+    assert_eq!(count(&plan_json(dir.path(), &m), "split", "to_run"), 0);
+}
