@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 pub use compare::{Claim, ClaimCheck, check_claims};
 pub use csv::write_csv;
 pub use figure::draw_figure;
-pub use paper::{PaperTable, paper_table};
+pub use paper::{PaperTable, paper_table, paper_table_ids};
 pub use render::{ReportContext, write_report};
 pub use spec::{ExtraValue, FigureKind, FigureSpec, TableSpec};
 pub use table::build_table;

@@ -10,11 +10,44 @@ use super::CellResult;
 use super::grid::Grid;
 use super::spec::TableSpec;
 
-/// Every paper table shipped with the program: id → TOML text.
-const PAPER_TABLES: &[(&str, &str)] = &[(
-    "table1",
-    include_str!("../../experiments/paper/table1.toml"),
-)];
+/// `(id, TOML text)` of experiments/paper/<id>.toml, embedded at compile time.
+macro_rules! paper_file {
+    ($id:literal) => {
+        (
+            $id,
+            include_str!(concat!("../../experiments/paper/", $id, ".toml")),
+        )
+    };
+}
+
+/// Every paper table shipped with the program: id → TOML text. Tables 7–9,
+/// 14–15, 18–19 are hyper-parameters or generated text, not results.
+const PAPER_TABLES: &[(&str, &str)] = &[
+    paper_file!("table1"),
+    paper_file!("table2"),
+    paper_file!("table3"),
+    paper_file!("table4"),
+    paper_file!("table5"),
+    paper_file!("table6"),
+    paper_file!("table10"),
+    paper_file!("table11"),
+    paper_file!("table12"),
+    paper_file!("table13"),
+    paper_file!("table16"),
+    paper_file!("table17"),
+    paper_file!("table20"),
+    paper_file!("table21"),
+    paper_file!("table22"),
+    paper_file!("table23"),
+    paper_file!("table24"),
+    paper_file!("table25"),
+    paper_file!("table26"),
+];
+
+/// The ids of every paper table shipped with the program, in the paper's order.
+pub fn paper_table_ids() -> impl Iterator<Item = &'static str> {
+    PAPER_TABLES.iter().map(|(id, _)| *id)
+}
 
 /// The label that tells the paper's single run apart (the `over` of its grid).
 const RUN_LABEL: &str = "run";
@@ -28,9 +61,11 @@ pub struct PaperTable {
     pub source: String,
     pub rows: Vec<String>,
     pub columns: Vec<String>,
-    /// The metric the table reports (`gra`), in the paper's unit (%).
+    /// The table's main metric (`gra`, `weak_accuracy`, `win_rate`), in the
+    /// paper's unit (%). A row may publish another one (`train_seconds`).
     pub value: String,
-    /// One cell per number; labels are rows + columns + `run = "paper"`.
+    /// One cell per number; labels are rows + columns + `run = "paper"`;
+    /// metrics are the number (and `<metric>_std` where the paper gives one).
     pub cells: Vec<CellResult>,
 }
 
@@ -54,6 +89,14 @@ struct PaperFile {
 struct PaperRow {
     labels: BTreeMap<String, String>,
     values: Vec<f64>,
+    /// The metric of this row's numbers when it is not the table's `value`
+    /// (Table 6's last row is training seconds, the others weak accuracy).
+    #[serde(default)]
+    value: Option<String>,
+    /// Published standard deviations beside `values` (Table 20's `± std`),
+    /// kept as the metric `<metric>_std`.
+    #[serde(default)]
+    std: Option<Vec<f64>>,
 }
 
 /// The paper's table `id` (`"table1"`), or `None` if the paper has no such
@@ -62,9 +105,15 @@ pub fn paper_table(id: &str) -> anyhow::Result<Option<PaperTable>> {
     let Some((_, text)) = PAPER_TABLES.iter().find(|(known, _)| *known == id) else {
         return Ok(None);
     };
-    PaperTable::parse(text)
-        .with_context(|| format!("experiments/paper/{id}.toml is malformed"))
-        .map(Some)
+    let table = PaperTable::parse(text)
+        .with_context(|| format!("experiments/paper/{id}.toml is malformed"))?;
+    if table.id != id {
+        bail!(
+            "experiments/paper/{id}.toml says `id = \"{}\"`; make it `id = \"{id}\"`",
+            table.id
+        );
+    }
+    Ok(Some(table))
 }
 
 impl PaperTable {
@@ -91,20 +140,41 @@ impl PaperTable {
                     );
                 }
             }
-            for (column, &value) in file.column_order.iter().zip(&row.values) {
+            if let Some(std) = &row.std
+                && std.len() != row.values.len()
+            {
+                bail!(
+                    "row {} ({:?}) has {} std values but {} values: give one std per value or drop `std`",
+                    i + 1,
+                    row.labels,
+                    std.len(),
+                    row.values.len()
+                );
+            }
+            let metric = row.value.as_ref().unwrap_or(&file.value);
+            for (j, (column, &value)) in file.column_order.iter().zip(&row.values).enumerate() {
                 if column.len() != file.columns.len() {
                     bail!(
                         "column_order entry {column:?} does not name one value per column key {:?}",
                         file.columns
                     );
                 }
+                let std = row.std.as_ref().map(|std| std[j]);
+                if !value.is_finite() || std.is_some_and(|s| !s.is_finite()) {
+                    bail!(
+                        "row {} ({:?}), column {column:?}: the number is not finite; leave a value the paper lost out of the table instead",
+                        i + 1,
+                        row.labels
+                    );
+                }
                 let mut labels = row.labels.clone();
                 labels.extend(file.columns.iter().cloned().zip(column.iter().cloned()));
                 labels.insert(RUN_LABEL.to_string(), "paper".to_string());
-                cells.push(CellResult {
-                    labels,
-                    metrics: BTreeMap::from([(file.value.clone(), value)]),
-                });
+                let mut metrics = BTreeMap::from([(metric.clone(), value)]);
+                if let Some(std) = std {
+                    metrics.insert(format!("{metric}_std"), std);
+                }
+                cells.push(CellResult { labels, metrics });
             }
         }
         Ok(PaperTable {
@@ -118,21 +188,47 @@ impl PaperTable {
         })
     }
 
-    /// The table as a grid (single run: no CIs; `Avg.` rows as published).
+    /// The table's main metric as a grid (single run: no CIs; `Avg.` rows as
+    /// published). Rows of another metric (Table 6's seconds) are left out.
     pub fn grid(&self) -> anyhow::Result<Grid> {
         let rows: Vec<&str> = self.rows.iter().map(String::as_str).collect();
         let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
         let mut spec = TableSpec::new(&rows, &columns, &self.value);
         spec.over = RUN_LABEL.to_string();
-        Grid::build(&spec, &self.cells)
+        let cells: Vec<CellResult> = self
+            .cells
+            .iter()
+            .filter(|cell| cell.metrics.contains_key(&self.value))
+            .cloned()
+            .collect();
+        Grid::build(&spec, &cells)
     }
 
-    /// The published number whose labels match `labels` on every key the
-    /// paper uses, ignoring case and punctuation (`HH-RLHF` = `hh_rlhf`).
+    /// How many decimals the paper prints for the main metric (1 or 2; Table
+    /// 20's means and some "Avg." rows have 2), so a report shows them as is.
+    pub fn decimals(&self) -> usize {
+        let printed_with_one = |v: f64| ((v * 10.0).round() - v * 10.0).abs() < 1e-6;
+        let all_one = self
+            .cells
+            .iter()
+            .filter_map(|cell| cell.metrics.get(&self.value))
+            .all(|&v| printed_with_one(v));
+        if all_one { 1 } else { 2 }
+    }
+
+    /// The published number of the table's main metric whose labels match
+    /// `labels` on every key the paper uses, ignoring case and punctuation
+    /// (`HH-RLHF` = `hh_rlhf`).
     pub fn lookup(&self, labels: &BTreeMap<String, String>) -> Option<f64> {
+        self.lookup_metric(labels, &self.value)
+    }
+
+    /// As [`PaperTable::lookup`], for any metric the table publishes
+    /// (`train_seconds` in Table 6, `gra_std` in Table 20).
+    pub fn lookup_metric(&self, labels: &BTreeMap<String, String>, metric: &str) -> Option<f64> {
         self.cells
             .iter()
-            .find(|cell| {
+            .filter(|cell| {
                 cell.labels
                     .iter()
                     .filter(|(k, _)| *k != RUN_LABEL)
@@ -142,7 +238,7 @@ impl PaperTable {
                             .is_some_and(|ours| normalise_label(ours) == normalise_label(v))
                     })
             })
-            .and_then(|cell| cell.metrics.get(&self.value).copied())
+            .find_map(|cell| cell.metrics.get(metric).copied())
     }
 }
 
@@ -201,6 +297,352 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_registered_table_parses_and_has_a_grid() {
+        let ids: Vec<&str> = paper_table_ids().collect();
+        assert_eq!(ids.len(), 19, "{ids:?}");
+        for id in ids {
+            let t = paper_table(id).unwrap().expect("registered");
+            assert_eq!(t.id, id);
+            assert!(!t.source.is_empty() && !t.title.is_empty(), "{id}");
+            let grid = t.grid().unwrap_or_else(|e| panic!("{id}: {e:#}"));
+            assert!(!grid.rows.is_empty(), "{id} has no rows");
+        }
+    }
+
+    /// The paper's averages are recomputed from the rows they average (rows
+    /// that agree on every row label the Avg. row does not set to "Avg."), so a
+    /// mistyped number in any table shows up here.
+    #[test]
+    fn every_published_average_agrees_with_its_rows() {
+        let is_avg = |v: &str| normalise_label(v) == "avg";
+        let mut checked = 0;
+        let mut off = Vec::new();
+        for id in paper_table_ids() {
+            let t = paper_table(id).unwrap().unwrap();
+            let main: Vec<&CellResult> = t
+                .cells
+                .iter()
+                .filter(|c| c.metrics.contains_key(&t.value))
+                .collect();
+            for avg in main
+                .iter()
+                .filter(|c| t.rows.iter().any(|k| is_avg(&c.labels[k])))
+            {
+                let averaged: Vec<f64> = main
+                    .iter()
+                    .filter(|c| {
+                        t.rows.iter().all(|k| {
+                            let (a, v) = (&avg.labels[k], &c.labels[k]);
+                            if is_avg(a) { !is_avg(v) } else { a == v }
+                        }) && t.columns.iter().all(|k| avg.labels[k] == c.labels[k])
+                    })
+                    .map(|c| c.metrics[&t.value])
+                    .collect();
+                assert!(
+                    averaged.len() >= 2,
+                    "{id} {}: nothing averaged",
+                    avg.describe()
+                );
+                let mean = averaged.iter().sum::<f64>() / averaged.len() as f64;
+                let published = avg.metrics[&t.value];
+                if (mean - published).abs() > 0.051 {
+                    off.push(format!(
+                        "{id} {}: rows {mean:.3}, paper {published}",
+                        avg.describe()
+                    ));
+                }
+                checked += 1;
+            }
+        }
+        // The paper's own slip, checked against its text: Table 13's 20% column
+        // is 65.5, 63.4, 60.2, whose mean 63.03 it prints as 63.1.
+        assert_eq!(
+            off,
+            [
+                "table13 {dataset=Avg., labeled_fraction=0.2, pair=opt, run=paper}: rows 63.033, paper 63.1"
+            ]
+        );
+        // Every table but 21, 22, 24, 25 has averages.
+        assert!(checked > 100, "only {checked} averages checked");
+    }
+
+    /// One number per table, read off the paper's text by hand.
+    #[test]
+    fn spot_values_match_the_paper() {
+        let at = |id: &str, pairs: &[(&str, &str)]| {
+            paper_table(id).unwrap().unwrap().lookup(&labels(pairs))
+        };
+        // (table id, labels, the number printed in the paper)
+        type Spot<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+        let spots: &[Spot] = &[
+            (
+                "table2",
+                &[
+                    ("dataset", "TL;DR"),
+                    ("pair", "opt"),
+                    ("strong_model", "opt-6.7b"),
+                    ("annotation", "ws"),
+                ],
+                50.2,
+            ),
+            (
+                "table2",
+                &[
+                    ("dataset", "hh-rlhf"),
+                    ("pair", "qwen"),
+                    ("strong_model", "qwen2.5-3b"),
+                    ("annotation", "cw"),
+                ],
+                73.3,
+            ),
+            (
+                "table3",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "helpful"),
+                    ("annotation", "human-full"),
+                ],
+                58.5,
+            ),
+            (
+                "table3",
+                &[
+                    ("pair", "opt"),
+                    ("dataset", "hh-rlhf"),
+                    ("annotation", "cw"),
+                ],
+                69.9,
+            ),
+            (
+                "table4",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "helpful"),
+                    ("annotation", "top40"),
+                ],
+                60.2,
+            ),
+            (
+                "table5",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "hh-rlhf"),
+                    ("align.weighting", "lost-formula-4"),
+                ],
+                72.5,
+            ),
+            (
+                "table6",
+                &[
+                    ("pair", "opt"),
+                    ("dataset", "harmless"),
+                    ("weak_objective", "bt"),
+                ],
+                69.1,
+            ),
+            (
+                "table10",
+                &[
+                    ("pair", "opt"),
+                    ("dataset", "helpful"),
+                    ("annotation", "top50"),
+                ],
+                68.0,
+            ),
+            (
+                "table11",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "helpful"),
+                    ("annotation", "weak"),
+                ],
+                52.3,
+            ),
+            (
+                "table12",
+                &[("dataset", "tldr"), ("weak_model", "qwen2.5-3b")],
+                61.6,
+            ),
+            (
+                "table13",
+                &[
+                    ("pair", "opt"),
+                    ("dataset", "hh-rlhf"),
+                    ("labeled_fraction", "0.4"),
+                ],
+                62.6,
+            ),
+            (
+                "table16",
+                &[
+                    ("weak_model", "qwen2.5-0.5b"),
+                    ("strong_model", "opt-13b"),
+                    ("dataset", "helpful"),
+                    ("annotation", "ws"),
+                ],
+                75.4,
+            ),
+            (
+                "table17",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "tldr"),
+                    ("objective", "rdpo"),
+                    ("annotation", "ws"),
+                ],
+                85.9,
+            ),
+            (
+                "table20",
+                &[
+                    ("pair", "opt"),
+                    ("dataset", "tldr"),
+                    ("objective", "rdpo"),
+                    ("annotation", "human"),
+                ],
+                55.04,
+            ),
+            (
+                "table21",
+                &[
+                    ("pair", "opt"),
+                    ("dataset", "hh-rlhf"),
+                    ("regime", "online"),
+                    ("annotation", "reward-model"),
+                ],
+                85.3,
+            ),
+            (
+                "table22",
+                &[
+                    ("pair", "opt"),
+                    ("dataset", "tldr"),
+                    ("regime", "offline"),
+                    ("annotation", "cw"),
+                ],
+                56.6,
+            ),
+            (
+                "table23",
+                &[
+                    ("dataset", "shp-askengineers"),
+                    ("strong_model", "qwen2.5-14b"),
+                    ("annotation", "cw"),
+                ],
+                55.4,
+            ),
+            (
+                "table24",
+                &[
+                    ("weak_mixture", "harmless20-helpful80"),
+                    ("dataset", "helpful"),
+                    ("annotation", "ws"),
+                ],
+                62.4,
+            ),
+            (
+                "table25",
+                &[("annotation", "ws"), ("poison_ratio", "0.15")],
+                64.7,
+            ),
+            (
+                "table26",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "tldr"),
+                    ("weak_objective", "pairrm"),
+                    ("annotation", "cw"),
+                ],
+                62.2,
+            ),
+        ];
+        for (id, pairs, want) in spots {
+            assert_eq!(at(id, pairs), Some(*want), "{id} {pairs:?}");
+        }
+        let spotted: std::collections::BTreeSet<&str> = spots.iter().map(|s| s.0).collect();
+        for id in paper_table_ids().filter(|id| *id != "table1") {
+            assert!(spotted.contains(id), "{id} has no spot value");
+        }
+        // a label the paper does not have never matches: Table 5's lost formulas
+        assert_eq!(
+            at(
+                "table5",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "hh-rlhf"),
+                    ("align.weighting", "sigmoid")
+                ]
+            ),
+            None
+        );
+        // Table 26's PairRM and BT annotators are told apart
+        assert_eq!(
+            at(
+                "table26",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "tldr"),
+                    ("weak_objective", "bt"),
+                    ("annotation", "cw")
+                ]
+            ),
+            Some(64.4)
+        );
+    }
+
+    #[test]
+    fn second_metrics_are_looked_up_by_name_and_left_out_of_the_grid() {
+        let t6 = paper_table("table6").unwrap().unwrap();
+        let seconds = labels(&[
+            ("pair", "unspecified"),
+            ("dataset", "unspecified"),
+            ("weak_objective", "sft_dpo"),
+        ]);
+        assert_eq!(t6.lookup_metric(&seconds, "train_seconds"), Some(4978.0));
+        assert_eq!(t6.lookup(&seconds), None);
+        let grid = t6.grid().unwrap();
+        assert!(
+            grid.rows
+                .iter()
+                .all(|r| !r.contains(&"unspecified".to_string())),
+            "{:?}",
+            grid.rows
+        );
+        assert_eq!(grid.rows.len(), 7);
+
+        assert_eq!(t6.decimals(), 1);
+        let t20 = paper_table("table20").unwrap().unwrap();
+        assert_eq!(t20.decimals(), 2);
+        let cell = labels(&[
+            ("pair", "qwen"),
+            ("dataset", "Avg."),
+            ("objective", "ipo"),
+            ("annotation", "human"),
+        ]);
+        assert_eq!(t20.lookup(&cell), Some(75.3));
+        assert_eq!(t20.lookup_metric(&cell, "gra_std"), Some(10.0));
+    }
+
+    #[test]
+    fn non_finite_numbers_and_short_std_are_errors() {
+        let file = |row: &str| {
+            format!(
+                "id = \"t\"\ntitle = \"t\"\nsource = \"s\"\nrows = [\"dataset\"]\ncolumns = [\"annotation\"]\nvalue = \"gra\"\ncolumn_order = [[\"human\"], [\"cw\"]]\n[[row]]\nlabels = {{ dataset = \"tldr\" }}\n{row}\n"
+            )
+        };
+        let err = PaperTable::parse(&file("values = [1.0, nan]"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not finite"), "{err}");
+        let err = PaperTable::parse(&file("values = [1.0, 2.0]\nstd = [0.5]"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1 std values but 2 values"), "{err}");
+        let ok = PaperTable::parse(&file("values = [1.0, 2.0]\nstd = [0.5, 0.25]")).unwrap();
+        assert_eq!(ok.cells[1].metrics["gra_std"], 0.25);
     }
 
     #[test]

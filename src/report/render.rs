@@ -140,7 +140,7 @@ pub fn write_report(
             Ok(PaperSection {
                 title: p.title.clone(),
                 source: p.source.clone(),
-                table: grid_to_markdown(&p.grid()?, 1),
+                table: grid_to_markdown(&p.grid()?, p.decimals()),
             })
         })
         .transpose()?;

@@ -43,7 +43,7 @@ pub const TEST_PROMPTS_FILE: &str = "test_prompts.json";
 
 impl Stage for Dataset {
     const KIND: &'static str = "dataset";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const INPUTS: &'static [&'static str] = &[];
     type Params = Params;
 
@@ -65,6 +65,8 @@ impl Stage for Dataset {
         };
         write_json(ctx.out_dir, PAIRS_FILE, &pairs)?;
         write_json(ctx.out_dir, TEST_PROMPTS_FILE, &test_prompts)?;
+        // Later stages (the gold scorer) need to know what they score.
+        write_json(ctx.out_dir, super::support::SOURCE_FILE, &params.source)?;
         let metrics = BTreeMap::from([
             ("n_pairs".to_string(), pairs.len() as f64),
             ("n_test_prompts".to_string(), test_prompts.len() as f64),

@@ -26,6 +26,7 @@ pub mod ref_logps;
 pub mod score;
 pub mod sft;
 pub mod split;
+pub mod support;
 pub mod weak_eval;
 pub mod weak_train;
 

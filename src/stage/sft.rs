@@ -1,11 +1,16 @@
-//! `sft`: the strong model fine-tuned on the chosen responses of D_U under one
-//! labeller: human labels (no `annotation` input) or a weak annotator's.
-use anyhow::{Result, bail};
+//! `sft`: the strong model fine-tuned on (x, chosen) of D_U under one
+//! labeller: the human labels (no `annotation` input) or a weak annotator's.
+//! Each method's strong model starts from its own labeller's SFT model.
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-#[allow(unused_imports)]
-use super::params::{ModelSpec, TinyModelSpec, TrainSettings};
+use super::params::{ModelSpec, TrainSettings};
+use super::support::{
+    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_base_policy, max_len, progress_callback,
+    record_training, tokenizer_for, train_config, trainable_copy,
+};
 use super::{Stage, StageContext, StageOutcome};
+use crate::train::sft::train_sft;
 
 pub struct Sft;
 
@@ -19,11 +24,31 @@ pub struct Params {
 
 impl Stage for Sft {
     const KIND: &'static str = "sft";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const INPUTS: &'static [&'static str] = &["dataset", "split", "base", "annotation"];
     type Params = Params;
 
-    fn run(_params: &Params, _ctx: &StageContext) -> Result<StageOutcome> {
-        bail!("stage kind sft: run not written yet")
+    fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
+        let tokenizer = tokenizer_for(&params.model)?;
+        let tok = PairTokenizer {
+            tokenizer: tokenizer.as_ref(),
+        };
+        let (pairs, _) = labelled_unlabeled(ctx)?;
+        let examples = tok.chosen_examples(&pairs)?;
+        let base = load_base_policy(ctx, &params.model)?;
+        let policy = trainable_copy(&base, &params.train, params.seed)?;
+        let cfg = train_config(&params.train, params.seed, max_len(&params.model, &base));
+        let report = train_sft(
+            &policy,
+            &examples,
+            &cfg,
+            tokenizer.pad_id(),
+            ctx.device,
+            &mut progress_callback(ctx),
+        )?;
+        policy.save(&ctx.out_dir.join(MODEL_DIR))?;
+        Ok(StageOutcome {
+            metrics: record_training(ctx, &report)?,
+        })
     }
 }
