@@ -24,7 +24,8 @@ pub struct Experiment {
     pub file: PathBuf,
     /// Stop the pipeline after this stage kind (e.g. `split`).
     pub until: Option<String>,
-    /// The axis names, sorted (a cell's `coords` has one value for each).
+    /// The label names of every cell, sorted: [`CELL_LABELS`] and the axes
+    /// (a cell's `coords` has one value for each).
     pub axes: Vec<String>,
     pub cells: Vec<Cell>,
     /// The `[report]` table and figure (`None`: no report, e.g. a cache-only sweep).
@@ -171,6 +172,7 @@ fn resolve_one(m: &Manifest, profile: &Profile, errors: &mut Diagnostics) -> Opt
     base.extend(m.settings.clone());
     let axis_names: Vec<String> = {
         let mut names: BTreeSet<String> = axes.iter().map(|(n, _, _)| n.clone()).collect();
+        names.extend(CELL_LABELS.iter().map(|l| l.to_string()));
         for cell in &cells {
             names.extend(cell.keys().cloned());
         }
@@ -458,10 +460,12 @@ fn bind_cell(
         }
     }
     Some(Cell {
-        coords: coords
-            .iter()
-            .map(|(k, e)| (k.clone(), display(&e.value)))
-            .collect(),
+        coords: labels(
+            &settings,
+            weak_name.as_deref()?,
+            strong_name.as_deref()?,
+            coords,
+        ),
         annotation: annotation?,
         dataset,
         weak_model: (weak_name?, weak_spec?.ok()?),
@@ -476,6 +480,45 @@ fn check_world(world: &serde_json::Value) -> Result<(), String> {
     let cfg: crate::data::synthetic::WorldConfig =
         serde_json::from_value(world.clone()).map_err(|e| e.to_string())?;
     cfg.validate().map_err(|e| format!("{e:#}"))
+}
+
+/// Labels every cell carries besides its axes, so a report can group by a
+/// setting the sweep holds fixed.
+pub const CELL_LABELS: &[&str] = &[
+    "dataset",
+    "pair",
+    "weak_model",
+    "strong_model",
+    "objective",
+    "annotation",
+    "weak_objective",
+    "seed",
+    "labeled_fraction",
+];
+
+/// A cell's labels: the resolved [`CELL_LABELS`], then its axis values.
+fn labels(
+    s: &Settings,
+    weak_model: &str,
+    strong_model: &str,
+    coords: &BTreeMap<String, Entry>,
+) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = [
+        ("dataset", s.dataset.clone()),
+        ("pair", s.pair.clone()),
+        ("weak_model", weak_model.to_string()),
+        ("strong_model", strong_model.to_string()),
+        ("objective", s.objective.clone()),
+        ("annotation", s.annotation.clone()),
+        ("weak_objective", s.weak_objective.clone()),
+        ("seed", s.seed.to_string()),
+        ("labeled_fraction", s.labeled_fraction.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    labels.extend(coords.iter().map(|(k, e)| (k.clone(), display(&e.value))));
+    labels
 }
 
 /// A setting value as text: strings unquoted, everything else as TOML.
@@ -548,10 +591,10 @@ mod tests {
             .find(|c| c.settings.annotation == "top30")
             .unwrap();
         assert_eq!(top.annotation, Annotation::Top(30));
-        assert_eq!(
-            exps[0].axes,
-            vec!["annotation".to_string(), "seed".to_string()]
-        );
+        for label in ["annotation", "seed", "dataset", "strong_model"] {
+            assert!(exps[0].axes.iter().any(|a| a == label), "{label}");
+        }
+        assert_eq!(exps[0].cells[0].coords["strong_model"], "opt-1.3b");
     }
 
     #[test]
