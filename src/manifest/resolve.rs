@@ -594,7 +594,7 @@ mod tests {
         for label in ["annotation", "seed", "dataset", "strong_model"] {
             assert!(exps[0].axes.iter().any(|a| a == label), "{label}");
         }
-        assert_eq!(exps[0].cells[0].coords["strong_model"], "opt-1.3b");
+        assert_eq!(exps[0].cells[0].coords["strong_model"], "opt-13b");
     }
 
     #[test]
