@@ -546,3 +546,66 @@ fn gc_deletes_what_the_manifests_no_longer_reach() {
     assert_eq!(status["kinds"]["split"]["records"], 1);
     assert_eq!(count(&plan_json(dir.path(), &m), "split", "to_run"), 0);
 }
+
+/// A profile whose `broken` dataset names a family the world does not have:
+/// the failure shows only when its stage runs.
+fn profile_with_a_broken_dataset(dir: &Path) -> String {
+    let tiny = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/profiles/tiny.toml"),
+    )
+    .unwrap();
+    write(
+        dir,
+        "p.toml",
+        &format!(
+            "{tiny}\n[datasets.broken]\nstands_for = \"nothing\"\nsynthetic = \"no-such-family\"\n"
+        ),
+    )
+}
+
+#[test]
+fn a_failed_stage_exits_1_naming_it_and_its_log_and_keep_going_runs_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile_with_a_broken_dataset(dir.path());
+    let m = write(
+        dir.path(),
+        "m.toml",
+        &split_manifest("fail", "0", 0.3).replace("[\"hh-rlhf\"]", "[\"broken\", \"tldr\"]"),
+    );
+    let out = sweep(dir.path(), &["run", "--profile", &profile, &m]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(msg.contains("stage dataset/broken failed"), "{msg}");
+    let log = dir.path().join(
+        msg.split("log: ")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .trim(),
+    );
+    let log_text =
+        std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    assert!(log_text.contains("no-such-family"), "{log_text}");
+
+    let out = sweep(
+        dir.path(),
+        &["run", "--keep-going", "--profile", &profile, &m],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let plan: serde_json::Value = {
+        let p = sweep(dir.path(), &["plan", "--json", "--profile", &profile, &m]);
+        serde_json::from_slice(&p.stdout).unwrap()
+    };
+    assert_eq!(
+        count(&plan, "split", "cached"),
+        1,
+        "the tldr branch ran: {plan}"
+    );
+    assert_eq!(
+        count(&plan, "split", "to_run"),
+        1,
+        "the broken branch's split never ran: {plan}"
+    );
+}
