@@ -633,4 +633,34 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn extends_inherits_the_base_and_the_child_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("base.toml"),
+            "[defaults]\ndataset = \"ufb\"\npair = \"qwen\"\nobjective = \"ipo\"\nannotation = \"cw\"\n[align]\ntau = 0.2\neps = 0.3\n",
+        )
+        .unwrap();
+        let child = dir.path().join("child.toml");
+        std::fs::write(
+            &child,
+            "extends = \"base.toml\"\n[experiment]\nname = \"c\"\n[align]\ntau = 0.9\n",
+        )
+        .unwrap();
+        let manifests = crate::manifest::load_all(&[dir.path().to_path_buf()]).unwrap();
+        let exps = resolve(&manifests, &Profile::load("tiny").unwrap()).unwrap();
+        assert_eq!(exps.len(), 1, "the base defines no experiment");
+        let s = &exps[0].cells[0].settings;
+        assert_eq!(
+            (
+                s.dataset.as_str(),
+                s.pair.as_str(),
+                s.align.tau,
+                s.align.eps
+            ),
+            ("ufb", "qwen", 0.9, 0.3)
+        );
+        assert_eq!(exps[0].title, "c", "the title defaults to the name");
+    }
 }
