@@ -496,28 +496,33 @@ pub const CELL_LABELS: &[&str] = &[
     "labeled_fraction",
 ];
 
-/// A cell's labels: the resolved [`CELL_LABELS`], then its axis values.
+/// A cell's labels: its axis values, then the resolved [`CELL_LABELS`]
+/// (resolved wins: an `annotation = "ws"` cell reports `weak_objective = "dpo"`).
 fn labels(
     s: &Settings,
     weak_model: &str,
     strong_model: &str,
     coords: &BTreeMap<String, Entry>,
 ) -> BTreeMap<String, String> {
-    let mut labels: BTreeMap<String, String> = [
-        ("dataset", s.dataset.clone()),
-        ("pair", s.pair.clone()),
-        ("weak_model", weak_model.to_string()),
-        ("strong_model", strong_model.to_string()),
-        ("objective", s.objective.clone()),
-        ("annotation", s.annotation.clone()),
-        ("weak_objective", s.weak_objective.clone()),
-        ("seed", s.seed.to_string()),
-        ("labeled_fraction", s.labeled_fraction.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    labels.extend(coords.iter().map(|(k, e)| (k.clone(), display(&e.value))));
+    let mut labels: BTreeMap<String, String> = coords
+        .iter()
+        .map(|(k, e)| (k.clone(), display(&e.value)))
+        .collect();
+    labels.extend(
+        [
+            ("dataset", s.dataset.clone()),
+            ("pair", s.pair.clone()),
+            ("weak_model", weak_model.to_string()),
+            ("strong_model", strong_model.to_string()),
+            ("objective", s.objective.clone()),
+            ("annotation", s.annotation.clone()),
+            ("weak_objective", s.weak_objective.clone()),
+            ("seed", s.seed.to_string()),
+            ("labeled_fraction", s.labeled_fraction.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v)),
+    );
     labels
 }
 
