@@ -103,6 +103,25 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Look at the synthetic world of the tiny profile.
+    World {
+        #[command(subcommand)]
+        command: WorldCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorldCommand {
+    /// Per family: pair counts, token lengths, human-vs-gold agreement,
+    /// the gold-gap distribution and a few decoded examples.
+    Stats {
+        /// Profile whose `[world]` to describe: `tiny` or a profile TOML file.
+        #[arg(long, default_value = "tiny")]
+        profile: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -124,6 +143,9 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
+        Command::World {
+            command: WorldCommand::Stats { profile, json },
+        } => world_stats(&profile, json),
         Command::Run {
             inputs,
             jobs,
@@ -403,6 +425,20 @@ fn gc(
         if !dry_run {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn world_stats(profile: &str, json: bool) -> Result<ExitCode> {
+    let profile = cwpo::profile::Profile::load(profile)?;
+    let config: cwpo::data::synthetic::WorldConfig =
+        serde_json::from_value(serde_json::Value::Object(profile.world.clone()))
+            .context("the profile's [world] does not match the world's settings")?;
+    let stats = cwpo::data::synthetic::stats::world_stats(&config)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+    } else {
+        println!("{stats}");
     }
     Ok(ExitCode::SUCCESS)
 }
