@@ -45,9 +45,10 @@ enum Command {
     Run {
         #[command(flatten)]
         inputs: Inputs,
-        /// Stages run at once (default 1 on CPU: training already uses every core).
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
+        /// Stages run at once. Default: one per CPU core on `cpu` (each stage
+        /// computes on one thread, see `RAYON_NUM_THREADS` in the README), 1 on CUDA.
+        #[arg(long)]
+        jobs: Option<usize>,
         /// Keep running branches that do not depend on a failed stage.
         #[arg(long)]
         keep_going: bool,
@@ -103,9 +104,29 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Look at the synthetic world of the tiny profile.
+    World {
+        #[command(subcommand)]
+        command: WorldCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorldCommand {
+    /// Per family: pair counts, token lengths, human-vs-gold agreement,
+    /// the gold-gap distribution and a few decoded examples.
+    Stats {
+        /// Profile whose `[world]` to describe: `tiny` or a profile TOML file.
+        #[arg(long, default_value = "tiny")]
+        profile: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
+    one_compute_thread_per_stage();
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => code,
@@ -124,12 +145,18 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
+        Command::World {
+            command: WorldCommand::Stats { profile, json },
+        } => world_stats(&profile, json),
         Command::Run {
             inputs,
             jobs,
             keep_going,
             device,
-        } => run(&inputs, jobs, keep_going, &device),
+        } => {
+            let jobs = jobs.unwrap_or_else(|| default_jobs(&device));
+            run(&inputs, jobs, keep_going, &device)
+        }
         Command::Plan { inputs, json, dot } => show_plan(&inputs, json, dot.as_deref()),
         Command::Why { stage, inputs } => {
             let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
@@ -405,4 +432,41 @@ fn gc(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn world_stats(profile: &str, json: bool) -> Result<ExitCode> {
+    let profile = cwpo::profile::Profile::load(profile)?;
+    let config: cwpo::data::synthetic::WorldConfig =
+        serde_json::from_value(serde_json::Value::Object(profile.world.clone()))
+            .context("the profile's [world] does not match the world's settings")?;
+    let stats = cwpo::data::synthetic::stats::world_stats(&config)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+    } else {
+        println!("{stats}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The tiny models of the default profile are far too small for a thread
+/// pool to pay off: candle's CPU kernels spend their time waking threads, and
+/// one thread per stage measured 3.5× faster than two (BENCHMARKS.md). So
+/// unless the user chose, each stage computes on one thread and `--jobs`
+/// runs stages side by side instead.
+fn one_compute_thread_per_stage() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none()
+        && std::env::var_os("CANDLE_NUM_THREADS").is_none()
+    {
+        // SAFETY: called first thing in `main`, before any thread exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
+}
+
+/// One stage per core on CPU (see [`one_compute_thread_per_stage`]); one at a time on a GPU.
+fn default_jobs(device: &str) -> usize {
+    if device == "cpu" {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    }
 }

@@ -18,6 +18,7 @@ use super::{Key, Plan};
 use crate::manifest::resolve::Cell;
 use crate::manifest::settings::{Annotation, TrainBlock};
 use crate::profile::Profile;
+use crate::stage::dataset::DatasetSource;
 use crate::stage::params::{ModelSpec, TrainSettings};
 use crate::stage::{self, KINDS, Stage};
 
@@ -107,18 +108,21 @@ impl<'p> CellBuilder<'p> {
 
         // Tiny models are pretrained from scratch on the dataset's corpus.
         let base = |this: &mut Self, (name, spec): &(String, ModelSpec)| -> Result<Option<Key>> {
-            match (spec, &profile.pretrain) {
-                (ModelSpec::Tiny(tiny), Some(p)) => this.add::<Pretrain>(
-                    stage::pretrain::Params {
-                        model: tiny.clone(),
-                        steps: p.steps,
-                        learning_rate: p.learning_rate,
-                        batch_size: p.batch_size,
-                        seed: p.seed,
-                    },
-                    &[("dataset", ds)],
-                    format!("{ds_name}/{name}"),
-                ),
+            match (spec, &profile.pretrain, &cell.dataset) {
+                (ModelSpec::Tiny(tiny), Some(p), DatasetSource::Synthetic { world, .. }) => {
+                    this.add::<Pretrain>(
+                        stage::pretrain::Params {
+                            model: tiny.clone(),
+                            world: world.clone(),
+                            steps: p.steps,
+                            learning_rate: p.learning_rate,
+                            batch_size: p.batch_size,
+                            seed: p.seed,
+                        },
+                        &[],
+                        name.clone(),
+                    )
+                }
                 _ => Ok(None),
             }
         };

@@ -1,17 +1,20 @@
-//! `pretrain`: a tiny decoder trained from scratch on the synthetic corpus,
-//! standing in for a real checkpoint (tiny profile only).
+//! `pretrain`: a tiny decoder trained from scratch on the synthetic world's
+//! corpus, standing in for a real checkpoint (tiny profile only).
 //!
-//! The corpus is the base policy's samples in the dataset: every prompt
-//! followed by each of its two candidate responses. Both candidates are the
-//! noisy base policy's work, so the pretrained model imitates that policy,
-//! as a real base LM imitates the web, and SFT then has something to improve.
-use anyhow::Result;
+//! The corpus is the world's base policy talking: prompts of every family
+//! followed by the noisy base policy's responses, one fresh document per
+//! training example. The pretrained model imitates that policy, as a real
+//! base LM imitates the web, so SFT and alignment have something to improve.
+//! It depends on the world config only, so every dataset of a world shares
+//! one pretrained model per size.
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::params::TinyModelSpec;
-use super::support::{MODEL_DIR, PairTokenizer, progress_callback, record_training};
-use super::{Stage, StageContext, StageOutcome, read_json};
-use crate::data::{PreferencePair, Tokenizer};
+use super::support::{MODEL_DIR, progress_callback, record_training};
+use super::{Stage, StageContext, StageOutcome};
+use crate::data::Tokenizer;
+use crate::data::synthetic::{WorldConfig, pretraining_corpus};
 use crate::model::Policy;
 use crate::train::{TokenizedExample, TrainConfig, sft::train_sft};
 
@@ -21,7 +24,9 @@ pub struct Pretrain;
 #[serde(deny_unknown_fields)]
 pub struct Params {
     pub model: TinyModelSpec,
-    /// Optimiser steps, rounded up to whole passes over the corpus.
+    /// The synthetic world whose base policy writes the corpus.
+    pub world: serde_json::Value,
+    /// Optimiser steps: one pass over `steps × batch_size` fresh documents.
     pub steps: usize,
     pub learning_rate: f64,
     pub batch_size: usize,
@@ -30,35 +35,33 @@ pub struct Params {
 
 impl Stage for Pretrain {
     const KIND: &'static str = "pretrain";
-    const VERSION: u32 = 2;
-    const INPUTS: &'static [&'static str] = &["dataset"];
+    const VERSION: u32 = 3;
+    const INPUTS: &'static [&'static str] = &[];
     type Params = Params;
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
+        let world: WorldConfig = serde_json::from_value(params.world.clone())
+            .context("pretrain: the world config does not match WorldConfig")?;
+        world.validate()?;
         let tokenizer = crate::data::synthetic::tokenizer();
-        let pairs: Vec<PreferencePair> =
-            read_json(ctx.input("dataset")?, super::dataset::PAIRS_FILE)?;
-        let tok = PairTokenizer {
-            tokenizer: &tokenizer,
-        };
+        let documents = pretraining_corpus(&world, params.steps * params.batch_size);
         // Whole documents: no prompt mask, every token after the first is a target.
-        let mut corpus = Vec::with_capacity(2 * pairs.len());
-        for pair in &pairs {
-            for response in [&pair.chosen, &pair.rejected] {
-                let mut ids = tokenizer.encode(&pair.prompt)?;
-                ids.extend(tok.response(response)?);
-                corpus.push(TokenizedExample {
+        let corpus = documents
+            .iter()
+            .map(|doc| {
+                let mut ids = tokenizer.encode(doc)?;
+                ids.push(tokenizer.eos_id());
+                Ok(TokenizedExample {
                     prompt: Vec::new(),
                     response: ids,
-                });
-            }
-        }
-        anyhow::ensure!(!corpus.is_empty(), "pretrain: the dataset has no pairs");
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        anyhow::ensure!(!corpus.is_empty(), "pretrain: `steps` must be at least 1");
         let cfg = params.model.decoder_config(&tokenizer);
         let policy = Policy::new_random(&cfg, None, params.seed, ctx.device)?;
-        let examples = params.steps * params.batch_size;
         let train = TrainConfig {
-            epochs: examples.div_ceil(corpus.len()).max(1),
+            epochs: 1,
             batch_size: params.batch_size,
             lr: params.learning_rate,
             warmup_steps: params.steps / 20,

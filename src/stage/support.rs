@@ -21,6 +21,7 @@ use super::params::{ModelSpec, TinyModelSpec, TrainSettings};
 use super::split::{SPLIT_FILE, SplitIndices};
 use super::{StageContext, read_json, write_json};
 use crate::data::{PreferencePair, Tokenizer};
+use crate::model::lora::LORA_TARGETS;
 use crate::model::{Arch, DecoderConfig, LoadedModel, LoraConfig, Policy, load_checkpoint};
 use crate::train::{StepInfo, TokenizedExample, TokenizedPair, TrainConfig, TrainReport};
 
@@ -177,20 +178,7 @@ pub fn lora_of(train: &TrainSettings) -> Option<LoraConfig> {
         rank,
         alpha: 2.0 * rank as f64,
         dropout: 0.05,
-        targets: [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-            "fc1",
-            "fc2",
-            "out_proj",
-        ]
-        .map(String::from)
-        .to_vec(),
+        targets: LORA_TARGETS.iter().map(|t| t.to_string()).collect(),
     })
 }
 
