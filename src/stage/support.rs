@@ -185,10 +185,13 @@ pub fn lora_of(train: &TrainSettings) -> Option<LoraConfig> {
 /// The policy a training stage updates: a copy of `base`, with fresh LoRA
 /// adapters when asked for.
 pub fn trainable_copy(base: &Policy, train: &TrainSettings, seed: u64) -> Result<Policy> {
-    match lora_of(train) {
-        Some(lora) => base.with_lora(&lora, seed),
-        None => base.deep_clone(),
-    }
+    let policy = match lora_of(train) {
+        Some(lora) => base.with_lora(&lora, seed)?,
+        None => base.deep_clone()?,
+    };
+    // LoRA dropout is on while training; checkpoints load in eval mode.
+    policy.backbone().set_training(true);
+    Ok(policy)
 }
 
 /// A manifest's training block as the training loops' config.

@@ -105,6 +105,7 @@ impl Stage for WeakTrain {
                     let sft_model = trainable_copy(&base, &params.train, params.seed)?;
                     let examples = tok.chosen_examples(&labeled)?;
                     sft::train_sft(&sft_model, &examples, &cfg, pad, ctx.device, &mut |_| {})?;
+                    sft_model.backbone().set_training(false);
                     sft_model
                 } else {
                     base
