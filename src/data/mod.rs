@@ -1,6 +1,10 @@
 //! Data: the synthetic preference world, real dataset loaders, tokenisers and
 //! splits. Every source yields [`PreferencePair`]s and test prompts as text; a
 //! [`Tokenizer`] turns text into ids, so stages never know which profile they run.
+pub mod gguf_tokenizer;
+pub mod hf_tokenizer;
+pub mod real;
+
 use serde::{Deserialize, Serialize};
 
 /// One human-labelled comparison: `chosen` is the response the (simulated or

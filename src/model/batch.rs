@@ -114,15 +114,24 @@ mod tests {
         let dev = Device::Cpu;
         let rows: Vec<(&[u32], &[u32])> = vec![(&[5, 6], &[7]), (&[5], &[8, 9, 10])];
         let right = SeqBatch::from_prompt_response(&rows, 0, PadSide::Right, 16, &dev)?;
-        assert_eq!(right.ids.to_vec2::<u32>()?, vec![vec![5, 6, 7, 0], vec![5, 8, 9, 10]]);
+        assert_eq!(
+            right.ids.to_vec2::<u32>()?,
+            vec![vec![5, 6, 7, 0], vec![5, 8, 9, 10]]
+        );
         assert_eq!(
             right.target_mask.to_vec2::<f32>()?,
             vec![vec![0., 0., 1., 0.], vec![0., 1., 1., 1.]]
         );
         assert_eq!(right.last_index.to_vec1::<u32>()?, vec![2, 3]);
         let left = SeqBatch::from_prompt_response(&rows, 0, PadSide::Left, 16, &dev)?;
-        assert_eq!(left.ids.to_vec2::<u32>()?, vec![vec![0, 5, 6, 7], vec![5, 8, 9, 10]]);
-        assert_eq!(left.positions.to_vec2::<u32>()?, vec![vec![0, 0, 1, 2], vec![0, 1, 2, 3]]);
+        assert_eq!(
+            left.ids.to_vec2::<u32>()?,
+            vec![vec![0, 5, 6, 7], vec![5, 8, 9, 10]]
+        );
+        assert_eq!(
+            left.positions.to_vec2::<u32>()?,
+            vec![vec![0, 0, 1, 2], vec![0, 1, 2, 3]]
+        );
         assert_eq!(left.last_index.to_vec1::<u32>()?, vec![3, 3]);
         Ok(())
     }

@@ -8,7 +8,7 @@
 //! Bradley–Terry weak annotator, a PairRM-style pairwise scorer, a gold RM).
 pub mod batch;
 pub mod config;
-
+pub mod gguf;
 
 pub use batch::{PadSide, SeqBatch};
 pub use config::{Arch, DecoderConfig};

