@@ -9,6 +9,7 @@ use candle_core::Device;
 use cwpo::data::Tokenizer;
 use cwpo::data::gguf_tokenizer::tokenizer_from_gguf;
 use cwpo::model::gguf::{GgufFile, load_gguf};
+use cwpo::model::probe::load_lm;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -103,4 +104,35 @@ fn gguf_weights_load_under_hf_names_with_tied_head() {
         &[3 * 64, 576]
     );
     assert_eq!(tensors["model.embed_tokens.weight"].dims(), &[49152, 576]);
+}
+
+/// Our decoder on the dequantised, un-permuted GGUF weights against the
+/// float64 numpy forward on llama.cpp's own layout.
+#[test]
+fn smollm2_logits_match_reference() {
+    let Some(path) = smollm2_gguf() else { return };
+    let lm = load_lm(&path, &Device::Cpu).unwrap();
+    for case in reference().cases {
+        let (ids, _sum, mean, top) = lm.logprob(&case.text).unwrap();
+        assert_eq!(ids, case.ids, "token ids of {:?}", case.text);
+        let top_ids: Vec<u32> = top.iter().map(|t| t.id).collect();
+        assert_eq!(top_ids, case.top10_ids, "top-10 order after {:?}", case.text);
+        for (ours, theirs) in top.iter().zip(&case.top10_logits) {
+            let rel = (ours.logit as f64 - theirs).abs() / theirs.abs().max(1e-6);
+            assert!(
+                rel < 1e-3,
+                "logit of token {} after {:?}: ours {} vs reference {theirs} (relative error {rel:e})",
+                ours.id,
+                case.text,
+                ours.logit
+            );
+        }
+        let diff = (mean as f64 - case.mean_logprob).abs();
+        assert!(
+            diff < 1e-4,
+            "mean log-prob of {:?}: ours {mean} vs reference {} (|diff| {diff:e})",
+            case.text,
+            case.mean_logprob
+        );
+    }
 }

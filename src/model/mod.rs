@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod config;
 pub mod gguf;
+pub mod probe;
 
 pub use batch::{PadSide, SeqBatch};
 pub use config::{Arch, DecoderConfig};
