@@ -78,8 +78,8 @@ fn smollm2_bt_weak_annotator_on_hh_fixture() {
 
     let rm = RewardModel::from_policy(&lm.policy, None, 0).unwrap();
     let bt_loss = || -> Tensor {
-        let margin = (rm.scores(&chosen_batch).unwrap() - rm.scores(&rejected_batch).unwrap())
-            .unwrap(); // [B]
+        let margin =
+            (rm.scores(&chosen_batch).unwrap() - rm.scores(&rejected_batch).unwrap()).unwrap(); // [B]
         neg_log_sigmoid(&margin).unwrap().mean_all().unwrap()
     };
     let mut opt = AdamW::new(
@@ -118,7 +118,10 @@ fn smollm2_bt_weak_annotator_on_hh_fixture() {
         "BT weak annotator (SmolLM2-135M, f32, CPU): load {load_s:.1} s; {steps} full-model AdamW steps on {} HH pairs {train_s:.1} s; annotate {annotate_s:.2} s; loss {first:.4} -> {last:.4}; confidence {confidence:?}",
         pairs.len()
     );
-    assert!(last < first, "BT loss on its training pairs should fall: {first} -> {last}");
+    assert!(
+        last < first,
+        "BT loss on its training pairs should fall: {first} -> {last}"
+    );
     assert!(confidence.iter().all(|c| (0.0..1.0).contains(c)));
 }
 
@@ -145,7 +148,8 @@ fn smollm2_one_dpo_step() {
         SeqBatch::from_prompt_response(&rows, 0, PadSide::Right, 1024, &device).unwrap()
     };
     let (chosen_batch, rejected_batch) = (batch_of(&chosen), batch_of(&rejected));
-    let sum = |model: &dyn LanguageModel, batch: &SeqBatch| model.response_logprobs(batch).unwrap().sum;
+    let sum =
+        |model: &dyn LanguageModel, batch: &SeqBatch| model.response_logprobs(batch).unwrap().sum;
 
     let mut opt = AdamW::new(lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
     let start = Instant::now();
@@ -160,9 +164,16 @@ fn smollm2_one_dpo_step() {
         .unwrap();
     opt.backward_step(&loss).unwrap();
     let step_s = start.elapsed().as_secs_f64();
-    let loss = loss.to_dtype(DType::F32).unwrap().to_scalar::<f32>().unwrap();
+    let loss = loss
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     println!(
         "DPO step (SmolLM2-135M, f32, CPU, {pairs} pairs of {prompt_len} + {response_len} tokens, full-model AdamW, reference forward included): {step_s:.2} s, loss {loss:.5}"
     );
-    assert!((loss - std::f32::consts::LN_2).abs() < 1e-4, "policy = reference gives ln 2, got {loss}");
+    assert!(
+        (loss - std::f32::consts::LN_2).abs() < 1e-4,
+        "policy = reference gives ln 2, got {loss}"
+    );
 }

@@ -116,7 +116,11 @@ fn smollm2_logits_match_reference() {
         let (ids, _sum, mean, top) = lm.logprob(&case.text).unwrap();
         assert_eq!(ids, case.ids, "token ids of {:?}", case.text);
         let top_ids: Vec<u32> = top.iter().map(|t| t.id).collect();
-        assert_eq!(top_ids, case.top10_ids, "top-10 order after {:?}", case.text);
+        assert_eq!(
+            top_ids, case.top10_ids,
+            "top-10 order after {:?}",
+            case.text
+        );
         for (ours, theirs) in top.iter().zip(&case.top10_logits) {
             let rel = (ours.logit as f64 - theirs).abs() / theirs.abs().max(1e-6);
             assert!(

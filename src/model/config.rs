@@ -42,3 +42,89 @@ pub struct DecoderConfig {
     pub eos_id: u32,
     pub pad_id: u32,
 }
+
+impl DecoderConfig {
+    /// Rejects shapes the decoder cannot build, naming the offending field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let nonzero = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_layers", self.num_layers),
+            ("num_heads", self.num_heads),
+            ("num_kv_heads", self.num_kv_heads),
+            ("head_dim", self.head_dim),
+            ("max_position", self.max_position),
+        ];
+        for (field, value) in nonzero {
+            anyhow::ensure!(
+                value > 0,
+                "decoder config: `{field}` must be positive, got 0"
+            );
+        }
+        anyhow::ensure!(
+            self.num_heads.is_multiple_of(self.num_kv_heads),
+            "decoder config: num_heads ({}) must be a multiple of num_kv_heads ({})",
+            self.num_heads,
+            self.num_kv_heads
+        );
+        match self.arch {
+            Arch::Llama => anyhow::ensure!(
+                self.head_dim.is_multiple_of(2),
+                "decoder config: RoPE needs an even head_dim, got {}",
+                self.head_dim
+            ),
+            Arch::Opt => {
+                anyhow::ensure!(
+                    self.num_heads == self.num_kv_heads && !self.qk_norm,
+                    "decoder config: OPT has neither grouped-query attention nor q/k norm \
+                     (num_kv_heads must equal num_heads, qk_norm must be false)"
+                );
+                anyhow::ensure!(
+                    self.tie_embeddings,
+                    "decoder config: OPT ties its LM head to the token embedding (tie_embeddings must be true)"
+                );
+            }
+        }
+        for (field, id) in [
+            ("eos_id", Some(self.eos_id)),
+            ("pad_id", Some(self.pad_id)),
+            ("bos_id", self.bos_id),
+        ] {
+            if let Some(id) = id {
+                anyhow::ensure!(
+                    (id as usize) < self.vocab_size,
+                    "decoder config: {field} {id} is outside the vocabulary (vocab_size {})",
+                    self.vocab_size
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of parameters of the base model (no LoRA, no reward head).
+    pub fn num_params(&self) -> usize {
+        let (d, i, v) = (self.hidden_size, self.intermediate_size, self.vocab_size);
+        let (q, kv) = (
+            self.num_heads * self.head_dim,
+            self.num_kv_heads * self.head_dim,
+        );
+        let per_layer = match self.arch {
+            Arch::Llama => {
+                let bias = if self.qkv_bias { q + 2 * kv } else { 0 };
+                let qk_norm = if self.qk_norm { 2 * self.head_dim } else { 0 };
+                d * q + 2 * d * kv + q * d + bias + qk_norm + 3 * d * i + 2 * d
+            }
+            Arch::Opt => {
+                (d * q + q) + 2 * (d * kv + kv) + (q * d + d) + (d * i + i) + (i * d + d) + 4 * d
+            }
+        };
+        let embeddings = match self.arch {
+            Arch::Llama => v * d,
+            Arch::Opt => v * d + (self.max_position + 2) * d,
+        };
+        let final_norm = if self.arch == Arch::Opt { 2 * d } else { d };
+        let head = if self.tie_embeddings { 0 } else { v * d };
+        embeddings + self.num_layers * per_layer + final_norm + head
+    }
+}

@@ -6,13 +6,38 @@
 //! against: a [`LanguageModel`] yields per-sequence log-probs of the target
 //! (response) tokens, a [`ScalarScorer`] yields one score per sequence (the
 //! Bradley–Terry weak annotator, a PairRM-style pairwise scorer, a gold RM).
+pub mod attention;
+pub mod backbone;
 pub mod batch;
+pub mod checkpoint;
 pub mod config;
+pub mod decoder;
 pub mod gguf;
+pub mod hf_config;
+pub mod init;
+pub mod linear;
+pub mod lora;
+pub mod mlp;
+pub mod ops;
+pub mod params;
+pub mod policy;
 pub mod probe;
+pub mod reward;
+pub mod rotary;
+pub mod sample;
+pub mod testing;
 
+#[cfg(test)]
+mod tests;
+
+pub use attention::KvCache;
 pub use batch::{PadSide, SeqBatch};
+pub use checkpoint::{LoadedModel, ModelKind, load_checkpoint, load_hf_dir};
 pub use config::{Arch, DecoderConfig};
+pub use lora::LoraConfig;
+pub use policy::Policy;
+pub use reward::RewardModel;
+pub use sample::{SamplingConfig, generate};
 
 use candle_core::{Result, Tensor, Var};
 

@@ -130,7 +130,10 @@ impl LoadedLm {
     pub fn logprob(&self, text: &str) -> Result<(Vec<u32>, f32, f32, Vec<NextToken>)> {
         let ids = self.tokenizer.encode(text)?;
         if ids.len() < 2 {
-            bail!("text {text:?} has {} token(s); need at least 2 to score", ids.len());
+            bail!(
+                "text {text:?} has {} token(s); need at least 2 to score",
+                ids.len()
+            );
         }
         let device = self.policy.backbone().device().clone();
         let batch = SeqBatch::from_sequences(
@@ -200,7 +203,12 @@ pub fn model_generate(path: &Path, prompt: &str, sampling: &SamplingConfig) -> R
 impl fmt::Display for LogprobReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "model {} ({:?})", self.model.display(), self.source)?;
-        writeln!(f, "token ids ({}): {:?}", self.token_ids.len(), self.token_ids)?;
+        writeln!(
+            f,
+            "token ids ({}): {:?}",
+            self.token_ids.len(),
+            self.token_ids
+        )?;
         writeln!(
             f,
             "log-prob: sum {:.4}, mean {:.4} per token",
