@@ -13,7 +13,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use cwpo::data::Tokenizer;
-use cwpo::data::real::{DatasetFormat, LoadOptions, OnBadRow};
+use cwpo::data::real::{DatasetFormat, LengthFilter, LoadOptions, OnBadRow};
 use cwpo::model::probe::load_lm;
 use cwpo::model::reward::RewardModel;
 use cwpo::model::{LanguageModel, PadSide, ScalarScorer, SeqBatch};
@@ -52,11 +52,17 @@ fn smollm2_bt_weak_annotator_on_hh_fixture() {
     let load_s = start.elapsed().as_secs_f64();
 
     let hh = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real/hh-rlhf.jsonl");
+    // The paper's recipe: bad rows skipped, pairs over 512 SmolLM2 tokens dropped.
     let options = LoadOptions {
         on_bad_row: OnBadRow::Skip,
-        length_filter: None,
+        length_filter: Some(LengthFilter {
+            tokenizer: &lm.tokenizer,
+            max_tokens: DatasetFormat::HhRlhf.max_tokens(),
+        }),
     };
-    let pairs = DatasetFormat::HhRlhf.load(&hh, &options).unwrap().pairs;
+    let loaded = DatasetFormat::HhRlhf.load(&hh, &options).unwrap();
+    println!("{}", loaded.report);
+    let pairs = loaded.pairs;
     let tok = &lm.tokenizer;
     let encode = |s: &str| tok.encode(s).unwrap();
     let chosen: Vec<(Vec<u32>, Vec<u32>)> = pairs
