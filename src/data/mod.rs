@@ -4,6 +4,9 @@
 pub mod gguf_tokenizer;
 pub mod hf_tokenizer;
 pub mod real;
+pub mod split;
+pub mod synthetic;
+pub mod word_tokenizer;
 
 use serde::{Deserialize, Serialize};
 

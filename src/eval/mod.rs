@@ -1,4 +1,5 @@
 //! Evaluation: gold scorers, Gold Reward Accuracy, weak-annotator accuracy.
+pub mod gold;
 
 /// A judge that scores responses to prompts: the synthetic world's true
 /// reward, a learned reward model, or a real gold RM in the paper profile.

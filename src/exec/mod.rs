@@ -1,1 +1,276 @@
-//! exec (placeholder until its issue lands).
+//! Exec: runs a plan against the cache in topological order.
+//!
+//! Cached nodes whose artifacts still match their checksums are skipped; a
+//! mismatch is reported and the node re-runs. Up to `--jobs` stages run at
+//! once on worker threads; results are committed by the scheduler thread
+//! only, so a cancelled or killed run never records an unfinished stage. A
+//! failing stage blocks its descendants; without `--keep-going` nothing new
+//! starts after a failure.
+pub mod progress;
+pub mod results;
+pub mod why;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, anyhow};
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
+use petgraph::visit::Dfs;
+
+use crate::cache::{Cache, LOG_FILE};
+use crate::plan::Plan;
+use crate::stage::{StageContext, StageOutcome, run_stage};
+use progress::Display;
+
+pub struct RunOptions {
+    /// Stages run at once (1 on CPU: training already uses every core).
+    pub jobs: usize,
+    /// Let branches independent of a failed stage continue.
+    pub keep_going: bool,
+    pub device: candle_core::Device,
+}
+
+/// A failed stage, for the exit message.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub name: String,
+    pub log: PathBuf,
+    pub error: String,
+}
+
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    /// Names of the stages run (and committed) by this run.
+    pub ran: Vec<String>,
+    pub cached: usize,
+    pub failed: Vec<Failure>,
+    /// Stages not run because an input failed (or a failure stopped the run).
+    pub skipped: usize,
+    pub cancelled: bool,
+}
+
+/// Whether each node's result is in the cache.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeState {
+    Cached,
+    /// Recorded, but the artifacts no longer match: re-run.
+    Stale(String),
+    ToRun,
+}
+
+/// The cache state of every node (`cache = None`: no cache yet, all to run).
+pub fn states(plan: &Plan, cache: Option<&Cache>) -> Result<HashMap<NodeIndex, NodeState>> {
+    let mut out = HashMap::new();
+    for idx in plan.graph.node_indices() {
+        let state = match cache {
+            None => NodeState::ToRun,
+            Some(cache) => match cache.get(&plan.graph[idx].key)? {
+                None => NodeState::ToRun,
+                Some(rec) => match cache.verify(&rec) {
+                    Ok(()) => NodeState::Cached,
+                    Err(reason) => NodeState::Stale(reason),
+                },
+            },
+        };
+        out.insert(idx, state);
+    }
+    Ok(out)
+}
+
+enum Slot {
+    Pending,
+    Running { tmp: PathBuf },
+    Done,
+    Failed,
+    Blocked,
+}
+
+/// Runs every node of `plan` not yet in `cache`.
+pub fn run(
+    plan: &Plan,
+    cache: &Cache,
+    opts: &RunOptions,
+    cancel: &Arc<AtomicBool>,
+) -> Result<RunSummary> {
+    let mut summary = RunSummary::default();
+    let mut slots: HashMap<NodeIndex, Slot> = HashMap::new();
+    for (idx, state) in states(plan, Some(cache))? {
+        let slot = match state {
+            NodeState::Cached => {
+                summary.cached += 1;
+                Slot::Done
+            }
+            NodeState::Stale(reason) => {
+                eprintln!("warning: {}: {reason}; re-running it", plan.graph[idx].name);
+                if let Some(rec) = cache.get(&plan.graph[idx].key)? {
+                    cache.remove(&rec)?;
+                }
+                Slot::Pending
+            }
+            NodeState::ToRun => Slot::Pending,
+        };
+        slots.insert(idx, slot);
+    }
+    let order = plan.topological();
+    let to_run = slots
+        .values()
+        .filter(|s| matches!(s, Slot::Pending))
+        .count() as u64;
+    let display = Display::new(to_run);
+    let (tx, rx) = mpsc::channel::<(NodeIndex, f64, Instant, Result<StageOutcome>)>();
+    let mut bars: HashMap<NodeIndex, Arc<progress::StageProgress>> = HashMap::new();
+    let mut stop_scheduling = false;
+
+    loop {
+        // Start every ready node, up to `jobs` at once.
+        let running = slots
+            .values()
+            .filter(|s| matches!(s, Slot::Running { .. }))
+            .count();
+        let mut free = opts.jobs.max(1).saturating_sub(running);
+        for &idx in &order {
+            if free == 0 || stop_scheduling || cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            if !matches!(slots[&idx], Slot::Pending) {
+                continue;
+            }
+            let ready = plan
+                .graph
+                .neighbors_directed(idx, Direction::Incoming)
+                .all(|i| matches!(slots[&i], Slot::Done));
+            if !ready {
+                continue;
+            }
+            let node = plan.graph[idx].clone();
+            let tmp = cache.begin(&node.key)?;
+            let inputs: BTreeMap<String, PathBuf> = node
+                .inputs
+                .iter()
+                .map(|(role, key)| {
+                    let rec = cache
+                        .get(key)?
+                        .ok_or_else(|| anyhow!("input {key} of {} has no record", node.name))?;
+                    Ok((role.clone(), cache.artifact_dir(&rec)))
+                })
+                .collect::<Result<_>>()?;
+            let bar = Arc::new(display.stage(&node.name, &tmp.join(LOG_FILE))?);
+            bars.insert(idx, bar.clone());
+            let (tx, cancel, device, out_dir) =
+                (tx.clone(), cancel.clone(), opts.device.clone(), tmp.clone());
+            let started_unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let ctx = StageContext {
+                    params: &node.params,
+                    inputs: &inputs,
+                    out_dir: &out_dir,
+                    device: &device,
+                    progress: bar.as_ref(),
+                    cancel: &cancel,
+                };
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_stage(&node.kind, &ctx)
+                }))
+                .unwrap_or_else(|panic| Err(anyhow!("stage panicked: {}", panic_text(&panic))));
+                drop(bar); // the scheduler takes the bar back once the result arrives
+                let _ = tx.send((idx, started_unix, started, result));
+            });
+            slots.insert(idx, Slot::Running { tmp });
+            free -= 1;
+        }
+
+        let running = slots
+            .values()
+            .filter(|s| matches!(s, Slot::Running { .. }))
+            .count();
+        if running == 0 {
+            break;
+        }
+        let (idx, started_unix, started, result) = match rx.recv_timeout(Duration::from_millis(100))
+        {
+            Ok(msg) => msg,
+            Err(_) => {
+                if cancel.load(Ordering::Relaxed) {
+                    // Abandon the running stages: their temp dirs go, nothing is recorded.
+                    for slot in slots.values() {
+                        if let Slot::Running { tmp } = slot {
+                            let _ = std::fs::remove_dir_all(tmp);
+                        }
+                    }
+                    summary.cancelled = true;
+                    display.done();
+                    return Ok(summary);
+                }
+                continue;
+            }
+        };
+        let Some(Slot::Running { tmp }) = slots.remove(&idx) else {
+            unreachable!("a result comes from a running stage")
+        };
+        let node = &plan.graph[idx];
+        let bar = bars.remove(&idx).expect("bar of a running stage");
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(outcome) => {
+                close_bar(&display, bar);
+                cache.commit(node, &tmp, started_unix, seconds, outcome.metrics)?;
+                display.ended(&format!("done   {} ({seconds:.1}s)", node.name));
+                summary.ran.push(node.name.clone());
+                slots.insert(idx, Slot::Done);
+            }
+            Err(err) => {
+                use crate::stage::Progress;
+                bar.log(&format!("error: {err:#}"));
+                close_bar(&display, bar);
+                let log = cache.fail(&node.key, &tmp)?;
+                display.ended(&format!("FAILED {} ({seconds:.1}s): {err:#}", node.name));
+                summary.failed.push(Failure {
+                    name: node.name.clone(),
+                    log,
+                    error: format!("{err:#}"),
+                });
+                slots.insert(idx, Slot::Failed);
+                let mut dfs = Dfs::new(&plan.graph, idx);
+                while let Some(d) = dfs.next(&plan.graph) {
+                    if d != idx && matches!(slots[&d], Slot::Pending) {
+                        slots.insert(d, Slot::Blocked);
+                    }
+                }
+                if !opts.keep_going {
+                    stop_scheduling = true;
+                }
+            }
+        }
+    }
+    summary.skipped = slots
+        .values()
+        .filter(|s| matches!(s, Slot::Pending | Slot::Blocked))
+        .count();
+    display.done();
+    Ok(summary)
+}
+
+/// Closes a finished stage's bar and log; the worker thread dropped its
+/// handle before sending the result, so this is the last one.
+fn close_bar(display: &Display, bar: Arc<progress::StageProgress>) {
+    match Arc::try_unwrap(bar) {
+        Ok(bar) => display.close(bar),
+        Err(_) => unreachable!("the worker drops its progress handle before reporting"),
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -1,1 +1,187 @@
-//! plan (placeholder until its issue lands).
+//! Plan: typed experiments → ONE petgraph DAG of stages. Identical stages
+//! (same key) across cells and experiments are one node; each node also has
+//! a readable name such as `align/hh-rlhf/opt/cw-dpo/seed0`.
+pub mod key;
+pub mod pipeline;
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Result, bail};
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use crate::manifest::resolve::Experiment;
+use crate::profile::Profile;
+use crate::report::TableSpec;
+pub use key::Key;
+
+/// One stage to run (or found in the cache).
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub kind: String,
+    pub version: u32,
+    /// The kind's `Params`, serialised.
+    pub params: serde_json::Value,
+    /// Role → input key.
+    pub inputs: BTreeMap<String, Key>,
+    pub key: Key,
+    pub name: String,
+}
+
+/// What one cell of an experiment produced: its final node (the metric
+/// stage, or the `until` stage's node) for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellPlan {
+    pub coords: BTreeMap<String, String>,
+    /// Key of the cell's last stage.
+    pub result: Key,
+    /// Key of the weak annotator's evaluation, when the cell has one.
+    pub weak_eval: Option<Key>,
+    pub seed: u64,
+    /// Profile slot names of the cell's weak and strong models.
+    pub weak_model: String,
+    pub strong_model: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExperimentPlan {
+    pub name: String,
+    pub title: String,
+    pub axes: Vec<String>,
+    pub cells: Vec<CellPlan>,
+    pub report: Option<TableSpec>,
+    /// Stages this experiment needs if it were planned on its own and cell
+    /// by cell (the naive count the dedup ratio compares against).
+    pub naive_stage_count: usize,
+}
+
+/// The DAG. Edges point from an input to the stage that reads it.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub graph: DiGraph<Node, String>,
+    pub by_key: HashMap<Key, NodeIndex>,
+    pub experiments: Vec<ExperimentPlan>,
+    pub profile: String,
+    /// Model slot name → what it is in this profile (for reports).
+    pub models: BTreeMap<String, String>,
+}
+
+impl Plan {
+    /// Compiles `experiments` under `profile` into one DAG.
+    pub fn build(experiments: &[Experiment], profile: &Profile) -> Result<Plan> {
+        let mut plan = Plan {
+            profile: profile.name.clone(),
+            ..Plan::default()
+        };
+        for exp in experiments {
+            let mut cells = Vec::new();
+            let mut naive = 0;
+            for cell in &exp.cells {
+                let mut builder = pipeline::CellBuilder::new(&mut plan, exp.until.as_deref());
+                let (result, weak_eval) = builder.add_cell(cell, profile)?;
+                naive += builder.stages_added;
+                cells.push(CellPlan {
+                    coords: cell.coords.clone(),
+                    result,
+                    weak_eval,
+                    seed: cell.settings.seed,
+                    weak_model: cell.weak_model.0.clone(),
+                    strong_model: cell.strong_model.0.clone(),
+                });
+                for name in [&cell.weak_model.0, &cell.strong_model.0] {
+                    let slot = &profile.models[name];
+                    let what = match &slot.tiny {
+                        Some(t) => format!(
+                            "tiny stand-in for {} ({:?}, d{} × {} layers)",
+                            slot.stands_for, t.arch, t.hidden_size, t.num_layers
+                        ),
+                        None => slot.stands_for.clone(),
+                    };
+                    plan.models.insert(name.clone(), what);
+                }
+            }
+            plan.experiments.push(ExperimentPlan {
+                name: exp.name.clone(),
+                title: exp.title.clone(),
+                axes: exp.axes.clone(),
+                cells,
+                report: exp.report.clone(),
+                naive_stage_count: naive,
+            });
+        }
+        if petgraph::algo::is_cyclic_directed(&plan.graph) {
+            bail!("the stage graph has a cycle (a planner bug): please report it");
+        }
+        Ok(plan)
+    }
+
+    /// Adds a node (or finds the identical one) and returns its key.
+    pub fn add(
+        &mut self,
+        kind: &str,
+        version: u32,
+        params: serde_json::Value,
+        inputs: BTreeMap<String, Key>,
+        name: String,
+    ) -> Key {
+        let key = key::stage_key(kind, version, &params, &inputs);
+        if self.by_key.contains_key(&key) {
+            return key;
+        }
+        // Readable names are unique: a clash (same name, other params) gets the key's head.
+        let name = if self.graph.node_weights().any(|n| n.name == name) {
+            format!("{name}~{}", &key[..8])
+        } else {
+            name
+        };
+        let node = Node {
+            kind: kind.to_string(),
+            version,
+            params,
+            inputs: inputs.clone(),
+            key: key.clone(),
+            name,
+        };
+        let idx = self.graph.add_node(node);
+        for (role, input) in &inputs {
+            let from = self.by_key[input];
+            self.graph.add_edge(from, idx, role.clone());
+        }
+        self.by_key.insert(key.clone(), idx);
+        key
+    }
+
+    pub fn node(&self, key: &str) -> Option<&Node> {
+        self.by_key.get(key).map(|i| &self.graph[*i])
+    }
+
+    /// Nodes in an order where every input comes before its readers.
+    pub fn topological(&self) -> Vec<NodeIndex> {
+        petgraph::algo::toposort(&self.graph, None).expect("checked acyclic in Plan::build")
+    }
+
+    /// Node by readable name or key (or a unique key prefix), for `sweep why`.
+    pub fn find(&self, name_or_key: &str) -> Option<&Node> {
+        let mut hits = self
+            .graph
+            .node_weights()
+            .filter(|n| n.name == name_or_key || n.key.starts_with(name_or_key));
+        let first = hits.next()?;
+        hits.next().is_none().then_some(first)
+    }
+
+    /// Σ naive stage counts of the experiments.
+    pub fn naive_stage_count(&self) -> usize {
+        self.experiments.iter().map(|e| e.naive_stage_count).sum()
+    }
+}
+
+/// Loads the profile and every manifest under `paths`, resolves and plans
+/// them. Bad input of any kind comes back as one [`Diagnostics`] (exit 2).
+pub fn compile(paths: &[std::path::PathBuf], profile: &str) -> Result<(Plan, Vec<Experiment>)> {
+    let profile = Profile::load(profile)?;
+    let manifests = crate::manifest::load_all(paths)?;
+    let experiments = crate::manifest::resolve::resolve(&manifests, &profile)?;
+    let plan = Plan::build(&experiments, &profile)?;
+    Ok((plan, experiments))
+}

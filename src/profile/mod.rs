@@ -1,1 +1,300 @@
-//! profile (placeholder until its issue lands).
+//! Profiles bind the slot names a manifest uses (`dataset = "hh-rlhf"`,
+//! `pair = "opt"`, the gold scorer) to concrete specs: tiny synthetic ones
+//! (`tiny`, embedded in the binary) or local real checkpoints and files
+//! (`paper`). Manifests never name a concrete model, so one manifest runs
+//! under both.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::diagnostic::{Diagnostic, Diagnostics, Loc, Source, from_toml_error};
+use crate::stage::dataset::DatasetSource;
+use crate::stage::params::{ModelSpec, TinyModelSpec};
+
+/// The embedded default profile, so `sweep run` works from any directory.
+pub const TINY_TOML: &str = include_str!("../../experiments/profiles/tiny.toml");
+/// The paper profile (real checkpoints under `${CWPO_MODELS}`, data under `${CWPO_DATA}`).
+pub const PAPER_TOML: &str = include_str!("../../experiments/profiles/paper.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    /// The synthetic world's `WorldConfig` (a manifest's `[world]` overrides keys).
+    #[serde(default)]
+    pub world: serde_json::Map<String, serde_json::Value>,
+    /// Settings applied before a manifest's own `[defaults]` (same keys).
+    #[serde(default)]
+    pub defaults: toml::Table,
+    /// Present for profiles whose models are trained from scratch.
+    #[serde(default)]
+    pub pretrain: Option<PretrainSettings>,
+    /// The gold scorer spec, handed to the `score` stage as is.
+    pub gold: serde_json::Value,
+    pub datasets: BTreeMap<String, DatasetSlot>,
+    pub models: BTreeMap<String, ModelSlot>,
+    pub pairs: BTreeMap<String, PairSlot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainSettings {
+    pub steps: usize,
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
+/// A dataset name: a synthetic family or real files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSlot {
+    /// The real dataset this slot stands for (reports print it).
+    pub stands_for: String,
+    #[serde(default)]
+    pub synthetic: Option<String>,
+    #[serde(default)]
+    pub files: Option<DatasetFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetFiles {
+    pub format: String,
+    pub train: String,
+    pub test: String,
+}
+
+/// A model name: a tiny spec or a local HF dir.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSlot {
+    pub stands_for: String,
+    #[serde(default)]
+    pub tiny: Option<TinyModelSpec>,
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// A weak/strong pair as the paper's tables name them (`opt`, `qwen`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairSlot {
+    pub weak: String,
+    pub strong: String,
+}
+
+impl Profile {
+    /// `--profile NAME` (`tiny`, `paper`: embedded) or `--profile FILE`.
+    /// Errors are diagnostics (exit 2).
+    pub fn load(name_or_path: &str) -> Result<Profile, Diagnostics> {
+        let (path, text) = match name_or_path {
+            "tiny" => (
+                PathBuf::from("<embedded>/experiments/profiles/tiny.toml"),
+                TINY_TOML.to_string(),
+            ),
+            "paper" => (
+                PathBuf::from("<embedded>/experiments/profiles/paper.toml"),
+                PAPER_TOML.to_string(),
+            ),
+            other => {
+                let path = PathBuf::from(other);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    one(Diagnostic::file(
+                        &path,
+                        format!("cannot read profile: {e}; use `tiny`, `paper` or the path of a profile TOML file"),
+                    ))
+                })?;
+                (path, text)
+            }
+        };
+        Self::parse(&path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Profile, Diagnostics> {
+        let source = Arc::new(Source {
+            path: path.to_owned(),
+            text: text.into(),
+        });
+        let profile: Profile =
+            toml::from_str(text).map_err(|e| one(from_toml_error(&source, &e)))?;
+        let mut errors = Diagnostics::default();
+        let file = Loc::new(&source, None);
+        for (name, slot) in &profile.datasets {
+            if slot.synthetic.is_some() == slot.files.is_some() {
+                errors.push(Diagnostic::at(
+                    &file,
+                    format!("dataset `{name}`: set exactly one of `synthetic` or `files`"),
+                ));
+            }
+        }
+        for (name, slot) in &profile.models {
+            if slot.tiny.is_some() == slot.path.is_some() {
+                errors.push(Diagnostic::at(
+                    &file,
+                    format!("model `{name}`: set exactly one of `tiny` or `path`"),
+                ));
+            }
+            if slot.tiny.is_some() && profile.pretrain.is_none() {
+                errors.push(Diagnostic::at(
+                    &file,
+                    format!("model `{name}` is tiny but the profile has no [pretrain]"),
+                ));
+            }
+        }
+        for (name, pair) in &profile.pairs {
+            for model in [&pair.weak, &pair.strong] {
+                if !profile.models.contains_key(model) {
+                    errors.push(Diagnostic::at(
+                        &file,
+                        format!(
+                            "pair `{name}`: unknown model `{model}`; models: {}",
+                            keys(&profile.models)
+                        ),
+                    ));
+                }
+            }
+        }
+        errors.into_result()?;
+        Ok(profile)
+    }
+
+    /// The dataset source of slot `name` (`${VAR}`s expanded).
+    pub fn dataset_source(&self, name: &str) -> Result<DatasetSource, String> {
+        let slot = self
+            .datasets
+            .get(name)
+            .ok_or_else(|| unknown("dataset", name, keys(&self.datasets)))?;
+        Ok(match (&slot.synthetic, &slot.files) {
+            (Some(family), _) => DatasetSource::Synthetic {
+                family: family.clone(),
+                world: serde_json::Value::Object(self.world.clone()),
+            },
+            (None, Some(files)) => DatasetSource::Files {
+                format: files.format.clone(),
+                train: expand_env(&files.train)?.into(),
+                test: expand_env(&files.test)?.into(),
+            },
+            (None, None) => unreachable!("checked by Profile::parse"),
+        })
+    }
+
+    /// The concrete model of slot `name` (`${VAR}`s expanded).
+    pub fn model_spec(&self, name: &str) -> Result<ModelSpec, String> {
+        let slot = self
+            .models
+            .get(name)
+            .ok_or_else(|| unknown("model", name, keys(&self.models)))?;
+        Ok(match (&slot.tiny, &slot.path) {
+            (Some(tiny), _) => ModelSpec::Tiny(tiny.clone()),
+            (None, Some(path)) => ModelSpec::Hf {
+                path: expand_env(path)?.into(),
+            },
+            (None, None) => unreachable!("checked by Profile::parse"),
+        })
+    }
+
+    /// Every local path the slots point to that does not exist, with a hint
+    /// on how to obtain it (`sweep validate` reports them).
+    pub fn missing_paths(&self, datasets: &[&str], models: &[&str]) -> Vec<String> {
+        let mut missing = Vec::new();
+        for name in datasets {
+            if let Ok(DatasetSource::Files { train, test, .. }) = self.dataset_source(name) {
+                for p in [train, test] {
+                    if !p.exists() {
+                        let what = &self.datasets[*name].stands_for;
+                        missing.push(format!(
+                            "dataset `{name}`: {} does not exist; download {what} and set its path",
+                            p.display()
+                        ));
+                    }
+                }
+            }
+        }
+        for name in models {
+            match self.model_spec(name) {
+                Ok(ModelSpec::Hf { path }) if !path.join("config.json").exists() => {
+                    let what = &self.models[*name].stands_for;
+                    missing.push(format!(
+                        "model `{name}`: {}/config.json does not exist; get it with `huggingface-cli download {what} --local-dir {}`",
+                        path.display(),
+                        path.display()
+                    ));
+                }
+                Err(e) => missing.push(e),
+                _ => {}
+            }
+        }
+        missing
+    }
+}
+
+fn one(d: Diagnostic) -> Diagnostics {
+    let mut all = Diagnostics::default();
+    all.push(d);
+    all
+}
+
+fn keys<V>(map: &BTreeMap<String, V>) -> String {
+    map.keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn unknown(what: &str, name: &str, valid: String) -> String {
+    format!("unknown {what} `{name}` in this profile; valid: {valid}")
+}
+
+/// Replaces `${VAR}` with the environment variable's value; an unset
+/// variable is an error naming it.
+pub fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed `${{` in `{text}`"))?
+            + start;
+        let var = &rest[start + 2..end];
+        let value = std::env::var(var).map_err(|_| {
+            format!("environment variable `{var}` (used in `{text}`) is not set; export it")
+        })?;
+        out.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_profiles_parse_and_bind_every_pair() {
+        for name in ["tiny", "paper"] {
+            let p = Profile::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                p.pairs.contains_key("opt") && p.pairs.contains_key("qwen"),
+                "{name}"
+            );
+        }
+        let tiny = Profile::load("tiny").unwrap();
+        assert!(matches!(
+            tiny.model_spec("opt-125m"),
+            Ok(ModelSpec::Tiny(_))
+        ));
+    }
+
+    #[test]
+    fn expand_env_names_the_missing_variable() {
+        let err = expand_env("${SWEEP_SURELY_UNSET_VAR}/x").unwrap_err();
+        assert!(err.contains("SWEEP_SURELY_UNSET_VAR"), "{err}");
+        assert_eq!(expand_env("plain/path").unwrap(), "plain/path");
+    }
+}

@@ -1,1 +1,60 @@
-//! report (placeholder until its issue lands).
+//! Report: finished cells of an experiment → CSV tables (polars), PNG figures
+//! (plotters) and a `report.md` (minijinja) that sets our numbers beside the
+//! paper's.
+//!
+//! The flow, top-down:
+//! 1. [`grid`] groups [`CellResult`]s by the table's row and column labels and
+//!    summarises each group over seeds ([`stats`]: mean and 95% CI).
+//! 2. [`table`] turns that grid into a polars `DataFrame` (the paper's shape)
+//!    and into markdown; [`csv`] writes the frame.
+//! 3. [`figure`] draws grouped bars or lines with CI whiskers / bands.
+//! 4. [`paper`] holds the paper's published values (`experiments/paper/*.toml`,
+//!    embedded) and [`compare`] checks the paper's orderings in our run.
+//! 5. [`render`] writes everything for one experiment, `report.md` last.
+//!
+//! Every file is written atomically ([`atomic`]): a crash never leaves a
+//! half-written CSV, PNG or report.
+pub mod atomic;
+pub mod compare;
+pub mod csv;
+pub mod figure;
+#[cfg(test)]
+mod fixtures;
+pub mod font;
+pub mod grid;
+pub mod paper;
+pub mod render;
+pub mod spec;
+pub mod stats;
+pub mod table;
+
+use std::collections::BTreeMap;
+
+pub use compare::{Claim, ClaimCheck, check_claims};
+pub use csv::write_csv;
+pub use figure::draw_figure;
+pub use paper::{PaperTable, paper_table, paper_table_ids};
+pub use render::{ReportContext, write_report};
+pub use spec::{ExtraValue, FigureKind, FigureSpec, TableSpec};
+pub use table::build_table;
+
+/// One finished cell of an experiment: its axis labels (e.g. `pair = "opt"`,
+/// `dataset = "tldr"`, `objective = "dpo"`, `annotation = "cw"`,
+/// `seed = "0"`) and the metrics its stages produced (e.g. `gra = 0.61`).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct CellResult {
+    pub labels: BTreeMap<String, String>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl CellResult {
+    /// `{dataset=tldr, pair=opt, seed=0}`: how errors name a cell.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("{{{}}}", parts.join(", "))
+    }
+}

@@ -1,1 +1,206 @@
-//! stage (placeholder until its issue lands).
+//! Stage kinds: one file per box of the CW-PO pipeline.
+//!
+//! A stage is a pure function of its parameters and its inputs' artifacts: it
+//! reads `ctx.params` (exactly the [`Stage::Params`] of its kind) and the
+//! artifact dirs of its named input roles, and writes its own artifacts into
+//! `ctx.out_dir`, a temporary dir the cache renames into place only after
+//! `run` returns `Ok`. Its identity (the cache key) is computed by `plan` from
+//! [`Stage::KIND`], [`Stage::VERSION`], the canonical params and the input
+//! keys: bump `VERSION` whenever a kind's semantics change.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub mod align;
+pub mod annotate;
+pub mod dataset;
+pub mod generate;
+pub mod metric;
+pub mod params;
+pub mod pretrain;
+pub mod ref_logps;
+pub mod score;
+pub mod sft;
+pub mod split;
+pub mod support;
+pub mod weak_eval;
+pub mod weak_train;
+
+/// Where a running stage reports progress; the executor draws it as a bar and
+/// appends `log` lines to the stage's log file (`stage.log` in its artifact dir).
+pub trait Progress: Send + Sync {
+    /// Number of steps the stage expects to take (for the ETA).
+    fn set_total(&self, total: u64);
+    /// Current step and, for training stages, the latest loss.
+    fn set_step(&self, step: u64, loss: Option<f64>);
+    /// One line of the stage's log.
+    fn log(&self, line: &str);
+}
+
+/// A [`Progress`] that drops everything: for tests and library callers.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn set_total(&self, _total: u64) {}
+    fn set_step(&self, _step: u64, _loss: Option<f64>) {}
+    fn log(&self, _line: &str) {}
+}
+
+/// Everything a stage may touch while it runs.
+pub struct StageContext<'a> {
+    /// The stage's parameters, as the planner serialised its kind's `Params`.
+    pub params: &'a serde_json::Value,
+    /// Input role (e.g. `"dataset"`) → that input's artifact dir.
+    pub inputs: &'a BTreeMap<String, PathBuf>,
+    /// Temporary output dir, renamed into the cache after success.
+    pub out_dir: &'a Path,
+    pub device: &'a candle_core::Device,
+    pub progress: &'a dyn Progress,
+    /// Set by Ctrl-C: long loops should check [`StageContext::check_cancel`].
+    pub cancel: &'a AtomicBool,
+}
+
+impl StageContext<'_> {
+    /// The artifact dir of input `role`; an error names the role if the
+    /// planner did not wire it (a planner bug, not a user error).
+    pub fn input(&self, role: &str) -> Result<&Path> {
+        self.inputs.get(role).map(PathBuf::as_path).ok_or_else(|| {
+            anyhow!(
+                "stage input `{role}` is not wired (have: {:?})",
+                self.inputs.keys()
+            )
+        })
+    }
+
+    /// `Err` once the user pressed Ctrl-C, so a stage can stop between steps.
+    pub fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            bail!("cancelled by the user");
+        }
+        Ok(())
+    }
+}
+
+/// What a finished stage reports besides its artifacts: scalar metrics that
+/// land in its cache record (accuracy, GRA, training seconds, …).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageOutcome {
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// One stage kind.
+pub trait Stage {
+    /// Name in keys, cache paths and readable node names (`"weak_train"`).
+    const KIND: &'static str;
+    /// Bump when the kind's semantics change: it re-keys every node of the kind.
+    const VERSION: u32;
+    /// Input roles the kind may receive (a role may be absent, e.g.
+    /// `annotation` for a human-label SFT).
+    const INPUTS: &'static [&'static str];
+    /// Exactly the parameters the stage reads: nothing else re-keys it.
+    type Params: Serialize + DeserializeOwned;
+
+    fn run(params: &Self::Params, ctx: &StageContext) -> Result<StageOutcome>;
+}
+
+/// Every kind, in pipeline order (`until = KIND` keeps the kinds up to it).
+pub const KINDS: &[&str] = &[
+    dataset::Dataset::KIND,
+    split::Split::KIND,
+    pretrain::Pretrain::KIND,
+    weak_train::WeakTrain::KIND,
+    weak_eval::WeakEval::KIND,
+    annotate::Annotate::KIND,
+    sft::Sft::KIND,
+    ref_logps::RefLogps::KIND,
+    align::Align::KIND,
+    generate::Generate::KIND,
+    score::Score::KIND,
+    metric::Metric::KIND,
+];
+
+/// `VERSION` of `kind`, or `None` for an unknown kind.
+pub fn version_of(kind: &str) -> Option<u32> {
+    Some(match kind {
+        dataset::Dataset::KIND => dataset::Dataset::VERSION,
+        pretrain::Pretrain::KIND => pretrain::Pretrain::VERSION,
+        split::Split::KIND => split::Split::VERSION,
+        weak_train::WeakTrain::KIND => weak_train::WeakTrain::VERSION,
+        weak_eval::WeakEval::KIND => weak_eval::WeakEval::VERSION,
+        annotate::Annotate::KIND => annotate::Annotate::VERSION,
+        sft::Sft::KIND => sft::Sft::VERSION,
+        ref_logps::RefLogps::KIND => ref_logps::RefLogps::VERSION,
+        align::Align::KIND => align::Align::VERSION,
+        generate::Generate::KIND => generate::Generate::VERSION,
+        score::Score::KIND => score::Score::VERSION,
+        metric::Metric::KIND => metric::Metric::VERSION,
+        _ => return None,
+    })
+}
+
+/// Runs the stage of kind `kind` (dispatch by name, as the cache stores it).
+pub fn run_stage(kind: &str, ctx: &StageContext) -> Result<StageOutcome> {
+    match kind {
+        dataset::Dataset::KIND => run_typed::<dataset::Dataset>(ctx),
+        pretrain::Pretrain::KIND => run_typed::<pretrain::Pretrain>(ctx),
+        split::Split::KIND => run_typed::<split::Split>(ctx),
+        weak_train::WeakTrain::KIND => run_typed::<weak_train::WeakTrain>(ctx),
+        weak_eval::WeakEval::KIND => run_typed::<weak_eval::WeakEval>(ctx),
+        annotate::Annotate::KIND => run_typed::<annotate::Annotate>(ctx),
+        sft::Sft::KIND => run_typed::<sft::Sft>(ctx),
+        ref_logps::RefLogps::KIND => run_typed::<ref_logps::RefLogps>(ctx),
+        align::Align::KIND => run_typed::<align::Align>(ctx),
+        generate::Generate::KIND => run_typed::<generate::Generate>(ctx),
+        score::Score::KIND => run_typed::<score::Score>(ctx),
+        metric::Metric::KIND => run_typed::<metric::Metric>(ctx),
+        other => bail!(
+            "unknown stage kind `{other}`; valid kinds: {}",
+            KINDS.join(", ")
+        ),
+    }
+}
+
+/// Decodes the kind's params, checks that every wired input is a declared
+/// role, then runs it; a non-finite metric is an error, never recorded.
+fn run_typed<S: Stage>(ctx: &StageContext) -> Result<StageOutcome> {
+    let params: S::Params = serde_json::from_value(ctx.params.clone()).with_context(|| {
+        format!(
+            "stage kind `{}`: params do not match its Params struct",
+            S::KIND
+        )
+    })?;
+    if let Some(role) = ctx.inputs.keys().find(|r| !S::INPUTS.contains(&r.as_str())) {
+        bail!(
+            "stage kind `{}`: unexpected input role `{role}` (roles: {:?})",
+            S::KIND,
+            S::INPUTS
+        );
+    }
+    let outcome = S::run(&params, ctx)?;
+    if let Some((name, value)) = outcome.metrics.iter().find(|(_, v)| !v.is_finite()) {
+        bail!(
+            "stage kind `{}`: metric `{name}` is {value}, not a finite number",
+            S::KIND
+        );
+    }
+    Ok(outcome)
+}
+
+/// Writes `value` as pretty JSON to `dir/name` (artifact helper shared by stages).
+pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
+    let path = dir.join(name);
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads JSON written by [`write_json`].
+pub fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
+    let path = dir.join(name);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}

@@ -1,16 +1,15 @@
-//! Deterministic D_L / D_U / test splits of a real dataset's pairs.
+//! Deterministic D_L / D_U / test splits of a real dataset's pairs, built on
+//! the world's seeded index split ([`crate::data::split::split_indices`]).
 //!
-//! D is shuffled once with `ChaCha8Rng::seed_from_u64(seed)`; the first
-//! `test_fraction` becomes the test split (used only when the dataset ships no
-//! test file), then `labeled_fraction` of the rest is D_L (human labels the
-//! weak model trains on) and the remainder D_U (the weak model labels it).
+//! First `test_fraction` of D is held out as the test split (used only when
+//! the dataset ships no test file, e.g. TL;DR's ~5%), by `seed`; then
+//! `labeled_fraction` of the rest is D_L (human labels the weak model trains
+//! on) and the remainder D_U (the weak model labels it), by `seed + 1`.
 use anyhow::{Result, bail};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::PreferencePair;
+use crate::data::split::split_indices;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Splits {
@@ -22,7 +21,7 @@ pub struct Splits {
     pub test: Vec<PreferencePair>,
 }
 
-/// Splits `pairs` by `seed`; counts round down (`floor(n · fraction)`).
+/// Splits `pairs` by `seed` (sizes rounded as `split_indices` rounds).
 pub fn split_pairs(
     pairs: Vec<PreferencePair>,
     labeled_fraction: f64,
@@ -37,22 +36,18 @@ pub fn split_pairs(
             bail!("{name} = {value} must lie in [0, 1]");
         }
     }
-    let mut order: Vec<usize> = (0..pairs.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let n_test = (pairs.len() as f64 * test_fraction).floor() as usize;
-    let n_labeled = ((pairs.len() - n_test) as f64 * labeled_fraction).floor() as usize;
-
-    let mut slots: Vec<Option<PreferencePair>> = pairs.into_iter().map(Some).collect();
-    let mut take = |indices: &[usize]| -> Vec<PreferencePair> {
-        indices.iter().filter_map(|&i| slots[i].take()).collect()
+    let held_out = split_indices(pairs.len(), test_fraction, seed);
+    let rest = &held_out.unlabeled;
+    let inner = split_indices(rest.len(), labeled_fraction, seed.wrapping_add(1));
+    let pick = |indices: &[usize]| -> Vec<PreferencePair> {
+        indices.iter().map(|&i| pairs[i].clone()).collect()
     };
-    let test = take(&order[..n_test]);
-    let labeled = take(&order[n_test..n_test + n_labeled]);
-    let unlabeled = take(&order[n_test + n_labeled..]);
+    let through_rest =
+        |indices: &[usize]| -> Vec<usize> { indices.iter().map(|&i| rest[i]).collect() };
     Ok(Splits {
-        labeled,
-        unlabeled,
-        test,
+        test: pick(&held_out.labeled),
+        labeled: pick(&through_rest(&inner.labeled)),
+        unlabeled: pick(&through_rest(&inner.unlabeled)),
     })
 }
 

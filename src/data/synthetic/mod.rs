@@ -1,0 +1,352 @@
+//! The synthetic preference world: a seeded generator of a small word-level
+//! language whose task families stand in for the paper's datasets (HH-RLHF
+//! harmless / helpful, TL;DR, UltraFeedback, SHP forums).
+//!
+//! A family's pairs are made in three steps: draw a task ([`task`]), sample
+//! candidate responses from the noisy base policy ([`policy`]), and let a
+//! simulated human pick one ([`human`]), or, for `ufb`, a noisy judge. The
+//! gold reward ([`reward`]) is a function of the prompt and response text
+//! only. Everything is drawn from ChaCha8 streams derived from
+//! `WorldConfig::seed`, the family and the stream's purpose, so the same
+//! config gives byte-identical data and families do not disturb each other.
+pub mod human;
+pub mod lexicon;
+pub mod policy;
+pub mod reward;
+pub mod stats;
+pub mod task;
+
+use anyhow::{Context, bail, ensure};
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+pub use human::HumanNoise;
+pub use policy::PolicyNoise;
+
+use crate::data::PreferencePair;
+use crate::data::word_tokenizer::WordTokenizer;
+use crate::eval::gold::TrueReward;
+use lexicon::DOMAINS;
+use task::{Task, TaskKind};
+
+/// The task families, named after the datasets they stand in for.
+pub const FAMILIES: &[&str] = &[
+    "harmless",
+    "helpful",
+    "hh-rlhf",
+    "tldr",
+    "ufb",
+    "shp-askacademia",
+    "shp-askbaking",
+    "shp-askengineers",
+    "shp-askphilosophy",
+];
+
+/// Candidates per `ufb` prompt, as in UltraFeedback.
+pub const UFB_CANDIDATES: usize = 4;
+
+/// Everything that defines a world. Every field has a documented default, so
+/// a manifest names only what it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorldConfig {
+    /// Seed of every random stream of the world.
+    pub seed: u64,
+    /// Preference pairs per family.
+    pub n_pairs: usize,
+    /// Held-out prompts per family for generation / GRA.
+    pub n_test_prompts: usize,
+    /// Share of the prompt space reserved for test prompts (by a seeded hash
+    /// of the prompt text), so training and test prompts never meet.
+    pub test_prompt_share: f64,
+    /// Most items in a copy / sort / reverse prompt (and list size); prompts
+    /// stay within about 10 words.
+    pub max_items: usize,
+    /// Responses are cut to this many words.
+    pub max_response_words: usize,
+    /// The base policy's corruption rates.
+    pub policy: PolicyNoise,
+    /// How simulated humans choose (not used by `ufb`, whose noise is its judge's).
+    pub human: HumanNoise,
+    /// Probability that a human label is flipped after the noise model chose.
+    pub flip: f64,
+    /// Standard deviation of the `ufb` judge's Gaussian noise on the gold reward.
+    pub ufb_judge_noise: f64,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            n_pairs: 1000,
+            n_test_prompts: 50,
+            test_prompt_share: 0.2,
+            max_items: 4,
+            max_response_words: 12,
+            policy: PolicyNoise::default(),
+            human: HumanNoise::default(),
+            flip: 0.05,
+            ufb_judge_noise: 0.9,
+        }
+    }
+}
+
+impl WorldConfig {
+    /// Errors on any out-of-range value, naming the key and the valid range.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure!(self.n_pairs > 0, "world `n_pairs` must be at least 1");
+        ensure!(
+            self.test_prompt_share > 0.0 && self.test_prompt_share < 1.0,
+            "world `test_prompt_share` = {} must be in (0, 1); e.g. 0.2",
+            self.test_prompt_share
+        );
+        ensure!(
+            (2..=8).contains(&self.max_items),
+            "world `max_items` = {} must be in 2..=8",
+            self.max_items
+        );
+        ensure!(
+            self.max_response_words >= 4,
+            "world `max_response_words` = {} must be at least 4 (the shortest ideal answer)",
+            self.max_response_words
+        );
+        ensure!(
+            (0.0..=0.5).contains(&self.flip),
+            "world `flip` = {} must be in [0, 0.5]",
+            self.flip
+        );
+        ensure!(
+            self.ufb_judge_noise.is_finite() && self.ufb_judge_noise >= 0.0,
+            "world `ufb_judge_noise` = {} must be a finite number ≥ 0",
+            self.ufb_judge_noise
+        );
+        self.policy.validate()?;
+        self.human.validate()
+    }
+}
+
+/// One family's data: human-labelled pairs and held-out test prompts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FamilyData {
+    pub pairs: Vec<PreferencePair>,
+    pub test_prompts: Vec<String>,
+}
+
+/// Generates `family`'s pairs and test prompts. Unknown family → an error
+/// listing [`FAMILIES`].
+pub fn generate_family(cfg: &WorldConfig, family: &str) -> anyhow::Result<FamilyData> {
+    cfg.validate()?;
+    let family = known_family(family)?;
+    let panel = cfg.human.panel(&mut stream(cfg.seed, "", "annotators"));
+    let mut rng = stream(cfg.seed, family, "pairs");
+    let mut pairs = Vec::with_capacity(cfg.n_pairs);
+    for _ in 0..cfg.n_pairs {
+        let task = training_task(cfg, family, &mut rng);
+        let prompt = task.prompt();
+        let n_candidates = if family == "ufb" { UFB_CANDIDATES } else { 2 };
+        let candidates = distinct_candidates(cfg, &task, n_candidates, &mut rng)?;
+        let gold: Vec<f64> = candidates
+            .iter()
+            .map(|c| reward::gold_reward(&task, c))
+            .collect();
+        let (chosen, rejected) = if family == "ufb" {
+            judge_pick(&gold, cfg.ufb_judge_noise, &mut rng)
+        } else {
+            let annotator = panel.choose(&mut rng).expect("validated pool_size ≥ 1");
+            let first =
+                annotator.prefers_first(&candidates[0], gold[0], &candidates[1], gold[1], &mut rng);
+            let first = first ^ rng.random_bool(cfg.flip);
+            if first { (0, 1) } else { (1, 0) }
+        };
+        pairs.push(PreferencePair {
+            prompt,
+            chosen: candidates[chosen].clone(),
+            rejected: candidates[rejected].clone(),
+        });
+    }
+    let test_prompts = test_prompts(cfg, family)?;
+    Ok(FamilyData {
+        pairs,
+        test_prompts,
+    })
+}
+
+/// `n_docs` base-policy samples `"prompt response"` over all families (test
+/// prompts excluded): the corpus tiny models are pretrained on.
+///
+/// # Panics
+/// If `cfg` does not validate (the `dataset` stage validates it first).
+pub fn pretraining_corpus(cfg: &WorldConfig, n_docs: usize) -> Vec<String> {
+    if let Err(e) = cfg.validate() {
+        panic!("pretraining_corpus needs a valid world config: {e:#}");
+    }
+    let mut rng = stream(cfg.seed, "", "pretraining");
+    (0..n_docs)
+        .map(|_| {
+            let family = FAMILIES.choose(&mut rng).unwrap();
+            let task = training_task(cfg, family, &mut rng);
+            let response = cfg.policy.sample(&task, cfg.max_response_words, &mut rng);
+            format!("{} {response}", task.prompt())
+        })
+        .collect()
+}
+
+/// The world's word-level tokenizer (fixed vocabulary, `<pad> <eos> <unk>` first).
+pub fn tokenizer() -> WordTokenizer {
+    WordTokenizer::new(&lexicon::all_words()[lexicon::SPECIALS.len()..])
+        .expect("the lexicon lists each word once (tested)")
+}
+
+/// The true (gold) reward of `family`; unknown family → an error listing [`FAMILIES`].
+pub fn gold_scorer(family: &str) -> anyhow::Result<TrueReward> {
+    Ok(TrueReward::new(known_family(family)?))
+}
+
+/// `family` as the static name in [`FAMILIES`], or an error listing them.
+fn known_family(family: &str) -> anyhow::Result<&'static str> {
+    FAMILIES
+        .iter()
+        .find(|f| **f == family)
+        .copied()
+        .with_context(|| {
+            format!(
+                "unknown synthetic family {family:?}; known families: {}",
+                FAMILIES.join(", ")
+            )
+        })
+}
+
+/// The task kinds a family draws from, uniformly.
+fn family_kinds(family: &str) -> Vec<TaskKind> {
+    match family {
+        "harmless" => vec![TaskKind::Harmless],
+        "helpful" => vec![TaskKind::Helpful],
+        "hh-rlhf" => vec![TaskKind::Helpful, TaskKind::Harmless],
+        "tldr" => vec![TaskKind::Summary],
+        "ufb" => vec![
+            TaskKind::Helpful,
+            TaskKind::Harmless,
+            TaskKind::Summary,
+            TaskKind::AnyAdvice,
+        ],
+        shp => {
+            let domain = DOMAINS.iter().position(|d| d.family == shp);
+            vec![TaskKind::Advice(
+                domain.expect("FAMILIES and DOMAINS list the same forums"),
+            )]
+        }
+    }
+}
+
+fn sample_task(cfg: &WorldConfig, family: &str, rng: &mut ChaCha8Rng) -> Task {
+    let kind = *family_kinds(family).choose(rng).unwrap();
+    Task::sample(kind, cfg.max_items, rng)
+}
+
+/// A task whose prompt is not held out for testing.
+fn training_task(cfg: &WorldConfig, family: &str, rng: &mut ChaCha8Rng) -> Task {
+    loop {
+        let task = sample_task(cfg, family, rng);
+        if !is_held_out(cfg, &task.prompt()) {
+            return task;
+        }
+    }
+}
+
+/// `n_test_prompts` distinct held-out prompts of `family`.
+fn test_prompts(cfg: &WorldConfig, family: &str) -> anyhow::Result<Vec<String>> {
+    let mut rng = stream(cfg.seed, family, "test");
+    let mut prompts: Vec<String> = Vec::with_capacity(cfg.n_test_prompts);
+    let max_draws = 1000 * (cfg.n_test_prompts + 1);
+    for _ in 0..max_draws {
+        if prompts.len() == cfg.n_test_prompts {
+            return Ok(prompts);
+        }
+        let prompt = sample_task(cfg, family, &mut rng).prompt();
+        if is_held_out(cfg, &prompt) && !prompts.contains(&prompt) {
+            prompts.push(prompt);
+        }
+    }
+    if prompts.len() == cfg.n_test_prompts {
+        return Ok(prompts);
+    }
+    bail!(
+        "family {family:?} has only {} distinct held-out prompts after {max_draws} draws but world \
+         `n_test_prompts` = {}; lower `n_test_prompts` or raise `test_prompt_share` (now {})",
+        prompts.len(),
+        cfg.n_test_prompts,
+        cfg.test_prompt_share
+    )
+}
+
+/// Whether `prompt` belongs to the test share of the prompt space: a seeded
+/// hash of its text, so the partition holds across families and calls.
+fn is_held_out(cfg: &WorldConfig, prompt: &str) -> bool {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"held-out");
+    hasher.update(&cfg.seed.to_le_bytes());
+    hasher.update(prompt.as_bytes());
+    let h = u64::from_le_bytes(hasher.finalize().as_bytes()[..8].try_into().unwrap());
+    (h as f64 / u64::MAX as f64) < cfg.test_prompt_share
+}
+
+/// `n` pairwise-different base-policy responses to `task`.
+fn distinct_candidates(
+    cfg: &WorldConfig,
+    task: &Task,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::with_capacity(n);
+    for _ in 0..100 * n {
+        let response = cfg.policy.sample(task, cfg.max_response_words, rng);
+        if !out.contains(&response) {
+            out.push(response);
+            if out.len() == n {
+                return Ok(out);
+            }
+        }
+    }
+    bail!(
+        "the base policy gave fewer than {n} distinct responses to {:?} in {} draws; \
+         raise the world `policy` noise rates",
+        task.prompt(),
+        100 * n
+    )
+}
+
+/// UltraFeedback's rule: the judge scores gold + N(0, noise²); chosen = the
+/// best by judge, rejected = a uniformly random other. Returns indices.
+fn judge_pick(gold: &[f64], noise: f64, rng: &mut ChaCha8Rng) -> (usize, usize) {
+    let judge: Vec<f64> = gold
+        .iter()
+        .map(|g| g + noise * standard_normal(rng))
+        .collect();
+    let best = (0..judge.len())
+        .max_by(|&a, &b| judge[a].total_cmp(&judge[b]))
+        .expect("at least two candidates");
+    let others: Vec<usize> = (0..judge.len()).filter(|&i| i != best).collect();
+    (best, *others.choose(rng).unwrap())
+}
+
+/// A standard normal draw (Box–Muller), from our seeded stream.
+fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1], so ln is finite
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// The random stream for (`seed`, `family`, `purpose`).
+fn stream(seed: u64, family: &str, purpose: &str) -> ChaCha8Rng {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&seed.to_le_bytes());
+    hasher.update(family.as_bytes());
+    hasher.update(b"/");
+    hasher.update(purpose.as_bytes());
+    ChaCha8Rng::from_seed(*hasher.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests;

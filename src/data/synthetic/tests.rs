@@ -1,0 +1,315 @@
+//! Tests of the generated world as a whole: determinism, disjoint test
+//! prompts, human-vs-gold agreement, the `ufb` judge rule, tokenisation.
+use super::stats::{agreement_of, world_stats};
+use super::*;
+use crate::data::Tokenizer;
+
+fn hash_of(data: &FamilyData) -> blake3::Hash {
+    blake3::hash(serde_json::to_string(data).unwrap().as_bytes())
+}
+
+fn small(seed: u64) -> WorldConfig {
+    WorldConfig {
+        seed,
+        n_pairs: 300,
+        n_test_prompts: 20,
+        ..WorldConfig::default()
+    }
+}
+
+/// Agreement of a family's human labels with its gold reward.
+fn agreement(cfg: &WorldConfig, family: &str) -> f64 {
+    let data = generate_family(cfg, family).unwrap();
+    let gold = gold_scorer(family).unwrap();
+    let golds: Vec<(f64, f64)> = data
+        .pairs
+        .iter()
+        .map(|p| {
+            (
+                gold.reward(&p.prompt, &p.chosen).unwrap(),
+                gold.reward(&p.prompt, &p.rejected).unwrap(),
+            )
+        })
+        .collect();
+    agreement_of(&golds).0
+}
+
+#[test]
+fn same_seed_gives_byte_identical_data_and_another_seed_differs() {
+    for family in ["hh-rlhf", "ufb", "tldr"] {
+        let a = hash_of(&generate_family(&small(11), family).unwrap());
+        let b = hash_of(&generate_family(&small(11), family).unwrap());
+        let c = hash_of(&generate_family(&small(12), family).unwrap());
+        assert_eq!(a, b, "{family}: same seed must give identical bytes");
+        assert_ne!(a, c, "{family}: another seed must give other data");
+    }
+    assert_eq!(
+        pretraining_corpus(&small(11), 50),
+        pretraining_corpus(&small(11), 50)
+    );
+    assert_ne!(
+        pretraining_corpus(&small(11), 50),
+        pretraining_corpus(&small(12), 50)
+    );
+}
+
+#[test]
+fn every_family_generates_sized_distinct_pairs_and_disjoint_test_prompts() {
+    let cfg = small(5);
+    for family in FAMILIES {
+        let data = generate_family(&cfg, family).unwrap();
+        assert_eq!(data.pairs.len(), cfg.n_pairs, "{family}");
+        assert_eq!(data.test_prompts.len(), cfg.n_test_prompts, "{family}");
+        for p in &data.pairs {
+            assert_ne!(p.chosen, p.rejected, "{family}: {p:?}");
+            assert!(p.chosen.split_whitespace().count() <= cfg.max_response_words);
+            assert!(
+                !data.test_prompts.contains(&p.prompt),
+                "{family}: test prompt {} in training",
+                p.prompt
+            );
+        }
+        let mut unique = data.test_prompts.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            data.test_prompts.len(),
+            "{family}: repeated test prompt"
+        );
+    }
+}
+
+#[test]
+fn gold_rewards_of_generated_pairs_are_finite_and_bounded() {
+    let cfg = small(6);
+    for family in FAMILIES {
+        let gold = gold_scorer(family).unwrap();
+        for p in generate_family(&cfg, family).unwrap().pairs {
+            for response in [&p.chosen, &p.rejected] {
+                let r = gold.reward(&p.prompt, response).unwrap();
+                assert!(
+                    (-1.0..=1.0).contains(&r),
+                    "{family}: {} / {response} → {r}",
+                    p.prompt
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_family_error_lists_the_families() {
+    let err = generate_family(&small(0), "reddit")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("reddit") && err.contains("shp-askphilosophy"),
+        "{err}"
+    );
+}
+
+#[test]
+fn default_human_noise_agrees_with_gold_60_to_75_percent_on_every_family() {
+    let cfg = WorldConfig::default();
+    for family in FAMILIES {
+        let a = agreement(&cfg, family);
+        eprintln!("{family:<18} agreement {:.1}%", 100.0 * a);
+    }
+    for family in FAMILIES {
+        let a = agreement(&cfg, family);
+        assert!(
+            (0.60..=0.75).contains(&a),
+            "{family}: agreement {a:.3} outside [0.60, 0.75]"
+        );
+    }
+}
+
+#[test]
+fn colder_bradley_terry_humans_agree_more() {
+    let with = |temperature: f64| WorldConfig {
+        human: HumanNoise::Bt { temperature },
+        flip: 0.0,
+        ..small(3)
+    };
+    for family in ["helpful", "harmless", "tldr", "shp-askbaking"] {
+        let cold = agreement(&with(0.05), family);
+        let hot = agreement(&with(1.0), family);
+        assert!(
+            cold > hot + 0.1,
+            "{family}: T=0.05 agrees {cold:.3}, T=1 agrees {hot:.3}"
+        );
+    }
+}
+
+#[test]
+fn annotator_length_bias_is_systematic() {
+    // mean words(chosen) − words(rejected): unbiased humans vs length-loving annotators
+    let length_gap = |human: HumanNoise| {
+        let cfg = WorldConfig { human, ..small(8) };
+        let data = generate_family(&cfg, "tldr").unwrap();
+        let words = |s: &str| s.split_whitespace().count() as f64;
+        data.pairs
+            .iter()
+            .map(|p| words(&p.chosen) - words(&p.rejected))
+            .sum::<f64>()
+            / data.pairs.len() as f64
+    };
+    let unbiased = length_gap(HumanNoise::Bt { temperature: 0.55 });
+    let HumanNoise::Annotators {
+        pool_size,
+        temperature,
+        temperature_spread,
+        ..
+    } = HumanNoise::default()
+    else {
+        unreachable!("the default human noise is a pool of annotators")
+    };
+    let length_lovers = length_gap(HumanNoise::Annotators {
+        pool_size,
+        temperature,
+        temperature_spread,
+        length_bias: 1.0,
+        position_bias: 0.0,
+        politeness_bias: 0.0,
+        keyword_bias: 0.0,
+        bias_spread: 0.0,
+        liked_keywords: 0,
+    });
+    assert!(
+        length_lovers > unbiased + 1.0,
+        "length-loving annotators: chosen {length_lovers:.2} words longer, unbiased: {unbiased:.2}"
+    );
+}
+
+#[test]
+fn flips_lower_agreement() {
+    let with = |flip: f64| WorldConfig {
+        human: HumanNoise::Bt { temperature: 0.1 },
+        flip,
+        ..small(3)
+    };
+    let clean = agreement(&with(0.0), "helpful");
+    let flipped = agreement(&with(0.4), "helpful");
+    assert!(
+        clean > flipped + 0.1,
+        "flip 0: {clean:.3}, flip 0.4: {flipped:.3}"
+    );
+}
+
+#[test]
+fn ufb_chosen_is_the_judges_best() {
+    // a noiseless judge: chosen must be the best of the four by gold
+    let cfg = WorldConfig {
+        ufb_judge_noise: 0.0,
+        ..small(9)
+    };
+    let data = generate_family(&cfg, "ufb").unwrap();
+    let gold = gold_scorer("ufb").unwrap();
+    for p in &data.pairs {
+        let (c, r) = (
+            gold.reward(&p.prompt, &p.chosen).unwrap(),
+            gold.reward(&p.prompt, &p.rejected).unwrap(),
+        );
+        assert!(c >= r, "{p:?}: chosen {c} < rejected {r}");
+    }
+    // and the rule itself: best by judge, rejected one of the others
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    for _ in 0..50 {
+        let (best, other) = judge_pick(&[0.1, 0.9, -0.3, 0.5], 0.0, &mut rng);
+        assert_eq!(best, 1);
+        assert_ne!(other, 1);
+    }
+}
+
+#[test]
+fn ufb_ignores_the_human_noise_model() {
+    let bt = WorldConfig {
+        human: HumanNoise::Bt { temperature: 0.01 },
+        flip: 0.0,
+        ..small(4)
+    };
+    let hash = |cfg: &WorldConfig| hash_of(&generate_family(cfg, "ufb").unwrap());
+    assert_eq!(hash(&bt), hash(&small(4)));
+}
+
+#[test]
+fn tokenizer_round_trips_every_generated_text() {
+    let tok = tokenizer();
+    let unk = tok.id("<unk>").unwrap();
+    let cfg = small(2);
+    for family in FAMILIES {
+        let data = generate_family(&cfg, family).unwrap();
+        let texts = data
+            .pairs
+            .iter()
+            .flat_map(|p| [&p.prompt, &p.chosen, &p.rejected]);
+        for text in texts.chain(&data.test_prompts) {
+            let ids = tok.encode(text).unwrap();
+            assert!(
+                !ids.contains(&unk),
+                "{text:?} has a word outside the vocabulary"
+            );
+            assert_eq!(&tok.decode(&ids).unwrap(), text);
+        }
+    }
+    for doc in pretraining_corpus(&cfg, 200) {
+        assert_eq!(tok.decode(&tok.encode(&doc).unwrap()).unwrap(), doc);
+    }
+}
+
+#[test]
+fn world_stats_describes_every_family() {
+    let stats = world_stats(&small(1)).unwrap();
+    let text = stats.to_string();
+    eprintln!("{text}");
+    let json = serde_json::to_string(&stats).unwrap();
+    for family in FAMILIES {
+        assert!(text.contains(family), "Display lacks {family}");
+        assert!(
+            json.contains(&format!("\"{family}\"")),
+            "JSON lacks {family}"
+        );
+    }
+    assert!(
+        stats
+            .families
+            .iter()
+            .all(|f| f.n_pairs == 300 && f.examples.len() == 3)
+    );
+}
+
+#[test]
+fn config_rejects_bad_values_naming_the_key() {
+    let bad = WorldConfig {
+        flip: 0.9,
+        ..WorldConfig::default()
+    };
+    assert!(
+        generate_family(&bad, "helpful")
+            .unwrap_err()
+            .to_string()
+            .contains("flip")
+    );
+    let bad = WorldConfig {
+        human: HumanNoise::Bt {
+            temperature: f64::NAN,
+        },
+        ..WorldConfig::default()
+    };
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("temperature")
+    );
+    let err = toml::from_str::<WorldConfig>("seed = 1\nnpairs = 3")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("npairs"), "{err}");
+    let cfg: WorldConfig =
+        toml::from_str("seed = 7\n[human]\nmodel = \"bt\"\ntemperature = 0.2").unwrap();
+    assert_eq!(cfg.seed, 7);
+    assert_eq!(cfg.human, HumanNoise::Bt { temperature: 0.2 });
+    assert_eq!(cfg.n_pairs, WorldConfig::default().n_pairs);
+}

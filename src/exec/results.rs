@@ -1,0 +1,118 @@
+//! Reports from the cache only: for each experiment cell, its coordinates
+//! and the metrics of its last stage (and of its weak annotator's
+//! evaluation), handed to `report::write_report` for tables, figures and
+//! `report.md`.
+use std::collections::BTreeMap;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::plan::Plan;
+use crate::report::{CellResult, ReportContext, paper_table, write_report};
+
+/// One experiment's finished cells, as the report module takes them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentResults {
+    pub name: String,
+    pub title: String,
+    pub profile: String,
+    pub cells: Vec<CellResult>,
+    /// Readable names of cells' last stages that are not cached yet.
+    pub unfinished: Vec<String>,
+}
+
+/// Collects every experiment's cells whose last stage is cached.
+pub fn collect(plan: &Plan, cache: Option<&Cache>) -> Result<Vec<ExperimentResults>> {
+    let metrics_of = |key: &str| -> Result<Option<BTreeMap<String, f64>>> {
+        Ok(match cache {
+            Some(c) => c.get(key)?.map(|r| r.metrics),
+            None => None,
+        })
+    };
+    let mut out = Vec::new();
+    for exp in &plan.experiments {
+        let (mut cells, mut unfinished) = (Vec::new(), Vec::new());
+        for cell in &exp.cells {
+            let Some(mut metrics) = metrics_of(&cell.result)? else {
+                unfinished.push(
+                    plan.node(&cell.result)
+                        .map(|n| n.name.clone())
+                        .unwrap_or_default(),
+                );
+                continue;
+            };
+            if let Some(key) = &cell.weak_eval {
+                metrics.extend(metrics_of(key)?.unwrap_or_default());
+            }
+            cells.push(CellResult {
+                labels: cell.coords.clone(),
+                metrics,
+            });
+        }
+        out.push(ExperimentResults {
+            name: exp.name.clone(),
+            title: exp.title.clone(),
+            profile: plan.profile.clone(),
+            cells,
+            unfinished,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes `<results>/<experiment>/cells.json` for every experiment and, for
+/// those with a `[report]` block and finished cells, the report module's
+/// tables, figures and `report.md`.
+pub fn write_reports(plan: &Plan, cache: Option<&Cache>, results: &Path) -> Result<()> {
+    for (exp, found) in plan.experiments.iter().zip(collect(plan, cache)?) {
+        let dir = results.join(&exp.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let json = serde_json::to_string_pretty(&found)?;
+        crate::report::atomic::write_bytes_atomic(&dir.join("cells.json"), json.as_bytes())?;
+        let Some(spec) = &exp.report else { continue };
+        if found.cells.is_empty() {
+            continue;
+        }
+        let mut seeds: Vec<u64> = exp.cells.iter().map(|c| c.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        let mut slots = BTreeMap::new();
+        for cell in &exp.cells {
+            for (role, name) in [("weak", &cell.weak_model), ("strong", &cell.strong_model)] {
+                let what = plan.models.get(name).cloned().unwrap_or_default();
+                slots.insert(format!("{role} `{name}`"), what);
+            }
+        }
+        let mut notes = Vec::new();
+        if !found.unfinished.is_empty() {
+            notes.push(format!(
+                "{} of {} cells are not finished yet",
+                found.unfinished.len(),
+                exp.cells.len()
+            ));
+        }
+        let ctx = ReportContext {
+            experiment: exp.name.clone(),
+            title: exp.title.clone(),
+            profile: plan.profile.clone(),
+            slots,
+            seeds,
+            notes,
+        };
+        let paper = match &spec.paper {
+            Some(id) => paper_table(id)?,
+            None => None,
+        };
+        write_report(&ctx, spec, &found.cells, paper.as_ref(), &dir).with_context(|| {
+            format!(
+                "writing the report of experiment `{}` into {}",
+                exp.name,
+                dir.display()
+            )
+        })?;
+    }
+    Ok(())
+}

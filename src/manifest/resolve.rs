@@ -1,0 +1,570 @@
+//! Binds manifests to a profile and validates them into typed
+//! [`Experiment`]s: sweep axes expanded into cells, every setting type-checked,
+//! every slot name looked up. All errors are collected, deduplicated and
+//! returned together; `plan` consumes only the result.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+
+use super::diagnostic::{Diagnostic, Diagnostics, Loc};
+use super::settings::*;
+use super::{Entry, Manifest, profile_defaults};
+use crate::profile::Profile;
+use crate::report::TableSpec;
+use crate::stage::KINDS;
+use crate::stage::dataset::DatasetSource;
+use crate::stage::params::ModelSpec;
+
+/// One validated experiment: a named set of sweep cells and its report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    pub name: String,
+    pub title: String,
+    pub file: PathBuf,
+    /// Stop the pipeline after this stage kind (e.g. `split`).
+    pub until: Option<String>,
+    /// The axis names, sorted (a cell's `coords` has one value for each).
+    pub axes: Vec<String>,
+    pub cells: Vec<Cell>,
+    /// The `[report]` table and figure (`None`: no report, e.g. a cache-only sweep).
+    pub report: Option<TableSpec>,
+}
+
+/// One point of the sweep, bound to concrete specs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Axis name → value as text (for names and report rows/columns).
+    pub coords: BTreeMap<String, String>,
+    pub settings: Settings,
+    pub annotation: Annotation,
+    pub dataset: DatasetSource,
+    /// (profile slot name, concrete spec).
+    pub weak_model: (String, ModelSpec),
+    pub strong_model: (String, ModelSpec),
+}
+
+/// Validates every manifest that defines an `[experiment]` against `profile`.
+pub fn resolve(manifests: &[Manifest], profile: &Profile) -> Result<Vec<Experiment>, Diagnostics> {
+    let mut errors = Diagnostics::default();
+    let mut experiments = Vec::new();
+    let mut names: BTreeMap<String, Loc> = BTreeMap::new();
+    for m in manifests {
+        let Some(header) = &m.experiment else {
+            continue;
+        };
+        if let Some(first) = names.insert(header.name.clone(), header.loc.clone()) {
+            errors.push(Diagnostic::at(
+                &header.loc,
+                format!(
+                    "experiment name `{}` is already used at {first}; names must be unique",
+                    header.name
+                ),
+            ));
+        }
+        if let Some(exp) = resolve_one(m, profile, &mut errors) {
+            experiments.push(exp);
+        }
+    }
+    errors.into_result()?;
+    Ok(experiments)
+}
+
+fn resolve_one(m: &Manifest, profile: &Profile, errors: &mut Diagnostics) -> Option<Experiment> {
+    let header = m.experiment.as_ref()?;
+    let before = errors.0.len();
+    let until = header.until.as_ref().and_then(|u| {
+        let kind = u.value.as_str().unwrap_or_default().to_string();
+        if KINDS.contains(&kind.as_str()) {
+            Some(kind)
+        } else {
+            errors.push(Diagnostic::at(
+                &u.loc,
+                format!(
+                    "`until = \"{kind}\"` is not a stage kind; valid: {}",
+                    KINDS.join(", ")
+                ),
+            ));
+            None
+        }
+    });
+
+    // Axes: each a non-empty array; expand the cartesian product.
+    let mut axes: Vec<(String, Vec<toml::Value>, Loc)> = Vec::new();
+    for (name, entry) in &m.axes {
+        check_setting_name(name, &entry.loc, errors);
+        match &entry.value {
+            toml::Value::Array(values) if !values.is_empty() => {
+                axes.push((name.clone(), values.clone(), entry.loc.clone()))
+            }
+            _ => errors.push(Diagnostic::at(
+                &entry.loc,
+                format!("axis `{name}` must be a non-empty array of values, e.g. {name} = [..]"),
+            )),
+        }
+    }
+    let mut cells: Vec<BTreeMap<String, Entry>> = vec![BTreeMap::new()];
+    for (name, values, loc) in &axes {
+        cells = cells
+            .into_iter()
+            .flat_map(|cell| {
+                values.iter().map(move |v| {
+                    let mut c = cell.clone();
+                    c.insert(
+                        name.clone(),
+                        Entry {
+                            value: v.clone(),
+                            loc: loc.clone(),
+                        },
+                    );
+                    c
+                })
+            })
+            .collect();
+    }
+    if axes.is_empty() && !m.include.is_empty() {
+        cells.clear();
+    }
+    let tables =
+        |list: &[Entry], what: &str, errors: &mut Diagnostics| -> Vec<BTreeMap<String, Entry>> {
+            let mut out = Vec::new();
+            for entry in list {
+                match &entry.value {
+                    toml::Value::Table(t) => out.push(
+                        t.iter()
+                            .map(|(k, v)| {
+                                check_setting_name(k, &entry.loc, errors);
+                                (
+                                    k.clone(),
+                                    Entry {
+                                        value: v.clone(),
+                                        loc: entry.loc.clone(),
+                                    },
+                                )
+                            })
+                            .collect(),
+                    ),
+                    _ => errors.push(Diagnostic::at(
+                        &entry.loc,
+                        format!("each `{what}` item must be a table of settings"),
+                    )),
+                }
+            }
+            out
+        };
+    let excludes = tables(&m.exclude, "exclude", errors);
+    cells.retain(|cell| {
+        !excludes.iter().any(|ex| {
+            ex.iter()
+                .all(|(k, v)| cell.get(k).is_some_and(|c| c.value == v.value))
+        })
+    });
+    cells.extend(tables(&m.include, "include", errors));
+    if cells.is_empty() {
+        errors.push(Diagnostic::at(
+            &header.loc,
+            "the sweep has no cells (every cell excluded?)",
+        ));
+    }
+
+    let mut base = profile_defaults(profile);
+    base.extend(m.settings.clone());
+    let axis_names: Vec<String> = {
+        let mut names: BTreeSet<String> = axes.iter().map(|(n, _, _)| n.clone()).collect();
+        for cell in &cells {
+            names.extend(cell.keys().cloned());
+        }
+        names.into_iter().collect()
+    };
+    let mut resolved = Vec::new();
+    for coords in cells {
+        let mut settings = base.clone();
+        settings.extend(coords.clone());
+        if let Some(cell) = bind_cell(&settings, &coords, profile, &header.loc, errors) {
+            resolved.push(cell);
+        }
+    }
+
+    let report = m.report.as_ref().map(|(spec, loc)| {
+        check_report(spec, &axis_names, loc, errors);
+        spec.clone()
+    });
+    (errors.0.len() == before).then(|| Experiment {
+        name: header.name.clone(),
+        title: header.title.clone(),
+        file: m.source.path.clone(),
+        until,
+        axes: axis_names,
+        cells: resolved,
+        report,
+    })
+}
+
+/// A setting name is a cell key or `block.key`; the message lists the choices.
+fn check_setting_name(name: &str, loc: &Loc, errors: &mut Diagnostics) {
+    match name.split_once('.') {
+        Some((block, _)) if !BLOCKS.contains(&block) => errors.push(Diagnostic::at(
+            loc,
+            format!(
+                "unknown block `{block}` in setting `{name}`; blocks: {}",
+                BLOCKS.join(", ")
+            ),
+        )),
+        Some(_) => {}
+        None => {
+            if let Err(e) = one_key::<CellKeys>(name, &toml::Value::Integer(0))
+                && e.contains("unknown field")
+            {
+                errors.push(Diagnostic::at(
+                    loc,
+                    format!(
+                        "unknown setting `{name}`: {e}; or `<block>.<key>` with block one of {}",
+                        BLOCKS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Deserialises the one-key table `{key = value}` into `T`: the error (wrong
+/// type, unknown key with the valid ones) is about that key alone.
+fn one_key<T: DeserializeOwned>(key: &str, value: &toml::Value) -> Result<T, String> {
+    let mut table = toml::Table::new();
+    table.insert(key.to_string(), value.clone());
+    toml::Value::Table(table)
+        .try_into::<T>()
+        .map_err(|e| e.message().trim().to_string())
+}
+
+/// Type-checks one cell's settings and binds its slot names to the profile.
+fn bind_cell(
+    settings: &BTreeMap<String, Entry>,
+    coords: &BTreeMap<String, Entry>,
+    profile: &Profile,
+    header: &Loc,
+    errors: &mut Diagnostics,
+) -> Option<Cell> {
+    let before = errors.0.len();
+    let mut cell_table = toml::Table::new();
+    let mut blocks: BTreeMap<&str, toml::Table> =
+        BLOCKS.iter().map(|b| (*b, toml::Table::new())).collect();
+    for (name, entry) in settings {
+        check_setting_name(name, &entry.loc, errors);
+        match name.split_once('.') {
+            Some((block, key)) if BLOCKS.contains(&block) => {
+                let checked = match block {
+                    "world" => Ok(()),
+                    "weak" | "sft" => one_key::<TrainBlock>(key, &entry.value).map(drop),
+                    "align" => one_key::<AlignBlock>(key, &entry.value).map(drop),
+                    "generate" => one_key::<GenerateBlock>(key, &entry.value).map(drop),
+                    _ => one_key::<MetricBlock>(key, &entry.value).map(drop),
+                };
+                match checked {
+                    Ok(()) => {
+                        blocks
+                            .get_mut(block)
+                            .expect("block")
+                            .insert(key.to_string(), entry.value.clone());
+                    }
+                    Err(e) => {
+                        errors.push(Diagnostic::at(&entry.loc, format!("setting `{name}`: {e}")))
+                    }
+                }
+            }
+            Some(_) => {}
+            None => match one_key::<CellKeys>(name, &entry.value) {
+                Ok(_) => {
+                    cell_table.insert(name.clone(), entry.value.clone());
+                }
+                Err(e) if !e.contains("unknown field") => {
+                    errors.push(Diagnostic::at(&entry.loc, format!("setting `{name}`: {e}")))
+                }
+                Err(_) => {}
+            },
+        }
+    }
+    if errors.0.len() != before {
+        return None;
+    }
+    let keys: CellKeys = toml::Value::Table(cell_table).try_into().ok()?;
+    let block = |name: &str| toml::Value::Table(blocks[name].clone());
+    let loc_of = |key: &str| {
+        settings
+            .get(key)
+            .map_or_else(|| header.clone(), |e| e.loc.clone())
+    };
+    let mut require = |value: Option<String>, key: &str| {
+        value.or_else(|| {
+            errors.push(Diagnostic::at(
+                header,
+                format!("no value for `{key}`: set it in [defaults] or [axes]"),
+            ));
+            None
+        })
+    };
+    let dataset = require(keys.dataset, "dataset");
+    let pair = require(keys.pair, "pair");
+    let objective = require(keys.objective, "objective");
+    let annotation_name = require(keys.annotation, "annotation");
+    let mut choice = |value: &str, key: &str, valid: &[&str], ok: bool| {
+        if !ok {
+            errors.push(Diagnostic::at(
+                &loc_of(key),
+                format!(
+                    "`{key} = \"{value}\"` is not accepted; valid: {}",
+                    valid.join(", ")
+                ),
+            ));
+        }
+    };
+    let (dataset, pair, objective, annotation_name) =
+        (dataset?, pair?, objective?, annotation_name?);
+    choice(
+        &objective,
+        "objective",
+        OBJECTIVES,
+        OBJECTIVES.contains(&objective.as_str()),
+    );
+    let annotation = Annotation::parse(&annotation_name);
+    choice(
+        &annotation_name,
+        "annotation",
+        ANNOTATIONS,
+        annotation.is_some(),
+    );
+    let mut weak_objective = keys.weak_objective.unwrap_or_else(|| "bt".into());
+    choice(
+        &weak_objective,
+        "weak_objective",
+        WEAK_OBJECTIVES,
+        WEAK_OBJECTIVES.contains(&weak_objective.as_str()),
+    );
+    if annotation == Some(Annotation::WeakLm) && weak_objective == "bt" {
+        weak_objective = "dpo".into(); // `ws` labels come from a DPO-trained weak LM.
+    }
+    let align: AlignBlock = block("align").try_into().ok()?;
+    choice(
+        &align.weighting,
+        "align.weighting",
+        WEIGHTINGS,
+        is_valid_weighting(&align.weighting),
+    );
+    let labeled_fraction = keys.labeled_fraction.unwrap_or(0.3);
+    if !(labeled_fraction > 0.0 && labeled_fraction < 1.0) {
+        errors.push(Diagnostic::at(
+            &loc_of("labeled_fraction"),
+            format!("`labeled_fraction = {labeled_fraction}` must be in (0, 1)"),
+        ));
+    }
+
+    let mut slot = |key: &str, r: Result<(), String>| {
+        if let Err(e) = r {
+            errors.push(Diagnostic::at(&loc_of(key), format!("`{key}`: {e}")));
+        }
+    };
+    let dataset_source = profile.dataset_source(&dataset);
+    slot(
+        "dataset",
+        dataset_source.as_ref().map(drop).map_err(Clone::clone),
+    );
+    let pair_slot = profile.pairs.get(&pair);
+    if pair_slot.is_none() {
+        let valid: Vec<&str> = profile.pairs.keys().map(String::as_str).collect();
+        slot(
+            "pair",
+            Err(format!(
+                "unknown pair `{pair}` in profile `{}`; valid: {}",
+                profile.name,
+                valid.join(", ")
+            )),
+        );
+    }
+    let weak_name = keys
+        .weak_model
+        .clone()
+        .or(pair_slot.map(|p| p.weak.clone()));
+    let strong_name = keys
+        .strong_model
+        .clone()
+        .or(pair_slot.map(|p| p.strong.clone()));
+    let weak_spec = weak_name.as_ref().map(|n| profile.model_spec(n));
+    let strong_spec = strong_name.as_ref().map(|n| profile.model_spec(n));
+    if let Some(Err(e)) = &weak_spec {
+        slot(
+            if keys.weak_model.is_some() {
+                "weak_model"
+            } else {
+                "pair"
+            },
+            Err(e.clone()),
+        );
+    }
+    if let Some(Err(e)) = &strong_spec {
+        slot(
+            if keys.strong_model.is_some() {
+                "strong_model"
+            } else {
+                "pair"
+            },
+            Err(e.clone()),
+        );
+    }
+    if errors.0.len() != before {
+        return None;
+    }
+    let world = match serde_json::to_value(&blocks["world"]) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let settings = Settings {
+        dataset,
+        pair,
+        weak_model: keys.weak_model,
+        strong_model: keys.strong_model,
+        objective,
+        annotation: annotation_name,
+        weak_objective,
+        seed: keys.seed.unwrap_or(0),
+        labeled_fraction,
+        world,
+        weak: block("weak").try_into().ok()?,
+        sft: block("sft").try_into().ok()?,
+        align,
+        generate: block("generate").try_into().ok()?,
+        metric: block("metric").try_into().ok()?,
+    };
+    let mut dataset = dataset_source.ok()?;
+    if let DatasetSource::Synthetic {
+        world: serde_json::Value::Object(w),
+        ..
+    } = &mut dataset
+    {
+        w.extend(settings.world.clone());
+    }
+    Some(Cell {
+        coords: coords
+            .iter()
+            .map(|(k, e)| (k.clone(), display(&e.value)))
+            .collect(),
+        annotation: annotation?,
+        dataset,
+        weak_model: (weak_name?, weak_spec?.ok()?),
+        strong_model: (strong_name?, strong_spec?.ok()?),
+        settings,
+    })
+}
+
+/// A setting value as text: strings unquoted, everything else as TOML.
+pub fn display(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Every label a report groups by must be an axis of the experiment.
+fn check_report(spec: &TableSpec, axes: &[String], loc: &Loc, errors: &mut Diagnostics) {
+    let mut named: Vec<(&str, &String)> = Vec::new();
+    named.extend(spec.rows.iter().map(|r| ("row", r)));
+    named.extend(spec.columns.iter().map(|c| ("column", c)));
+    if let Some(f) = &spec.figure {
+        named.extend(
+            f.panel
+                .iter()
+                .chain([&f.x])
+                .chain(&f.series)
+                .map(|a| ("figure label", a)),
+        );
+    }
+    for (what, name) in named {
+        if !axes.iter().any(|a| a == name) {
+            errors.push(Diagnostic::at(
+                loc,
+                format!(
+                    "report {what} `{name}` is not an axis of this experiment; axes: {}",
+                    axes.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve_text(body: &str) -> Result<Vec<Experiment>, Diagnostics> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, body).unwrap();
+        let manifests = crate::manifest::load_all(&[path])?;
+        resolve(&manifests, &Profile::load("tiny").unwrap())
+    }
+
+    const HEAD: &str = "[experiment]\nname = \"t\"\n[defaults]\ndataset = \"tldr\"\npair = \"opt\"\nobjective = \"dpo\"\n";
+
+    #[test]
+    fn axes_expand_to_the_cartesian_product_minus_excludes_plus_includes() {
+        let body = format!(
+            "{HEAD}[axes]\nannotation = [\"human\", \"cw\", \"top30\"]\nseed = [0, 1]\n\
+             exclude = [{{ annotation = \"human\", seed = 1 }}]\ninclude = [{{ annotation = \"weak\", seed = 7 }}]\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let cells: Vec<(String, u64)> = exps[0]
+            .cells
+            .iter()
+            .map(|c| (c.settings.annotation.clone(), c.settings.seed))
+            .collect();
+        assert_eq!(cells.len(), 3 * 2 - 1 + 1, "{cells:?}");
+        assert!(!cells.contains(&("human".into(), 1)));
+        assert!(cells.contains(&("weak".into(), 7)));
+        let top = exps[0]
+            .cells
+            .iter()
+            .find(|c| c.settings.annotation == "top30")
+            .unwrap();
+        assert_eq!(top.annotation, Annotation::Top(30));
+        assert_eq!(
+            exps[0].axes,
+            vec!["annotation".to_string(), "seed".to_string()]
+        );
+    }
+
+    #[test]
+    fn block_settings_and_dotted_axes_reach_the_typed_cell() {
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\n[axes]\n\"align.beta\" = [0.2, 0.7]\n[align]\ntau = 0.3\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let betas: Vec<f64> = exps[0]
+            .cells
+            .iter()
+            .map(|c| c.settings.align.beta)
+            .collect();
+        assert_eq!(betas, vec![0.2, 0.7]);
+        assert!(exps[0].cells.iter().all(|c| c.settings.align.tau == 0.3));
+        // Profile defaults sit under the manifest's: the tiny profile sets sft.epochs.
+        assert_eq!(exps[0].cells[0].settings.sft.epochs, 1);
+    }
+
+    #[test]
+    fn every_error_of_a_manifest_is_reported_with_its_line() {
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\nseed = \"zero\"\n[axes]\npair = [\"opt\", \"gpt\"]\n[align]\nweighting = \"fancy\"\n"
+        );
+        let err = resolve_text(&body).unwrap_err().to_string();
+        assert!(
+            err.contains("m.toml:8:8: setting `seed`: invalid type"),
+            "{err}"
+        );
+        assert!(
+            err.contains("m.toml:10:8: `pair`: unknown pair `gpt`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`align.weighting = \"fancy\"` is not accepted"),
+            "{err}"
+        );
+    }
+}

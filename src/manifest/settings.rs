@@ -1,0 +1,194 @@
+//! The typed settings of one sweep cell: what a manifest's `[defaults]`,
+//! `[axes]` and per-stage blocks (`[weak]`, `[sft]`, `[align]`, `[generate]`,
+//! `[metric]`, `[world]`) resolve to. A setting is named either by a cell key
+//! (`dataset`, `objective`, …) or `block.key` (`align.beta`).
+use serde::{Deserialize, Serialize};
+
+/// The per-stage blocks, in the order they appear in a manifest.
+pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
+
+pub const OBJECTIVES: &[&str] = &["dpo", "ipo", "rdpo"];
+pub const WEAK_OBJECTIVES: &[&str] = &["bt", "dpo", "sft_dpo", "pairrm"];
+/// `topN` (N in 1..=99) is accepted too.
+pub const ANNOTATIONS: &[&str] = &["human", "ws", "cw", "weak", "topN"];
+/// Named weighting schemes (Table 5); any expression of `s_c`, `s_r` is accepted too.
+pub const WEIGHTINGS: &[&str] = &[
+    "uniform",
+    "cw",
+    "sigmoid",
+    "margin",
+    "squared",
+    "an expression of s_c and s_r",
+];
+
+/// Cell-level keys (strings and numbers that name the cell).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellKeys {
+    /// A profile dataset slot.
+    pub dataset: Option<String>,
+    /// A profile pair slot (weak + strong model).
+    pub pair: Option<String>,
+    /// Overrides the pair's weak model (a profile model slot).
+    pub weak_model: Option<String>,
+    /// Overrides the pair's strong model (a profile model slot).
+    pub strong_model: Option<String>,
+    /// Alignment objective: dpo | ipo | rdpo.
+    pub objective: Option<String>,
+    /// Who labels D_U and how pairs are weighted: human | ws | cw | weak | topN.
+    pub annotation: Option<String>,
+    /// Weak annotator training: bt | dpo | sft_dpo | pairrm (`ws` forces dpo).
+    pub weak_objective: Option<String>,
+    pub seed: Option<u64>,
+    pub labeled_fraction: Option<f64>,
+}
+
+fn d_lr() -> f64 {
+    1e-3
+}
+fn d_epochs() -> usize {
+    1
+}
+fn d_batch() -> usize {
+    16
+}
+
+/// `[weak]` and `[sft]`: a training loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainBlock {
+    #[serde(default = "d_lr")]
+    pub learning_rate: f64,
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    #[serde(default)]
+    pub lora_rank: Option<usize>,
+    /// DPO β of a DPO-trained weak LM (`[weak]` only; ignored by bt/pairrm).
+    #[serde(default)]
+    pub beta: Option<f64>,
+}
+
+/// `[align]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlignBlock {
+    /// β of DPO / rDPO.
+    #[serde(default = "d_beta")]
+    pub beta: f64,
+    /// τ of IPO.
+    #[serde(default = "d_tau")]
+    pub tau: f64,
+    /// rDPO's assumed label-flip rate ε.
+    #[serde(default = "d_eps")]
+    pub eps: f64,
+    /// `uniform`, `cw`, or an expression of `s_c`, `s_r` (used with annotation `cw`).
+    #[serde(default = "d_weighting")]
+    pub weighting: String,
+    #[serde(default = "d_lr")]
+    pub learning_rate: f64,
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    #[serde(default)]
+    pub lora_rank: Option<usize>,
+}
+fn d_beta() -> f64 {
+    0.5
+}
+fn d_tau() -> f64 {
+    0.1
+}
+fn d_eps() -> f64 {
+    0.1
+}
+fn d_weighting() -> String {
+    "cw".into()
+}
+
+/// `[generate]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateBlock {
+    #[serde(default)]
+    pub temperature: f64,
+    #[serde(default = "d_new_tokens")]
+    pub max_new_tokens: usize,
+    #[serde(default)]
+    pub num_prompts: Option<usize>,
+}
+fn d_new_tokens() -> usize {
+    32
+}
+
+/// `[metric]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricBlock {
+    /// |gold difference| at or below which two responses tie (counted 0.5).
+    #[serde(default)]
+    pub tie_margin: f64,
+}
+
+/// Everything one cell resolved to, before binding to a profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub dataset: String,
+    pub pair: String,
+    pub weak_model: Option<String>,
+    pub strong_model: Option<String>,
+    pub objective: String,
+    pub annotation: String,
+    pub weak_objective: String,
+    pub seed: u64,
+    pub labeled_fraction: f64,
+    /// `[world]` overrides of the profile's world config.
+    pub world: serde_json::Map<String, serde_json::Value>,
+    pub weak: TrainBlock,
+    pub sft: TrainBlock,
+    pub align: AlignBlock,
+    pub generate: GenerateBlock,
+    pub metric: MetricBlock,
+}
+
+/// How a cell's annotation setting labels and weights D_U.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Annotation {
+    /// Human labels, uniform weights.
+    Human,
+    /// Labels of a DPO-trained weak LM, uniform weights.
+    WeakLm,
+    /// Bradley–Terry weak labels with confidence weights.
+    Confidence,
+    /// Bradley–Terry weak labels, uniform weights.
+    Weak,
+    /// Bradley–Terry weak labels, keep the top `N` percent by confidence.
+    Top(u32),
+}
+
+impl Annotation {
+    pub fn parse(s: &str) -> Option<Annotation> {
+        Some(match s {
+            "human" => Annotation::Human,
+            "ws" => Annotation::WeakLm,
+            "cw" => Annotation::Confidence,
+            "weak" => Annotation::Weak,
+            _ => {
+                let n: u32 = s.strip_prefix("top")?.parse().ok()?;
+                if !(1..=99).contains(&n) {
+                    return None;
+                }
+                Annotation::Top(n)
+            }
+        })
+    }
+}
+
+/// A named scheme or something that mentions the weak scores.
+pub fn is_valid_weighting(s: &str) -> bool {
+    matches!(s, "uniform" | "cw" | "sigmoid" | "margin" | "squared")
+        || s.contains("s_c")
+        || s.contains("s_r")
+}

@@ -1,0 +1,72 @@
+//! Atomic file writes: write a temporary file in the destination's directory,
+//! then rename it over the destination. A crash leaves either the old file or
+//! the new one, never half of one.
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Writes `path` atomically; `fill` writes the content into the temp file.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create directory {} for {}",
+            dir.display(),
+            path.display()
+        )
+    })?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    fill(tmp.as_file_mut()).with_context(|| format!("while writing {}", path.display()))?;
+    tmp.as_file_mut().flush()?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot rename the temporary file onto {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomic(path, |f| Ok(f.write_all(bytes)?))
+}
+
+/// Atomic write for writers that insist on opening a path themselves (the
+/// plotters bitmap backend picks its encoder from the extension): `fill`
+/// writes to a temporary path in the same directory ending in `suffix`
+/// (`".png"`), which is then renamed onto `path`.
+pub fn write_atomic_via_path(
+    path: &Path,
+    suffix: &str,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create directory {} for {}",
+            dir.display(),
+            path.display()
+        )
+    })?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    fill(tmp.path()).with_context(|| format!("while writing {}", path.display()))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot rename the temporary file onto {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Test fixtures: a Table-1-shaped set of synthetic cells (2 pairs × 3
+//! datasets × 3 objectives × 3 annotations × 3 seeds) whose values follow a
+//! formula the tests can recompute by hand.
+use std::collections::BTreeMap;
+
+use super::CellResult;
+use super::spec::{ExtraValue, FigureKind, FigureSpec, TableSpec};
+
+pub const PAIRS: [&str; 2] = ["opt", "qwen"];
+pub const DATASETS: [&str; 3] = ["hh-rlhf", "tldr", "ufb"];
+pub const OBJECTIVES: [&str; 3] = ["dpo", "ipo", "rdpo"];
+pub const ANNOTATIONS: [&str; 3] = ["human", "ws", "cw"];
+pub const SEEDS: [u64; 3] = [0, 1, 2];
+
+/// The GRA of one cell: a base per pair and dataset, a step per objective and
+/// annotation (cw best), and seed noise that grows with the annotation index.
+pub fn gra(pair: usize, dataset: usize, objective: usize, annotation: usize, seed: usize) -> f64 {
+    let noise = [0.0, 0.02, -0.01][seed] * (1 + annotation) as f64;
+    0.5 + 0.1 * pair as f64
+        + 0.02 * dataset as f64
+        + 0.01 * objective as f64
+        + 0.03 * annotation as f64
+        + noise
+}
+
+pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// All 162 cells, in manifest order.
+pub fn table1_cells() -> Vec<CellResult> {
+    let mut cells = Vec::new();
+    for (p, pair) in PAIRS.iter().enumerate() {
+        for (d, dataset) in DATASETS.iter().enumerate() {
+            for (o, objective) in OBJECTIVES.iter().enumerate() {
+                for (a, annotation) in ANNOTATIONS.iter().enumerate() {
+                    for (s, seed) in SEEDS.iter().enumerate() {
+                        let v = gra(p, d, o, a, s);
+                        cells.push(CellResult {
+                            labels: labels(&[
+                                ("pair", pair),
+                                ("dataset", dataset),
+                                ("objective", objective),
+                                ("annotation", annotation),
+                                ("seed", &seed.to_string()),
+                            ]),
+                            metrics: BTreeMap::from([
+                                ("gra".to_string(), v),
+                                ("gra_shared".to_string(), v - 0.05),
+                                ("gold_mean".to_string(), 2.0 * v - 1.0),
+                            ]),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    cells
+}
+
+/// The spec a Table 1 manifest gives.
+pub fn table1_spec() -> TableSpec {
+    let mut spec = TableSpec::new(&["pair", "dataset"], &["objective", "annotation"], "gra");
+    spec.avg_row = true;
+    spec.scale = 100.0;
+    spec.extra_values = vec![
+        ExtraValue::Name("gra_shared".to_string()),
+        ExtraValue::Scaled {
+            value: "gold_mean".to_string(),
+            scale: 1.0,
+        },
+    ];
+    spec.paper = Some("table1".to_string());
+    spec.claims = vec!["cw > ws".to_string(), "cw > human".to_string()];
+    spec.figure = Some(FigureSpec {
+        kind: FigureKind::GroupedBars,
+        panel: Some("pair".to_string()),
+        x: "dataset".to_string(),
+        series: vec!["objective".to_string(), "annotation".to_string()],
+    });
+    spec
+}

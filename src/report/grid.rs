@@ -1,0 +1,264 @@
+//! Cells → a grid of summaries: one row per combination of the row labels,
+//! one column per combination of the column labels, each entry the mean and
+//! 95% CI of the metric over the `over` label (the seeds).
+//!
+//! Both the CSV table and the markdown table are views of this grid, and the
+//! ordering checks read it; the figure groups cells the same way through
+//! [`group_cells`].
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+
+use super::CellResult;
+use super::spec::TableSpec;
+use super::stats::Summary;
+
+/// The row label of the per-block average row.
+pub const AVG_LABEL: &str = "Avg.";
+
+/// The metric values of one group, keyed by the `over` label's value (seed).
+pub type Samples = BTreeMap<String, f64>;
+
+/// The summarised table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    pub row_keys: Vec<String>,
+    pub column_keys: Vec<String>,
+    /// Label values of each row, in display order; `Avg.` rows included.
+    pub rows: Vec<Vec<String>>,
+    /// Label values of each column, in display order.
+    pub columns: Vec<Vec<String>>,
+    /// `[row][column]`; `None` where no cell exists (or an average lacks a row).
+    pub entries: Vec<Vec<Option<Summary>>>,
+}
+
+impl Grid {
+    /// Groups `cells` by the spec's rows × columns and summarises each group
+    /// over `spec.over`, scaled by `spec.scale`.
+    pub fn build(spec: &TableSpec, cells: &[CellResult]) -> anyhow::Result<Grid> {
+        if spec.rows.is_empty() || spec.columns.is_empty() {
+            bail!(
+                "report table for metric `{}` needs at least one row key and one column key (got rows = {:?}, columns = {:?})",
+                spec.value,
+                spec.rows,
+                spec.columns
+            );
+        }
+        if cells.is_empty() {
+            bail!(
+                "report table for metric `{}`: no finished cells to tabulate",
+                spec.value
+            );
+        }
+        let keys: Vec<String> = spec.rows.iter().chain(&spec.columns).cloned().collect();
+        let groups = group_cells(cells, &keys, &spec.value, &spec.over, spec.scale)?;
+        let n_row_keys = spec.rows.len();
+        let split = |key: &[String]| (key[..n_row_keys].to_vec(), key[n_row_keys..].to_vec());
+
+        let row_order = OrderedKeys::new(&spec.rows, cells, &spec.order);
+        let column_order = OrderedKeys::new(&spec.columns, cells, &spec.order);
+        let mut data_rows: Vec<Vec<String>> = groups.keys().map(|k| split(k).0).collect();
+        let mut columns: Vec<Vec<String>> = groups.keys().map(|k| split(k).1).collect();
+        row_order.sort_dedup(&mut data_rows);
+        column_order.sort_dedup(&mut columns);
+
+        let samples_at = |row: &[String], column: &[String]| {
+            let key: Vec<String> = row.iter().chain(column).cloned().collect();
+            groups.get(&key)
+        };
+        let mut rows = Vec::new();
+        let mut entries = Vec::new();
+        let mut i = 0;
+        while i < data_rows.len() {
+            // A block: consecutive rows sharing every row label but the last.
+            let prefix = &data_rows[i][..n_row_keys - 1];
+            let end = i + data_rows[i..]
+                .iter()
+                .take_while(|r| &r[..n_row_keys - 1] == prefix)
+                .count();
+            for row in &data_rows[i..end] {
+                rows.push(row.clone());
+                entries.push(
+                    columns
+                        .iter()
+                        .map(|c| samples_at(row, c).and_then(summarise))
+                        .collect(),
+                );
+            }
+            if spec.avg_row {
+                let mut avg_label = prefix.to_vec();
+                avg_label.push(AVG_LABEL.to_string());
+                let avg = columns
+                    .iter()
+                    .map(|c| {
+                        let block: Option<Vec<&Samples>> =
+                            data_rows[i..end].iter().map(|r| samples_at(r, c)).collect();
+                        block.and_then(|b| average_of_rows(&b))
+                    })
+                    .collect();
+                rows.push(avg_label);
+                entries.push(avg);
+            }
+            i = end;
+        }
+        Ok(Grid {
+            row_keys: spec.rows.clone(),
+            column_keys: spec.columns.clone(),
+            rows,
+            columns,
+            entries,
+        })
+    }
+
+    /// The summary at the row and column with these label values.
+    pub fn get(&self, row: &[String], column: &[String]) -> Option<Summary> {
+        let r = self.rows.iter().position(|x| x == row)?;
+        let c = self.columns.iter().position(|x| x == column)?;
+        self.entries[r][c]
+    }
+
+    /// Whether any entry has a CI (false when every group holds one seed).
+    pub fn has_any_ci(&self) -> bool {
+        self.entries
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|s| s.ci95.is_some())
+    }
+}
+
+fn summarise(samples: &Samples) -> Option<Summary> {
+    Summary::of(&samples.values().copied().collect::<Vec<_>>())
+}
+
+/// The `Avg.` entry of one column: the mean of the rows' means. When every row
+/// ran the same seeds the CI is taken over the per-seed averages (paired by
+/// seed, so a seed that is good everywhere does not inflate it); otherwise
+/// there is no CI.
+fn average_of_rows(rows: &[&Samples]) -> Option<Summary> {
+    let first = rows.first()?;
+    let same_seeds = rows.iter().all(|r| r.keys().eq(first.keys()));
+    if same_seeds {
+        let per_seed: Vec<f64> = first
+            .keys()
+            .map(|seed| rows.iter().map(|r| r[seed]).sum::<f64>() / rows.len() as f64)
+            .collect();
+        Summary::of(&per_seed)
+    } else {
+        let means: Vec<f64> = rows
+            .iter()
+            .filter_map(|r| summarise(r))
+            .map(|s| s.mean)
+            .collect();
+        let n = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+        Summary::of(&means).map(|s| Summary {
+            mean: s.mean,
+            ci95: None,
+            n,
+        })
+    }
+}
+
+/// Groups cells by the values of `keys`, each group's samples keyed by the
+/// `over` label. Every error names the offending cell: a missing label, a
+/// missing metric, a NaN/inf value, or two cells of one group with the same
+/// `over` value (they differ in a label the table does not show).
+pub fn group_cells(
+    cells: &[CellResult],
+    keys: &[String],
+    value: &str,
+    over: &str,
+    scale: f64,
+) -> anyhow::Result<BTreeMap<Vec<String>, Samples>> {
+    if !scale.is_finite() {
+        bail!("report scale must be a finite number, got {scale}");
+    }
+    let mut groups: BTreeMap<Vec<String>, Samples> = BTreeMap::new();
+    let mut first_cell: BTreeMap<(Vec<String>, String), &CellResult> = BTreeMap::new();
+    for cell in cells {
+        let label = |k: &str| {
+            cell.labels.get(k).cloned().with_context(|| {
+                format!(
+                    "cell {} has no label `{k}` that the report groups by; give every cell that axis or drop it from the [report] block",
+                    cell.describe()
+                )
+            })
+        };
+        let key = keys
+            .iter()
+            .map(|k| label(k))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let seed = label(over)?;
+        let Some(&v) = cell.metrics.get(value) else {
+            bail!(
+                "cell {} has no metric `{value}` (it has: {}); fix the report's value or the metric stage",
+                cell.describe(),
+                cell.metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        };
+        if !v.is_finite() {
+            bail!(
+                "cell {} has a non-finite metric `{value}` = {v}; the run that produced it diverged or divided by zero: rerun that cell",
+                cell.describe()
+            );
+        }
+        if let Some(other) = first_cell.insert((key.clone(), seed.clone()), cell) {
+            let differing: Vec<&String> = cell
+                .labels
+                .iter()
+                .filter(|(k, v)| other.labels.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .collect();
+            bail!(
+                "cells {} and {} fall into the same table entry for {over} = {seed}; they differ in {differing:?}: add those labels to the report's rows or columns",
+                other.describe(),
+                cell.describe()
+            );
+        }
+        groups.entry(key).or_default().insert(seed, v * scale);
+    }
+    Ok(groups)
+}
+
+/// Display order of label tuples: for each key, the spec's explicit order
+/// first, then the order in which values first appear among the cells.
+pub struct OrderedKeys {
+    ranks: Vec<BTreeMap<String, usize>>,
+}
+
+impl OrderedKeys {
+    pub fn new(
+        keys: &[String],
+        cells: &[CellResult],
+        explicit: &BTreeMap<String, Vec<String>>,
+    ) -> Self {
+        let ranks = keys
+            .iter()
+            .map(|k| {
+                let mut rank = BTreeMap::new();
+                let listed = explicit.get(k).into_iter().flatten();
+                let seen = cells.iter().filter_map(|c| c.labels.get(k));
+                for v in listed.chain(seen) {
+                    let next = rank.len();
+                    rank.entry(v.clone()).or_insert(next);
+                }
+                rank
+            })
+            .collect();
+        OrderedKeys { ranks }
+    }
+
+    fn rank_of(&self, tuple: &[String]) -> Vec<usize> {
+        tuple
+            .iter()
+            .zip(&self.ranks)
+            .map(|(v, r)| r.get(v).copied().unwrap_or(usize::MAX))
+            .collect()
+    }
+
+    /// Sorts label tuples into display order and drops duplicates.
+    pub fn sort_dedup(&self, tuples: &mut Vec<Vec<String>>) {
+        tuples.sort_by_key(|t| self.rank_of(t));
+        tuples.dedup();
+    }
+}

@@ -1,0 +1,349 @@
+//! One experiment's report: the CSV of each requested metric, the figure, and
+//! `report.md` (templates/report/report.md.j2, embedded) with the profile, the
+//! models behind the slots, the seeds, our table beside the paper's, and the
+//! paper's orderings checked against our run. `report.md` is written last, so
+//! its presence means the files it names exist.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::CellResult;
+use super::atomic::write_bytes_atomic;
+use super::compare::{Claim, ClaimCheck, Separation, check_claims};
+use super::csv::write_csv;
+use super::figure::draw_figure;
+use super::grid::Grid;
+use super::paper::PaperTable;
+use super::spec::TableSpec;
+use super::table::{decimals_for, format_summary, grid_to_frame, grid_to_markdown};
+
+const TEMPLATE: &str = include_str!("../../templates/report/report.md.j2");
+
+/// What the report says about the run beyond its cells.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReportContext {
+    /// Experiment id; names the output files (`table1.csv`, `table1.png`).
+    pub experiment: String,
+    pub title: String,
+    /// Profile name (`tiny`, `paper`); `tiny` adds the synthetic-stand-in note.
+    pub profile: String,
+    /// Slot → concrete model (`weak` → `tiny-opt-s`, …).
+    pub slots: BTreeMap<String, String>,
+    pub seeds: Vec<u64>,
+    /// Free sentences for the end of the report (tie rates, device, …).
+    pub notes: Vec<String>,
+}
+
+/// Template context: everything pre-formatted, so the template only lays out.
+#[derive(Serialize)]
+struct Page {
+    title: String,
+    experiment: String,
+    profile: String,
+    is_tiny: bool,
+    seeds: String,
+    slots: Vec<SlotRow>,
+    value: String,
+    scale_note: String,
+    over: String,
+    avg_row: bool,
+    single_run: bool,
+    table: String,
+    csv: String,
+    figure: Option<String>,
+    paper: Option<PaperSection>,
+    group_keys: String,
+    claims: Vec<ClaimRow>,
+    claims_total: usize,
+    claims_held: usize,
+    claims_separated: usize,
+    extra_tables: Vec<ExtraTable>,
+    notes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct SlotRow {
+    slot: String,
+    model: String,
+}
+
+#[derive(Serialize)]
+struct PaperSection {
+    title: String,
+    source: String,
+    table: String,
+}
+
+#[derive(Serialize)]
+struct ClaimRow {
+    row: String,
+    group: String,
+    claim: String,
+    ours: String,
+    holds: &'static str,
+    separated: &'static str,
+    paper: String,
+    paper_holds: &'static str,
+}
+
+#[derive(Serialize)]
+struct ExtraTable {
+    value: String,
+    scale_note: String,
+    table: String,
+    csv: String,
+}
+
+/// Writes `<experiment>.csv` (spec.value), `<experiment>_<metric>.csv` per
+/// extra value, `<experiment>.png` if the spec has a figure, and `report.md`
+/// into `out_dir`.
+pub fn write_report(
+    ctx: &ReportContext,
+    spec: &TableSpec,
+    cells: &[CellResult],
+    paper: Option<&PaperTable>,
+    out_dir: &Path,
+) -> anyhow::Result<()> {
+    let context = || format!("report of experiment `{}`", ctx.experiment);
+    let grid = Grid::build(spec, cells).with_context(context)?;
+    let decimals = decimals_for(spec);
+    let csv = format!("{}.csv", ctx.experiment);
+    write_csv(&mut grid_to_frame(&grid)?, &out_dir.join(&csv)).with_context(context)?;
+
+    let mut extra_tables = Vec::new();
+    for extra_value in &spec.extra_values {
+        let extra_spec = spec.for_extra(extra_value);
+        let extra = Grid::build(&extra_spec, cells).with_context(context)?;
+        let file = format!("{}_{}.csv", ctx.experiment, extra_spec.value);
+        write_csv(&mut grid_to_frame(&extra)?, &out_dir.join(&file)).with_context(context)?;
+        extra_tables.push(ExtraTable {
+            value: extra_spec.value.clone(),
+            scale_note: scale_note(extra_spec.scale),
+            table: grid_to_markdown(&extra, decimals_for(&extra_spec)),
+            csv: file,
+        });
+    }
+
+    let figure = match &spec.figure {
+        Some(figure_spec) => {
+            let file = format!("{}.png", ctx.experiment);
+            draw_figure(figure_spec, spec, cells, &out_dir.join(&file)).with_context(context)?;
+            Some(file)
+        }
+        None => None,
+    };
+
+    let paper_section = paper
+        .map(|p| -> anyhow::Result<PaperSection> {
+            Ok(PaperSection {
+                title: p.title.clone(),
+                source: p.source.clone(),
+                table: grid_to_markdown(&p.grid()?, p.decimals()),
+            })
+        })
+        .transpose()?;
+
+    let claims: Vec<Claim> = spec
+        .claims
+        .iter()
+        .map(|c| Claim::parse(c))
+        .collect::<anyhow::Result<_>>()?;
+    let checks = check_claims(&grid, &claims, paper);
+    let claim_rows: Vec<ClaimRow> = checks.iter().map(|c| claim_row(c, decimals)).collect();
+
+    let page = Page {
+        title: ctx.title.clone(),
+        experiment: ctx.experiment.clone(),
+        profile: ctx.profile.clone(),
+        is_tiny: ctx.profile == "tiny",
+        seeds: ctx
+            .seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        slots: ctx
+            .slots
+            .iter()
+            .map(|(slot, model)| SlotRow {
+                slot: slot.clone(),
+                model: model.clone(),
+            })
+            .collect(),
+        value: spec.value.clone(),
+        scale_note: scale_note(spec.scale),
+        over: spec.over.clone(),
+        avg_row: spec.avg_row,
+        single_run: !grid.has_any_ci(),
+        table: grid_to_markdown(&grid, decimals),
+        csv,
+        figure,
+        paper: paper_section,
+        group_keys: spec.columns[..spec.columns.len() - 1].join(" / "),
+        claims_total: checks.len(),
+        claims_held: checks.iter().filter(|c| c.holds).count(),
+        claims_separated: checks
+            .iter()
+            .filter(|c| c.separation == Separation::Separated)
+            .count(),
+        claims: claim_rows,
+        extra_tables,
+        notes: ctx.notes.clone(),
+    };
+    let markdown = render_page(&page)?;
+    write_bytes_atomic(&out_dir.join("report.md"), markdown.as_bytes()).with_context(context)
+}
+
+/// ` (×100)` after a metric's name when it is scaled; empty otherwise.
+fn scale_note(scale: f64) -> String {
+    if scale == 1.0 {
+        String::new()
+    } else {
+        format!(" (×{scale})")
+    }
+}
+
+fn render_page(page: &Page) -> anyhow::Result<String> {
+    let mut env = minijinja::Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
+    env.add_template("report.md", TEMPLATE)
+        .context("templates/report/report.md.j2 does not parse")?;
+    let text = env
+        .get_template("report.md")?
+        .render(page)
+        .context("templates/report/report.md.j2 failed to render")?;
+    Ok(text)
+}
+
+fn claim_row(c: &ClaimCheck, decimals: usize) -> ClaimRow {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    ClaimRow {
+        row: c.row.join(" / "),
+        group: c.group.join(" / "),
+        claim: c.claim.to_string(),
+        ours: format!(
+            "{} vs {}",
+            format_summary(Some(c.ours_better), decimals),
+            format_summary(Some(c.ours_worse), decimals)
+        ),
+        holds: yes_no(c.holds),
+        separated: c.separation.describe(),
+        paper: c
+            .paper
+            .map(|(b, w)| format!("{b:.1} vs {w:.1}"))
+            .unwrap_or_else(|| "—".to_string()),
+        paper_holds: c.paper_holds().map(yes_no).unwrap_or("—"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::*;
+    use crate::report::paper_table;
+
+    fn context() -> ReportContext {
+        ReportContext {
+            experiment: "table1".into(),
+            title: "Table 1: CW-PO vs WS-DPO vs Human".into(),
+            profile: "tiny".into(),
+            slots: BTreeMap::from([
+                ("weak".to_string(), "tiny-opt-s".to_string()),
+                ("strong".to_string(), "tiny-opt-l".to_string()),
+            ]),
+            seeds: SEEDS.to_vec(),
+            notes: vec!["ties: 1.2% of comparisons".into()],
+        }
+    }
+
+    #[test]
+    fn report_has_our_numbers_the_papers_and_the_orderings() {
+        let dir = tempfile::tempdir().unwrap();
+        let paper = paper_table("table1").unwrap().unwrap();
+        write_report(
+            &context(),
+            &table1_spec(),
+            &table1_cells(),
+            Some(&paper),
+            dir.path(),
+        )
+        .unwrap();
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        // the paper's Table 1 averages (OPT DPO Human / WS / CW, Qwen rDPO CW)
+        for published in ["| **58.4** | **57.9** | **60.3**", "**77.3**"] {
+            assert!(md.contains(published), "missing {published} in\n{md}");
+        }
+        // ours: the first entry, opt / hh-rlhf / dpo / human
+        let v: Vec<f64> = (0..3).map(|s| 100.0 * gra(0, 0, 0, 0, s)).collect();
+        let mean = v.iter().sum::<f64>() / 3.0;
+        assert!(
+            md.contains(&format!("| opt | hh-rlhf | {mean:.1} ± ")),
+            "{md}"
+        );
+        // the profile, its models, the seeds and the synthetic note
+        for needle in [
+            "profile `tiny`",
+            "| weak | tiny-opt-s |",
+            "seeds 0, 1, 2",
+            "Synthetic stand-in",
+            "ties: 1.2%",
+        ] {
+            assert!(md.contains(needle), "missing {needle}");
+        }
+        // orderings: 8 rows × 3 objectives × 2 claims; every one holds in the
+        // fixture (cw is +3 points per step); the paper has OPT TL;DR DPO CW < Human
+        assert!(md.contains("48 of 48 orderings hold in our means"), "{md}");
+        assert!(
+            md.contains("| opt / tldr | dpo | cw > human | ")
+                && md.contains("| 56.6 vs 57.0 | no |"),
+            "{md}"
+        );
+        // every file the report names exists, and no temporary file is left
+        let mut files: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "report.md",
+                "table1.csv",
+                "table1.png",
+                "table1_gold_mean.csv",
+                "table1_gra_shared.csv"
+            ]
+        );
+        let csv = std::fs::read_to_string(dir.path().join("table1_gra_shared.csv")).unwrap();
+        assert!(
+            csv.starts_with("pair,dataset,dpo_human,dpo_human_ci95,dpo_ws,"),
+            "{csv}"
+        );
+    }
+
+    #[test]
+    fn paper_profile_has_no_synthetic_note_and_single_seed_is_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ReportContext {
+            profile: "paper".into(),
+            seeds: vec![0],
+            ..context()
+        };
+        let cells: Vec<_> = table1_cells()
+            .into_iter()
+            .filter(|c| c.labels["seed"] == "0")
+            .collect();
+        let mut spec = table1_spec();
+        spec.figure = None;
+        write_report(&ctx, &spec, &cells, None, dir.path()).unwrap();
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        assert!(!md.contains("Synthetic stand-in"));
+        assert!(md.contains("Every entry ran a single seed"), "{md}");
+        assert!(md.contains("0 of 48 are separated"), "{md}");
+        assert!(!dir.path().join("table1.png").exists());
+    }
+}

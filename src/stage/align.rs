@@ -1,0 +1,143 @@
+//! `align`: preference optimisation of the SFT model on D_U: objective
+//! (dpo | ipo | rdpo) × per-pair weighting (CW-PO: each pair's loss times its
+//! weak confidence, nothing dropped) × an optional top-N% confidence filter
+//! (the filtering baseline: the most confident pairs, unweighted).
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::params::TrainSettings;
+use super::ref_logps::REF_LOGPS_FILE;
+use super::support::{
+    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, progress_callback, record_training,
+    tokenizer_of_checkpoint, train_config, trainable_copy,
+};
+use super::{Stage, StageContext, StageOutcome, read_json};
+use crate::train::po::{PairLogProbs, PoData, train_po};
+use crate::train::weighting::top_confident;
+use crate::train::{PreferenceObjective, WeakLabel, WeightingScheme};
+
+pub struct Align;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// `dpo` | `ipo` | `rdpo`.
+    pub objective: String,
+    /// β of DPO / rDPO, τ of IPO.
+    pub beta: f64,
+    /// rDPO label-noise rate ε (None for dpo / ipo).
+    #[serde(default)]
+    pub eps: Option<f64>,
+    /// `uniform`, `cw` (= `2*sigmoid(s_c - s_r) - 1`), another named scheme,
+    /// or an expression of `s_c`, `s_r`, `delta`, `c`.
+    pub weighting: String,
+    /// Keep only the `filter_top` fraction of pairs with the highest confidence.
+    #[serde(default)]
+    pub filter_top: Option<f64>,
+    pub train: TrainSettings,
+    pub seed: u64,
+}
+
+impl Params {
+    fn objective(&self) -> Result<PreferenceObjective> {
+        Ok(match self.objective.as_str() {
+            "dpo" => PreferenceObjective::Dpo { beta: self.beta },
+            "ipo" => PreferenceObjective::Ipo {
+                tau: self.beta,
+                length_normalised: true,
+            },
+            "rdpo" => PreferenceObjective::Rdpo {
+                beta: self.beta,
+                epsilon: self.eps.unwrap_or(0.1),
+            },
+            other => bail!("unknown objective `{other}`; valid objectives: dpo, ipo, rdpo"),
+        })
+    }
+}
+
+/// Per-pair weights, and which pairs survive the filter.
+fn weights_and_kept(
+    params: &Params,
+    labels: Option<&[WeakLabel]>,
+    n: usize,
+) -> Result<(Vec<f64>, Vec<usize>)> {
+    let scheme: WeightingScheme = params
+        .weighting
+        .parse()
+        .map_err(|e| anyhow::anyhow!("align: weighting `{}`: {e}", params.weighting))?;
+    let Some(labels) = labels else {
+        if scheme != WeightingScheme::Uniform || params.filter_top.is_some() {
+            bail!(
+                "align: weighting `{}` / filter need weak labels, but this cell uses human labels",
+                params.weighting
+            );
+        }
+        return Ok((vec![1.0; n], (0..n).collect()));
+    };
+    let weights = scheme.weights(labels)?;
+    let kept = match params.filter_top {
+        Some(fraction) => {
+            let confidences: Vec<f64> = labels.iter().map(WeakLabel::confidence).collect();
+            top_confident(&confidences, fraction * 100.0)?
+        }
+        None => (0..n).collect(),
+    };
+    Ok((weights, kept))
+}
+
+impl Stage for Align {
+    const KIND: &'static str = "align";
+    const VERSION: u32 = 2;
+    const INPUTS: &'static [&'static str] = &["dataset", "split", "sft", "ref_logps", "annotation"];
+    type Params = Params;
+
+    fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
+        let objective = params.objective()?;
+        let model_dir = ctx.input("sft")?.join(MODEL_DIR);
+        let tokenizer = tokenizer_of_checkpoint(&model_dir)?;
+        let tok = PairTokenizer {
+            tokenizer: tokenizer.as_ref(),
+        };
+        let (pairs, labels) = labelled_unlabeled(ctx)?;
+        let pairs = tok.pairs(&pairs)?;
+        let reference: Vec<PairLogProbs> = read_json(ctx.input("ref_logps")?, REF_LOGPS_FILE)?;
+        anyhow::ensure!(
+            reference.len() == pairs.len(),
+            "align: {} reference log-probs for {} pairs",
+            reference.len(),
+            pairs.len()
+        );
+        let (weights, kept) = weights_and_kept(params, labels.as_deref(), pairs.len())?;
+        let pick = |v: &[f64]| kept.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let kept_pairs: Vec<_> = kept.iter().map(|&i| pairs[i].clone()).collect();
+        let kept_ref: Vec<PairLogProbs> = kept.iter().map(|&i| reference[i]).collect();
+        let kept_weights = pick(&weights);
+        let sft = load_policy(&model_dir, ctx.device)?;
+        let policy = trainable_copy(&sft, &params.train, params.seed)?;
+        let cfg = train_config(
+            &params.train,
+            params.seed,
+            sft.config().max_position.min(2048),
+        );
+        let data = PoData {
+            pairs: &kept_pairs,
+            reference: &kept_ref,
+            weights: &kept_weights,
+        };
+        let report = train_po(
+            &policy,
+            &data,
+            &objective,
+            &cfg,
+            tokenizer.pad_id(),
+            ctx.device,
+            &mut progress_callback(ctx),
+        )?;
+        policy.save(&ctx.out_dir.join(MODEL_DIR))?;
+        let mut metrics = record_training(ctx, &report)?;
+        let n = kept_weights.len().max(1) as f64;
+        metrics.insert("pairs".into(), kept_weights.len() as f64);
+        metrics.insert("mean_weight".into(), kept_weights.iter().sum::<f64>() / n);
+        Ok(StageOutcome { metrics })
+    }
+}

@@ -1,0 +1,78 @@
+//! `generate`: a policy's responses (an `align` or `sft` artifact, role
+//! `policy`) to the dataset's held-out test prompts. Each SFT model's
+//! generations are made once and shared by every cell that compares with it.
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::support::{MODEL_DIR, load_policy, test_prompts, tokenizer_of_checkpoint};
+use super::{Stage, StageContext, StageOutcome, write_json};
+use crate::model::{SamplingConfig, generate};
+
+pub struct Generate;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub temperature: f64,
+    pub max_new_tokens: usize,
+    /// How many test prompts (None = all).
+    #[serde(default)]
+    pub num_prompts: Option<usize>,
+    pub seed: u64,
+}
+
+/// One test prompt and the policy's response to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub prompt: String,
+    pub response: String,
+}
+
+pub const GENERATIONS_FILE: &str = "generations.json";
+
+impl Stage for Generate {
+    const KIND: &'static str = "generate";
+    const VERSION: u32 = 2;
+    const INPUTS: &'static [&'static str] = &["dataset", "policy"];
+    type Params = Params;
+
+    fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
+        let model_dir = ctx.input("policy")?.join(MODEL_DIR);
+        let tokenizer = tokenizer_of_checkpoint(&model_dir)?;
+        let policy = load_policy(&model_dir, ctx.device)?;
+        let mut prompts = test_prompts(ctx)?;
+        if let Some(n) = params.num_prompts {
+            prompts.truncate(n);
+        }
+        let ids = prompts
+            .iter()
+            .map(|p| tokenizer.encode(p))
+            .collect::<Result<Vec<_>>>()?;
+        let sampling = SamplingConfig {
+            temperature: params.temperature,
+            top_p: 1.0,
+            max_new_tokens: params.max_new_tokens,
+            batch_size: 64,
+            seed: params.seed,
+        };
+        ctx.progress.set_total(prompts.len() as u64);
+        let outputs = generate(&policy, &ids, &sampling)?;
+        let generations = prompts
+            .into_iter()
+            .zip(&outputs)
+            .map(|(prompt, out)| {
+                Ok(Generation {
+                    prompt,
+                    response: tokenizer.decode(out)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        ctx.progress.set_step(generations.len() as u64, None);
+        write_json(ctx.out_dir, GENERATIONS_FILE, &generations)?;
+        let mean_tokens =
+            outputs.iter().map(Vec::len).sum::<usize>() as f64 / outputs.len().max(1) as f64;
+        Ok(StageOutcome {
+            metrics: [("mean_response_tokens".to_string(), mean_tokens)].into(),
+        })
+    }
+}

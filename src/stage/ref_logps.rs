@@ -1,0 +1,56 @@
+//! `ref_logps`: the SFT model's log-probs of both responses of every D_U pair
+//! (oriented by the labeller), computed once and shared by every objective
+//! and weighting that aligns against that SFT model.
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::support::{
+    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, tokenizer_of_checkpoint,
+};
+use super::{Stage, StageContext, StageOutcome, write_json};
+use crate::train::Batching;
+use crate::train::po::reference_logprobs;
+
+pub struct RefLogps;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub batch_size: usize,
+}
+
+pub const REF_LOGPS_FILE: &str = "ref_logps.json";
+
+impl Stage for RefLogps {
+    const KIND: &'static str = "ref_logps";
+    const VERSION: u32 = 2;
+    const INPUTS: &'static [&'static str] = &["dataset", "split", "sft", "annotation"];
+    type Params = Params;
+
+    fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
+        let model_dir = ctx.input("sft")?.join(MODEL_DIR);
+        let tokenizer = tokenizer_of_checkpoint(&model_dir)?;
+        let tok = PairTokenizer {
+            tokenizer: tokenizer.as_ref(),
+        };
+        let (pairs, _) = labelled_unlabeled(ctx)?;
+        let pairs = tok.pairs(&pairs)?;
+        let policy = load_policy(&model_dir, ctx.device)?;
+        let batching = Batching {
+            pad_id: tokenizer.pad_id(),
+            max_len: policy.config().max_position.min(2048),
+            device: ctx.device.clone(),
+        };
+        let logps = reference_logprobs(&policy, &pairs, &batching, params.batch_size)?;
+        write_json(ctx.out_dir, REF_LOGPS_FILE, &logps)?;
+        let n = logps.len().max(1) as f64;
+        let margin = logps
+            .iter()
+            .map(|l| l.chosen_sum - l.rejected_sum)
+            .sum::<f64>()
+            / n;
+        Ok(StageOutcome {
+            metrics: [("mean_ref_margin".to_string(), margin)].into(),
+        })
+    }
+}

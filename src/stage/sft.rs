@@ -1,0 +1,54 @@
+//! `sft`: the strong model fine-tuned on (x, chosen) of D_U under one
+//! labeller: the human labels (no `annotation` input) or a weak annotator's.
+//! Each method's strong model starts from its own labeller's SFT model.
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::params::{ModelSpec, TrainSettings};
+use super::support::{
+    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_base_policy, max_len, progress_callback,
+    record_training, tokenizer_for, train_config, trainable_copy,
+};
+use super::{Stage, StageContext, StageOutcome};
+use crate::train::sft::train_sft;
+
+pub struct Sft;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub model: ModelSpec,
+    pub train: TrainSettings,
+    pub seed: u64,
+}
+
+impl Stage for Sft {
+    const KIND: &'static str = "sft";
+    const VERSION: u32 = 2;
+    const INPUTS: &'static [&'static str] = &["dataset", "split", "base", "annotation"];
+    type Params = Params;
+
+    fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
+        let tokenizer = tokenizer_for(&params.model)?;
+        let tok = PairTokenizer {
+            tokenizer: tokenizer.as_ref(),
+        };
+        let (pairs, _) = labelled_unlabeled(ctx)?;
+        let examples = tok.chosen_examples(&pairs)?;
+        let base = load_base_policy(ctx, &params.model)?;
+        let policy = trainable_copy(&base, &params.train, params.seed)?;
+        let cfg = train_config(&params.train, params.seed, max_len(&params.model, &base));
+        let report = train_sft(
+            &policy,
+            &examples,
+            &cfg,
+            tokenizer.pad_id(),
+            ctx.device,
+            &mut progress_callback(ctx),
+        )?;
+        policy.save(&ctx.out_dir.join(MODEL_DIR))?;
+        Ok(StageOutcome {
+            metrics: record_training(ctx, &report)?,
+        })
+    }
+}

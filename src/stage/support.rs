@@ -1,0 +1,296 @@
+//! What several stage kinds share: reading and writing their artifacts,
+//! tokenising pairs for the model a profile slot binds, loading models from
+//! input artifacts, and turning a manifest's training block into a
+//! [`TrainConfig`].
+//!
+//! Artifact layout (each stage's `out_dir`):
+//! - `dataset`: `pairs.json`, `test_prompts.json`, `source.json`
+//! - `split`: `split.json`
+//! - `pretrain`, `sft`, `align`: `model/` (a checkpoint), `train.json`
+//! - `weak_train`: `weak/` (scorer or policy), `reference/` (DPO weak only), `weak.json`, `train.json`
+//! - `annotate`: `labels.json` (one [`WeakLabel`] per D_U pair, in D_U order)
+//! - `ref_logps`: `ref_logps.json` (one [`PairLogProbs`] per D_U pair)
+//! - `generate`: `generations.json`; `score`: `scores.json`
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use candle_core::Device;
+
+use super::dataset::{DatasetSource, PAIRS_FILE, TEST_PROMPTS_FILE};
+use super::params::{ModelSpec, TinyModelSpec, TrainSettings};
+use super::split::{SPLIT_FILE, SplitIndices};
+use super::{StageContext, read_json, write_json};
+use crate::data::{PreferencePair, Tokenizer};
+use crate::model::{Arch, DecoderConfig, LoadedModel, LoraConfig, Policy, load_checkpoint};
+use crate::train::{StepInfo, TokenizedExample, TokenizedPair, TrainConfig, TrainReport};
+
+/// The dataset's source, written beside its pairs so later stages (the gold
+/// scorer) know which family they score.
+pub const SOURCE_FILE: &str = "source.json";
+pub const MODEL_DIR: &str = "model";
+pub const TRAIN_REPORT_FILE: &str = "train.json";
+pub const LABELS_FILE: &str = "labels.json";
+
+/// The pairs of D_L or D_U, as the `dataset` and `split` inputs say.
+pub struct SplitPairs {
+    pub labeled: Vec<PreferencePair>,
+    pub unlabeled: Vec<PreferencePair>,
+}
+
+/// Reads the `dataset` and `split` inputs of a stage.
+pub fn split_pairs(ctx: &StageContext) -> Result<SplitPairs> {
+    let pairs: Vec<PreferencePair> = read_json(ctx.input("dataset")?, PAIRS_FILE)?;
+    let split: SplitIndices = read_json(ctx.input("split")?, SPLIT_FILE)?;
+    let pick = |indices: &[usize]| -> Result<Vec<PreferencePair>> {
+        indices
+            .iter()
+            .map(|&i| {
+                pairs.get(i).cloned().with_context(|| {
+                    format!("split index {i} is out of range ({} pairs)", pairs.len())
+                })
+            })
+            .collect()
+    };
+    Ok(SplitPairs {
+        labeled: pick(&split.labeled)?,
+        unlabeled: pick(&split.unlabeled)?,
+    })
+}
+
+/// The dataset's held-out test prompts.
+pub fn test_prompts(ctx: &StageContext) -> Result<Vec<String>> {
+    read_json(ctx.input("dataset")?, TEST_PROMPTS_FILE)
+}
+
+/// The dataset's source (which synthetic family or which files).
+pub fn dataset_source(ctx: &StageContext) -> Result<DatasetSource> {
+    read_json(ctx.input("dataset")?, SOURCE_FILE)
+}
+
+/// The tokenizer of the model a slot binds: the synthetic world's word-level
+/// tokenizer for tiny models, `tokenizer.json` for HF checkpoints.
+pub fn tokenizer_for(spec: &ModelSpec) -> Result<Box<dyn Tokenizer>> {
+    match spec {
+        ModelSpec::Tiny(_) => Ok(Box::new(crate::data::synthetic::tokenizer())),
+        ModelSpec::Hf { path } => bail!(
+            "model {}: loading HF tokenizers in stages is not wired yet (the paper profile's \
+             real-checkpoint path); use the tiny profile",
+            path.display()
+        ),
+    }
+}
+
+/// Prompt ids and response ids followed by EOS, so a model learns to stop.
+pub struct PairTokenizer<'a> {
+    pub tokenizer: &'a dyn Tokenizer,
+}
+
+impl PairTokenizer<'_> {
+    pub fn response(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = self.tokenizer.encode(text)?;
+        ids.push(self.tokenizer.eos_id());
+        Ok(ids)
+    }
+
+    pub fn pair(&self, pair: &PreferencePair) -> Result<TokenizedPair> {
+        Ok(TokenizedPair {
+            prompt: self.tokenizer.encode(&pair.prompt)?,
+            chosen: self.response(&pair.chosen)?,
+            rejected: self.response(&pair.rejected)?,
+        })
+    }
+
+    pub fn pairs(&self, pairs: &[PreferencePair]) -> Result<Vec<TokenizedPair>> {
+        pairs.iter().map(|p| self.pair(p)).collect()
+    }
+
+    /// (prompt, chosen) examples for SFT.
+    pub fn chosen_examples(&self, pairs: &[PreferencePair]) -> Result<Vec<TokenizedExample>> {
+        pairs
+            .iter()
+            .map(|p| {
+                Ok(TokenizedExample {
+                    prompt: self.tokenizer.encode(&p.prompt)?,
+                    response: self.response(&p.chosen)?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl TinyModelSpec {
+    /// The decoder a tiny spec describes, for a tokenizer's vocabulary.
+    pub fn decoder_config(&self, tokenizer: &dyn Tokenizer) -> DecoderConfig {
+        DecoderConfig {
+            arch: self.arch,
+            vocab_size: tokenizer.vocab_size(),
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            num_layers: self.num_layers,
+            num_heads: self.num_heads,
+            num_kv_heads: self.num_kv_heads.unwrap_or(self.num_heads),
+            head_dim: self.hidden_size / self.num_heads,
+            max_position: self.max_position,
+            rope_theta: 10_000.0,
+            norm_eps: 1e-5,
+            qkv_bias: self.arch == Arch::Opt,
+            qk_norm: false,
+            tie_embeddings: true,
+            bos_id: None,
+            eos_id: tokenizer.eos_id(),
+            pad_id: tokenizer.pad_id(),
+        }
+    }
+}
+
+/// Longest sequence a model of `spec` is trained on.
+pub fn max_len(spec: &ModelSpec, policy: &Policy) -> usize {
+    match spec {
+        ModelSpec::Tiny(t) => t.max_position,
+        ModelSpec::Hf { .. } => policy.config().max_position.min(2048),
+    }
+}
+
+/// The starting policy of a training stage: the `base` input (a `pretrain`
+/// artifact) for tiny models, the checkpoint dir for HF ones.
+pub fn load_base_policy(ctx: &StageContext, spec: &ModelSpec) -> Result<Policy> {
+    match spec {
+        ModelSpec::Tiny(_) => load_policy(&ctx.input("base")?.join(MODEL_DIR), ctx.device),
+        ModelSpec::Hf { path } => {
+            crate::model::load_hf_dir(path, candle_core::DType::F32, ctx.device)?.into_policy()
+        }
+    }
+}
+
+/// A policy checkpoint written by one of our stages.
+pub fn load_policy(dir: &Path, device: &Device) -> Result<Policy> {
+    match load_checkpoint(dir, device)? {
+        LoadedModel::Policy(p) => Ok(p),
+        LoadedModel::Reward(_) => bail!("{} holds a reward model, not a policy", dir.display()),
+    }
+}
+
+/// LoRA as the paper configures it (r, α = 2r, dropout 0.05, every projection),
+/// when the training block asks for a rank.
+pub fn lora_of(train: &TrainSettings) -> Option<LoraConfig> {
+    train.lora_rank.map(|rank| LoraConfig {
+        rank,
+        alpha: 2.0 * rank as f64,
+        dropout: 0.05,
+        targets: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+            "fc1",
+            "fc2",
+            "out_proj",
+        ]
+        .map(String::from)
+        .to_vec(),
+    })
+}
+
+/// The policy a training stage updates: a copy of `base`, with fresh LoRA
+/// adapters when asked for.
+pub fn trainable_copy(base: &Policy, train: &TrainSettings, seed: u64) -> Result<Policy> {
+    match lora_of(train) {
+        Some(lora) => base.with_lora(&lora, seed),
+        None => base.deep_clone(),
+    }
+}
+
+/// A manifest's training block as the training loops' config.
+pub fn train_config(train: &TrainSettings, seed: u64, max_len: usize) -> TrainConfig {
+    TrainConfig {
+        epochs: train.epochs,
+        batch_size: train.batch_size,
+        lr: train.learning_rate,
+        seed,
+        max_len,
+        warmup_steps: 10,
+        weight_decay: 0.0,
+        ..TrainConfig::default()
+    }
+}
+
+/// A training-loop progress callback that drives the stage's bar.
+pub fn progress_callback<'a>(ctx: &'a StageContext) -> impl FnMut(StepInfo) + 'a {
+    let mut total_set = false;
+    move |info: StepInfo| {
+        if !total_set {
+            ctx.progress.set_total(info.total_steps as u64);
+            total_set = true;
+        }
+        ctx.progress.set_step(info.step as u64, Some(info.loss));
+    }
+}
+
+/// Saves a training report beside the model and returns the stage's metrics.
+pub fn record_training(
+    ctx: &StageContext,
+    report: &TrainReport,
+) -> Result<std::collections::BTreeMap<String, f64>> {
+    write_json(ctx.out_dir, TRAIN_REPORT_FILE, report)?;
+    ctx.progress.log(&format!(
+        "trained {} steps in {:.1}s, final loss {:.4}",
+        report.steps, report.seconds, report.final_loss
+    ));
+    Ok([
+        ("final_loss".to_string(), report.final_loss),
+        ("train_seconds".to_string(), report.seconds),
+        ("steps".to_string(), report.steps as f64),
+    ]
+    .into())
+}
+
+/// D_U as a labeller sees it: with an `annotation` input, each pair turned
+/// so that `chosen` is the weak annotator's choice, plus its labels; without
+/// one, the human labels as they are.
+pub fn labelled_unlabeled(
+    ctx: &StageContext,
+) -> Result<(Vec<PreferencePair>, Option<Vec<crate::train::WeakLabel>>)> {
+    let unlabeled = split_pairs(ctx)?.unlabeled;
+    let Some(dir) = ctx.inputs.get("annotation") else {
+        return Ok((unlabeled, None));
+    };
+    let labels: Vec<crate::train::WeakLabel> = read_json(dir, LABELS_FILE)?;
+    anyhow::ensure!(
+        labels.len() == unlabeled.len(),
+        "{}: {} labels for {} unlabelled pairs (stale annotation?)",
+        dir.display(),
+        labels.len(),
+        unlabeled.len()
+    );
+    let oriented = unlabeled
+        .into_iter()
+        .zip(&labels)
+        .map(|(p, l)| {
+            if l.prefers_chosen {
+                p
+            } else {
+                PreferencePair {
+                    prompt: p.prompt,
+                    chosen: p.rejected,
+                    rejected: p.chosen,
+                }
+            }
+        })
+        .collect();
+    Ok((oriented, Some(labels)))
+}
+
+/// The tokenizer of a checkpoint one of our stages wrote: HF-based models
+/// carry their `tokenizer.json`; tiny ones speak the synthetic world's words.
+pub fn tokenizer_of_checkpoint(dir: &Path) -> Result<Box<dyn Tokenizer>> {
+    let hf = dir.join("tokenizer.json");
+    if hf.exists() {
+        return tokenizer_for(&ModelSpec::Hf {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(Box::new(crate::data::synthetic::tokenizer()))
+}

@@ -1,0 +1,480 @@
+//! Preference optimisation of the strong model (DPO / IPO / rDPO), each pair's
+//! loss scaled by its weight (CW-PO: mean_i c_i · ℓ_i), against reference
+//! log-probs computed once; and the WS-DPO weak labeller's implicit reward.
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::losses::{PairResponseLogProbs, PreferenceObjective, weighted_mean};
+use super::optim::{TrainConfig, run_training};
+use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel, halves};
+use crate::model::{LanguageModel, ResponseLogProbs};
+
+/// A frozen model's response log-probs for one pair. Computed once per
+/// (reference model, pairs) and shared by every objective and weighting that
+/// aligns against it; serialisable so a cache can store it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PairLogProbs {
+    /// Σ log π_ref over the chosen response's tokens.
+    pub chosen_sum: f64,
+    pub chosen_count: f64,
+    pub rejected_sum: f64,
+    pub rejected_count: f64,
+}
+
+/// Log-probs of both responses of every pair under `model`, without
+/// gradients, in `batch_size` pairs per forward pass.
+pub fn reference_logprobs(
+    model: &dyn LanguageModel,
+    pairs: &[TokenizedPair],
+    batching: &Batching,
+    batch_size: usize,
+) -> anyhow::Result<Vec<PairLogProbs>> {
+    anyhow::ensure!(
+        batch_size >= 1,
+        "reference log-probs: batch size must be at least 1, got {batch_size}"
+    );
+    batching.check_pairs(pairs)?;
+    let mut out = Vec::with_capacity(pairs.len());
+    for (c, chunk) in pairs.chunks(batch_size).enumerate() {
+        let selected: Vec<&TokenizedPair> = chunk.iter().collect();
+        let lp = model.response_logprobs(&batching.pairs(&selected)?)?; // [2B]
+        let to_vec = |t: &Tensor| t.detach().to_dtype(DType::F64)?.to_vec1::<f64>();
+        let (sum, count) = (to_vec(&lp.sum)?, to_vec(&lp.count)?);
+        let b = chunk.len();
+        for k in 0..b {
+            let pair = PairLogProbs {
+                chosen_sum: sum[k],
+                chosen_count: count[k],
+                rejected_sum: sum[b + k],
+                rejected_count: count[b + k],
+            };
+            anyhow::ensure!(
+                pair.chosen_sum.is_finite() && pair.rejected_sum.is_finite(),
+                "reference log-probs of pair {} are not finite: {pair:?}",
+                c * batch_size + k
+            );
+            out.push(pair);
+        }
+    }
+    Ok(out)
+}
+
+/// Stored log-probs as tensors of `dtype`, [B] each.
+fn stored_as_tensors(
+    stored: &[&PairLogProbs],
+    dtype: DType,
+    device: &Device,
+) -> candle_core::Result<PairResponseLogProbs> {
+    let column = |f: fn(&PairLogProbs) -> f64| -> candle_core::Result<Tensor> {
+        Tensor::from_vec(
+            stored.iter().map(|p| f(p)).collect::<Vec<f64>>(),
+            stored.len(),
+            device,
+        )?
+        .to_dtype(dtype)
+    };
+    Ok(PairResponseLogProbs {
+        chosen: ResponseLogProbs {
+            sum: column(|p| p.chosen_sum)?,
+            count: column(|p| p.chosen_count)?,
+        },
+        rejected: ResponseLogProbs {
+            sum: column(|p| p.rejected_sum)?,
+            count: column(|p| p.rejected_count)?,
+        },
+    })
+}
+
+/// What a PO run aligns on: the pairs (chosen = the labeller's choice), the
+/// reference log-probs of those pairs, and one weight per pair (all 1 for
+/// the unweighted Human and WS baselines).
+#[derive(Debug, Clone, Copy)]
+pub struct PoData<'a> {
+    pub pairs: &'a [TokenizedPair],
+    pub reference: &'a [PairLogProbs],
+    pub weights: &'a [f64],
+}
+
+impl PoData<'_> {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.pairs.len() == self.reference.len() && self.pairs.len() == self.weights.len(),
+            "preference data: {} pairs, {} reference log-probs and {} weights must be the same number; \
+             recompute the reference log-probs for these pairs",
+            self.pairs.len(),
+            self.reference.len(),
+            self.weights.len()
+        );
+        if let Some(i) = self.weights.iter().position(|w| !w.is_finite()) {
+            anyhow::bail!(
+                "preference data: weight of pair {i} is {}, not a finite number",
+                self.weights[i]
+            );
+        }
+        Ok(())
+    }
+}
+
+/// mean_i(w_i · ℓ_i) over the pairs at `indices`. Scalar.
+pub fn po_batch_loss(
+    policy: &dyn LanguageModel,
+    batching: &Batching,
+    data: &PoData,
+    objective: &PreferenceObjective,
+    indices: &[usize],
+) -> anyhow::Result<Tensor> {
+    let selected: Vec<&TokenizedPair> = indices.iter().map(|&i| &data.pairs[i]).collect();
+    let lp = policy.response_logprobs(&batching.pairs(&selected)?)?; // [2B]
+    let (chosen_sum, rejected_sum) = halves(&lp.sum)?;
+    let (chosen_count, rejected_count) = halves(&lp.count)?;
+    let policy_lp = PairResponseLogProbs {
+        chosen: ResponseLogProbs {
+            sum: chosen_sum,
+            count: chosen_count,
+        },
+        rejected: ResponseLogProbs {
+            sum: rejected_sum,
+            count: rejected_count,
+        },
+    };
+    let reference: Vec<&PairLogProbs> = indices.iter().map(|&i| &data.reference[i]).collect();
+    let reference_lp = stored_as_tensors(&reference, lp.sum.dtype(), lp.sum.device())?;
+    let per_pair = objective.per_pair_loss(&policy_lp, &reference_lp)?; // [B]
+    let weights: Vec<f64> = indices.iter().map(|&i| data.weights[i]).collect();
+    let weights = Tensor::from_vec(weights, indices.len(), lp.sum.device())?; // [B]
+    Ok(weighted_mean(&per_pair, &weights)?)
+}
+
+/// Aligns `policy` on `data` with `objective`.
+pub fn train_po(
+    policy: &dyn LanguageModel,
+    data: &PoData,
+    objective: &PreferenceObjective,
+    config: &TrainConfig,
+    pad_id: u32,
+    device: &Device,
+    progress: &mut dyn FnMut(StepInfo),
+) -> anyhow::Result<TrainReport> {
+    objective.validate()?;
+    data.validate()?;
+    let batching = Batching {
+        pad_id,
+        max_len: config.max_len,
+        device: device.clone(),
+    };
+    batching.check_pairs(data.pairs)?;
+    let mut loss = |indices: &[usize]| po_batch_loss(policy, &batching, data, objective, indices);
+    run_training(
+        policy.trainable_vars(),
+        data.pairs.len(),
+        config,
+        &mut loss,
+        progress,
+    )
+}
+
+/// WS-DPO's weak labels: the implicit reward r(y) = β·[log π_w(y) − log π_ref(y)]
+/// of each response (summed log-probs); the higher reward wins and its
+/// margin is the label's Δ.
+pub fn implicit_reward_labels(
+    policy: &[PairLogProbs],
+    reference: &[PairLogProbs],
+    beta: f64,
+) -> anyhow::Result<Vec<WeakLabel>> {
+    anyhow::ensure!(
+        policy.len() == reference.len(),
+        "implicit reward: {} policy log-probs but {} reference log-probs; compute both on the same pairs",
+        policy.len(),
+        reference.len()
+    );
+    anyhow::ensure!(
+        beta.is_finite() && beta > 0.0,
+        "implicit reward: `beta` = {beta} must be positive"
+    );
+    Ok(policy
+        .iter()
+        .zip(reference)
+        .map(|(p, r)| {
+            WeakLabel::from_scores(
+                beta * (p.chosen_sum - r.chosen_sum),
+                beta * (p.rejected_sum - r.rejected_sum),
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::test_model::{TinyCausalModel, check_gradients};
+    use candle_core::Var;
+
+    fn batching() -> Batching {
+        Batching {
+            pad_id: 0,
+            max_len: 32,
+            device: Device::Cpu,
+        }
+    }
+
+    /// Pairs whose chosen responses repeat the prompt token and whose
+    /// rejected ones do not, with varied lengths.
+    fn pairs() -> Vec<TokenizedPair> {
+        (0..8u32)
+            .map(|i| TokenizedPair {
+                prompt: vec![1, 4 + i % 6],
+                chosen: vec![4 + i % 6; 2 + (i as usize % 3)],
+                rejected: (10..12 + i % 4).collect(),
+            })
+            .collect()
+    }
+
+    const OBJECTIVES: [PreferenceObjective; 4] = [
+        PreferenceObjective::Dpo { beta: 0.5 },
+        PreferenceObjective::Ipo {
+            tau: 0.1,
+            length_normalised: true,
+        },
+        PreferenceObjective::Ipo {
+            tau: 0.1,
+            length_normalised: false,
+        },
+        PreferenceObjective::Rdpo {
+            beta: 0.5,
+            epsilon: 0.2,
+        },
+    ];
+
+    /// A policy that has moved away from its reference, so that h ≠ 0.
+    fn moved_policy_and_reference() -> anyhow::Result<(TinyCausalModel, Vec<PairLogProbs>)> {
+        let reference = TinyCausalModel::new(16, 6, 5, 21, DType::F64)?;
+        let stored = reference_logprobs(&reference, &pairs(), &batching(), 3)?;
+        let policy = TinyCausalModel::new(16, 6, 5, 22, DType::F64)?;
+        Ok((policy, stored))
+    }
+
+    #[test]
+    fn po_loss_gradients_match_finite_differences() -> anyhow::Result<()> {
+        let (policy, reference) = moved_policy_and_reference()?;
+        let pairs = pairs();
+        let weights = [0.9, 0.3, 0.6, 1.0, 0.2, 0.5, 0.7, 0.8];
+        let data = PoData {
+            pairs: &pairs,
+            reference: &reference,
+            weights: &weights,
+        };
+        for objective in OBJECTIVES {
+            check_gradients(&policy.vars(), 4, &|| {
+                po_batch_loss(&policy, &batching(), &data, &objective, &[0, 3, 5])
+            })
+            .map_err(|e| e.context(format!("{objective:?}")))?;
+        }
+        Ok(())
+    }
+
+    fn gradients(policy: &TinyCausalModel, loss: Tensor) -> anyhow::Result<Vec<Vec<f64>>> {
+        let grads = loss.backward()?;
+        policy
+            .vars()
+            .iter()
+            .map(|v: &Var| match grads.get(v.as_tensor()) {
+                Some(g) => Ok(g.flatten_all()?.to_vec1::<f64>()?),
+                None => Ok(vec![0.0; v.elem_count()]), // the scalar head: unused by log-probs
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_zero_weight_pair_contributes_no_gradient() -> anyhow::Result<()> {
+        let (policy, reference) = moved_policy_and_reference()?;
+        let pairs = pairs();
+        let weights = [1.0, 0.0, 0.4, 1.0, 1.0, 1.0, 1.0, 1.0];
+        let data = PoData {
+            pairs: &pairs,
+            reference: &reference,
+            weights: &weights,
+        };
+        for objective in OBJECTIVES {
+            // Alone, the zero-weight pair's gradient is exactly zero.
+            let alone = gradients(
+                &policy,
+                po_batch_loss(&policy, &batching(), &data, &objective, &[1])?,
+            )?;
+            assert!(alone.iter().flatten().all(|g| *g == 0.0), "{objective:?}");
+            // With it, the batch's gradient is that of the batch without it,
+            // scaled by 2/3 because the mean still counts it (nothing filtered).
+            let with = gradients(
+                &policy,
+                po_batch_loss(&policy, &batching(), &data, &objective, &[0, 1, 2])?,
+            )?;
+            let without = gradients(
+                &policy,
+                po_batch_loss(&policy, &batching(), &data, &objective, &[0, 2])?,
+            )?;
+            for (w, wo) in with.iter().flatten().zip(without.iter().flatten()) {
+                assert!(
+                    (w * 3.0 - wo * 2.0).abs() < 1e-12 * (1.0 + wo.abs()),
+                    "{objective:?}: {w} vs {wo}"
+                );
+            }
+            assert!(
+                without.iter().flatten().any(|g| g.abs() > 1e-6),
+                "{objective:?}: a vacuous comparison"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn dpo_raises_the_chosen_minus_rejected_margin() -> anyhow::Result<()> {
+        let policy = TinyCausalModel::new(16, 8, 16, 5, DType::F32)?;
+        let pairs = pairs();
+        let reference = reference_logprobs(&policy, &pairs, &batching(), 4)?;
+        let weights = vec![1.0; pairs.len()];
+        let data = PoData {
+            pairs: &pairs,
+            reference: &reference,
+            weights: &weights,
+        };
+        let config = TrainConfig {
+            epochs: 10,
+            batch_size: 4,
+            lr: 1e-2,
+            ..TrainConfig::default()
+        };
+        let objective = PreferenceObjective::Dpo { beta: 0.5 };
+        let report = train_po(
+            &policy,
+            &data,
+            &objective,
+            &config,
+            0,
+            &Device::Cpu,
+            &mut |_| {},
+        )?;
+        // At the start policy = reference: h = 0 and ℓ = log 2 for every pair.
+        assert!(
+            (report.losses[0] - 2f64.ln()).abs() < 1e-5,
+            "first loss {}",
+            report.losses[0]
+        );
+        let after = reference_logprobs(&policy, &pairs, &batching(), 4)?;
+        let margin = |lp: &[PairLogProbs]| -> f64 {
+            lp.iter()
+                .zip(&reference)
+                .map(|(p, r)| (p.chosen_sum - r.chosen_sum) - (p.rejected_sum - r.rejected_sum))
+                .sum::<f64>()
+                / lp.len() as f64
+        };
+        assert!(margin(&after) > 1.0, "mean h after DPO: {}", margin(&after));
+        assert!(report.final_loss < report.losses[0]);
+        Ok(())
+    }
+
+    #[test]
+    fn reference_logprobs_match_a_direct_forward_and_survive_serde() -> anyhow::Result<()> {
+        let model = TinyCausalModel::new(16, 6, 5, 1, DType::F64)?;
+        let pairs = pairs();
+        let stored = reference_logprobs(&model, &pairs, &batching(), 3)?;
+        let direct = model.response_logprobs(&batching().pairs(&[&pairs[4]])?)?;
+        let sums = direct.sum.to_vec1::<f64>()?;
+        assert!(
+            (stored[4].chosen_sum - sums[0]).abs() < 1e-12
+                && (stored[4].rejected_sum - sums[1]).abs() < 1e-12
+        );
+        assert_eq!(stored[4].chosen_count, pairs[4].chosen.len() as f64);
+        assert_eq!(stored[4].rejected_count, pairs[4].rejected.len() as f64);
+        let json = serde_json::to_string(&stored)?;
+        let back = serde_json::from_str::<Vec<PairLogProbs>>(&json)?;
+        // serde_json's default float parser may differ in the last bit.
+        for (a, b) in back.iter().zip(&stored) {
+            assert!(
+                (a.chosen_sum - b.chosen_sum).abs() < 1e-12
+                    && (a.rejected_sum - b.rejected_sum).abs() < 1e-12
+            );
+            assert_eq!(
+                (a.chosen_count, a.rejected_count),
+                (b.chosen_count, b.rejected_count)
+            );
+        }
+        assert_eq!(back.len(), stored.len());
+        Ok(())
+    }
+
+    #[test]
+    fn implicit_reward_labels_by_hand() -> anyhow::Result<()> {
+        let lp = |c: f64, r: f64| PairLogProbs {
+            chosen_sum: c,
+            chosen_count: 3.0,
+            rejected_sum: r,
+            rejected_count: 2.0,
+        };
+        let policy = [lp(-5.0, -9.0), lp(-8.0, -2.0)];
+        let reference = [lp(-6.0, -8.0), lp(-7.0, -4.0)];
+        let labels = implicit_reward_labels(&policy, &reference, 0.5)?;
+        // Pair 0: r_c = 0.5·1 = 0.5, r_r = 0.5·(−1) = −0.5 → keeps the order.
+        assert_eq!(
+            labels[0],
+            WeakLabel {
+                prefers_chosen: true,
+                s_c: 0.5,
+                s_r: -0.5
+            }
+        );
+        // Pair 1: r_c = −0.5, r_r = 1.0 → flips.
+        assert_eq!(
+            labels[1],
+            WeakLabel {
+                prefers_chosen: false,
+                s_c: 1.0,
+                s_r: -0.5
+            }
+        );
+        assert!(implicit_reward_labels(&policy, &reference[..1], 0.5).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn mismatched_lengths_and_nan_weights_are_errors() {
+        let model = TinyCausalModel::new(16, 4, 4, 0, DType::F32).unwrap();
+        let pairs = pairs();
+        let reference = reference_logprobs(&model, &pairs, &batching(), 8).unwrap();
+        let objective = PreferenceObjective::Dpo { beta: 0.5 };
+        let config = TrainConfig::default();
+        let short = vec![1.0; 3];
+        let data = PoData {
+            pairs: &pairs,
+            reference: &reference,
+            weights: &short,
+        };
+        let err = train_po(
+            &model,
+            &data,
+            &objective,
+            &config,
+            0,
+            &Device::Cpu,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("3 weights"), "{err}");
+        let mut nan = vec![1.0; 8];
+        nan[6] = f64::NAN;
+        let data = PoData {
+            pairs: &pairs,
+            reference: &reference,
+            weights: &nan,
+        };
+        let err = train_po(
+            &model,
+            &data,
+            &objective,
+            &config,
+            0,
+            &Device::Cpu,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("pair 6"), "{err}");
+    }
+}

@@ -1,0 +1,192 @@
+//! A tiny but real causal model for the training tests, plus a
+//! finite-difference gradient checker.
+//!
+//! Two layers: token embedding, a causal mean-pool of the prefix added to the
+//! current token's embedding, one tanh layer, then an LM head (for
+//! [`LanguageModel`]) and a scalar head read at the last real token (for
+//! [`ScalarScorer`]). It runs in f32 for training tests and in f64 for
+//! gradient checks; its weights come from a seeded ChaCha8 generator.
+use candle_core::{D, DType, Device, Result, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::model::{LanguageModel, ResponseLogProbs, ScalarScorer, SeqBatch};
+
+pub struct TinyCausalModel {
+    /// [V, D]
+    embed: Var,
+    /// [D, H]
+    w1: Var,
+    /// [H]
+    b1: Var,
+    /// [H, V]
+    lm_head: Var,
+    /// [H]
+    score_head: Var,
+}
+
+/// A Var of `shape` with entries uniform in [−scale, scale].
+fn uniform(
+    rng: &mut ChaCha8Rng,
+    shape: &[usize],
+    scale: f64,
+    dtype: DType,
+    dev: &Device,
+) -> Result<Var> {
+    let n = shape.iter().product();
+    let values: Vec<f64> = (0..n)
+        .map(|_| (rng.random::<f64>() * 2.0 - 1.0) * scale)
+        .collect();
+    Var::from_tensor(&Tensor::from_vec(values, shape, dev)?.to_dtype(dtype)?)
+}
+
+impl TinyCausalModel {
+    pub fn new(vocab: usize, dim: usize, hidden: usize, seed: u64, dtype: DType) -> Result<Self> {
+        let dev = Device::Cpu;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Ok(Self {
+            embed: uniform(&mut rng, &[vocab, dim], 1.0, dtype, &dev)?,
+            w1: uniform(
+                &mut rng,
+                &[dim, hidden],
+                1.0 / (dim as f64).sqrt(),
+                dtype,
+                &dev,
+            )?,
+            b1: uniform(&mut rng, &[hidden], 0.1, dtype, &dev)?,
+            lm_head: uniform(
+                &mut rng,
+                &[hidden, vocab],
+                1.0 / (hidden as f64).sqrt(),
+                dtype,
+                &dev,
+            )?,
+            score_head: uniform(
+                &mut rng,
+                &[hidden],
+                1.0 / (hidden as f64).sqrt(),
+                dtype,
+                &dev,
+            )?,
+        })
+    }
+
+    fn dtype(&self) -> DType {
+        self.embed.dtype()
+    }
+
+    /// Hidden state of every position, seeing only itself and its prefix. [B, T, H]
+    fn hidden(&self, batch: &SeqBatch) -> Result<Tensor> {
+        let (b, t) = batch.ids.dims2()?;
+        let dim = self.embed.dims()[1];
+        let emb = self
+            .embed
+            .index_select(&batch.ids.flatten_all()?, 0)?
+            .reshape((b, t, dim))?; // [B, T, D]
+        let mask = batch.attn_mask.to_dtype(self.dtype())?.unsqueeze(2)?; // [B, T, 1]
+        let causal = Tensor::tril2(t, self.dtype(), emb.device())?; // [T, T]
+        let prefix_sum = causal.broadcast_matmul(&emb.broadcast_mul(&mask)?)?; // [B, T, D]
+        let prefix_len = causal.broadcast_matmul(&mask)?.clamp(1.0, f64::MAX)?; // [B, T, 1]
+        let x = (prefix_sum.broadcast_div(&prefix_len)? + emb)?; // [B, T, D]
+        x.broadcast_matmul(&self.w1)?
+            .broadcast_add(&self.b1)?
+            .tanh() // [B, T, H]
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        vec![
+            self.embed.clone(),
+            self.w1.clone(),
+            self.b1.clone(),
+            self.lm_head.clone(),
+            self.score_head.clone(),
+        ]
+    }
+}
+
+impl LanguageModel for TinyCausalModel {
+    fn response_logprobs(&self, batch: &SeqBatch) -> Result<ResponseLogProbs> {
+        let (_, t) = batch.ids.dims2()?;
+        let logits = self.hidden(batch)?.broadcast_matmul(&self.lm_head)?; // [B, T, V]
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?; // [B, T, V]
+        // Position t−1 predicts token t.
+        let predicted = logp.narrow(1, 0, t - 1)?; // [B, T-1, V]
+        let next = batch.ids.narrow(1, 1, t - 1)?.unsqueeze(2)?.contiguous()?; // [B, T-1, 1]
+        let token_logp = predicted.contiguous()?.gather(&next, 2)?.squeeze(2)?; // [B, T-1]
+        let target = batch
+            .target_mask
+            .narrow(1, 1, t - 1)?
+            .to_dtype(self.dtype())?; // [B, T-1]
+        Ok(ResponseLogProbs {
+            sum: (token_logp * &target)?.sum(1)?, // [B]
+            count: target.sum(1)?,                // [B]
+        })
+    }
+
+    fn trainable_vars(&self) -> Vec<Var> {
+        self.vars()
+    }
+}
+
+impl ScalarScorer for TinyCausalModel {
+    fn scores(&self, batch: &SeqBatch) -> Result<Tensor> {
+        let per_position = self
+            .hidden(batch)?
+            .broadcast_matmul(&self.score_head.unsqueeze(1)?)?
+            .squeeze(2)?; // [B, T]
+        let last = batch.last_index.unsqueeze(1)?; // [B, 1]
+        per_position.gather(&last, 1)?.squeeze(1) // [B]
+    }
+
+    fn trainable_vars(&self) -> Vec<Var> {
+        self.vars()
+    }
+}
+
+/// Compares backprop gradients of `loss` with central finite differences,
+/// in f64, on `per_var` entries of every variable (entries picked by a seeded
+/// generator). Panics with the variable, entry and both values on mismatch.
+pub fn check_gradients(
+    vars: &[Var],
+    per_var: usize,
+    loss: &dyn Fn() -> anyhow::Result<Tensor>,
+) -> anyhow::Result<()> {
+    let grads = loss()?.backward()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let eps = 1e-6;
+    let mut checked_nonzero = 0;
+    for (v, var) in vars.iter().enumerate() {
+        assert_eq!(var.dtype(), DType::F64, "gradient checks run in f64");
+        let shape = var.shape().clone();
+        let original = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
+        let analytic = match grads.get(var.as_tensor()) {
+            Some(g) => g.flatten_all()?.to_vec1::<f64>()?,
+            None => vec![0.0; original.len()],
+        };
+        for _ in 0..per_var {
+            let i = rng.random_range(0..original.len());
+            let at = |delta: f64| -> anyhow::Result<f64> {
+                let mut values = original.clone();
+                values[i] += delta;
+                var.set(&Tensor::from_vec(values, &shape, var.device())?)?;
+                Ok(loss()?.to_scalar::<f64>()?)
+            };
+            let numeric = (at(eps)? - at(-eps)?) / (2.0 * eps);
+            var.set(&Tensor::from_vec(original.clone(), &shape, var.device())?)?;
+            let tol = 1e-6 + 1e-4 * numeric.abs().max(analytic[i].abs());
+            assert!(
+                (numeric - analytic[i]).abs() <= tol,
+                "variable {v}, entry {i}: backprop {} vs finite difference {numeric}",
+                analytic[i]
+            );
+            if numeric.abs() > 1e-8 {
+                checked_nonzero += 1;
+            }
+        }
+    }
+    assert!(
+        checked_nonzero > 0,
+        "every checked gradient was zero: the check tested nothing"
+    );
+    Ok(())
+}

@@ -1,0 +1,403 @@
+//! Integration tests of the runner: they drive the real `sweep` binary on
+//! temp dirs, with manifests that stop after the cheap real stages
+//! (`[experiment] until = "split"`), or only plan (no stage runs).
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn sweep(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("sweep runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn plan_json(dir: &Path, manifest: &str) -> serde_json::Value {
+    let out = sweep(dir, &["plan", "--json", manifest]);
+    assert!(out.status.success(), "plan failed: {}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("plan --json is JSON")
+}
+
+fn count(plan: &serde_json::Value, kind: &str, field: &str) -> u64 {
+    plan["kinds"][kind][field].as_u64().unwrap_or(0)
+}
+
+/// Names of the stages a `sweep run` reports as done (one line each when stderr is not a TTY).
+fn ran(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("done   "))
+        .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn split_manifest(name: &str, seeds: &str, fraction: f64) -> String {
+    format!(
+        r#"[experiment]
+name = "{name}"
+until = "split"
+[axes]
+dataset = ["hh-rlhf"]
+seed = [{seeds}]
+[defaults]
+pair = "opt"
+objective = "dpo"
+annotation = "cw"
+labeled_fraction = {fraction}
+"#
+    )
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    std::fs::write(dir.join(name), body).unwrap();
+    name.to_string()
+}
+
+#[test]
+fn second_run_of_unchanged_manifest_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", &split_manifest("noop", "0, 1", 0.3));
+    let first = sweep(dir.path(), &["run", &m]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(ran(&first).len(), 3, "dataset + 2 splits: {}", text(&first));
+    let started = Instant::now();
+    let second = sweep(dir.path(), &["run", &m]);
+    eprintln!(
+        "no-op re-run took {:?} (not asserted; aim well under 2 s)",
+        started.elapsed()
+    );
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        ran(&second).is_empty(),
+        "second run ran stages: {}",
+        text(&second)
+    );
+    assert_eq!(count(&plan_json(dir.path(), &m), "split", "to_run"), 0);
+    assert!(dir.path().join("results/noop/cells.json").exists());
+}
+
+#[test]
+fn changing_one_axis_value_reruns_exactly_its_downstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", &split_manifest("axis", "0, 1", 0.3));
+    assert!(sweep(dir.path(), &["run", &m]).status.success());
+    write(dir.path(), "m.toml", &split_manifest("axis", "0, 2", 0.3));
+    let plan = plan_json(dir.path(), &m);
+    assert_eq!(count(&plan, "dataset", "to_run"), 0, "{plan}");
+    assert_eq!(count(&plan, "split", "cached"), 1, "{plan}");
+    assert_eq!(count(&plan, "split", "to_run"), 1, "{plan}");
+    let rerun = sweep(dir.path(), &["run", &m]);
+    assert_eq!(
+        ran(&rerun),
+        vec!["split/hh-rlhf/f0.3/seed2".to_string()],
+        "{}",
+        text(&rerun)
+    );
+}
+
+/// Keys of every planned stage, per kind.
+fn keys_by_kind(plan: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in plan["stages"].as_array().unwrap() {
+        out.entry(s["kind"].as_str().unwrap().into())
+            .or_default()
+            .insert(s["key"].as_str().unwrap().into());
+    }
+    out
+}
+
+#[test]
+fn an_align_only_param_never_rekeys_the_weak_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = |beta: f64| {
+        format!(
+            "[experiment]\nname = \"b\"\n[axes]\nseed = [0]\n[defaults]\ndataset = \"tldr\"\npair = \"qwen\"\nobjective = \"dpo\"\nannotation = \"cw\"\n[align]\nbeta = {beta}\n"
+        )
+    };
+    let m = write(dir.path(), "m.toml", &body(0.5));
+    let before = keys_by_kind(&plan_json(dir.path(), &m));
+    write(dir.path(), "m.toml", &body(0.9));
+    let after = keys_by_kind(&plan_json(dir.path(), &m));
+    for kind in [
+        "dataset",
+        "split",
+        "pretrain",
+        "weak_train",
+        "weak_eval",
+        "annotate",
+        "sft",
+        "ref_logps",
+    ] {
+        assert!(!before[kind].is_empty(), "{kind} planned");
+        assert_eq!(
+            before[kind], after[kind],
+            "{kind} was re-keyed by align.beta"
+        );
+    }
+    assert_ne!(before["align"], after["align"]);
+    assert_eq!(before["metric"].len(), 1);
+    assert_ne!(
+        before["metric"], after["metric"],
+        "metric is downstream of align"
+    );
+}
+
+#[test]
+fn two_experiments_sharing_a_weak_model_have_one_weak_train_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = |name: &str, objective: &str| {
+        format!(
+            "[experiment]\nname = \"{name}\"\n[axes]\nobjective = [\"{objective}\"]\n[defaults]\ndataset = \"hh-rlhf\"\npair = \"opt\"\nannotation = \"cw\"\nseed = 0\n"
+        )
+    };
+    std::fs::create_dir(dir.path().join("exps")).unwrap();
+    write(dir.path(), "exps/a.toml", &exp("a", "dpo"));
+    write(dir.path(), "exps/b.toml", &exp("b", "ipo"));
+    let plan = plan_json(dir.path(), "exps");
+    assert_eq!(plan["experiments"].as_array().unwrap().len(), 2);
+    assert_eq!(count(&plan, "weak_train", "nodes"), 1, "{plan}");
+    assert_eq!(count(&plan, "align", "nodes"), 2, "{plan}");
+    let ratio = plan["dedup_ratio"].as_f64().unwrap();
+    assert!(ratio < 1.0, "shared stages are deduplicated: ratio {ratio}");
+}
+
+#[test]
+fn a_run_killed_at_a_random_moment_resumes_without_rerunning_finished_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds: Vec<String> = (0..40).map(|s| s.to_string()).collect();
+    let m = write(
+        dir.path(),
+        "m.toml",
+        &split_manifest("kill", &seeds.join(", "), 0.3),
+    );
+    // Time a full run elsewhere to pick a kill moment inside a run.
+    let probe = tempfile::tempdir().unwrap();
+    write(
+        probe.path(),
+        "m.toml",
+        &split_manifest("kill", &seeds.join(", "), 0.3),
+    );
+    let t = Instant::now();
+    assert!(sweep(probe.path(), &["run", "m.toml"]).status.success());
+    let full = t.elapsed();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let kill_after = Duration::from_nanos(nanos % (full.as_nanos() as u64).max(1));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .current_dir(dir.path())
+        .args(["run", &m])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(kill_after);
+    child.kill().unwrap(); // SIGKILL
+    let killed = child.wait_with_output().unwrap();
+    let finished_before = ran(&killed);
+
+    // No record for an unfinished stage: every recorded stage verifies (no "stale").
+    let plan = plan_json(dir.path(), &m);
+    for s in plan["stages"].as_array().unwrap() {
+        let state = s["state"].as_str().unwrap();
+        assert!(
+            state == "cached" || state == "to_run",
+            "{}: {state}",
+            s["name"]
+        );
+    }
+    let cached: u64 = ["dataset", "split"]
+        .iter()
+        .map(|k| count(&plan, k, "cached"))
+        .sum();
+    assert!(
+        cached >= finished_before.len() as u64,
+        "every reported stage is recorded"
+    );
+
+    let rerun = sweep(dir.path(), &["run", &m]);
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    let again = ran(&rerun);
+    for name in &finished_before {
+        assert!(
+            !again.contains(name),
+            "{name} ran twice (killed after {kill_after:?})"
+        );
+    }
+    let plan = plan_json(dir.path(), &m);
+    assert_eq!(
+        count(&plan, "split", "to_run") + count(&plan, "dataset", "to_run"),
+        0
+    );
+    assert_eq!(count(&plan, "split", "cached"), 40);
+}
+
+/// Runs a valid manifest (so a cache exists), then each bad input: exit 2,
+/// its message, and the results dir byte-for-byte unchanged.
+#[test]
+fn bad_input_exits_2_with_its_message_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = split_manifest("good", "0", 0.3);
+    write(dir.path(), "good.toml", &good);
+    assert!(sweep(dir.path(), &["run", "good.toml"]).status.success());
+    let before = snapshot(&dir.path().join("results"));
+
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "typo_block.toml",
+            good.replace("[defaults]", "[defaults]\n[algin]\nbeta = 1.0\n[generate]"),
+            vec!["typo_block.toml:", "algin", "align"],
+        ),
+        (
+            "typo_key.toml",
+            format!("{good}[align]\nbetta = 0.5\n"),
+            vec!["typo_key.toml:13:", "betta", "`beta`"],
+        ),
+        (
+            "wrong_type.toml",
+            format!("{good}[align]\nbeta = \"high\"\n"),
+            vec!["wrong_type.toml:13:", "align.beta", "invalid type"],
+        ),
+        (
+            "unknown_slot.toml",
+            good.replace("[\"hh-rlhf\"]", "[\"hh-rlhf\", \"imdb\"]"),
+            vec![
+                "unknown_slot.toml:5:",
+                "imdb",
+                "harmless, helpful, hh-rlhf, shp-askacademia",
+            ],
+        ),
+        (
+            "bad_axis.toml",
+            good.replace("seed = [0]", "seed = [0]\nobjective = [\"dpo\", \"ppo\"]"),
+            vec!["bad_axis.toml:7:", "ppo", "dpo, ipo, rdpo"],
+        ),
+        (
+            "loop_a.toml",
+            format!("extends = \"loop_b.toml\"\n{good}"),
+            vec!["loop_b.toml:1:", "`extends` loop"],
+        ),
+    ];
+    write(dir.path(), "loop_b.toml", "extends = \"loop_a.toml\"\n");
+    for (file, body, expected) in &cases {
+        write(dir.path(), file, body);
+        for cmd in ["run", "plan", "validate"] {
+            let out = sweep(dir.path(), &[cmd, file]);
+            let msg = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {file}: {msg}");
+            for e in expected {
+                assert!(msg.contains(e), "{cmd} {file}: expected `{e}` in:\n{msg}");
+            }
+        }
+        assert_eq!(
+            snapshot(&dir.path().join("results")),
+            before,
+            "{file} changed the cache"
+        );
+    }
+    // All errors of a run are reported together.
+    let two = good
+        .replace("seed = [0]", "seed = [0]\nobjective = [\"ppo\"]")
+        .replace("[\"hh-rlhf\"]", "[\"imdb\"]");
+    write(dir.path(), "two.toml", &two);
+    let out = sweep(dir.path(), &["run", "two.toml"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("ppo") && msg.contains("imdb"),
+        "both errors reported:\n{msg}"
+    );
+    assert_eq!(snapshot(&dir.path().join("results")), before);
+}
+
+/// The test itself holds the cache lock, as a running `sweep` would.
+#[test]
+fn a_second_sweep_on_the_same_cache_refuses_naming_the_holder() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", &split_manifest("lock", "0", 0.3));
+    assert!(sweep(dir.path(), &["run", &m]).status.success());
+    let before = snapshot(&dir.path().join("results"));
+    let lock_path = dir.path().join("results/cache/.lock");
+    let mut lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    assert!(fs4::fs_std::FileExt::try_lock_exclusive(&lock).unwrap());
+    lock.set_len(0).unwrap();
+    write!(lock, "4242").unwrap();
+    let before_lock = snapshot(&dir.path().join("results"));
+    let second = sweep(dir.path(), &["run", &m]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert!(
+        text(&second).contains("in use by another sweep process (pid 4242)"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(snapshot(&dir.path().join("results")), before_lock);
+    drop(lock);
+    assert_ne!(before, before_lock, "the lock file held the holder's pid");
+}
+
+#[test]
+fn why_names_the_param_that_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", &split_manifest("why", "0", 0.3));
+    assert!(sweep(dir.path(), &["run", &m]).status.success());
+    write(dir.path(), "m.toml", &split_manifest("why", "0", 0.4));
+    let out = sweep(dir.path(), &["why", "split/hh-rlhf/f0.4/seed0", &m]);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(
+        msg.contains("param labeled_fraction: cached 0.3, now 0.4"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn every_shipped_manifest_validates_under_the_tiny_profile() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = sweep(
+        repo,
+        &[
+            "plan",
+            "--json",
+            "--results",
+            "/nonexistent-sweep-results",
+            "experiments",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(plan["experiments"].as_array().unwrap().len() >= 10);
+    assert!(plan["dedup_ratio"].as_f64().unwrap() < 1.0);
+}
