@@ -17,6 +17,8 @@ use cwpo::data::real::{DatasetFormat, LengthFilter, LoadOptions, OnBadRow};
 use cwpo::model::probe::load_lm;
 use cwpo::model::reward::RewardModel;
 use cwpo::model::{LanguageModel, PadSide, ScalarScorer, SeqBatch};
+use cwpo::train::WeakLabel;
+use cwpo::train::losses::{bradley_terry_loss, dpo_loss};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -35,11 +37,6 @@ fn smollm2_gguf() -> Option<PathBuf> {
         );
         None
     }
-}
-
-/// −log σ(x), elementwise, as softplus(−x) = log(1 + e^(−x)).
-fn neg_log_sigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
-    (x.neg()?.exp()? + 1.0)?.log()
 }
 
 #[test]
@@ -84,9 +81,14 @@ fn smollm2_bt_weak_annotator_on_hh_fixture() {
 
     let rm = RewardModel::from_policy(&lm.policy, None, 0).unwrap();
     let bt_loss = || -> Tensor {
-        let margin =
-            (rm.scores(&chosen_batch).unwrap() - rm.scores(&rejected_batch).unwrap()).unwrap(); // [B]
-        neg_log_sigmoid(&margin).unwrap().mean_all().unwrap()
+        let (s_chosen, s_rejected) = (
+            rm.scores(&chosen_batch).unwrap(),
+            rm.scores(&rejected_batch).unwrap(),
+        ); // [B]
+        bradley_terry_loss(&s_chosen, &s_rejected)
+            .unwrap()
+            .mean_all()
+            .unwrap()
     };
     let mut opt = AdamW::new(
         rm.trainable_vars(),
@@ -107,22 +109,32 @@ fn smollm2_bt_weak_annotator_on_hh_fixture() {
     let train_s = train_start.elapsed().as_secs_f64();
 
     let annotate_start = Instant::now();
-    let margin = (rm.scores(&chosen_batch).unwrap() - rm.scores(&rejected_batch).unwrap()).unwrap();
-    let confidence: Vec<f32> = ((candle_nn::ops::sigmoid(&margin).unwrap() * 2.0).unwrap() - 1.0)
+    let (s_chosen, s_rejected) = (
+        rm.scores(&chosen_batch).unwrap(),
+        rm.scores(&rejected_batch).unwrap(),
+    );
+    let labels: Vec<WeakLabel> = s_chosen
+        .to_vec1::<f32>()
         .unwrap()
-        .abs()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+        .into_iter()
+        .zip(s_rejected.to_vec1::<f32>().unwrap())
+        .map(|(c, r)| WeakLabel::from_scores(c as f64, r as f64))
+        .collect();
+    let confidence: Vec<f64> = labels.iter().map(WeakLabel::confidence).collect();
     let annotate_s = annotate_start.elapsed().as_secs_f64();
-    let last = neg_log_sigmoid(&margin).unwrap().mean_all().unwrap();
+    let last = bradley_terry_loss(&s_chosen, &s_rejected)
+        .unwrap()
+        .mean_all()
+        .unwrap();
     let (first, last) = (
         first.to_scalar::<f32>().unwrap(),
         last.to_scalar::<f32>().unwrap(),
     );
     println!(
-        "BT weak annotator (SmolLM2-135M, f32, CPU): load {load_s:.1} s; {steps} full-model AdamW steps on {} HH pairs {train_s:.1} s; annotate {annotate_s:.2} s; loss {first:.4} -> {last:.4}; confidence {confidence:?}",
-        pairs.len()
+        "BT weak annotator (SmolLM2-135M, f32, CPU): load {load_s:.1} s; {steps} full-model AdamW steps on {} HH pairs {train_s:.1} s; annotate {annotate_s:.2} s; loss {first:.4} -> {last:.4}; agrees with human {}/{}; confidence {confidence:.3?}",
+        pairs.len(),
+        labels.iter().filter(|l| l.prefers_chosen).count(),
+        labels.len()
     );
     assert!(
         last < first,
@@ -164,10 +176,7 @@ fn smollm2_one_dpo_step() {
         .detach();
     let margin = (sum(&lm.policy, &chosen_batch) - sum(&lm.policy, &rejected_batch)).unwrap();
     let h = (margin - ref_margin).unwrap(); // [B]
-    let loss = neg_log_sigmoid(&(h * beta).unwrap())
-        .unwrap()
-        .mean_all()
-        .unwrap();
+    let loss = dpo_loss(&h, beta).unwrap().mean_all().unwrap();
     opt.backward_step(&loss).unwrap();
     let step_s = start.elapsed().as_secs_f64();
     let loss = loss

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use cwpo::data::Tokenizer;
 use cwpo::data::gguf_tokenizer::tokenizer_from_gguf;
+use cwpo::model::SamplingConfig;
 use cwpo::model::gguf::{GgufFile, load_gguf};
-use cwpo::model::probe::load_lm;
+use cwpo::model::probe::{ModelSource, load_lm, model_generate, model_logprob};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -139,4 +140,25 @@ fn smollm2_logits_match_reference() {
             case.mean_logprob
         );
     }
+}
+
+/// The user-facing `sweep model logprob` / `generate` library calls on the GGUF.
+#[test]
+fn model_logprob_and_generate_on_gguf() {
+    let Some(path) = smollm2_gguf() else { return };
+    let report = model_logprob(&path, "The capital of France is").unwrap();
+    assert_eq!(report.source, ModelSource::Gguf);
+    assert_eq!(report.token_ids.len(), 5);
+    assert_eq!(report.top_next.len(), 10);
+    assert_eq!(report.top_next[0].token, "\u{120}Paris"); // Ġ marks the leading space
+    assert!((report.mean_logprob * 4.0 - report.sum_logprob).abs() < 1e-4);
+    assert!(report.to_string().contains("Paris"), "{report}");
+
+    let text = model_generate(
+        &path,
+        "The capital of France is",
+        &SamplingConfig::greedy(6),
+    )
+    .unwrap();
+    assert!(text.starts_with(" Paris"), "greedy continuation: {text:?}");
 }
