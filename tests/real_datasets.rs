@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use cwpo::data::PreferencePair;
 use cwpo::data::hf_tokenizer::HfTokenizer;
 use cwpo::data::real::inspect::inspect_dataset;
-use cwpo::data::real::{DatasetFormat, LengthFilter, LoadOptions, OnBadRow};
+use cwpo::data::real::{DatasetFormat, LengthFilter, LoadOptions, OnBadRow, load_union};
 use polars::prelude::*;
 
 fn fixture(name: &str) -> PathBuf {
@@ -88,6 +88,17 @@ fn hh_rlhf_gzip_reads_like_plain_jsonl() {
     let zipped = DatasetFormat::HhRlhf.load(&gz_path, &skip()).unwrap();
     assert_eq!(plain.pairs, zipped.pairs);
     assert_eq!(zipped.report.bad_rows, 2);
+
+    // The union of two subset files is both, in order, with a report per file.
+    let (union, reports) = load_union(
+        DatasetFormat::HhRlhf,
+        &[fixture("hh-rlhf.jsonl"), gz_path.clone()],
+        &skip(),
+    )
+    .unwrap();
+    assert_eq!(union.len(), 6);
+    assert_eq!(union[3..], plain.pairs[..]);
+    assert_eq!(reports[1].file, gz_path);
 }
 
 #[test]

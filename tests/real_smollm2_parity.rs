@@ -162,3 +162,44 @@ fn model_logprob_and_generate_on_gguf() {
     .unwrap();
     assert!(text.starts_with(" Paris"), "greedy continuation: {text:?}");
 }
+
+/// The same weights written as an HF directory (config.json, model.safetensors,
+/// tokenizer.json) load through the HF path to the same numbers.
+#[test]
+fn gguf_rewritten_as_hf_dir_loads_identically() {
+    let Some(path) = smollm2_gguf() else { return };
+    let gguf = GgufFile::open(&path).unwrap();
+    let (config, tensors) = load_gguf(&path, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hf_config = serde_json::json!({
+        "model_type": "llama",
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "intermediate_size": config.intermediate_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "num_key_value_heads": config.num_kv_heads,
+        "max_position_embeddings": config.max_position,
+        "rope_theta": config.rope_theta,
+        "rms_norm_eps": config.norm_eps,
+        "tie_word_embeddings": config.tie_embeddings,
+        "bos_token_id": config.bos_id,
+        "eos_token_id": config.eos_id,
+        "pad_token_id": config.pad_id,
+    });
+    std::fs::write(dir.path().join("config.json"), hf_config.to_string()).unwrap();
+    candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+    tokenizer_from_gguf(&gguf)
+        .unwrap()
+        .inner()
+        .save(dir.path().join("tokenizer.json"), false)
+        .unwrap();
+
+    let text = "Human: How do I bake bread?\n\nAssistant: Mix 500 g flour.";
+    let from_gguf = model_logprob(&path, text).unwrap();
+    let from_hf = model_logprob(dir.path(), text).unwrap();
+    assert_eq!(from_hf.source, ModelSource::HfDir);
+    assert_eq!(from_hf.token_ids, from_gguf.token_ids);
+    assert_eq!(from_hf.top_next, from_gguf.top_next);
+    assert_eq!(from_hf.mean_logprob, from_gguf.mean_logprob);
+}

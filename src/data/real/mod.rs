@@ -96,6 +96,23 @@ impl DatasetFormat {
     }
 }
 
+/// Loads several files of one format and concatenates them in order — e.g.
+/// HH-RLHF's union of `harmless-base` and `helpful-base`. One report per file.
+pub fn load_union(
+    format: DatasetFormat,
+    paths: &[PathBuf],
+    options: &LoadOptions,
+) -> Result<(Vec<PreferencePair>, Vec<LoadReport>)> {
+    let mut pairs = Vec::new();
+    let mut reports = Vec::new();
+    for path in paths {
+        let loaded = format.load(path, options)?;
+        pairs.extend(loaded.pairs);
+        reports.push(loaded.report);
+    }
+    Ok((pairs, reports))
+}
+
 /// How to load: bad-row policy and the token-length filter.
 #[derive(Clone, Copy, Default)]
 pub struct LoadOptions<'a> {
