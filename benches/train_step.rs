@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use cwpo::model::fused::with_fused;
 use cwpo::model::{Arch, DecoderConfig, LanguageModel, PadSide, Policy, SeqBatch};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -45,11 +46,15 @@ fn batch(rng: &mut ChaCha8Rng, device: &Device) -> anyhow::Result<SeqBatch> {
     Ok(SeqBatch::from_sequences(&seqs, 0, PadSide::Right, device)?)
 }
 
-fn main() -> anyhow::Result<()> {
-    let device = Device::Cpu;
-    let cfg = config();
-    let policy = Policy::new_random(&cfg, None, 0, &device)?;
-    let (params, _) = policy.backbone().params().num_params();
+/// Seconds per step spent in forward, backward and the AdamW step.
+struct Timings {
+    forward: Duration,
+    backward: Duration,
+    optimizer: Duration,
+    final_loss: f32,
+}
+
+fn measure(policy: &Policy, batches: &[SeqBatch], steps: usize) -> anyhow::Result<Timings> {
     let mut opt = AdamW::new(
         policy.trainable_vars(),
         ParamsAdamW {
@@ -57,17 +62,13 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let batches: Vec<SeqBatch> = (0..4)
-        .map(|_| batch(&mut rng, &device))
-        .collect::<anyhow::Result<_>>()?;
-    let steps: usize = std::env::var("STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
     let warmup = 3;
-    let (mut fwd, mut bwd, mut step) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut last_loss = 0f32;
+    let mut t = Timings {
+        forward: Duration::ZERO,
+        backward: Duration::ZERO,
+        optimizer: Duration::ZERO,
+        final_loss: 0.0,
+    };
     for i in 0..warmup + steps {
         let b = &batches[i % batches.len()];
         let t0 = Instant::now();
@@ -79,36 +80,63 @@ fn main() -> anyhow::Result<()> {
         opt.step(&grads)?;
         let t3 = Instant::now();
         if i >= warmup {
-            fwd += t1 - t0;
-            bwd += t2 - t1;
-            step += t3 - t2;
+            t.forward += t1 - t0;
+            t.backward += t2 - t1;
+            t.optimizer += t3 - t2;
         }
-        last_loss = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        t.final_loss = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
     }
-    let total = fwd + bwd + step;
+    Ok(t)
+}
+
+fn report(label: &str, t: &Timings, steps: usize) {
+    let total = t.forward + t.backward + t.optimizer;
     let tokens = (steps * BATCH * SEQ) as f64;
+    let ms = |d: Duration| 1e3 * d.as_secs_f64() / steps as f64;
     let pct = |d: Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64();
     println!(
-        "train_step: llama d={} L={} H={} V={} params={params} batch={BATCH}x{SEQ} threads={}",
+        "  {label:>8}: {:6.0} tokens/s ({:.1} ms/step) | forward {:.1} ms ({:.0}%), backward {:.1} ms ({:.0}%), AdamW {:.1} ms ({:.0}%) | loss {:.3}",
+        tokens / total.as_secs_f64(),
+        ms(total),
+        ms(t.forward),
+        pct(t.forward),
+        ms(t.backward),
+        pct(t.backward),
+        ms(t.optimizer),
+        pct(t.optimizer),
+        t.final_loss
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let device = Device::Cpu;
+    let cfg = config();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let batches: Vec<SeqBatch> = (0..4)
+        .map(|_| batch(&mut rng, &device))
+        .collect::<anyhow::Result<_>>()?;
+    let steps: usize = std::env::var("STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let params = Policy::new_random(&cfg, None, 0, &device)?
+        .backbone()
+        .params()
+        .num_params()
+        .0;
+    println!(
+        "train_step: llama d={} L={} H={} V={} params={params} batch={BATCH}x{SEQ} threads={} steps={steps}",
         cfg.hidden_size,
         cfg.num_layers,
         cfg.num_heads,
         cfg.vocab_size,
         candle_core::utils::get_num_threads()
     );
-    println!(
-        "  {:.0} tokens/s over {steps} steps ({:.1} ms/step), final loss {last_loss:.3}",
-        tokens / total.as_secs_f64(),
-        1e3 * total.as_secs_f64() / steps as f64
-    );
-    println!(
-        "  forward {:.1} ms ({:.0}%), backward {:.1} ms ({:.0}%), AdamW {:.1} ms ({:.0}%) per step",
-        1e3 * fwd.as_secs_f64() / steps as f64,
-        pct(fwd),
-        1e3 * bwd.as_secs_f64() / steps as f64,
-        pct(bwd),
-        1e3 * step.as_secs_f64() / steps as f64,
-        pct(step)
-    );
+    // Same initial weights and batches for both paths.
+    for (label, fused) in [("composed", false), ("fused", true)] {
+        let policy = Policy::new_random(&cfg, None, 0, &device)?;
+        let t = with_fused(fused, || measure(&policy, &batches, steps))?;
+        report(label, &t, steps);
+    }
     Ok(())
 }

@@ -302,6 +302,11 @@ fn bad_input_exits_2_with_its_message_and_writes_nothing() {
             vec!["bad_axis.toml:7:", "ppo", "dpo, ipo, rdpo"],
         ),
         (
+            "bad_world.toml",
+            format!("{good}[world]\nflipp = 0.1\n"),
+            vec!["bad_world.toml:13:", "flipp", "`flip`"],
+        ),
+        (
             "loop_a.toml",
             format!("extends = \"loop_b.toml\"\n{good}"),
             vec!["loop_b.toml:1:", "`extends` loop"],
@@ -400,4 +405,207 @@ fn every_shipped_manifest_validates_under_the_tiny_profile() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(plan["experiments"].as_array().unwrap().len() >= 10);
     assert!(plan["dedup_ratio"].as_f64().unwrap() < 1.0);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_a_rerun_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds: Vec<String> = (0..300).map(|s| s.to_string()).collect();
+    let m = write(
+        dir.path(),
+        "m.toml",
+        &split_manifest("int", &seeds.join(", "), 0.3),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .current_dir(dir.path())
+        .args(["run", &m])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first split is recorded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.path().join("results/cache/split").exists() {
+        assert!(Instant::now() < deadline, "sweep never finished a split");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let msg = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(130), "{msg}");
+    assert!(msg.contains("cancelled"), "{msg}");
+    let done = ran(&out).len();
+    assert!(done < 301, "interrupted before the end: {done} stages ran");
+    let tmp = dir.path().join("results/cache/tmp");
+    assert!(
+        !tmp.exists() || std::fs::read_dir(&tmp).unwrap().next().is_none(),
+        "temp dirs removed"
+    );
+    let rerun = sweep(dir.path(), &["run", &m]);
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    assert_eq!(ran(&rerun).len(), 301 - done, "{}", text(&rerun));
+}
+
+#[test]
+fn a_changed_artifact_is_reported_and_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", &split_manifest("sum", "0", 0.3));
+    assert!(sweep(dir.path(), &["run", &m]).status.success());
+    let split_dir = std::fs::read_dir(dir.path().join("results/cache/split"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(
+        split_dir.join("split.json"),
+        "{\"labeled\": [], \"unlabeled\": []}",
+    )
+    .unwrap();
+    let plan = plan_json(dir.path(), &m);
+    let stale: Vec<&serde_json::Value> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"].as_str().unwrap().starts_with("stale"))
+        .collect();
+    assert_eq!(stale.len(), 1, "{plan}");
+    assert!(
+        stale[0]["state"]
+            .as_str()
+            .unwrap()
+            .contains("split.json changed on disk"),
+        "{plan}"
+    );
+    let rerun = sweep(dir.path(), &["run", &m]);
+    assert!(
+        text(&rerun).contains("checksum mismatch"),
+        "{}",
+        text(&rerun)
+    );
+    assert_eq!(ran(&rerun), vec!["split/hh-rlhf/f0.3/seed0".to_string()]);
+    let again = std::fs::read_to_string(split_dir.join("split.json")).unwrap();
+    assert!(
+        again.contains("\"labeled\": [\n"),
+        "artifact rebuilt: {again}"
+    );
+}
+
+#[test]
+fn jobs_run_independent_stages_in_parallel_and_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "m.toml",
+        &split_manifest("jobs", "0, 1, 2, 3, 4, 5", 0.3),
+    );
+    let out = sweep(dir.path(), &["run", "--jobs", "3", &m]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut names = ran(&out);
+    assert_eq!(
+        names[0], "dataset/hh-rlhf",
+        "the dataset precedes its splits"
+    );
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 7);
+}
+
+#[test]
+fn gc_deletes_what_the_manifests_no_longer_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", &split_manifest("gc", "0, 1", 0.3));
+    assert!(sweep(dir.path(), &["run", &m]).status.success());
+    write(dir.path(), "m.toml", &split_manifest("gc", "0", 0.3));
+    let dry = sweep(dir.path(), &["gc", "--dry-run", &m]);
+    assert!(
+        text(&dry).contains("would delete split/hh-rlhf/f0.3/seed1"),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("results/cache/split"))
+            .unwrap()
+            .count(),
+        2
+    );
+    let real = sweep(dir.path(), &["gc", &m]);
+    assert!(real.status.success(), "{}", text(&real));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("results/cache/split"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let status = sweep(dir.path(), &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["kinds"]["split"]["records"], 1);
+    assert_eq!(count(&plan_json(dir.path(), &m), "split", "to_run"), 0);
+}
+
+/// A profile whose `broken` dataset names a family the world does not have:
+/// the failure shows only when its stage runs.
+fn profile_with_a_broken_dataset(dir: &Path) -> String {
+    let tiny = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/profiles/tiny.toml"),
+    )
+    .unwrap();
+    write(
+        dir,
+        "p.toml",
+        &format!(
+            "{tiny}\n[datasets.broken]\nstands_for = \"nothing\"\nsynthetic = \"no-such-family\"\n"
+        ),
+    )
+}
+
+#[test]
+fn a_failed_stage_exits_1_naming_it_and_its_log_and_keep_going_runs_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile_with_a_broken_dataset(dir.path());
+    let m = write(
+        dir.path(),
+        "m.toml",
+        &split_manifest("fail", "0", 0.3).replace("[\"hh-rlhf\"]", "[\"broken\", \"tldr\"]"),
+    );
+    let out = sweep(dir.path(), &["run", "--profile", &profile, &m]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(msg.contains("stage dataset/broken failed"), "{msg}");
+    let log = dir.path().join(
+        msg.split("log: ")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .trim(),
+    );
+    let log_text =
+        std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    assert!(log_text.contains("no-such-family"), "{log_text}");
+
+    let out = sweep(
+        dir.path(),
+        &["run", "--keep-going", "--profile", &profile, &m],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let plan: serde_json::Value = {
+        let p = sweep(dir.path(), &["plan", "--json", "--profile", &profile, &m]);
+        serde_json::from_slice(&p.stdout).unwrap()
+    };
+    assert_eq!(
+        count(&plan, "split", "cached"),
+        1,
+        "the tldr branch ran: {plan}"
+    );
+    assert_eq!(
+        count(&plan, "split", "to_run"),
+        1,
+        "the broken branch's split never ran: {plan}"
+    );
 }

@@ -127,6 +127,16 @@ pub fn run(
     let mut stop_scheduling = false;
 
     loop {
+        if cancel.load(Ordering::Relaxed) {
+            // Ctrl-C: abandon the running stages (their temp dirs go, nothing is recorded).
+            for slot in slots.values() {
+                if let Slot::Running { tmp } = slot {
+                    let _ = std::fs::remove_dir_all(tmp);
+                }
+            }
+            summary.cancelled = true;
+            break;
+        }
         // Start every ready node, up to `jobs` at once.
         let running = slots
             .values()
@@ -197,20 +207,7 @@ pub fn run(
         let (idx, started_unix, started, result) = match rx.recv_timeout(Duration::from_millis(100))
         {
             Ok(msg) => msg,
-            Err(_) => {
-                if cancel.load(Ordering::Relaxed) {
-                    // Abandon the running stages: their temp dirs go, nothing is recorded.
-                    for slot in slots.values() {
-                        if let Slot::Running { tmp } = slot {
-                            let _ = std::fs::remove_dir_all(tmp);
-                        }
-                    }
-                    summary.cancelled = true;
-                    display.done();
-                    return Ok(summary);
-                }
-                continue;
-            }
+            Err(_) => continue,
         };
         let Some(Slot::Running { tmp }) = slots.remove(&idx) else {
             unreachable!("a result comes from a running stage")
@@ -250,6 +247,7 @@ pub fn run(
             }
         }
     }
+    summary.cancelled |= cancel.load(Ordering::Relaxed);
     summary.skipped = slots
         .values()
         .filter(|s| matches!(s, Slot::Pending | Slot::Blocked))

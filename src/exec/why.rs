@@ -72,9 +72,13 @@ pub fn differences(
                     .map_or_else(|| format!("{k} (no longer cached)"), |r| r.name),
                 None => "(absent)".into(),
             };
-            diffs.push(format!(
-                "input {role}: cached {then_name}, now {now_name} (run `sweep why {now_name}`)"
-            ));
+            diffs.push(if then_name == now_name {
+                format!("input {role}: {now_name} was re-keyed (run `sweep why {now_name}`)")
+            } else {
+                format!(
+                    "input {role}: cached {then_name}, now {now_name} (run `sweep why {now_name}`)"
+                )
+            });
         }
     }
     Ok(diffs)

@@ -244,8 +244,12 @@ pub fn load(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Manifest, Diagnosti
         let span = e.span();
         let e = e.into_inner();
         Header {
+            title: if e.title.is_empty() {
+                e.name.clone()
+            } else {
+                e.title
+            },
             name: e.name,
-            title: e.title,
             until: e.until.map(|u| Entry {
                 value: toml::Value::String(u.get_ref().clone()),
                 loc: loc(u.span()),

@@ -24,7 +24,8 @@ pub struct Experiment {
     pub file: PathBuf,
     /// Stop the pipeline after this stage kind (e.g. `split`).
     pub until: Option<String>,
-    /// The axis names, sorted (a cell's `coords` has one value for each).
+    /// The label names of every cell, sorted: [`CELL_LABELS`] and the axes
+    /// (a cell's `coords` has one value for each).
     pub axes: Vec<String>,
     pub cells: Vec<Cell>,
     /// The `[report]` table and figure (`None`: no report, e.g. a cache-only sweep).
@@ -171,6 +172,7 @@ fn resolve_one(m: &Manifest, profile: &Profile, errors: &mut Diagnostics) -> Opt
     base.extend(m.settings.clone());
     let axis_names: Vec<String> = {
         let mut names: BTreeSet<String> = axes.iter().map(|(n, _, _)| n.clone()).collect();
+        names.extend(CELL_LABELS.iter().map(|l| l.to_string()));
         for cell in &cells {
             names.extend(cell.keys().cloned());
         }
@@ -239,13 +241,14 @@ fn one_key<T: DeserializeOwned>(key: &str, value: &toml::Value) -> Result<T, Str
 
 /// Type-checks one cell's settings and binds its slot names to the profile.
 fn bind_cell(
-    settings: &BTreeMap<String, Entry>,
+    settings_map: &BTreeMap<String, Entry>,
     coords: &BTreeMap<String, Entry>,
     profile: &Profile,
     header: &Loc,
     errors: &mut Diagnostics,
 ) -> Option<Cell> {
     let before = errors.0.len();
+    let settings = settings_map;
     let mut cell_table = toml::Table::new();
     let mut blocks: BTreeMap<&str, toml::Table> =
         BLOCKS.iter().map(|b| (*b, toml::Table::new())).collect();
@@ -441,18 +444,86 @@ fn bind_cell(
     } = &mut dataset
     {
         w.extend(settings.world.clone());
+        if let Err(e) = check_world(&serde_json::Value::Object(w.clone())) {
+            // Point at the `[world]` key the message names, else the first one written.
+            let keys: Vec<(&String, &Entry)> = settings_map
+                .iter()
+                .filter(|(k, _)| k.starts_with("world."))
+                .collect();
+            let loc = keys
+                .iter()
+                .find(|(k, _)| e.contains(&format!("`{}`", &k["world.".len()..])))
+                .or(keys.first())
+                .map_or_else(|| header.clone(), |(_, entry)| entry.loc.clone());
+            errors.push(Diagnostic::at(&loc, format!("[world]: {e}")));
+            return None;
+        }
     }
     Some(Cell {
-        coords: coords
-            .iter()
-            .map(|(k, e)| (k.clone(), display(&e.value)))
-            .collect(),
+        coords: labels(
+            &settings,
+            weak_name.as_deref()?,
+            strong_name.as_deref()?,
+            coords,
+        ),
         annotation: annotation?,
         dataset,
         weak_model: (weak_name?, weak_spec?.ok()?),
         strong_model: (strong_name?, strong_spec?.ok()?),
         settings,
     })
+}
+
+/// The world config deserialises into the world's `WorldConfig` (unknown
+/// keys denied) and passes its range checks.
+fn check_world(world: &serde_json::Value) -> Result<(), String> {
+    let cfg: crate::data::synthetic::WorldConfig =
+        serde_json::from_value(world.clone()).map_err(|e| e.to_string())?;
+    cfg.validate().map_err(|e| format!("{e:#}"))
+}
+
+/// Labels every cell carries besides its axes, so a report can group by a
+/// setting the sweep holds fixed.
+pub const CELL_LABELS: &[&str] = &[
+    "dataset",
+    "pair",
+    "weak_model",
+    "strong_model",
+    "objective",
+    "annotation",
+    "weak_objective",
+    "seed",
+    "labeled_fraction",
+];
+
+/// A cell's labels: its axis values, then the resolved [`CELL_LABELS`]
+/// (resolved wins: an `annotation = "ws"` cell reports `weak_objective = "dpo"`).
+fn labels(
+    s: &Settings,
+    weak_model: &str,
+    strong_model: &str,
+    coords: &BTreeMap<String, Entry>,
+) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = coords
+        .iter()
+        .map(|(k, e)| (k.clone(), display(&e.value)))
+        .collect();
+    labels.extend(
+        [
+            ("dataset", s.dataset.clone()),
+            ("pair", s.pair.clone()),
+            ("weak_model", weak_model.to_string()),
+            ("strong_model", strong_model.to_string()),
+            ("objective", s.objective.clone()),
+            ("annotation", s.annotation.clone()),
+            ("weak_objective", s.weak_objective.clone()),
+            ("seed", s.seed.to_string()),
+            ("labeled_fraction", s.labeled_fraction.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    labels
 }
 
 /// A setting value as text: strings unquoted, everything else as TOML.
@@ -525,10 +596,10 @@ mod tests {
             .find(|c| c.settings.annotation == "top30")
             .unwrap();
         assert_eq!(top.annotation, Annotation::Top(30));
-        assert_eq!(
-            exps[0].axes,
-            vec!["annotation".to_string(), "seed".to_string()]
-        );
+        for label in ["annotation", "seed", "dataset", "strong_model"] {
+            assert!(exps[0].axes.iter().any(|a| a == label), "{label}");
+        }
+        assert_eq!(exps[0].cells[0].coords["strong_model"], "opt-13b");
     }
 
     #[test]
@@ -566,5 +637,35 @@ mod tests {
             err.contains("`align.weighting = \"fancy\"` is not accepted"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn extends_inherits_the_base_and_the_child_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("base.toml"),
+            "[defaults]\ndataset = \"ufb\"\npair = \"qwen\"\nobjective = \"ipo\"\nannotation = \"cw\"\n[align]\ntau = 0.2\neps = 0.3\n",
+        )
+        .unwrap();
+        let child = dir.path().join("child.toml");
+        std::fs::write(
+            &child,
+            "extends = \"base.toml\"\n[experiment]\nname = \"c\"\n[align]\ntau = 0.9\n",
+        )
+        .unwrap();
+        let manifests = crate::manifest::load_all(&[dir.path().to_path_buf()]).unwrap();
+        let exps = resolve(&manifests, &Profile::load("tiny").unwrap()).unwrap();
+        assert_eq!(exps.len(), 1, "the base defines no experiment");
+        let s = &exps[0].cells[0].settings;
+        assert_eq!(
+            (
+                s.dataset.as_str(),
+                s.pair.as_str(),
+                s.align.tau,
+                s.align.eps
+            ),
+            ("ufb", "qwen", 0.9, 0.3)
+        );
+        assert_eq!(exps[0].title, "c", "the title defaults to the name");
     }
 }

@@ -14,7 +14,7 @@ use candle_nn::Init;
 use super::config::{Arch, DecoderConfig};
 use super::linear::Linear;
 use super::lora::LoraContext;
-use super::ops::{rms_norm, softmax_last_dim};
+use super::ops::{biased_softmax, rms_norm};
 use super::params::ParamBuilder;
 use super::rotary::RotaryAngles;
 
@@ -93,15 +93,15 @@ impl Attention {
         let opt = cfg.arch == Arch::Opt;
         let qkv_bias = opt || cfg.qkv_bias;
         let out_name = if opt { "out_proj" } else { "o_proj" };
+        // Per-head q/k RMSNorm weights (Qwen3), frozen with LoRA like every base weight.
         let norm = |name: &str| -> Result<Option<Tensor>> {
-            match cfg.qk_norm {
-                true => Some(
-                    pb.pp(name)
-                        .param(hd, "weight", Init::Const(1.0), lora.is_none()),
-                )
-                .transpose(),
-                false => Ok(None),
+            if !cfg.qk_norm {
+                return Ok(None);
             }
+            let init = Init::Const(1.0);
+            pb.pp(name)
+                .param(hd, "weight", init, lora.is_none())
+                .map(Some)
         };
         Ok(Self {
             q_proj: Linear::load(pb, "q_proj", d, h * hd, qkv_bias, lora)?,
@@ -139,14 +139,15 @@ impl Attention {
             ),
             _ => (q, k),
         };
-        // Scale q rather than the [S, T_k] scores: fewer multiplications.
-        let q = (q.transpose(1, 2)? * (1.0 / (hd as f64).sqrt()))?; // [B, H, S, hd]
-        let k = k.transpose(1, 2)?; // [B, KV, S, hd]
-        let v = v.transpose(1, 2)?.contiguous()?; // [B, KV, S, hd]
+        // RoPE on [B, S, H, hd] (contiguous straight out of the projection).
         let (q, k) = match rope {
             Some(angles) => (angles.apply(&q)?, angles.apply(&k)?),
-            None => (q.contiguous()?, k.contiguous()?),
+            None => (q, k),
         };
+        // Scale q rather than the [S, T_k] scores: fewer multiplications.
+        let q = (q.transpose(1, 2)? * (1.0 / (hd as f64).sqrt()))?; // [B, H, S, hd]
+        let k = k.transpose(1, 2)?.contiguous()?; // [B, KV, S, hd]
+        let v = v.transpose(1, 2)?.contiguous()?; // [B, KV, S, hd]
         let (k, v) = match cache {
             Some(slot) => {
                 let (k, v) = match slot.take() {
@@ -162,7 +163,7 @@ impl Attention {
         let n_rep = h / kv;
         let q = q.reshape((b, kv, n_rep * s, hd))?; // query heads grouped by their KV head
         let scores = q.matmul(&k.t()?)?.reshape((b, h, s, tk))?; // [B, H, S, T_k]
-        let probs = softmax_last_dim(&scores.broadcast_add(bias)?)?;
+        let probs = biased_softmax(&scores, bias)?;
         let probs = probs.reshape((b, kv, n_rep * s, tk))?;
         let out = probs.matmul(&v)?.reshape((b, h, s, hd))?; // [B, H, S, hd]
         let out = out.transpose(1, 2)?.reshape((b, s, h * hd))?; // [B, S, H·hd]

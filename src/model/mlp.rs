@@ -6,6 +6,7 @@ use candle_core::{Result, Tensor};
 use super::config::{Arch, DecoderConfig};
 use super::linear::Linear;
 use super::lora::LoraContext;
+use super::ops::swiglu;
 use super::params::ParamBuilder;
 
 #[derive(Debug, Clone)]
@@ -50,7 +51,7 @@ impl Mlp {
                 up_proj,
                 down_proj,
             } => {
-                let hidden = (gate_proj.forward(x)?.silu()? * up_proj.forward(x)?)?; // [B, S, I]
+                let hidden = swiglu(&gate_proj.forward(x)?, &up_proj.forward(x)?)?; // [B, S, I]
                 down_proj.forward(&hidden)
             }
             Mlp::Relu { fc1, fc2 } => fc2.forward(&fc1.forward(x)?.relu()?),

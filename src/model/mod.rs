@@ -12,6 +12,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
+pub mod fused;
 pub mod gguf;
 pub mod hf_config;
 pub mod init;

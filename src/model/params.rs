@@ -61,7 +61,7 @@ impl ParamStore {
             .collect()
     }
 
-    /// Drops `names` (used when LoRA adapters are merged away).
+    /// Drops the parameter `name` (used when LoRA adapters are merged away).
     pub(crate) fn remove(&mut self, name: &str) {
         self.vars.remove(name);
         self.trainable.remove(name);

@@ -10,7 +10,7 @@ use super::backbone::Backbone;
 use super::config::DecoderConfig;
 use super::init::{INIT_STD, SeededInit, seeded_varbuilder};
 use super::lora::LoraConfig;
-use super::ops::logsumexp_keepdim;
+use super::ops::token_logprobs;
 use super::{LanguageModel, ResponseLogProbs, SeqBatch};
 
 /// Name of the untied LM head weight.
@@ -163,11 +163,8 @@ impl LanguageModel for Policy {
                 .decoder
                 .forward(&batch.ids, &batch.positions, &batch.attn_mask, None)?;
         let logits = self.project(&hidden.narrow(1, 0, t - 1)?)?; // [B, T-1, V] predicts ids[1..]
-        let targets = batch.ids.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(2)?; // [B, T-1, 1]
-        let picked = logits.gather(&targets, 2)?; // [B, T-1, 1]
-        let logp = (picked - logsumexp_keepdim(&logits)?)?
-            .squeeze(2)?
-            .to_dtype(out_dtype)?;
+        let targets = batch.ids.narrow(1, 1, t - 1)?; // [B, T-1]
+        let logp = token_logprobs(&logits, &targets)?.to_dtype(out_dtype)?; // [B, T-1]
         let mask = batch.target_mask.narrow(1, 1, t - 1)?.to_dtype(out_dtype)?; // [B, T-1]
         let sum = (logp * mask)?.sum(1)?; // [B]
         Ok(ResponseLogProbs { sum, count })

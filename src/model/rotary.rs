@@ -5,6 +5,8 @@
 //! candle's fused `rope` kernels have no backward; this uses narrow/cat/mul.
 use candle_core::{DType, Device, Result, Tensor};
 
+use super::fused;
+
 /// Inverse frequencies of one head width; angles are built per forward from
 /// the batch's position ids.
 #[derive(Debug, Clone)]
@@ -13,12 +15,12 @@ pub struct Rotary {
     inv_freq: Tensor,
 }
 
-/// cos and sin of every (row, position) angle, broadcastable over heads.
+/// cos and sin of every (row, position) angle, shared by all heads.
 #[derive(Debug, Clone)]
 pub struct RotaryAngles {
-    /// [B, 1, S, head_dim]
+    /// [B, S, head_dim]
     cos: Tensor,
-    /// [B, 1, S, head_dim]
+    /// [B, S, head_dim]
     sin: Tensor,
 }
 
@@ -40,7 +42,7 @@ impl Rotary {
     pub fn angles(&self, positions: &Tensor, dtype: DType) -> Result<RotaryAngles> {
         let pos = positions.to_dtype(DType::F32)?.unsqueeze(2)?; // [B, S, 1]
         let freqs = pos.broadcast_mul(&self.inv_freq)?; // [B, S, hd/2]
-        let freqs = Tensor::cat(&[&freqs, &freqs], 2)?.unsqueeze(1)?; // [B, 1, S, hd]
+        let freqs = Tensor::cat(&[&freqs, &freqs], 2)?; // [B, S, hd]
         Ok(RotaryAngles {
             cos: freqs.cos()?.to_dtype(dtype)?,
             sin: freqs.sin()?.to_dtype(dtype)?,
@@ -49,14 +51,23 @@ impl Rotary {
 }
 
 impl RotaryAngles {
-    /// x: [B, H, S, hd] → rotated, same shape.
+    /// x: [B, S, H, hd] → rotated, same shape.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        match fused::usable(x) {
+            true => fused::rope(x, &self.cos, &self.sin),
+            false => self.apply_composed(x),
+        }
+    }
+
+    /// [`Self::apply`] from basic ops.
+    pub fn apply_composed(&self, x: &Tensor) -> Result<Tensor> {
+        let (cos, sin) = (self.cos.unsqueeze(2)?, self.sin.unsqueeze(2)?); // [B, S, 1, hd]
         let hd = x.dim(3)?;
         let half = hd / 2;
         let x1 = x.narrow(3, 0, half)?;
         let x2 = x.narrow(3, half, half)?;
-        let rotated = Tensor::cat(&[&x2.neg()?, &x1], 3)?; // [B, H, S, hd]
-        x.broadcast_mul(&self.cos)? + rotated.broadcast_mul(&self.sin)?
+        let rotated = Tensor::cat(&[&x2.neg()?, &x1], 3)?; // [B, S, H, hd]
+        x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
     }
 }
 
@@ -93,16 +104,28 @@ mod tests {
         Ok(())
     }
 
+    /// Fused and composed RoPE agree, and both have correct gradients.
     #[test]
     fn rope_gradient_matches_finite_differences() -> Result<()> {
         let dev = Device::Cpu;
         let rot = Rotary::new(4, 100.0, &dev)?;
-        let pos = Tensor::new(&[[0u32, 1, 2]], &dev)?;
+        let pos = Tensor::new(&[[0u32, 1, 2], [0, 0, 1]], &dev)?; // [B=2, S=3]
         let angles = rot.angles(&pos, DType::F64)?;
-        let vals: Vec<f64> = (0..24).map(|i| ((i * 13 % 7) as f64 - 3.0) / 2.0).collect();
-        let x = Var::from_tensor(&Tensor::from_vec(vals, (1, 2, 3, 4), &dev)?)?;
-        let w: Vec<f64> = (0..24).map(|i| (i % 5) as f64 - 2.0).collect();
-        let w = Tensor::from_vec(w, (1, 2, 3, 4), &dev)?;
-        check_gradient(&x, 24, &|| (angles.apply(x.as_tensor())? * &w)?.sum_all())
+        let vals: Vec<f64> = (0..48).map(|i| ((i * 13 % 7) as f64 - 3.0) / 2.0).collect();
+        let x = Var::from_tensor(&Tensor::from_vec(vals, (2, 3, 2, 4), &dev)?)?; // [B, S, H, hd]
+        let w: Vec<f64> = (0..48).map(|i| (i % 5) as f64 - 2.0).collect();
+        let w = Tensor::from_vec(w, (2, 3, 2, 4), &dev)?;
+        let fused_apply = || fused::with_fused(true, || angles.apply(x.as_tensor()));
+        check_gradient(&x, 48, &|| (fused_apply()? * &w)?.sum_all())?;
+        check_gradient(&x, 48, &|| {
+            (angles.apply_composed(x.as_tensor())? * &w)?.sum_all()
+        })?;
+        let diff = (fused_apply()? - angles.apply_composed(x.as_tensor())?)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f64>()?;
+        assert!(diff < 1e-12, "fused vs composed RoPE differ by {diff}");
+        Ok(())
     }
 }

@@ -211,6 +211,13 @@ mod tests {
     /// (left-padded) sequence, at every step, for every architecture.
     #[test]
     fn kv_cache_logits_equal_full_recompute() -> anyhow::Result<()> {
+        for fused in [false, true] {
+            crate::model::fused::with_fused(fused, kv_cache_matches_recompute)?;
+        }
+        Ok(())
+    }
+
+    fn kv_cache_matches_recompute() -> anyhow::Result<()> {
         let dev = Device::Cpu;
         for cfg in [tiny_llama(), tiny_qwen3(), tiny_opt()] {
             let policy = Policy::new_random(&cfg, None, 31, &dev)?;

@@ -2,6 +2,7 @@
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 use candle_nn::Optimizer;
 
+use super::fused::with_fused;
 use super::init::seeded_varbuilder;
 use super::lora::LoraConfig;
 use super::ops::tests::check_gradient;
@@ -69,19 +70,56 @@ fn padding_does_not_change_outputs(cfg: &DecoderConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `check` with the fused CPU kernels off, then on.
+fn on_both_paths(check: impl Fn() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    with_fused(false, &check)?;
+    with_fused(true, &check)
+}
+
 #[test]
 fn padding_side_does_not_change_llama_outputs() -> anyhow::Result<()> {
-    padding_does_not_change_outputs(&tiny_llama())
+    on_both_paths(|| padding_does_not_change_outputs(&tiny_llama()))
 }
 
 #[test]
 fn padding_side_does_not_change_qwen3_outputs() -> anyhow::Result<()> {
-    padding_does_not_change_outputs(&tiny_qwen3())
+    on_both_paths(|| padding_does_not_change_outputs(&tiny_qwen3()))
 }
 
 #[test]
 fn padding_side_does_not_change_opt_outputs() -> anyhow::Result<()> {
-    padding_does_not_change_outputs(&tiny_opt())
+    on_both_paths(|| padding_does_not_change_outputs(&tiny_opt()))
+}
+
+/// Whole models give the same log-probs, rewards and gradients with the
+/// fused kernels as with composed ops.
+#[test]
+fn fused_and_composed_models_agree() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    for cfg in [tiny_qwen3(), tiny_opt()] {
+        let policy = Policy::new_random(&cfg, None, 41, &dev)?;
+        let rm = RewardModel::new_random(&cfg, None, 42, &dev)?;
+        let b = batch(PadSide::Left, &dev)?;
+        let run = |fused: bool| -> Result<(Tensor, Tensor, candle_core::backprop::GradStore)> {
+            with_fused(fused, || {
+                let lp = policy.response_logprobs(&b)?.sum;
+                let grads = lp.sum_all()?.backward()?;
+                Ok((lp, rm.scores(&b)?, grads))
+            })
+        };
+        let (lp0, s0, g0) = run(false)?;
+        let (lp1, s1, g1) = run(true)?;
+        close(&lp0, &lp1, 1e-4)?;
+        close(&s0, &s1, 1e-5)?;
+        for var in policy.trainable_vars() {
+            close(
+                g0.get(&var).expect("gradient"),
+                g1.get(&var).expect("gradient"),
+                1e-4,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Logits equal an independent, loop-based softmax over the logits: the
@@ -118,16 +156,18 @@ fn gradients_match_finite_differences(cfg: &DecoderConfig, names: &[&str]) -> an
     let dev = Device::Cpu;
     let policy = Policy::from_varbuilder(cfg, seeded_varbuilder(5, DType::F64, &dev), None)?;
     let b = batch(PadSide::Left, &dev)?;
-    let f = || -> Result<Tensor> { policy.response_logprobs(&b)?.sum.sum_all() };
-    for name in names {
-        let var: &Var = policy
-            .backbone()
-            .params()
-            .get(name)
-            .unwrap_or_else(|| panic!("no parameter {name}"));
-        check_gradient(var, 6, &f)?;
-    }
-    Ok(())
+    on_both_paths(|| {
+        let f = || -> Result<Tensor> { policy.response_logprobs(&b)?.sum.sum_all() };
+        for name in names {
+            let var: &Var = policy
+                .backbone()
+                .params()
+                .get(name)
+                .unwrap_or_else(|| panic!("no parameter {name}"));
+            check_gradient(var, 6, &f)?;
+        }
+        Ok(())
+    })
 }
 
 #[test]

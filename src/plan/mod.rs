@@ -4,7 +4,7 @@
 pub mod key;
 pub mod pipeline;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::{Result, bail};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -60,6 +60,8 @@ pub struct ExperimentPlan {
 pub struct Plan {
     pub graph: DiGraph<Node, String>,
     pub by_key: HashMap<Key, NodeIndex>,
+    /// Readable names in use (they are unique).
+    names: HashSet<String>,
     pub experiments: Vec<ExperimentPlan>,
     pub profile: String,
     /// Model slot name → what it is in this profile (for reports).
@@ -129,7 +131,7 @@ impl Plan {
             return key;
         }
         // Readable names are unique: a clash (same name, other params) gets the key's head.
-        let name = if self.graph.node_weights().any(|n| n.name == name) {
+        let name = if self.names.contains(&name) {
             format!("{name}~{}", &key[..8])
         } else {
             name
@@ -142,6 +144,7 @@ impl Plan {
             key: key.clone(),
             name,
         };
+        self.names.insert(node.name.clone());
         let idx = self.graph.add_node(node);
         for (role, input) in &inputs {
             let from = self.by_key[input];

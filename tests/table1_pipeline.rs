@@ -1,0 +1,160 @@
+//! Table 1 end to end on a CI-sized world: the real manifest
+//! (`experiments/table1.toml`) with a smaller world, shorter pretraining and
+//! two seeds, driven through the real `sweep` binary. Every stage kind runs
+//! for real (pretrain, weak BT and DPO annotators, SFT, DPO/IPO/rDPO, sampling,
+//! the true gold reward, GRA); the test checks the report's shape and
+//! numbers, then that a second run trains nothing and rewrites identical files.
+//!
+//! The full-size table is `sweep run experiments/table1.toml` (README).
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sweep(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("sweep runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The embedded tiny profile with pretraining cut short.
+fn small_profile(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("experiments/profiles/tiny.toml")).unwrap();
+    let mut profile: toml::Table = toml::from_str(&text).unwrap();
+    let pretrain = profile["pretrain"].as_table_mut().unwrap();
+    pretrain.insert("steps".into(), toml::Value::Integer(40));
+    let path = dir.join("tiny-ci.toml");
+    std::fs::write(&path, toml::to_string(&profile).unwrap()).unwrap();
+    path
+}
+
+/// Table 1's manifest with a smaller world and two seeds (a CI needs two).
+fn small_manifest(dir: &Path) -> PathBuf {
+    let base = repo().join("experiments/table1.toml");
+    let manifest = format!(
+        r#"extends = "{}"
+[experiment]
+name = "table1"
+title = "Table 1 (CI-sized world)"
+
+[axes]
+seed = [0, 1]
+
+[world]
+n_pairs = 160
+n_test_prompts = 24
+
+[generate]
+max_new_tokens = 12
+"#,
+        base.display()
+    );
+    let path = dir.join("table1-ci.toml");
+    std::fs::write(&path, manifest).unwrap();
+    path
+}
+
+fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn table1_runs_end_to_end_and_reruns_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let profile = small_profile(dir);
+    let manifest = small_manifest(dir);
+    let (profile, manifest) = (profile.to_str().unwrap(), manifest.to_str().unwrap());
+
+    let first = sweep(dir, &["run", manifest, "--profile", profile]);
+    assert!(
+        first.status.success(),
+        "first run failed:\n{}",
+        text(&first)
+    );
+
+    let out = dir.join("results/table1");
+    let csv = std::fs::read_to_string(out.join("table1.csv")).expect("table1.csv written");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut want = vec!["pair".to_string(), "dataset".to_string()];
+    for objective in ["dpo", "ipo", "rdpo"] {
+        for annotation in ["human", "ws", "cw"] {
+            want.push(format!("{objective}_{annotation}"));
+            want.push(format!("{objective}_{annotation}_ci95"));
+        }
+    }
+    assert_eq!(header, want, "Table 1's column groups");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let labels: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
+    let mut want_rows = Vec::new();
+    for pair in ["opt", "qwen"] {
+        for dataset in ["hh-rlhf", "tldr", "ufb", "Avg."] {
+            want_rows.push((pair, dataset));
+        }
+    }
+    assert_eq!(labels, want_rows, "one block per pair, datasets then Avg.");
+    for row in &rows {
+        for (name, cell) in header.iter().zip(row).skip(2) {
+            let value: f64 = cell
+                .parse()
+                .unwrap_or_else(|_| panic!("{row:?}: `{name}` = `{cell}` is not a number"));
+            assert!(value.is_finite(), "{row:?}: {name} = {value}");
+            if name.ends_with("_ci95") {
+                assert!(value >= 0.0, "{row:?}: {name} = {value}");
+            } else {
+                assert!((0.0..=100.0).contains(&value), "{row:?}: {name} = {value}%");
+            }
+        }
+    }
+    for file in ["table1.png", "report.md", "table1_gra_shared.csv"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("58.4"),
+        "report.md shows the paper's Table 1"
+    );
+
+    let before = files_of(&out);
+    let second = sweep(dir, &["run", manifest, "--profile", profile]);
+    assert!(
+        second.status.success(),
+        "second run failed:\n{}",
+        text(&second)
+    );
+    let log = text(&second);
+    assert!(
+        log.lines().any(|l| l.starts_with("0 stage(s) run")),
+        "a second run must train nothing:\n{log}"
+    );
+    assert_eq!(
+        before,
+        files_of(&out),
+        "the second run rewrites identical files"
+    );
+}
