@@ -1,6 +1,9 @@
 //! Data: the synthetic preference world, real dataset loaders, tokenisers and
 //! splits. Every source yields [`PreferencePair`]s and test prompts as text; a
 //! [`Tokenizer`] turns text into ids, so stages never know which profile they run.
+pub mod gguf_tokenizer;
+pub mod hf_tokenizer;
+pub mod real;
 pub mod split;
 pub mod synthetic;
 pub mod word_tokenizer;

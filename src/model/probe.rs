@@ -1,0 +1,230 @@
+//! `sweep model logprob` / `sweep model generate`: load any model PATH a user
+//! has on disk (an HF directory, a GGUF file, or a checkpoint of ours) with
+//! its tokenizer, and look at what it computes.
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candle_core::{D, DType, Device};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{CHECKPOINT_FORMAT, load_checkpoint, load_hf_dir};
+use super::gguf::{GgufFile, load_hf_tensors};
+use super::sample::{SamplingConfig, generate};
+use super::{LanguageModel, PadSide, Policy, SeqBatch};
+use crate::data::Tokenizer;
+use crate::data::gguf_tokenizer::tokenizer_from_gguf;
+use crate::data::hf_tokenizer::HfTokenizer;
+
+/// How many next-token candidates a [`LogprobReport`] lists.
+pub const TOP_K: usize = 10;
+
+/// What kind of thing a model PATH is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelSource {
+    /// A `*.gguf` file (llama.cpp).
+    Gguf,
+    /// A directory with `config.json` whose `format` is ours.
+    Checkpoint,
+    /// A Hugging Face directory: config.json, *.safetensors, tokenizer.json.
+    HfDir,
+}
+
+impl ModelSource {
+    pub fn detect(path: &Path) -> Result<Self> {
+        if path.is_file() {
+            if path.extension().is_some_and(|e| e == "gguf") {
+                return Ok(Self::Gguf);
+            }
+            bail!(
+                "model path {} is a file but not a .gguf; give a GGUF file, an HF model directory or a checkpoint directory",
+                path.display()
+            );
+        }
+        let config = path.join("config.json");
+        let text = std::fs::read_to_string(&config).with_context(|| {
+            format!(
+                "model path {}: cannot read {} (expected a GGUF file or a model directory with config.json)",
+                path.display(),
+                config.display()
+            )
+        })?;
+        let ours = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("format")?.as_str().map(|f| f == CHECKPOINT_FORMAT))
+            .unwrap_or(false);
+        Ok(if ours { Self::Checkpoint } else { Self::HfDir })
+    }
+}
+
+/// A policy (LM head) and the tokenizer that goes with it, in f32.
+pub struct LoadedLm {
+    pub source: ModelSource,
+    pub policy: Policy,
+    pub tokenizer: HfTokenizer,
+}
+
+/// Loads the LM at `path` with its tokenizer (`tokenizer.json` for
+/// directories, the GGUF metadata for GGUF files).
+pub fn load_lm(path: &Path, device: &Device) -> Result<LoadedLm> {
+    let source = ModelSource::detect(path)?;
+    let (policy, tokenizer) = match source {
+        ModelSource::Gguf => {
+            let gguf = GgufFile::open(path)?;
+            let config = gguf.decoder_config()?;
+            let tensors = load_hf_tensors(&gguf, &config, device)?;
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+            let policy = Policy::from_varbuilder(&config, vb, None)
+                .with_context(|| format!("building the decoder of {}", path.display()))?;
+            (policy, tokenizer_from_gguf(&gguf)?)
+        }
+        ModelSource::HfDir | ModelSource::Checkpoint => {
+            let loaded = match source {
+                ModelSource::HfDir => load_hf_dir(path, DType::F32, device)?,
+                _ => load_checkpoint(path, device)?,
+            };
+            let policy = loaded
+                .into_policy()
+                .with_context(|| format!("model path {}", path.display()))?;
+            let file: PathBuf = path.join("tokenizer.json");
+            let cfg = policy.config();
+            let tokenizer = HfTokenizer::from_file(&file, cfg.eos_id, cfg.pad_id)?;
+            (policy, tokenizer)
+        }
+    };
+    Ok(LoadedLm {
+        source,
+        policy,
+        tokenizer,
+    })
+}
+
+/// One candidate next token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextToken {
+    pub id: u32,
+    /// The vocabulary form (byte-level BPE shows a leading space as `Ġ`).
+    pub token: String,
+    pub logit: f32,
+    pub logprob: f32,
+}
+
+/// `sweep model logprob`: how likely the model finds a text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogprobReport {
+    pub model: PathBuf,
+    pub source: ModelSource,
+    pub token_ids: Vec<u32>,
+    /// Σ log p(t_i | t_<i) over i ≥ 1 (the first token has no context; no BOS is added).
+    pub sum_logprob: f32,
+    /// `sum_logprob` / (number of tokens − 1).
+    pub mean_logprob: f32,
+    /// The most likely tokens after the whole text, best first.
+    pub top_next: Vec<NextToken>,
+}
+
+impl LoadedLm {
+    /// Log-probs of `text`'s tokens and the top next tokens after it.
+    pub fn logprob(&self, text: &str) -> Result<(Vec<u32>, f32, f32, Vec<NextToken>)> {
+        let ids = self.tokenizer.encode(text)?;
+        if ids.len() < 2 {
+            bail!(
+                "text {text:?} has {} token(s); need at least 2 to score",
+                ids.len()
+            );
+        }
+        let device = self.policy.backbone().device().clone();
+        let batch = SeqBatch::from_sequences(
+            &[(ids.clone(), 1)],
+            self.tokenizer.pad_id(),
+            PadSide::Right,
+            &device,
+        )?;
+        let lp = self.policy.response_logprobs(&batch)?;
+        let sum = lp.sum.to_vec1::<f32>()?[0];
+        let mean = lp.mean()?.to_vec1::<f32>()?[0];
+        let last = self
+            .policy
+            .logits(&batch)?
+            .narrow(1, ids.len() - 1, 1)?
+            .flatten_all()?; // [V]
+        let logprobs = candle_nn::ops::log_softmax(&last, D::Minus1)?.to_vec1::<f32>()?;
+        let logits = last.to_vec1::<f32>()?;
+        if !sum.is_finite() || logits.iter().any(|v| !v.is_finite()) {
+            bail!("model produced a non-finite log-prob for {text:?}");
+        }
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        // Best first; ties by lower id (stable sort keeps id order).
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        let top = order
+            .into_iter()
+            .take(TOP_K)
+            .map(|i| NextToken {
+                id: i as u32,
+                token: self.tokenizer.id_to_token(i as u32).unwrap_or_default(),
+                logit: logits[i],
+                logprob: logprobs[i],
+            })
+            .collect();
+        Ok((ids, sum, mean, top))
+    }
+}
+
+/// `sweep model logprob --model PATH --text TEXT` on the CPU.
+pub fn model_logprob(path: &Path, text: &str) -> Result<LogprobReport> {
+    let lm = load_lm(path, &Device::Cpu)?;
+    let (token_ids, sum_logprob, mean_logprob, top_next) = lm.logprob(text)?;
+    Ok(LogprobReport {
+        model: path.to_path_buf(),
+        source: lm.source,
+        token_ids,
+        sum_logprob,
+        mean_logprob,
+        top_next,
+    })
+}
+
+/// `sweep model generate --model PATH --prompt TEXT` on the CPU: the prompt's
+/// continuation (EOS not included). The model's BOS, if it has one, is not
+/// added: SmolLM2-Instruct's BOS is `<|im_start|>`, which a chat prompt
+/// already spells out.
+pub fn model_generate(path: &Path, prompt: &str, sampling: &SamplingConfig) -> Result<String> {
+    let lm = load_lm(path, &Device::Cpu)?;
+    let ids = lm.tokenizer.encode(prompt)?;
+    if ids.is_empty() {
+        bail!("prompt is empty after tokenisation; give at least one token");
+    }
+    let new = generate(&lm.policy, &[ids], sampling)?;
+    lm.tokenizer.decode(&new[0])
+}
+
+impl fmt::Display for LogprobReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "model {} ({:?})", self.model.display(), self.source)?;
+        writeln!(
+            f,
+            "token ids ({}): {:?}",
+            self.token_ids.len(),
+            self.token_ids
+        )?;
+        writeln!(
+            f,
+            "log-prob: sum {:.4}, mean {:.4} per token",
+            self.sum_logprob, self.mean_logprob
+        )?;
+        writeln!(f, "top {} next tokens:", self.top_next.len())?;
+        for t in &self.top_next {
+            writeln!(
+                f,
+                "  {:>6}  {:<20} logit {:>8.3}  log-prob {:>8.3}",
+                t.id,
+                format!("{:?}", t.token),
+                t.logit,
+                t.logprob
+            )?;
+        }
+        Ok(())
+    }
+}
