@@ -109,6 +109,65 @@ enum Command {
         #[command(subcommand)]
         command: WorldCommand,
     },
+    /// Look at what a model computes: an HF dir, a GGUF file, or a checkpoint of ours.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Look at a real dataset file as the paper profile loads it.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Token ids, sum and mean log-prob of TEXT, and the 10 likeliest next tokens.
+    Logprob {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        text: String,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue PROMPT (greedy unless --temperature > 0).
+    Generate {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Rows kept, filtered and bad, length percentiles, two decoded examples.
+    Inspect {
+        /// Format: hh-rlhf, ufb, tldr, shp (see `docs/paper-profile.md`).
+        #[arg(long)]
+        dataset: String,
+        #[arg(long)]
+        path: PathBuf,
+        /// Count lengths in this model's tokens (HF dir or GGUF) and apply the paper's filter.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +207,29 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::World {
             command: WorldCommand::Stats { profile, json },
         } => world_stats(&profile, json),
+        Command::Model { command } => model_command(command),
+        Command::Data {
+            command:
+                DataCommand::Inspect {
+                    dataset,
+                    path,
+                    tokenizer,
+                    json,
+                },
+        } => {
+            let tokenizer = match tokenizer {
+                Some(p) => {
+                    Some(cwpo::model::probe::load_lm(&p, &candle_core::Device::Cpu)?.tokenizer)
+                }
+                None => None,
+            };
+            let report = cwpo::data::real::inspect::inspect_dataset(
+                &dataset,
+                &path,
+                tokenizer.as_ref().map(|t| t as &dyn cwpo::data::Tokenizer),
+            )?;
+            print_report(&report, json)
+        }
         Command::Run {
             inputs,
             jobs,
@@ -439,13 +521,7 @@ fn world_stats(profile: &str, json: bool) -> Result<ExitCode> {
     let config: cwpo::data::synthetic::WorldConfig =
         serde_json::from_value(serde_json::Value::Object(profile.world.clone()))
             .context("the profile's [world] does not match the world's settings")?;
-    let stats = cwpo::data::synthetic::stats::world_stats(&config)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
-    } else {
-        println!("{stats}");
-    }
-    Ok(ExitCode::SUCCESS)
+    print_report(&cwpo::data::synthetic::stats::world_stats(&config)?, json)
 }
 
 /// The tiny models of the default profile are far too small for a thread
@@ -469,4 +545,54 @@ fn default_jobs(device: &str) -> usize {
     } else {
         1
     }
+}
+
+fn model_command(command: ModelCommand) -> Result<ExitCode> {
+    use cwpo::model::probe::{model_generate, model_logprob};
+    match command {
+        ModelCommand::Logprob {
+            model,
+            text,
+            device,
+            json,
+        } => print_report(
+            &model_logprob(&model, &text, &parse_device(&device)?)?,
+            json,
+        ),
+        ModelCommand::Generate {
+            model,
+            prompt,
+            temperature,
+            top_p,
+            max_new_tokens,
+            seed,
+            device,
+        } => {
+            let sampling = cwpo::model::SamplingConfig {
+                temperature,
+                top_p,
+                max_new_tokens,
+                batch_size: 1,
+                seed,
+            };
+            println!(
+                "{}",
+                model_generate(&model, &prompt, &sampling, &parse_device(&device)?)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints a report as JSON or as its human-readable table.
+fn print_report<T: serde::Serialize + std::fmt::Display>(
+    report: &T,
+    json: bool,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -146,7 +146,7 @@ fn smollm2_logits_match_reference() {
 #[test]
 fn model_logprob_and_generate_on_gguf() {
     let Some(path) = smollm2_gguf() else { return };
-    let report = model_logprob(&path, "The capital of France is").unwrap();
+    let report = model_logprob(&path, "The capital of France is", &Device::Cpu).unwrap();
     assert_eq!(report.source, ModelSource::Gguf);
     assert_eq!(report.token_ids.len(), 5);
     assert_eq!(report.top_next.len(), 10);
@@ -158,6 +158,7 @@ fn model_logprob_and_generate_on_gguf() {
         &path,
         "The capital of France is",
         &SamplingConfig::greedy(6),
+        &Device::Cpu,
     )
     .unwrap();
     assert!(text.starts_with(" Paris"), "greedy continuation: {text:?}");
@@ -196,8 +197,8 @@ fn gguf_rewritten_as_hf_dir_loads_identically() {
         .unwrap();
 
     let text = "Human: How do I bake bread?\n\nAssistant: Mix 500 g flour.";
-    let from_gguf = model_logprob(&path, text).unwrap();
-    let from_hf = model_logprob(dir.path(), text).unwrap();
+    let from_gguf = model_logprob(&path, text, &Device::Cpu).unwrap();
+    let from_hf = model_logprob(dir.path(), text, &Device::Cpu).unwrap();
     assert_eq!(from_hf.source, ModelSource::HfDir);
     assert_eq!(from_hf.token_ids, from_gguf.token_ids);
     assert_eq!(from_hf.top_next, from_gguf.top_next);

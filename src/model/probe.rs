@@ -172,9 +172,9 @@ impl LoadedLm {
     }
 }
 
-/// `sweep model logprob --model PATH --text TEXT` on the CPU.
-pub fn model_logprob(path: &Path, text: &str) -> Result<LogprobReport> {
-    let lm = load_lm(path, &Device::Cpu)?;
+/// `sweep model logprob --model PATH --text TEXT [--device D]`.
+pub fn model_logprob(path: &Path, text: &str, device: &Device) -> Result<LogprobReport> {
+    let lm = load_lm(path, device)?;
     let (token_ids, sum_logprob, mean_logprob, top_next) = lm.logprob(text)?;
     Ok(LogprobReport {
         model: path.to_path_buf(),
@@ -186,12 +186,17 @@ pub fn model_logprob(path: &Path, text: &str) -> Result<LogprobReport> {
     })
 }
 
-/// `sweep model generate --model PATH --prompt TEXT` on the CPU: the prompt's
+/// `sweep model generate --model PATH --prompt TEXT [--device D]`: the prompt's
 /// continuation (EOS not included). The model's BOS, if it has one, is not
 /// added: SmolLM2-Instruct's BOS is `<|im_start|>`, which a chat prompt
 /// already spells out.
-pub fn model_generate(path: &Path, prompt: &str, sampling: &SamplingConfig) -> Result<String> {
-    let lm = load_lm(path, &Device::Cpu)?;
+pub fn model_generate(
+    path: &Path,
+    prompt: &str,
+    sampling: &SamplingConfig,
+    device: &Device,
+) -> Result<String> {
+    let lm = load_lm(path, device)?;
     let ids = lm.tokenizer.encode(prompt)?;
     if ids.is_empty() {
         bail!("prompt is empty after tokenisation; give at least one token");

@@ -1,0 +1,96 @@
+//! `sweep data inspect` and `sweep model logprob|generate` as a user runs them.
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn sweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("sweep runs")
+}
+
+#[test]
+fn data_inspect_counts_kept_and_bad_rows_of_an_hh_file() {
+    let out = sweep(&[
+        "data",
+        "inspect",
+        "--dataset",
+        "hh-rlhf",
+        "--path",
+        "tests/fixtures/real/hh-rlhf.jsonl",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = report.to_string();
+    // The fixture holds 3 good rows and 2 malformed ones (a missing field, broken JSON).
+    assert!(text.contains("\"kept\":3"), "{text}");
+    assert!(text.contains("\"bad_rows\":2"), "{text}");
+}
+
+#[test]
+fn data_inspect_of_a_missing_file_names_it() {
+    let out = sweep(&[
+        "data",
+        "inspect",
+        "--dataset",
+        "hh-rlhf",
+        "--path",
+        "no/such.jsonl",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such.jsonl"));
+}
+
+/// Runs on the real SmolLM2 when `scripts/fetch-smollm2.sh` has fetched it.
+#[test]
+fn model_logprob_and_generate_on_smollm2() {
+    let gguf =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !gguf.exists() {
+        eprintln!(
+            "SKIPPED: {} absent; run scripts/fetch-smollm2.sh",
+            gguf.display()
+        );
+        return;
+    }
+    let model = gguf.to_str().unwrap();
+    let out = sweep(&[
+        "model",
+        "logprob",
+        "--model",
+        model,
+        "--text",
+        "The capital of France is",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["token_ids"].as_array().unwrap().len(), 5);
+    assert_eq!(report["top_next"][0]["token"], "\u{120}Paris");
+    let out = sweep(&[
+        "model",
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(" Paris"));
+}
