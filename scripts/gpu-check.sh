@@ -3,7 +3,7 @@
 # PyTorch's CUDA wheels, no Rust toolchain, no network). Budget: ~8 minutes.
 #
 # Here (build machine):  scripts/build-cuda.sh build   # stages .gpu/{sweep,cwpo-tests}
-# There (device tool):   run(command="scripts/gpu-check.sh", carry=[".gpu"], timeout_s=540)
+# There (device tool):   run(command="scripts/gpu-check.sh", carry=[".gpu"], timeout_s=600)
 #
 # Steps, each independent (a failing step is logged and the next one runs):
 #   1. environment: GPU, driver, library paths, `ldd` of the carried binary
@@ -28,18 +28,19 @@ python=${PYTHON:-python3}
 exec > >(tee -a "$log") 2>&1
 
 status=0
-step() { # step NAME COMMAND...: run, time and record one step
-  local name=$1 start rc
-  shift
-  echo "=== $name"
+step() { # step NAME SECONDS FUNCTION [ARGS...]: run one step under a time limit, record it
+  local name=$1 limit=$2 start rc
+  shift 2
+  echo "=== $name (limit ${limit} s)"
   start=$(date +%s)
-  "$@"
+  timeout "$limit" bash -c '"$@"' step "$@"
   rc=$?
   echo "--- $name: rc=$rc in $(($(date +%s) - start)) s"
   printf -- '- %s: %s (%s s)\n' "$name" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc")" \
     "$(($(date +%s) - start))" >>"$summary"
   [ $rc -eq 0 ] || status=1
 }
+export root bin tests out work python
 
 # --- 1. Where the binary finds libcuda and cuBLAS ---------------------------
 # libcuda.so.1 comes with the driver (/usr/local/nvidia/lib64 on these
@@ -83,10 +84,11 @@ environment() {
   echo "card: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
   echo
 } >"$summary"
-step environment environment
+export -f environment
+step environment 60 environment
 
 # --- 2. candle-level parity (src/device.rs, gpu_parity) ---------------------
-step device-parity "$tests" device::gpu_parity --ignored --nocapture --test-threads=1
+step device-parity 60 "$tests" device::gpu_parity --ignored --nocapture --test-threads=1
 
 # --- 3. model parity through `sweep model logprob` --------------------------
 # Tolerances, per predicted token (sums over 63 tokens are compared):
@@ -125,6 +127,7 @@ model_parity() { # model_parity PRESET
 }
 dpo_parity() { # one DPO step from the same weights: the losses agree
   local dir="$work/smollm2-135m"
+  [ -d "$dir" ] || "$python" "$root/scripts/gpu_anchor.py" make-model --preset smollm2-135m --seed 0 --out "$dir"
   "$bin" model dpo-bench --model "$dir" --pairs 2 --tokens 64 --steps 1 --warmup 0 --device cpu --dtype f32 --json >"$work/dpo-cpu.json" &&
     "$bin" model dpo-bench --model "$dir" --pairs 2 --tokens 64 --steps 1 --warmup 0 --device cuda:0 --dtype f32 --json >"$work/dpo-gpu.json" || return 1
   "$python" - "$work/dpo-cpu.json" "$work/dpo-gpu.json" <<'PY'
@@ -134,9 +137,10 @@ print(f"DPO step loss cpu {a:.6f} cuda {b:.6f} |delta| {abs(a - b):.2e} (toleran
 sys.exit(0 if abs(a - b) <= 1e-4 else 1)
 PY
 }
-step tiny-parity model_parity tiny
-step smollm2-parity model_parity smollm2-135m
-step dpo-step-parity dpo_parity
+export -f compare model_parity dpo_parity
+step tiny-parity 60 model_parity tiny
+step smollm2-parity 90 model_parity smollm2-135m
+step dpo-step-parity 60 dpo_parity
 
 # --- 4. throughput: sweep vs PyTorch, same machine, same shapes -------------
 throughput() {
@@ -147,17 +151,18 @@ throughput() {
   "$bin" model dpo-bench --model "$dir" --pairs 8 --tokens 256 --steps 10 --warmup 3 --device cuda:0 --json | tee -a "$out/throughput.jsonl"
   [ "${PIPESTATUS[0]}" -eq 0 ] && [ "$torch_rc" -eq 0 ]
 }
-step throughput throughput
+export -f throughput
+step throughput 90 throughput
 
 # --- 5. the tiny Table 1 DAG on cuda:0 ---------------------------------------
 table1() {
-  cd "$work" || return 1
-  cp -r "$root/experiments" . 2>/dev/null || { echo "no experiments/ in the checkout"; return 1; }
+  cd "$root" || return 1
   # shellcheck disable=SC2086 # TABLE1_ARGS is a list of flags
-  timeout 240 "$bin" run experiments/table1.toml --device cuda:0 ${TABLE1_ARGS:---dataset helpful --seed 0} &&
-    find results -name '*.csv' -exec sh -c 'echo "## $1"; cat "$1"' _ {} \; | tee "$out/table1.txt"
+  "$bin" run experiments/table1.toml --device cuda:0 ${TABLE1_ARGS:---dataset helpful --seed 0} &&
+    find results -path '*table1*' -name '*.csv' -exec sh -c 'echo "## $1"; cat "$1"' _ {} \; | tee "$out/table1.txt"
 }
-step table1-cuda table1
+export -f table1
+step table1-cuda 150 table1
 
 echo
 cat "$summary"

@@ -43,7 +43,7 @@ BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}
 def load(model_dir, dtype=torch.float32):
     from transformers import LlamaForCausalLM
 
-    model = LlamaForCausalLM.from_pretrained(model_dir, torch_dtype=dtype, attn_implementation="sdpa")
+    model = LlamaForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
     return model.cuda()
 
 
@@ -52,7 +52,7 @@ def make_model(args):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(args.seed)
-    config = LlamaConfig(**PRESETS[args.preset], bos_token_id=0, eos_token_id=1, torch_dtype="float32")
+    config = LlamaConfig(**PRESETS[args.preset], bos_token_id=0, eos_token_id=1)
     model = LlamaForCausalLM(config)
     model.save_pretrained(args.out, safe_serialization=True)
     # Word-level vocabulary: "<s>", "</s>", "<unk>", then w3 .. w{V-1}; texts are
