@@ -5,6 +5,7 @@
 //! of stages; `report` reads only the cache.
 pub mod cache;
 pub mod data;
+pub mod device;
 pub mod eval;
 pub mod exec;
 pub mod manifest;
