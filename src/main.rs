@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use cwpo::cache::Cache;
 use cwpo::exec::{self, NodeState, RunOptions};
 use cwpo::manifest::diagnostic::Diagnostics;
+use cwpo::device::parse_device;
 use cwpo::plan;
 
 #[derive(Parser)]
@@ -309,17 +310,6 @@ fn open_if_exists(results: &Path) -> Result<Option<Cache>> {
     }
 }
 
-fn parse_device(device: &str) -> Result<candle_core::Device> {
-    match device {
-        "cpu" => Ok(candle_core::Device::Cpu),
-        d => match d.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
-            Some(n) => candle_core::Device::new_cuda(n).with_context(|| {
-                format!("--device {d}: cannot open CUDA device {n} (is sweep built with `--features cuda`?)")
-            }),
-            None => bail!("--device `{d}`: use `cpu` or `cuda:N`"),
-        },
-    }
-}
 
 fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<ExitCode> {
     // Everything is validated before the cache is touched.
