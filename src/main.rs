@@ -10,9 +10,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use cwpo::cache::Cache;
+use cwpo::device::parse_device;
 use cwpo::exec::{self, NodeState, RunOptions};
 use cwpo::manifest::diagnostic::Diagnostics;
-use cwpo::device::parse_device;
 use cwpo::plan;
 
 #[derive(Parser)]
@@ -309,7 +309,6 @@ fn open_if_exists(results: &Path) -> Result<Option<Cache>> {
         Ok(None)
     }
 }
-
 
 fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<ExitCode> {
     // Everything is validated before the cache is touched.
