@@ -9,7 +9,7 @@ use super::params::TrainSettings;
 use super::ref_logps::REF_LOGPS_FILE;
 use super::support::{
     MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, progress_callback, record_training,
-    tokenizer_of_checkpoint, train_config, trainable_copy,
+    save_model, tokenizer_of_checkpoint, train_config, trainable_copy,
 };
 use super::{Stage, StageContext, StageOutcome, read_json};
 use crate::train::po::{PairLogProbs, PoData, train_po};
@@ -133,7 +133,7 @@ impl Stage for Align {
             ctx.device,
             &mut progress_callback(ctx),
         )?;
-        policy.save(&ctx.out_dir.join(MODEL_DIR))?;
+        save_model(&policy, Some(&model_dir), ctx.out_dir)?;
         let mut metrics = record_training(ctx, &report)?;
         let n = kept_weights.len().max(1) as f64;
         metrics.insert("pairs".into(), kept_weights.len() as f64);

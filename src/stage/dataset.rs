@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{Stage, StageContext, StageOutcome, read_json, write_json};
@@ -59,8 +59,34 @@ impl Stage for Dataset {
                 let data = generate_family(&cfg, family)?;
                 (data.pairs, data.test_prompts)
             }
-            DatasetSource::Files { format, .. } => {
-                bail!("stage kind dataset: loader for file format `{format}`: run not written yet")
+            DatasetSource::Files {
+                format,
+                train,
+                test,
+            } => {
+                use crate::data::real::{DatasetFormat, LoadOptions, OnBadRow};
+                let format = DatasetFormat::from_name(format)?;
+                // Length filters need the model's tokenizer, which a dataset
+                // does not know: the training stages truncate at `max_len`.
+                let options = LoadOptions {
+                    on_bad_row: OnBadRow::Error,
+                    length_filter: None,
+                };
+                let train_pairs = format.load(train, &options)?.pairs;
+                let mut prompts: Vec<String> = Vec::new();
+                for pair in format.load(test, &options)?.pairs {
+                    if !prompts.contains(&pair.prompt) {
+                        prompts.push(pair.prompt);
+                    }
+                }
+                ctx.progress.log(&format!(
+                    "loaded {} training pairs from {}, {} test prompts from {}",
+                    train_pairs.len(),
+                    train.display(),
+                    prompts.len(),
+                    test.display()
+                ));
+                (train_pairs, prompts)
             }
         };
         write_json(ctx.out_dir, PAIRS_FILE, &pairs)?;

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::params::{ModelSpec, TrainSettings};
 use super::support::{
-    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_base_policy, max_len, progress_callback,
-    record_training, tokenizer_for, train_config, trainable_copy,
+    PairTokenizer, labelled_unlabeled, load_base_policy, max_len, origin_of, progress_callback,
+    record_training, save_model, tokenizer_for, train_config, trainable_copy,
 };
 use super::{Stage, StageContext, StageOutcome};
 use crate::train::sft::train_sft;
@@ -46,7 +46,7 @@ impl Stage for Sft {
             ctx.device,
             &mut progress_callback(ctx),
         )?;
-        policy.save(&ctx.out_dir.join(MODEL_DIR))?;
+        save_model(&policy, origin_of(&params.model), ctx.out_dir)?;
         Ok(StageOutcome {
             metrics: record_training(ctx, &report)?,
         })

@@ -73,11 +73,14 @@ pub fn dataset_source(ctx: &StageContext) -> Result<DatasetSource> {
 pub fn tokenizer_for(spec: &ModelSpec) -> Result<Box<dyn Tokenizer>> {
     match spec {
         ModelSpec::Tiny(_) => Ok(Box::new(crate::data::synthetic::tokenizer())),
-        ModelSpec::Hf { path } => bail!(
-            "model {}: loading HF tokenizers in stages is not wired yet (the paper profile's \
-             real-checkpoint path); use the tiny profile",
-            path.display()
-        ),
+        ModelSpec::Hf { path } => {
+            let cfg = crate::model::hf_config::read_hf_config(path)?;
+            Ok(Box::new(crate::data::hf_tokenizer::HfTokenizer::from_file(
+                &path.join("tokenizer.json"),
+                cfg.eos_id,
+                cfg.pad_id,
+            )?))
+        }
     }
 }
 
@@ -284,4 +287,28 @@ pub fn tokenizer_of_checkpoint(dir: &Path) -> Result<Box<dyn Tokenizer>> {
         });
     }
     Ok(Box::new(crate::data::synthetic::tokenizer()))
+}
+
+/// Saves `policy` as the stage's model and keeps the tokenizer with it: a
+/// checkpoint of an HF model carries the `tokenizer.json` of `origin` (the HF
+/// dir or the checkpoint it was trained from), so later stages read it back.
+pub fn save_model(policy: &Policy, origin: Option<&Path>, out: &Path) -> Result<()> {
+    let dir = out.join(MODEL_DIR);
+    policy.save(&dir)?;
+    if let Some(origin) = origin {
+        let tokenizer = origin.join("tokenizer.json");
+        if tokenizer.exists() {
+            std::fs::copy(&tokenizer, dir.join("tokenizer.json"))
+                .with_context(|| format!("copying {}", tokenizer.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where an HF model spec's files live (its tokenizer travels with checkpoints).
+pub fn origin_of(spec: &ModelSpec) -> Option<&Path> {
+    match spec {
+        ModelSpec::Hf { path } => Some(path),
+        ModelSpec::Tiny(_) => None,
+    }
 }
