@@ -1,26 +1,21 @@
 //! `sweep data inspect` and `sweep model logprob|generate` as a user runs them.
+mod common;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn sweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .expect("sweep runs")
-}
 
 #[test]
 fn data_inspect_counts_kept_and_bad_rows_of_an_hh_file() {
-    let out = sweep(&[
-        "data",
-        "inspect",
-        "--dataset",
-        "hh-rlhf",
-        "--path",
-        "tests/fixtures/real/hh-rlhf.jsonl",
-        "--json",
-    ]);
+    let out = common::sweep(
+        common::repo(),
+        &[
+            "data",
+            "inspect",
+            "--dataset",
+            "hh-rlhf",
+            "--path",
+            "tests/fixtures/real/hh-rlhf.jsonl",
+            "--json",
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -35,14 +30,17 @@ fn data_inspect_counts_kept_and_bad_rows_of_an_hh_file() {
 
 #[test]
 fn data_inspect_of_a_missing_file_names_it() {
-    let out = sweep(&[
-        "data",
-        "inspect",
-        "--dataset",
-        "hh-rlhf",
-        "--path",
-        "no/such.jsonl",
-    ]);
+    let out = common::sweep(
+        common::repo(),
+        &[
+            "data",
+            "inspect",
+            "--dataset",
+            "hh-rlhf",
+            "--path",
+            "no/such.jsonl",
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no/such.jsonl"));
 }
@@ -60,15 +58,18 @@ fn model_logprob_and_generate_on_smollm2() {
         return;
     }
     let model = gguf.to_str().unwrap();
-    let out = sweep(&[
-        "model",
-        "logprob",
-        "--model",
-        model,
-        "--text",
-        "The capital of France is",
-        "--json",
-    ]);
+    let out = common::sweep(
+        common::repo(),
+        &[
+            "model",
+            "logprob",
+            "--model",
+            model,
+            "--text",
+            "The capital of France is",
+            "--json",
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -77,16 +78,19 @@ fn model_logprob_and_generate_on_smollm2() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["token_ids"].as_array().unwrap().len(), 5);
     assert_eq!(report["top_next"][0]["token"], "\u{120}Paris");
-    let out = sweep(&[
-        "model",
-        "generate",
-        "--model",
-        model,
-        "--prompt",
-        "The capital of France is",
-        "--max-new-tokens",
-        "3",
-    ]);
+    let out = common::sweep(
+        common::repo(),
+        &[
+            "model",
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            "The capital of France is",
+            "--max-new-tokens",
+            "3",
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -1,12 +1,9 @@
 //! `sweep world stats`: the tiny profile's world as a user inspects it.
-use std::process::Command;
+mod common;
 
 #[test]
 fn world_stats_json_reports_every_family_with_human_agreement_in_range() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .args(["world", "stats", "--json"])
-        .output()
-        .expect("sweep runs");
+    let out = common::sweep(common::repo(), &["world", "stats", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -32,10 +29,10 @@ fn world_stats_json_reports_every_family_with_human_agreement_in_range() {
 
 #[test]
 fn world_stats_of_a_missing_profile_file_names_it() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .args(["world", "stats", "--profile", "no/such/profile.toml"])
-        .output()
-        .expect("sweep runs");
+    let out = common::sweep(
+        common::repo(),
+        &["world", "stats", "--profile", "no/such/profile.toml"],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no/such/profile.toml"), "{err}");

@@ -1,26 +1,12 @@
 //! Integration tests of the runner: they drive the real `sweep` binary on
 //! temp dirs, with manifests that stop after the cheap real stages
 //! (`[experiment] until = "split"`), or only plan (no stage runs).
+mod common;
+use common::{sweep, text};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn sweep(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("sweep runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn plan_json(dir: &Path, manifest: &str) -> serde_json::Value {
     let out = sweep(dir, &["plan", "--json", manifest]);

@@ -6,32 +6,14 @@
 //! numbers, then that a second run trains nothing and rewrites identical files.
 //!
 //! The full-size table is `sweep run experiments/table1.toml` (README).
+mod common;
+use common::{sweep, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sweep(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("sweep runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// The embedded tiny profile with pretraining cut short.
 fn small_profile(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("experiments/profiles/tiny.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(common::repo().join("experiments/profiles/tiny.toml")).unwrap();
     let mut profile: toml::Table = toml::from_str(&text).unwrap();
     let pretrain = profile["pretrain"].as_table_mut().unwrap();
     pretrain.insert("steps".into(), toml::Value::Integer(40));
@@ -42,7 +24,7 @@ fn small_profile(dir: &Path) -> PathBuf {
 
 /// Table 1's manifest with a smaller world and two seeds (a CI needs two).
 fn small_manifest(dir: &Path) -> PathBuf {
-    let base = repo().join("experiments/table1.toml");
+    let base = common::repo().join("experiments/table1.toml");
     let manifest = format!(
         r#"extends = "{}"
 [experiment]
