@@ -113,7 +113,12 @@ fn table1_runs_end_to_end_and_reruns_nothing() {
             }
         }
     }
-    for file in ["table1.png", "report.md", "table1_gra_shared.csv"] {
+    for file in [
+        "table1.png",
+        "report.md",
+        "table1_gra_shared.csv",
+        "table1_gra_sft_vs_base.csv",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();

@@ -272,11 +272,12 @@ impl<'p> CellBuilder<'p> {
             let Some(policy) = policy else {
                 return Ok(None);
             };
-            let tail = this
-                .plan
-                .node(policy)
-                .map(|n| n.name.clone())
-                .unwrap_or_default();
+            let node = this.plan.node(policy);
+            let mut tail = node.map(|n| n.name.clone()).unwrap_or_default();
+            // A pretrained model serves every dataset: name which one is generated.
+            if node.is_some_and(|n| n.kind == Pretrain::KIND) {
+                tail = format!("{tail}/{ds_name}");
+            }
             let generation = this.add::<Generate>(
                 stage::generate::Params {
                     temperature: g.temperature,
@@ -299,6 +300,9 @@ impl<'p> CellBuilder<'p> {
         let align_score = scored(self, &align)?;
         let own_score = scored(self, &sft)?;
         let shared_score = scored(self, &human_sft)?;
+        // The pretrained strong model, so every cell also shows whether SFT
+        // improved on it (tiny profile; an HF base has no pretrain node).
+        let base_score = scored(self, &strong_base)?;
         keep(&shared_score);
         keep(&own_score);
         keep(&align_score);
@@ -310,6 +314,7 @@ impl<'p> CellBuilder<'p> {
                 ("score", align_score.as_ref()),
                 ("own_reference", own_score.as_ref()),
                 ("shared_reference", shared_score.as_ref()),
+                ("base_reference", base_score.as_ref()),
             ],
             format!(
                 "{ds_name}/{}/{}-{}/seed{seed}",

@@ -3,7 +3,9 @@
 //! reference's (ties count ½, the tie rate is reported). Against its own SFT
 //! model (the paper's wording) and against one shared reference (the
 //! human-label SFT model), since a better SFT start handicaps a method on
-//! the first; plus the mean gold score.
+//! the first; plus the mean gold score. With a `base_reference` (the
+//! pretrained strong model, tiny profile) it also reports the SFT model's GRA
+//! against it: SFT must improve on its base for alignment to mean anything.
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
@@ -47,8 +49,13 @@ pub fn gold_reward_accuracy(
 
 impl Stage for Metric {
     const KIND: &'static str = "metric";
-    const VERSION: u32 = 2;
-    const INPUTS: &'static [&'static str] = &["score", "own_reference", "shared_reference"];
+    const VERSION: u32 = 3;
+    const INPUTS: &'static [&'static str] = &[
+        "score",
+        "own_reference",
+        "shared_reference",
+        "base_reference",
+    ];
     type Params = Params;
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
@@ -60,17 +67,22 @@ impl Stage for Metric {
         let (gra_shared, tie_rate_shared) =
             gold_reward_accuracy(&ours, &shared, params.tie_margin)?;
         let mean = |s: &[f32]| s.iter().map(|&x| f64::from(x)).sum::<f64>() / s.len() as f64;
-        Ok(StageOutcome {
-            metrics: [
-                ("gra".to_string(), gra),
-                ("tie_rate".to_string(), tie_rate),
-                ("gra_shared".to_string(), gra_shared),
-                ("tie_rate_shared".to_string(), tie_rate_shared),
-                ("gold_mean".to_string(), mean(&ours)),
-                ("gold_mean_sft".to_string(), mean(&own)),
-            ]
-            .into(),
-        })
+        let mut metrics: std::collections::BTreeMap<String, f64> = [
+            ("gra".to_string(), gra),
+            ("tie_rate".to_string(), tie_rate),
+            ("gra_shared".to_string(), gra_shared),
+            ("tie_rate_shared".to_string(), tie_rate_shared),
+            ("gold_mean".to_string(), mean(&ours)),
+            ("gold_mean_sft".to_string(), mean(&own)),
+        ]
+        .into();
+        if ctx.inputs.contains_key("base_reference") {
+            let base = scores("base_reference")?;
+            let (sft_vs_base, _) = gold_reward_accuracy(&own, &base, params.tie_margin)?;
+            metrics.insert("gra_sft_vs_base".into(), sft_vs_base);
+            metrics.insert("gold_mean_base".into(), mean(&base));
+        }
+        Ok(StageOutcome { metrics })
     }
 }
 
