@@ -16,9 +16,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 
-use super::dataset::{DatasetSource, PAIRS_FILE, TEST_PROMPTS_FILE};
+use super::dataset::DatasetSource;
 use super::params::{ModelSpec, TinyModelSpec, TrainSettings};
-use super::split::{SPLIT_FILE, SplitIndices};
 use super::{StageContext, read_json, write_json};
 use crate::data::{PreferencePair, Tokenizer};
 use crate::model::lora::LORA_TARGETS;
@@ -40,8 +39,8 @@ pub struct SplitPairs {
 
 /// Reads the `dataset` and `split` inputs of a stage.
 pub fn split_pairs(ctx: &StageContext) -> Result<SplitPairs> {
-    let pairs: Vec<PreferencePair> = read_json(ctx.input("dataset")?, PAIRS_FILE)?;
-    let split: SplitIndices = read_json(ctx.input("split")?, SPLIT_FILE)?;
+    let pairs = super::dataset::read_pairs(ctx.input("dataset")?)?;
+    let split = super::split::read_split(ctx.input("split")?)?;
     let pick = |indices: &[usize]| -> Result<Vec<PreferencePair>> {
         indices
             .iter()
@@ -60,7 +59,7 @@ pub fn split_pairs(ctx: &StageContext) -> Result<SplitPairs> {
 
 /// The dataset's held-out test prompts.
 pub fn test_prompts(ctx: &StageContext) -> Result<Vec<String>> {
-    read_json(ctx.input("dataset")?, TEST_PROMPTS_FILE)
+    super::dataset::read_test_prompts(ctx.input("dataset")?)
 }
 
 /// The dataset's source (which synthetic family or which files).
