@@ -3,7 +3,7 @@
 use candle_core::{Device, Tensor};
 
 use super::losses::bradley_terry_loss;
-use super::optim::{TrainConfig, run_training};
+use super::optim::{TrainConfig, train_on_items};
 use super::weak_label::label_with_scorer;
 use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel, halves};
 use crate::model::ScalarScorer;
@@ -28,21 +28,13 @@ pub fn train_bradley_terry(
     device: &Device,
     progress: &mut dyn FnMut(StepInfo),
 ) -> anyhow::Result<TrainReport> {
-    let batching = Batching {
-        pad_id,
-        max_len: config.max_len,
-        device: device.clone(),
-    };
+    let batching = Batching::for_training(pad_id, config, device);
     batching.check_pairs(pairs)?;
-    let mut loss = |indices: &[usize]| {
-        let selected: Vec<&TokenizedPair> = indices.iter().map(|&i| &pairs[i]).collect();
-        bt_batch_loss(scorer, &batching, &selected)
-    };
-    run_training(
+    train_on_items(
         scorer.trainable_vars(),
-        pairs.len(),
+        pairs,
         config,
-        &mut loss,
+        &|batch: &[&TokenizedPair]| bt_batch_loss(scorer, &batching, batch),
         progress,
     )
 }

@@ -95,6 +95,15 @@ pub struct Batching {
 }
 
 impl Batching {
+    /// The batching a training loop under `config` uses.
+    pub fn for_training(pad_id: u32, config: &optim::TrainConfig, device: &Device) -> Self {
+        Self {
+            pad_id,
+            max_len: config.max_len,
+            device: device.clone(),
+        }
+    }
+
     /// A batch of (prompt, response) rows; only response tokens are targets.
     pub fn examples(&self, examples: &[&TokenizedExample]) -> candle_core::Result<SeqBatch> {
         let rows: Vec<(&[u32], &[u32])> = examples

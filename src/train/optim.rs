@@ -216,6 +216,23 @@ impl GradAccumulator {
     }
 }
 
+/// [`run_training`] over a slice of items: each micro-batch's indices become
+/// references to the items they name, so a loop only says how a batch of
+/// its items turns into a loss.
+pub fn train_on_items<T>(
+    vars: Vec<Var>,
+    items: &[T],
+    config: &TrainConfig,
+    batch_loss: &dyn Fn(&[&T]) -> anyhow::Result<Tensor>,
+    progress: &mut dyn FnMut(StepInfo),
+) -> anyhow::Result<TrainReport> {
+    let mut loss = |indices: &[usize]| {
+        let selected: Vec<&T> = indices.iter().map(|&i| &items[i]).collect();
+        batch_loss(&selected)
+    };
+    run_training(vars, items.len(), config, &mut loss, progress)
+}
+
 /// Runs `config.epochs` passes over `n_examples` examples and updates `vars`.
 ///
 /// `micro_batch_loss(indices)` returns the mean loss over those examples as

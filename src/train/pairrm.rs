@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::losses::pairwise_bce_loss;
-use super::optim::{TrainConfig, run_training};
+use super::optim::{TrainConfig, train_on_items};
 use super::weak_label::label_with_scorer;
 use super::{Batching, StepInfo, TrainReport, WeakLabel, halves};
 use crate::model::{PadSide, ScalarScorer, SeqBatch};
@@ -77,21 +77,13 @@ pub fn train_pairwise(
     device: &Device,
     progress: &mut dyn FnMut(StepInfo),
 ) -> anyhow::Result<TrainReport> {
-    let batching = Batching {
-        pad_id,
-        max_len: config.max_len,
-        device: device.clone(),
-    };
+    let batching = Batching::for_training(pad_id, config, device);
     check_inputs(&batching, inputs)?;
-    let mut loss = |indices: &[usize]| {
-        let selected: Vec<&PairwiseInput> = indices.iter().map(|&i| &inputs[i]).collect();
-        pairwise_batch_loss(scorer, &batching, &selected)
-    };
-    run_training(
+    train_on_items(
         scorer.trainable_vars(),
-        inputs.len(),
+        inputs,
         config,
-        &mut loss,
+        &|batch: &[&PairwiseInput]| pairwise_batch_loss(scorer, &batching, batch),
         progress,
     )
 }

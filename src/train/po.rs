@@ -157,11 +157,7 @@ pub fn train_po(
 ) -> anyhow::Result<TrainReport> {
     objective.validate()?;
     data.validate()?;
-    let batching = Batching {
-        pad_id,
-        max_len: config.max_len,
-        device: device.clone(),
-    };
+    let batching = Batching::for_training(pad_id, config, device);
     batching.check_pairs(data.pairs)?;
     let mut loss = |indices: &[usize]| po_batch_loss(policy, &batching, data, objective, indices);
     run_training(

@@ -4,7 +4,7 @@
 use candle_core::{Device, Tensor};
 
 use super::losses::sft_loss;
-use super::optim::{TrainConfig, run_training};
+use super::optim::{TrainConfig, train_on_items};
 use super::{Batching, StepInfo, TokenizedExample, TrainReport};
 use crate::model::LanguageModel;
 
@@ -27,21 +27,13 @@ pub fn train_sft(
     device: &Device,
     progress: &mut dyn FnMut(StepInfo),
 ) -> anyhow::Result<TrainReport> {
-    let batching = Batching {
-        pad_id,
-        max_len: config.max_len,
-        device: device.clone(),
-    };
+    let batching = Batching::for_training(pad_id, config, device);
     batching.check_examples(examples)?;
-    let mut loss = |indices: &[usize]| {
-        let selected: Vec<&TokenizedExample> = indices.iter().map(|&i| &examples[i]).collect();
-        sft_batch_loss(model, &batching, &selected)
-    };
-    run_training(
+    train_on_items(
         model.trainable_vars(),
-        examples.len(),
+        examples,
         config,
-        &mut loss,
+        &|batch: &[&TokenizedExample]| sft_batch_loss(model, &batching, batch),
         progress,
     )
 }
