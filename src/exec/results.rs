@@ -85,6 +85,11 @@ pub fn write_reports(plan: &Plan, cache: Option<&Cache>, results: &Path) -> Resu
                 let what = plan.models.get(name).cloned().unwrap_or_default();
                 slots.insert(format!("{role} `{name}`"), what);
             }
+            let label = |k: &str| cell.coords.get(k).map_or("", String::as_str);
+            slots.insert(
+                format!("judge `{}` of `{}`", label("gold"), label("dataset")),
+                cell.gold.clone(),
+            );
         }
         let mut notes = Vec::new();
         if !found.unfinished.is_empty() {

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use super::diagnostic::{Diagnostic, Diagnostics, Loc};
 use super::settings::*;
 use super::{Entry, Manifest, profile_defaults};
+use crate::eval::GoldSpec;
 use crate::profile::Profile;
 use crate::report::TableSpec;
 use crate::stage::KINDS;
@@ -43,6 +44,8 @@ pub struct Cell {
     /// (profile slot name, concrete spec).
     pub weak_model: (String, ModelSpec),
     pub strong_model: (String, ModelSpec),
+    /// The judge of this cell's generations (`metric.gold`, else the profile's).
+    pub gold: GoldSpec,
 }
 
 /// Validates every manifest that defines an `[experiment]` against `profile`.
@@ -353,6 +356,23 @@ fn bind_cell(
         WEIGHTINGS,
         is_valid_weighting(&align.weighting),
     );
+    let generate: GenerateBlock = block("generate").try_into().ok()?;
+    if generate.samples == 0 || (generate.samples > 1 && generate.temperature <= 0.0) {
+        errors.push(Diagnostic::at(
+            &loc_of("generate.samples"),
+            format!(
+                "`generate.samples = {}` needs to be at least 1, and more than 1 only with \
+                 sampling: greedy decoding (temperature {}) gives the same response every time; \
+                 set `generate.temperature`, e.g. 1.0",
+                generate.samples, generate.temperature
+            ),
+        ));
+    }
+    let metric: MetricBlock = block("metric").try_into().ok()?;
+    let gold = resolve_gold(&metric, &dataset, profile);
+    if let Err(e) = &gold {
+        errors.push(Diagnostic::at(&loc_of("metric.gold"), e.clone()));
+    }
     let labeled_fraction = keys.labeled_fraction.unwrap_or(0.3);
     if !(labeled_fraction > 0.0 && labeled_fraction < 1.0) {
         errors.push(Diagnostic::at(
@@ -434,8 +454,8 @@ fn bind_cell(
         weak: block("weak").try_into().ok()?,
         sft: block("sft").try_into().ok()?,
         align,
-        generate: block("generate").try_into().ok()?,
-        metric: block("metric").try_into().ok()?,
+        generate,
+        metric,
     };
     let mut dataset = dataset_source.ok()?;
     if let DatasetSource::Synthetic {
@@ -464,14 +484,54 @@ fn bind_cell(
             &settings,
             weak_name.as_deref()?,
             strong_name.as_deref()?,
+            gold.as_ref().ok()?.kind_name(),
             coords,
         ),
         annotation: annotation?,
         dataset,
         weak_model: (weak_name?, weak_spec?.ok()?),
         strong_model: (strong_name?, strong_spec?.ok()?),
+        gold: gold.ok()?,
         settings,
     })
+}
+
+/// The judge `metric.gold` names for `dataset`: the profile's (default),
+/// the true reward or the learned RM — the latter two only on the synthetic
+/// world, the learned one only if the profile says how to train it.
+fn resolve_gold(
+    metric: &MetricBlock,
+    dataset: &str,
+    profile: &Profile,
+) -> Result<GoldSpec, String> {
+    let synthetic = profile
+        .datasets
+        .get(dataset)
+        .is_some_and(|d| d.synthetic.is_some());
+    let choice = metric.gold.as_deref().unwrap_or("profile");
+    let needs_world = |what: &str| {
+        format!(
+            "`metric.gold = \"{choice}\"` ({what}) exists only on the synthetic world, but dataset \
+             `{dataset}` of profile `{}` is a real dataset; use `profile` (its gold RM)",
+            profile.name
+        )
+    };
+    match choice {
+        "profile" => profile.gold_for(dataset),
+        "true" if synthetic => Ok(GoldSpec::TrueReward),
+        "true" => Err(needs_world("the true reward")),
+        "learned" if !synthetic => Err(needs_world("a reward model learned on the world")),
+        "learned" if profile.learned_gold.is_none() => Err(format!(
+            "`metric.gold = \"learned\"` needs a [learned_gold] section in profile `{}` \
+             (see experiments/profiles/tiny.toml)",
+            profile.name
+        )),
+        "learned" => Ok(GoldSpec::Learned),
+        other => Err(format!(
+            "`metric.gold = \"{other}\"` is not accepted; valid: {}",
+            GoldSpec::MANIFEST_CHOICES.join(", ")
+        )),
+    }
 }
 
 /// The world config deserialises into the world's `WorldConfig` (unknown
@@ -494,6 +554,7 @@ pub const CELL_LABELS: &[&str] = &[
     "weak_objective",
     "seed",
     "labeled_fraction",
+    "gold",
 ];
 
 /// A cell's labels: its axis values, then the resolved [`CELL_LABELS`]
@@ -502,6 +563,7 @@ fn labels(
     s: &Settings,
     weak_model: &str,
     strong_model: &str,
+    gold: &str,
     coords: &BTreeMap<String, Entry>,
 ) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = coords
@@ -519,6 +581,7 @@ fn labels(
             ("weak_objective", s.weak_objective.clone()),
             ("seed", s.seed.to_string()),
             ("labeled_fraction", s.labeled_fraction.to_string()),
+            ("gold", gold.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v)),
@@ -637,6 +700,65 @@ mod tests {
             err.contains("`align.weighting = \"fancy\"` is not accepted"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_judge_resolves_per_cell_and_bad_choices_name_the_fix() {
+        let body = format!(
+            "{HEAD}annotation = \"human\"\n[axes]\n\"metric.gold\" = [\"true\", \"learned\"]\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let golds: Vec<&GoldSpec> = exps[0].cells.iter().map(|c| &c.gold).collect();
+        assert_eq!(golds, [&GoldSpec::TrueReward, &GoldSpec::Learned]);
+        assert_eq!(exps[0].cells[1].coords["gold"], "learned");
+        // The default is the profile's judge.
+        let exps = resolve_text(&format!("{HEAD}annotation = \"human\"\n")).unwrap();
+        assert_eq!(exps[0].cells[0].gold, GoldSpec::TrueReward);
+
+        let err = resolve_text(&format!(
+            "{HEAD}annotation = \"human\"\n[metric]\ngold = \"gpt4\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("m.toml:9:8") && err.contains("valid: profile, true, learned"),
+            "{err}"
+        );
+        // A profile without [learned_gold] cannot train a learned judge.
+        let mut profile = Profile::load("tiny").unwrap();
+        profile.learned_gold = None;
+        let metric = MetricBlock {
+            tie_margin: 0.0,
+            gold: Some("learned".into()),
+        };
+        let err = resolve_gold(&metric, "tldr", &profile).unwrap_err();
+        assert!(err.contains("[learned_gold]"), "{err}");
+        // The paper profile's datasets are real: no true reward there.
+        let paper = Profile::load("paper").unwrap();
+        let metric = MetricBlock {
+            tie_margin: 0.0,
+            gold: Some("true".into()),
+        };
+        let err = resolve_gold(&metric, "tldr", &paper).unwrap_err();
+        assert!(err.contains("real dataset"), "{err}");
+    }
+
+    #[test]
+    fn several_samples_need_sampling() {
+        let err = resolve_text(&format!(
+            "{HEAD}annotation = \"human\"\n[generate]\nsamples = 4\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("m.toml:9:11") && err.contains("generate.temperature"),
+            "{err}"
+        );
+        let ok = resolve_text(&format!(
+            "{HEAD}annotation = \"human\"\n[generate]\nsamples = 4\ntemperature = 1.0\n"
+        ))
+        .unwrap();
+        assert_eq!(ok[0].cells[0].settings.generate.samples, 4);
     }
 
     #[test]

@@ -118,9 +118,17 @@ pub struct GenerateBlock {
     pub max_new_tokens: usize,
     #[serde(default)]
     pub num_prompts: Option<usize>,
+    /// Responses sampled per test prompt (needs `temperature > 0` when > 1).
+    /// GRA then compares sample k of the policy with sample k of the
+    /// reference over every prompt and k: more comparisons, less noise.
+    #[serde(default = "d_samples")]
+    pub samples: usize,
 }
 fn d_new_tokens() -> usize {
     32
+}
+fn d_samples() -> usize {
+    1
 }
 
 /// `[metric]`.
@@ -130,6 +138,11 @@ pub struct MetricBlock {
     /// |gold difference| at or below which two responses tie (counted 0.5).
     #[serde(default)]
     pub tie_margin: f64,
+    /// The judge: `profile` (the profile's gold for the dataset, the
+    /// default), `true` (the synthetic world's true reward) or `learned` (a
+    /// reward model trained on the world's own gold-labelled pairs).
+    #[serde(default)]
+    pub gold: Option<String>,
 }
 
 /// Everything one cell resolved to, before binding to a profile.

@@ -41,6 +41,8 @@ pub struct CellPlan {
     /// Profile slot names of the cell's weak and strong models.
     pub weak_model: String,
     pub strong_model: String,
+    /// The judge of the cell's generations, described for reports.
+    pub gold: String,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +91,7 @@ impl Plan {
                     seed: cell.settings.seed,
                     weak_model: cell.weak_model.0.clone(),
                     strong_model: cell.strong_model.0.clone(),
+                    gold: cell.gold.describe(),
                 });
                 for name in [&cell.weak_model.0, &cell.strong_model.0] {
                     let slot = &profile.models[name];

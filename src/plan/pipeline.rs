@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{Key, Plan};
+use crate::eval::GoldSpec;
 use crate::manifest::resolve::Cell;
 use crate::manifest::settings::{Annotation, TrainBlock};
 use crate::profile::Profile;
@@ -82,9 +83,9 @@ impl<'p> CellBuilder<'p> {
     /// Returns the key of the cell's last stage and of its weak evaluation.
     pub fn add_cell(&mut self, cell: &Cell, profile: &Profile) -> Result<(Key, Option<Key>)> {
         use stage::{
-            align::Align, annotate::Annotate, dataset::Dataset, generate::Generate, metric::Metric,
-            pretrain::Pretrain, ref_logps::RefLogps, score::Score, sft::Sft, split::Split,
-            weak_eval::WeakEval, weak_train::WeakTrain,
+            align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
+            gold_train::GoldTrain, metric::Metric, pretrain::Pretrain, ref_logps::RefLogps,
+            score::Score, sft::Sft, split::Split, weak_eval::WeakEval, weak_train::WeakTrain,
         };
         let s = &cell.settings;
         let ds_name = &s.dataset;
@@ -266,6 +267,45 @@ impl<'p> CellBuilder<'p> {
         )?;
         keep(&align);
 
+        // The learned judge, once per world (tiny profile, `metric.gold = "learned"`).
+        let gold_model = match (&cell.gold, &profile.learned_gold, &cell.dataset) {
+            (GoldSpec::Learned, Some(learned), DatasetSource::Synthetic { world, .. }) => {
+                let spec = profile
+                    .model_spec(&learned.model)
+                    .map_err(anyhow::Error::msg)?;
+                let ModelSpec::Tiny(tiny) = &spec else {
+                    anyhow::bail!("[learned_gold] model `{}` is not tiny", learned.model);
+                };
+                let gold_base = base(self, &(learned.model.clone(), spec.clone()))?;
+                let gold = self.add::<GoldTrain>(
+                    stage::gold_train::Params {
+                        model: tiny.clone(),
+                        world: world.clone(),
+                        n_pairs: learned.n_pairs,
+                        n_valid_pairs: learned.n_valid_pairs,
+                        train: TrainSettings {
+                            learning_rate: learned.learning_rate,
+                            epochs: learned.epochs,
+                            batch_size: learned.batch_size,
+                            lora_rank: None,
+                        },
+                        seed: learned.seed,
+                    },
+                    &[("base", gold_base.as_ref())],
+                    learned.model.clone(),
+                )?;
+                keep(&gold_base);
+                keep(&gold);
+                gold
+            }
+            (GoldSpec::Learned, ..) => {
+                anyhow::bail!(
+                    "`metric.gold = \"learned\"` needs the synthetic world and [learned_gold]"
+                )
+            }
+            _ => None,
+        };
+
         // Generate + score: the aligned policy, its own SFT model, the shared human SFT model.
         let g = &s.generate;
         let scored = |this: &mut Self, policy: &Option<Key>| -> Result<Option<Key>> {
@@ -283,6 +323,7 @@ impl<'p> CellBuilder<'p> {
                     temperature: g.temperature,
                     max_new_tokens: g.max_new_tokens,
                     num_prompts: g.num_prompts,
+                    samples: g.samples,
                     seed,
                 },
                 &[("dataset", ds), ("policy", Some(policy))],
@@ -290,9 +331,13 @@ impl<'p> CellBuilder<'p> {
             )?;
             let score = this.add::<Score>(
                 stage::score::Params {
-                    gold: profile.gold.clone(),
+                    gold: cell.gold.clone(),
                 },
-                &[("dataset", ds), ("generation", generation.as_ref())],
+                &[
+                    ("dataset", ds),
+                    ("generation", generation.as_ref()),
+                    ("gold_model", gold_model.as_ref()),
+                ],
                 tail,
             )?;
             Ok(score.or(generation))

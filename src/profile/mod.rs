@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::eval::GoldSpec;
 use crate::manifest::diagnostic::{Diagnostic, Diagnostics, Loc, Source, from_toml_error};
 use crate::stage::dataset::DatasetSource;
 use crate::stage::params::{ModelSpec, TinyModelSpec};
@@ -32,8 +33,11 @@ pub struct Profile {
     /// Present for profiles whose models are trained from scratch.
     #[serde(default)]
     pub pretrain: Option<PretrainSettings>,
-    /// The gold scorer spec, handed to the `score` stage as is.
-    pub gold: serde_json::Value,
+    /// The judge of every dataset that names none of its own.
+    pub gold: GoldSpec,
+    /// How the `learned` judge is trained (`metric.gold = "learned"`, tiny profile).
+    #[serde(default)]
+    pub learned_gold: Option<LearnedGoldSettings>,
     pub datasets: BTreeMap<String, DatasetSlot>,
     pub models: BTreeMap<String, ModelSlot>,
     pub pairs: BTreeMap<String, PairSlot>,
@@ -48,6 +52,24 @@ pub struct PretrainSettings {
     pub seed: u64,
 }
 
+/// The `learned` judge: a reward model of a strong size, trained once per
+/// world on its own large gold-labelled set (the `gold_train` stage), as the
+/// paper's Skywork RM is itself a learned model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedGoldSettings {
+    /// The model slot it starts from (pretrained; the largest strong size).
+    pub model: String,
+    /// Gold-labelled training pairs, drawn over every family.
+    pub n_pairs: usize,
+    /// Held-out gold-labelled pairs per family, for its agreement with the true reward.
+    pub n_valid_pairs: usize,
+    pub learning_rate: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
 /// A dataset name: a synthetic family or real files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +80,10 @@ pub struct DatasetSlot {
     pub synthetic: Option<String>,
     #[serde(default)]
     pub files: Option<DatasetFiles>,
+    /// This dataset's judge, if not the profile's `gold` (the paper judges
+    /// TL;DR with OpenAssistant's RM and SHP with SteamSHP).
+    #[serde(default)]
+    pub gold: Option<GoldSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +184,26 @@ impl Profile {
                 }
             }
         }
+        if let Some(learned) = &profile.learned_gold {
+            match profile.models.get(&learned.model) {
+                Some(slot) if slot.tiny.is_some() => {}
+                Some(_) => errors.push(Diagnostic::at(
+                    &file,
+                    format!(
+                        "[learned_gold]: model `{}` is not tiny; a learned judge is trained on the synthetic world",
+                        learned.model
+                    ),
+                )),
+                None => errors.push(Diagnostic::at(
+                    &file,
+                    format!(
+                        "[learned_gold]: unknown model `{}`; models: {}",
+                        learned.model,
+                        keys(&profile.models)
+                    ),
+                )),
+            }
+        }
         errors.into_result()?;
         Ok(profile)
     }
@@ -179,6 +225,30 @@ impl Profile {
                 test: expand_env(&files.test)?.into(),
             },
             (None, None) => unreachable!("checked by Profile::parse"),
+        })
+    }
+
+    /// The judge of dataset slot `name`: its own `gold`, else the profile's
+    /// (`${VAR}`s in paths expanded).
+    pub fn gold_for(&self, name: &str) -> Result<GoldSpec, String> {
+        let slot = self
+            .datasets
+            .get(name)
+            .ok_or_else(|| unknown("dataset", name, keys(&self.datasets)))?;
+        let spec = slot.gold.as_ref().unwrap_or(&self.gold);
+        let expand =
+            |p: &Path| -> Result<PathBuf, String> { Ok(expand_env(&p.to_string_lossy())?.into()) };
+        Ok(match spec {
+            GoldSpec::RewardModel { path } => GoldSpec::RewardModel {
+                path: expand(path)?,
+            },
+            GoldSpec::DebertaReward { path } => GoldSpec::DebertaReward {
+                path: expand(path)?,
+            },
+            GoldSpec::Steamshp { path } => GoldSpec::Steamshp {
+                path: expand(path)?,
+            },
+            other => other.clone(),
         })
     }
 
@@ -214,6 +284,21 @@ impl Profile {
                 }
             }
         }
+        for name in datasets {
+            if let Ok(gold) = self.gold_for(name)
+                && let Some(path) = gold.path()
+                && !path.join("config.json").exists()
+            {
+                missing.push(format!(
+                    "gold judge of dataset `{name}` ({}): {}/config.json does not exist; get it with \
+                     `huggingface-cli download {} --local-dir {}`",
+                    gold.kind_name(),
+                    path.display(),
+                    public_name_of_gold(&gold),
+                    path.display()
+                ));
+            }
+        }
         for name in models {
             match self.model_spec(name) {
                 Ok(ModelSpec::Hf { path }) if !path.join("config.json").exists() => {
@@ -229,6 +314,15 @@ impl Profile {
             }
         }
         missing
+    }
+}
+
+/// The public checkpoint a paper judge is downloaded as.
+fn public_name_of_gold(gold: &GoldSpec) -> &'static str {
+    match gold {
+        GoldSpec::DebertaReward { .. } => "OpenAssistant/reward-model-deberta-v3-large-v2",
+        GoldSpec::Steamshp { .. } => "stanfordnlp/SteamSHP-flan-t5-large",
+        _ => "Skywork/Skywork-Reward-V2-Llama-3.1-8B",
     }
 }
 

@@ -18,10 +18,24 @@ pub struct Params {
     /// How many test prompts (None = all).
     #[serde(default)]
     pub num_prompts: Option<usize>,
+    /// Responses per prompt. Left out of the params (and so of the cache key)
+    /// when 1, so caches written before it existed stay valid.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub samples: usize,
     pub seed: u64,
 }
 
-/// One test prompt and the policy's response to it.
+fn one() -> usize {
+    1
+}
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+/// One test prompt and one of the policy's responses to it. With `samples`
+/// = N the file holds N generations per prompt, prompt-major (prompt i's
+/// sample k at index i·N + k), so two generations of the same params line up
+/// one to one for GRA.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Generation {
     pub prompt: String,
@@ -44,6 +58,12 @@ impl Stage for Generate {
         if let Some(n) = params.num_prompts {
             prompts.truncate(n);
         }
+        // Each prompt repeated `samples` times; every row has its own seeded
+        // sampling stream (see `model::sample`), so the repeats differ.
+        let prompts: Vec<String> = prompts
+            .into_iter()
+            .flat_map(|p| std::iter::repeat_n(p, params.samples))
+            .collect();
         let ids = prompts
             .iter()
             .map(|p| tokenizer.encode(p))

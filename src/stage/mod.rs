@@ -19,6 +19,7 @@ pub mod align;
 pub mod annotate;
 pub mod dataset;
 pub mod generate;
+pub mod gold_train;
 pub mod metric;
 pub mod params;
 pub mod pretrain;
@@ -112,6 +113,7 @@ pub const KINDS: &[&str] = &[
     dataset::Dataset::KIND,
     split::Split::KIND,
     pretrain::Pretrain::KIND,
+    gold_train::GoldTrain::KIND,
     weak_train::WeakTrain::KIND,
     weak_eval::WeakEval::KIND,
     annotate::Annotate::KIND,
@@ -128,6 +130,7 @@ pub fn version_of(kind: &str) -> Option<u32> {
     Some(match kind {
         dataset::Dataset::KIND => dataset::Dataset::VERSION,
         pretrain::Pretrain::KIND => pretrain::Pretrain::VERSION,
+        gold_train::GoldTrain::KIND => gold_train::GoldTrain::VERSION,
         split::Split::KIND => split::Split::VERSION,
         weak_train::WeakTrain::KIND => weak_train::WeakTrain::VERSION,
         weak_eval::WeakEval::KIND => weak_eval::WeakEval::VERSION,
@@ -147,6 +150,7 @@ pub fn run_stage(kind: &str, ctx: &StageContext) -> Result<StageOutcome> {
     match kind {
         dataset::Dataset::KIND => run_typed::<dataset::Dataset>(ctx),
         pretrain::Pretrain::KIND => run_typed::<pretrain::Pretrain>(ctx),
+        gold_train::GoldTrain::KIND => run_typed::<gold_train::GoldTrain>(ctx),
         split::Split::KIND => run_typed::<split::Split>(ctx),
         weak_train::WeakTrain::KIND => run_typed::<weak_train::WeakTrain>(ctx),
         weak_eval::WeakEval::KIND => run_typed::<weak_eval::WeakEval>(ctx),

@@ -193,6 +193,43 @@ pub fn pretraining_corpus(cfg: &WorldConfig, n_docs: usize) -> Vec<String> {
         .collect()
 }
 
+/// `n` pairs of base-policy responses labelled by the *true* reward (chosen =
+/// higher gold; gold ties are skipped), the training set of the `learned`
+/// judge. `family = None` draws every pair's family uniformly from
+/// [`FAMILIES`]. Test prompts are excluded, and `purpose` names the random
+/// stream (`"gold-rm/train"`, `"gold-rm/valid"`), so these pairs are not the
+/// humans' pairs and a judge's training and validation sets differ.
+pub fn gold_labelled_pairs(
+    cfg: &WorldConfig,
+    family: Option<&str>,
+    n: usize,
+    purpose: &str,
+) -> anyhow::Result<Vec<PreferencePair>> {
+    cfg.validate()?;
+    let fixed = family.map(known_family).transpose()?;
+    let mut rng = stream(cfg.seed, fixed.unwrap_or(""), purpose);
+    let mut pairs = Vec::with_capacity(n);
+    while pairs.len() < n {
+        let family = fixed.unwrap_or_else(|| FAMILIES.choose(&mut rng).unwrap());
+        let task = training_task(cfg, family, &mut rng);
+        let candidates = distinct_candidates(cfg, &task, 2, &mut rng)?;
+        let (a, b) = (
+            reward::gold_reward(&task, &candidates[0]),
+            reward::gold_reward(&task, &candidates[1]),
+        );
+        if a == b {
+            continue;
+        }
+        let (chosen, rejected) = if a > b { (0, 1) } else { (1, 0) };
+        pairs.push(PreferencePair {
+            prompt: task.prompt(),
+            chosen: candidates[chosen].clone(),
+            rejected: candidates[rejected].clone(),
+        });
+    }
+    Ok(pairs)
+}
+
 /// The world's word-level tokenizer (fixed vocabulary, `<pad> <eos> <unk>` first).
 pub fn tokenizer() -> WordTokenizer {
     WordTokenizer::new(&lexicon::all_words()[lexicon::SPECIALS.len()..])

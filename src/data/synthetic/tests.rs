@@ -313,3 +313,34 @@ fn config_rejects_bad_values_naming_the_key() {
     assert_eq!(cfg.human, HumanNoise::Bt { temperature: 0.2 });
     assert_eq!(cfg.n_pairs, WorldConfig::default().n_pairs);
 }
+
+#[test]
+fn gold_labelled_pairs_side_with_the_true_reward_avoid_test_prompts_and_are_seeded() {
+    let cfg = small(3);
+    let train = gold_labelled_pairs(&cfg, None, 300, "gold-rm/train").unwrap();
+    assert_eq!(train.len(), 300);
+    let mut families = std::collections::BTreeSet::new();
+    for p in &train {
+        let task = task::Task::parse(&p.prompt).unwrap();
+        assert!(
+            reward::gold_reward(&task, &p.chosen) > reward::gold_reward(&task, &p.rejected),
+            "{p:?}"
+        );
+        for family in FAMILIES {
+            let test = generate_family(&cfg, family).unwrap().test_prompts;
+            assert!(!test.contains(&p.prompt), "test prompt {} used", p.prompt);
+        }
+        families.insert(p.prompt.split_whitespace().next().unwrap().to_string());
+    }
+    assert!(families.len() > 5, "mixes families: {families:?}");
+    assert_eq!(
+        train,
+        gold_labelled_pairs(&cfg, None, 300, "gold-rm/train").unwrap()
+    );
+    let valid = gold_labelled_pairs(&cfg, Some("tldr"), 50, "gold-rm/valid").unwrap();
+    assert!(valid.iter().all(|p| p.prompt.starts_with("tldr :")));
+    assert_ne!(train[..50], valid[..]);
+    // The humans' pairs of the same world are another stream.
+    let human = generate_family(&cfg, "tldr").unwrap().pairs;
+    assert_ne!(human[..50], valid[..]);
+}
