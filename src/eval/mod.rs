@@ -1,5 +1,6 @@
 //! Evaluation: gold scorers, Gold Reward Accuracy, weak-annotator accuracy.
 pub mod gold;
+pub mod real_gold;
 
 /// A judge that scores responses to prompts: the synthetic world's true
 /// reward, a learned reward model, or a real gold RM in the paper profile.
