@@ -221,7 +221,8 @@ fn length_sorted_batches(lens: &[usize], batch: usize) -> Vec<Vec<usize>> {
 /// A weights backend for a model dir: safetensors (single or sharded) or,
 /// when only `pytorch_model.bin` is there, candle's reader of PyTorch zip
 /// pickles (the OpenAssistant and SteamSHP repos ship that format).
-fn weights_backend(dir: &Path) -> anyhow::Result<Box<dyn SimpleBackend>> {
+/// `auto_class` is the transformers class that can convert the weights.
+fn weights_backend(dir: &Path, auto_class: &str) -> anyhow::Result<Box<dyn SimpleBackend>> {
     match hf_weight_files(dir) {
         Ok(files) => {
             // SAFETY: the files are memory-mapped read-only; they must not be
@@ -241,7 +242,7 @@ fn weights_backend(dir: &Path) -> anyhow::Result<Box<dyn SimpleBackend>> {
             let tensors = candle_core::pickle::PthTensors::new(&bin, None).with_context(|| {
                 format!(
                     "{}: cannot read this PyTorch checkpoint; convert it to model.safetensors \
-                     (`AutoModel...from_pretrained(dir).save_pretrained(dir, \
+                     (`{auto_class}.from_pretrained(dir).save_pretrained(dir, \
                      safe_serialization=True)`)",
                     bin.display()
                 )
@@ -798,7 +799,10 @@ impl DebertaGold {
             .is_none()
             .then(|| [(0u32, "LABEL_0".to_string())].into());
         let vb = VarBuilder::from_backend(
-            Box::new(LegacyLayerNormNames(weights_backend(dir)?)),
+            Box::new(LegacyLayerNormNames(weights_backend(
+                dir,
+                "AutoModelForSequenceClassification",
+            )?)),
             DType::F32,
             device.clone(),
         );
@@ -993,7 +997,8 @@ impl SteamShpGold {
             .get("n_positions")
             .and_then(Json::as_u64)
             .map_or(STEAMSHP_DEFAULT_MAX_TOKENS, |n| n as usize);
-        let vb = VarBuilder::from_backend(weights_backend(dir)?, DType::F32, device.clone());
+        let weights = weights_backend(dir, "AutoModelForSeq2SeqLM")?;
+        let vb = VarBuilder::from_backend(weights, DType::F32, device.clone());
         let model = t5::T5ForConditionalGeneration::load(vb, &cfg)
             .with_context(|| format!("loading T5 weights from {}", dir.display()))?;
         let tokenizer = load_tokenizer(dir)?;
@@ -1758,6 +1763,19 @@ mod tests {
         ));
         assert!(
             err.contains("model.safetensors") && err.contains(PYTORCH_WEIGHTS_FILE),
+            "{err}"
+        );
+        // Only a PyTorch checkpoint, and an unreadable one: say how to convert it.
+        let bin = dir.path().join(PYTORCH_WEIGHTS_FILE);
+        std::fs::write(&bin, b"not a zip pickle")?;
+        let err = err_text(load_real_gold(
+            RealGoldKind::Deberta,
+            dir.path(),
+            &Device::Cpu,
+        ));
+        assert!(
+            err.contains(&bin.display().to_string())
+                && err.contains("AutoModelForSequenceClassification"),
             "{err}"
         );
         Ok(())
