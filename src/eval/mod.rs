@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod gold;
 pub mod learned;
+pub mod real_gold;
 
 /// A judge that scores responses to prompts: the synthetic world's true
 /// reward, a learned reward model, or a real gold RM in the paper profile.
