@@ -28,6 +28,7 @@ fn config() -> DecoderConfig {
         head_dim: 32,
         max_position: 128,
         rope_theta: 10_000.0,
+        rope_scaling: None,
         norm_eps: 1e-6,
         qkv_bias: false,
         qk_norm: false,

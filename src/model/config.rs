@@ -15,6 +15,41 @@ pub enum Arch {
     Opt,
 }
 
+/// HF's `rope_scaling = {"rope_type": "llama3", …}` (Llama-3.1 and the
+/// models built on it, e.g. Skywork-Reward-V2-Llama-3.1-8B): frequencies
+/// whose wavelength exceeds `original_max_position / low_freq_factor` are
+/// divided by `factor`, those below `original_max_position /
+/// high_freq_factor` are kept, and the band between is interpolated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RopeScaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_position: usize,
+}
+
+impl RopeScaling {
+    /// One inverse frequency, rescaled.
+    pub fn rescale(&self, inv_freq: f64) -> f64 {
+        let wavelen = 2.0 * std::f64::consts::PI / inv_freq;
+        let original = self.original_max_position as f64;
+        let (low_wavelen, high_wavelen) = (
+            original / self.low_freq_factor,
+            original / self.high_freq_factor,
+        );
+        if wavelen < high_wavelen {
+            inv_freq
+        } else if wavelen > low_wavelen {
+            inv_freq / self.factor
+        } else {
+            let smooth = (original / wavelen - self.low_freq_factor)
+                / (self.high_freq_factor - self.low_freq_factor);
+            (1.0 - smooth) * inv_freq / self.factor + smooth * inv_freq
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecoderConfig {
     pub arch: Arch,
@@ -30,6 +65,10 @@ pub struct DecoderConfig {
     pub max_position: usize,
     /// RoPE base (Llama family only).
     pub rope_theta: f64,
+    /// Llama 3.1's long-context rescaling of the RoPE frequencies (None =
+    /// plain RoPE). Left out of our checkpoints' JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling: Option<RopeScaling>,
     /// Epsilon of RMSNorm / LayerNorm.
     pub norm_eps: f64,
     /// Bias on the q/k/v projections (Qwen2; OPT has biases everywhere).

@@ -154,7 +154,12 @@ impl Decoder {
         let (embed_positions, rotary, final_norm_name) = match cfg.arch {
             Arch::Llama => (
                 None,
-                Some(Rotary::new(cfg.head_dim, cfg.rope_theta, root.device())?),
+                Some(Rotary::new(
+                    cfg.head_dim,
+                    cfg.rope_theta,
+                    cfg.rope_scaling.as_ref(),
+                    root.device(),
+                )?),
                 "norm",
             ),
             Arch::Opt => {

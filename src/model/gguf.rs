@@ -157,6 +157,7 @@ impl GgufFile {
             head_dim: hidden_size / num_heads,
             max_position: self.meta_u32("llama.context_length")? as usize,
             rope_theta,
+            rope_scaling: None,
             norm_eps: self.meta_f64("llama.attention.layer_norm_rms_epsilon")?,
             qkv_bias: false,
             qk_norm: false,

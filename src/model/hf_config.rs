@@ -10,7 +10,7 @@ use anyhow::{Context, bail, ensure};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::config::{Arch, DecoderConfig};
+use super::config::{Arch, DecoderConfig, RopeScaling};
 
 /// Reads and maps `<dir>/config.json`.
 pub fn read_hf_config(dir: &Path) -> anyhow::Result<DecoderConfig> {
@@ -82,6 +82,7 @@ pub fn decoder_config_from_hf(value: &Value) -> anyhow::Result<DecoderConfig> {
         head_dim: hidden / heads.max(1),
         max_position: opt(obj, "max_position_embeddings")?.unwrap_or(2048),
         rope_theta: opt(obj, "rope_theta")?.unwrap_or(10_000.0),
+        rope_scaling: None,
         norm_eps: 1e-6,
         qkv_bias: false,
         qk_norm: false,
@@ -105,7 +106,7 @@ pub fn decoder_config_from_hf(value: &Value) -> anyhow::Result<DecoderConfig> {
                 "mlp_bias = true is not supported"
             );
             if let Some(scaling) = obj.get("rope_scaling").filter(|v| !v.is_null()) {
-                bail!("rope_scaling {scaling} is not supported (only plain RoPE)");
+                cfg.rope_scaling = Some(rope_scaling(scaling)?);
             }
             ensure!(
                 !opt::<bool>(obj, "use_sliding_window")?.unwrap_or(false),
@@ -160,6 +161,32 @@ pub fn decoder_config_from_hf(value: &Value) -> anyhow::Result<DecoderConfig> {
     }
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// HF's `rope_scaling` object; only Llama 3.1's `llama3` rescaling is
+/// implemented (other types would silently change every position's angle).
+fn rope_scaling(value: &serde_json::Value) -> anyhow::Result<RopeScaling> {
+    let kind = value
+        .get("rope_type")
+        .or_else(|| value.get("type"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("");
+    ensure!(
+        kind == "llama3",
+        "rope_scaling {value} is not supported (only plain RoPE and `rope_type = \"llama3\"`)"
+    );
+    let field = |name: &str| -> anyhow::Result<f64> {
+        value
+            .get(name)
+            .and_then(|v| v.as_f64())
+            .with_context(|| format!("rope_scaling {value}: missing number `{name}`"))
+    };
+    Ok(RopeScaling {
+        factor: field("factor")?,
+        low_freq_factor: field("low_freq_factor")?,
+        high_freq_factor: field("high_freq_factor")?,
+        original_max_position: field("original_max_position_embeddings")? as usize,
+    })
 }
 
 #[cfg(test)]
@@ -221,6 +248,44 @@ mod tests {
             "rope_scaling": {"rope_type": "llama3", "factor": 8.0}
         });
         let err = format!("{:#}", decoder_config_from_hf(&scaled).unwrap_err());
-        assert!(err.contains("rope_scaling"), "{err}");
+        assert!(err.contains("low_freq_factor"), "{err}");
+        let yarn = json!({
+            "model_type": "qwen2", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "eos_token_id": 1,
+            "rope_scaling": {"type": "yarn", "factor": 4.0}
+        });
+        let err = format!("{:#}", decoder_config_from_hf(&yarn).unwrap_err());
+        assert!(
+            err.contains("not supported") && err.contains("yarn"),
+            "{err}"
+        );
+    }
+
+    /// Llama 3.1's published scaling: high frequencies kept, low ones divided
+    /// by the factor, the band between continuous at both ends.
+    #[test]
+    fn llama3_rope_scaling_parses_and_rescales_by_wavelength() {
+        let cfg = json!({
+            "model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "eos_token_id": 1,
+            "rope_theta": 500000.0,
+            "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                             "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+        });
+        let scaling = decoder_config_from_hf(&cfg).unwrap().rope_scaling.unwrap();
+        assert_eq!(scaling.original_max_position, 8192);
+        let at_wavelength = |w: f64| 2.0 * std::f64::consts::PI / w;
+        // Wavelength 100 < 8192/4: untouched; 1e5 > 8192/1: divided by 8.
+        assert_eq!(scaling.rescale(at_wavelength(100.0)), at_wavelength(100.0));
+        let low = at_wavelength(1e5);
+        assert!((scaling.rescale(low) - low / 8.0).abs() < 1e-18);
+        for (edge, expected) in [(2048.0, 1.0), (8192.0, 1.0 / 8.0)] {
+            let f = at_wavelength(edge);
+            assert!(((scaling.rescale(f) / f) - expected).abs() < 1e-9, "{edge}");
+        }
+        // Halfway through the band (8192 / wavelength = 2.5): smooth = 0.5.
+        let mid = at_wavelength(8192.0 / 2.5);
+        let want = 0.5 * mid / 8.0 + 0.5 * mid;
+        assert!((scaling.rescale(mid) - want).abs() < 1e-15);
     }
 }

@@ -5,6 +5,7 @@
 //! candle's fused `rope` kernels have no backward; this uses narrow/cat/mul.
 use candle_core::{DType, Device, Result, Tensor};
 
+use super::config::RopeScaling;
 use super::fused;
 
 /// Inverse frequencies of one head width; angles are built per forward from
@@ -25,13 +26,21 @@ pub struct RotaryAngles {
 }
 
 impl Rotary {
-    pub fn new(head_dim: usize, theta: f64, device: &Device) -> Result<Self> {
+    pub fn new(
+        head_dim: usize,
+        theta: f64,
+        scaling: Option<&RopeScaling>,
+        device: &Device,
+    ) -> Result<Self> {
         if !head_dim.is_multiple_of(2) {
             candle_core::bail!("RoPE needs an even head_dim, got {head_dim}");
         }
         let half = head_dim / 2;
         let inv: Vec<f32> = (0..half)
-            .map(|i| (1.0 / theta.powf(2.0 * i as f64 / head_dim as f64)) as f32)
+            .map(|i| {
+                let inv = 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64);
+                scaling.map_or(inv, |s| s.rescale(inv)) as f32
+            })
             .collect();
         Ok(Self {
             inv_freq: Tensor::from_vec(inv, (1, 1, half), device)?,
@@ -80,7 +89,7 @@ mod tests {
     #[test]
     fn rope_preserves_norm_and_relative_angles() -> Result<()> {
         let dev = Device::Cpu;
-        let rot = Rotary::new(4, 10_000.0, &dev)?;
+        let rot = Rotary::new(4, 10_000.0, None, &dev)?;
         let q = Tensor::new(&[0.3f32, -1.2, 0.7, 0.5], &dev)?.reshape((1, 1, 1, 4))?;
         let k = Tensor::new(&[1.1f32, 0.4, -0.2, 0.9], &dev)?.reshape((1, 1, 1, 4))?;
         let at = |p: u32, x: &Tensor| -> Result<Tensor> {
@@ -108,7 +117,7 @@ mod tests {
     #[test]
     fn rope_gradient_matches_finite_differences() -> Result<()> {
         let dev = Device::Cpu;
-        let rot = Rotary::new(4, 100.0, &dev)?;
+        let rot = Rotary::new(4, 100.0, None, &dev)?;
         let pos = Tensor::new(&[[0u32, 1, 2], [0, 0, 1]], &dev)?; // [B=2, S=3]
         let angles = rot.angles(&pos, DType::F64)?;
         let vals: Vec<f64> = (0..48).map(|i| ((i * 13 % 7) as f64 - 3.0) / 2.0).collect();

@@ -14,6 +14,7 @@ pub fn tiny_llama() -> DecoderConfig {
         head_dim: 4,
         max_position: 64,
         rope_theta: 10_000.0,
+        rope_scaling: None,
         norm_eps: 1e-6,
         qkv_bias: false,
         qk_norm: false,
@@ -34,6 +35,7 @@ pub fn tiny_qwen3() -> DecoderConfig {
         qkv_bias: true,
         tie_embeddings: false,
         rope_theta: 1_000_000.0,
+        rope_scaling: None,
         ..tiny_llama()
     }
 }

@@ -10,6 +10,7 @@ use super::gold_train::GOLD_DIR;
 use super::support::dataset_source;
 use super::{Stage, StageContext, StageOutcome, read_json, write_json};
 use crate::eval::learned::LearnedGold;
+use crate::eval::real_gold::{RealGoldKind, load_real_gold};
 use crate::eval::{GoldScorer, GoldSpec};
 
 pub struct Score;
@@ -39,10 +40,15 @@ fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn GoldScorer
             "gold `{}` exists only for the synthetic world; a real dataset needs a gold reward model",
             spec.kind_name()
         ),
-        (other, _) => bail!(
-            "gold scorer kind `{}` is not available yet (available: true_reward, learned)",
-            other.kind_name()
-        ),
+        (GoldSpec::RewardModel { path }, _) => {
+            load_real_gold(RealGoldKind::SeqCls, path, ctx.device)
+        }
+        (GoldSpec::DebertaReward { path }, _) => {
+            load_real_gold(RealGoldKind::Deberta, path, ctx.device)
+        }
+        (GoldSpec::Steamshp { path }, _) => {
+            load_real_gold(RealGoldKind::SteamShp, path, ctx.device)
+        }
     }
 }
 

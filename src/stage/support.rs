@@ -135,6 +135,7 @@ impl TinyModelSpec {
             head_dim: self.hidden_size / self.num_heads,
             max_position: self.max_position,
             rope_theta: 10_000.0,
+            rope_scaling: None,
             norm_eps: 1e-5,
             qkv_bias: self.arch == Arch::Opt,
             qk_norm: false,
