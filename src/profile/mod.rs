@@ -386,6 +386,70 @@ mod tests {
     }
 
     #[test]
+    fn each_dataset_gets_its_own_judge_or_the_profile_default() {
+        let paper = Profile::load("paper").unwrap();
+        let kinds: Vec<(&str, &str)> = ["hh-rlhf", "ufb", "tldr", "shp-askbaking"]
+            .iter()
+            .map(|d| {
+                let slot = &paper.datasets[*d];
+                (*d, slot.gold.as_ref().unwrap_or(&paper.gold).kind_name())
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("hh-rlhf", "reward_model"),
+                ("ufb", "reward_model"),
+                ("tldr", "deberta_reward"),
+                ("shp-askbaking", "steamshp")
+            ]
+        );
+        let text = r#"
+name = "p"
+description = "d"
+gold = { kind = "reward_model", path = "/models/sky" }
+[datasets.a]
+stands_for = "A"
+files = { format = "hh-rlhf", train = "/d/a.jsonl", test = "/d/t.jsonl" }
+[datasets.b]
+stands_for = "B"
+files = { format = "tldr", train = "/d/b.jsonl", test = "/d/t.jsonl" }
+gold = { kind = "deberta_reward", path = "/models/oa" }
+[models.m]
+stands_for = "M"
+path = "/models/m"
+[pairs.x]
+weak = "m"
+strong = "m"
+"#;
+        let p = Profile::parse(Path::new("p.toml"), text).unwrap();
+        assert_eq!(
+            p.gold_for("a").unwrap(),
+            GoldSpec::RewardModel {
+                path: "/models/sky".into()
+            }
+        );
+        assert_eq!(
+            p.gold_for("b").unwrap().path(),
+            Some(Path::new("/models/oa"))
+        );
+        let missing = p.missing_paths(&["b"], &[]).join("\n");
+        assert!(
+            missing.contains("/models/oa/config.json")
+                && missing.contains("OpenAssistant/reward-model-deberta-v3-large-v2"),
+            "{missing}"
+        );
+        let bad = text.replace("deberta_reward", "gpt4_judge");
+        let err = Profile::parse(Path::new("p.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gpt4_judge") && err.contains("steamshp"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn expand_env_names_the_missing_variable() {
         let err = expand_env("${SWEEP_SURELY_UNSET_VAR}/x").unwrap_err();
         assert!(err.contains("SWEEP_SURELY_UNSET_VAR"), "{err}");
