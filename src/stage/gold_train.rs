@@ -81,10 +81,10 @@ impl Stage for GoldTrain {
                 gold_labelled_pairs(&world, Some(family), params.n_valid_pairs, "gold-rm/valid")?;
             let labels = bt::score_pairs(&scorer, &tok.pairs(&valid)?, &batching, 64)?;
             let agreeing = labels.iter().filter(|l| l.prefers_chosen).count();
-            metrics.insert(
-                format!("agreement_{family}"),
-                agreeing as f64 / labels.len().max(1) as f64,
-            );
+            let share = agreeing as f64 / labels.len().max(1) as f64;
+            ctx.progress
+                .log(&format!("  {family}: {:.1}% of {}", 100.0 * share, labels.len()));
+            metrics.insert(format!("agreement_{family}"), share);
             agree += agreeing;
             total += labels.len();
         }
