@@ -9,17 +9,11 @@ use std::path::{Path, PathBuf};
 
 /// The tiny profile with short pretraining and a small learned-judge set.
 fn small_profile(dir: &Path) -> PathBuf {
-    let text =
-        std::fs::read_to_string(common::repo().join("experiments/profiles/tiny.toml")).unwrap();
-    let mut profile: toml::Table = toml::from_str(&text).unwrap();
-    let pretrain = profile["pretrain"].as_table_mut().unwrap();
-    pretrain.insert("steps".into(), toml::Value::Integer(40));
-    let learned = profile["learned_gold"].as_table_mut().unwrap();
-    learned.insert("n_pairs".into(), toml::Value::Integer(640));
-    learned.insert("n_valid_pairs".into(), toml::Value::Integer(40));
-    let path = dir.join("tiny-ci.toml");
-    std::fs::write(&path, toml::to_string(&profile).unwrap()).unwrap();
-    path
+    let mut profile = common::tiny_profile();
+    common::set(&mut profile, "pretrain", "steps", 40);
+    common::set(&mut profile, "learned_gold", "n_pairs", 640);
+    common::set(&mut profile, "learned_gold", "n_valid_pairs", 40);
+    common::write_profile(dir, &profile)
 }
 
 const MANIFEST: &str = r#"

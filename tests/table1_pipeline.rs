@@ -12,14 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// The embedded tiny profile with pretraining cut short.
 fn small_profile(dir: &Path) -> PathBuf {
-    let text =
-        std::fs::read_to_string(common::repo().join("experiments/profiles/tiny.toml")).unwrap();
-    let mut profile: toml::Table = toml::from_str(&text).unwrap();
-    let pretrain = profile["pretrain"].as_table_mut().unwrap();
-    pretrain.insert("steps".into(), toml::Value::Integer(40));
-    let path = dir.join("tiny-ci.toml");
-    std::fs::write(&path, toml::to_string(&profile).unwrap()).unwrap();
-    path
+    let mut profile = common::tiny_profile();
+    common::set(&mut profile, "pretrain", "steps", 40);
+    common::write_profile(dir, &profile)
 }
 
 /// Table 1's manifest with a smaller world and two seeds (a CI needs two).

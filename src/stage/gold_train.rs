@@ -82,8 +82,11 @@ impl Stage for GoldTrain {
             let labels = bt::score_pairs(&scorer, &tok.pairs(&valid)?, &batching, 64)?;
             let agreeing = labels.iter().filter(|l| l.prefers_chosen).count();
             let share = agreeing as f64 / labels.len().max(1) as f64;
-            ctx.progress
-                .log(&format!("  {family}: {:.1}% of {}", 100.0 * share, labels.len()));
+            ctx.progress.log(&format!(
+                "  {family}: {:.1}% of {}",
+                100.0 * share,
+                labels.len()
+            ));
             metrics.insert(format!("agreement_{family}"), share);
             agree += agreeing;
             total += labels.len();

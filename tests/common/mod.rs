@@ -26,3 +26,25 @@ pub fn text(out: &Output) -> String {
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// The embedded tiny profile as a TOML table, for a test to shrink and then
+/// write with [`write_profile`].
+pub fn tiny_profile() -> toml::Table {
+    let text = std::fs::read_to_string(repo().join("experiments/profiles/tiny.toml")).unwrap();
+    toml::from_str(&text).unwrap()
+}
+
+/// Sets `section.key = value` in a profile table (e.g. `pretrain.steps`).
+pub fn set(profile: &mut toml::Table, section: &str, key: &str, value: i64) {
+    profile[section]
+        .as_table_mut()
+        .unwrap_or_else(|| panic!("profile has no [{section}]"))
+        .insert(key.into(), toml::Value::Integer(value));
+}
+
+/// Writes a profile table to `dir/tiny-ci.toml` and returns the path.
+pub fn write_profile(dir: &Path, profile: &toml::Table) -> std::path::PathBuf {
+    let path = dir.join("tiny-ci.toml");
+    std::fs::write(&path, toml::to_string(profile).unwrap()).unwrap();
+    path
+}
