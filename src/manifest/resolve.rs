@@ -746,7 +746,7 @@ mod tests {
     #[test]
     fn several_samples_need_sampling() {
         let err = resolve_text(&format!(
-            "{HEAD}annotation = \"human\"\n[generate]\nsamples = 4\n"
+            "{HEAD}annotation = \"human\"\n[generate]\nsamples = 4\ntemperature = 0.0\n"
         ))
         .unwrap_err()
         .to_string();
