@@ -15,7 +15,8 @@ torch.set_num_threads(2).
     h = (policy margin − reference margin), loss = mean(−log σ(β h)),
     backward, AdamW step. Timed cold (the first step, which is all the Rust
     bench times; loss ln 2 because policy = reference) and warm: after that
-    first step as warm-up, the median of 3 more steps.
+    first step as warm-up, the median of 3 more steps. Each step is also
+    split into reference forward, policy forward + loss, backward, AdamW.
 
 (b) The Bradley–Terry weak annotator on tests/fixtures/real/hh-rlhf.jsonl:
     rows parsed as sweep's HH loader does (prompt = chosen up to and
@@ -103,22 +104,33 @@ def dpo_run(gguf_path, pairs=2, prompt_len=128, response_len=128, beta=0.5, warm
     opt = torch.optim.AdamW(policy.parameters())  # lr 1e-3, wd 0.01: candle's defaults
 
     def step():
-        start = time.perf_counter()
+        """(seconds, loss, {phase: seconds}); CPU ops are synchronous, so the split is exact."""
+        t0 = time.perf_counter()
         with torch.no_grad():
             ref_margin = response_logprob_sums(reference, chosen, prompt_len) - response_logprob_sums(
                 reference, rejected, prompt_len
             )
+        t1 = time.perf_counter()
         margin = response_logprob_sums(policy, chosen, prompt_len) - response_logprob_sums(
             policy, rejected, prompt_len
         )
         h = margin - ref_margin
         loss = -F.logsigmoid(beta * h).mean()
+        t2 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        t3 = time.perf_counter()
         opt.step()
-        return time.perf_counter() - start, loss.item()
+        t4 = time.perf_counter()
+        split = {
+            "reference_forward": t1 - t0,
+            "policy_forward_loss": t2 - t1,
+            "backward": t3 - t2,
+            "adamw": t4 - t3,
+        }
+        return t4 - t0, loss.item(), split
 
-    cold_s, cold_loss = step()
+    cold_s, cold_loss, cold_split = step()
     warm = [step() for _ in range(warm_steps)]
     return {
         "setting": f"{pairs} pairs of {prompt_len} + {response_len} tokens, beta {beta}, full-model AdamW, reference forward included",
@@ -126,9 +138,11 @@ def dpo_run(gguf_path, pairs=2, prompt_len=128, response_len=128, beta=0.5, warm
         "attn_implementation": policy.config._attn_implementation,
         "cold_step_s": cold_s,
         "cold_loss": cold_loss,
-        "warm_step_s": [s for s, _ in warm],
-        "warm_median_s": statistics.median(s for s, _ in warm),
-        "warm_losses": [l for _, l in warm],
+        "cold_split_s": cold_split,
+        "warm_step_s": [s for s, _, _ in warm],
+        "warm_median_s": statistics.median(s for s, _, _ in warm),
+        "warm_losses": [l for _, l, _ in warm],
+        "warm_split_s": [split for _, _, split in warm],
         "cold_loss_is_ln2": abs(cold_loss - math.log(2)) < 1e-4,
     }
 
@@ -204,7 +218,7 @@ def bt_run(gguf_path, hh_path, steps=3, lr=1e-5):
     losses = []
     for _ in range(steps):
         loss = bt_loss()
-        losses.append(float(loss))
+        losses.append(loss.item())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
