@@ -1,9 +1,11 @@
 //! Proof on real weights (BENCHMARKS.md, "Real weights"): SmolLM2-135M as
 //! the Bradley–Terry weak annotator on the HH-layout fixture, and one DPO
-//! step on 2 pairs of 128 + 128 tokens, both on the CPU, timed.
+//! step on 2 pairs of 128 + 128 tokens, both on the CPU, timed; plus the
+//! same DPO step split into phases (`smollm2_dpo_step_split`). The PyTorch
+//! counterpart is scripts/smollm2_torch_dpo_step.py.
 //!
 //! Ignored by default (minutes on a shared CPU); run with
-//! `cargo test --test real_smollm2_bench -- --ignored --nocapture`.
+//! `cargo test --release --test real_smollm2_bench -- --ignored --nocapture --test-threads 1`.
 //! Timings are printed, never asserted; what is asserted is that the numbers
 //! are sane (BT loss falls on its training pairs, confidences lie in [0, 1),
 //! the first DPO loss is ln 2 because policy = reference).
