@@ -13,8 +13,8 @@ runs a float64 numpy Llama forward directly on the *GGUF* layout, i.e. with
 llama.cpp's interleaved ("GPT-J") RoPE on the permuted attn_q / attn_k rows.
 sweep instead un-permutes those rows and runs HF's half-split RoPE, so a
 wrong un-permutation, name mapping or tokeniser shows up as a mismatch.
-(torch + transformers are not used: torch's PyPI wheel is several GB of CUDA
-libraries, which this machine could not take.)
+scripts/smollm2_torch_reference.py is the second reference (transformers'
+own GGUF loader, torch float32 forward) on the same TEXTS.
 
 Usage:
     scripts/fetch-smollm2.sh

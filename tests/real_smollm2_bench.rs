@@ -1,9 +1,11 @@
 //! Proof on real weights (BENCHMARKS.md, "Real weights"): SmolLM2-135M as
 //! the Bradley–Terry weak annotator on the HH-layout fixture, and one DPO
-//! step on 2 pairs of 128 + 128 tokens, both on the CPU, timed.
+//! step on 2 pairs of 128 + 128 tokens, both on the CPU, timed; plus the
+//! same DPO step split into phases (`smollm2_dpo_step_split`). The PyTorch
+//! counterpart is scripts/smollm2_torch_dpo_step.py.
 //!
 //! Ignored by default (minutes on a shared CPU); run with
-//! `cargo test --test real_smollm2_bench -- --ignored --nocapture`.
+//! `cargo test --release --test real_smollm2_bench -- --ignored --nocapture --test-threads 1`.
 //! Timings are printed, never asserted; what is asserted is that the numbers
 //! are sane (BT loss falls on its training pairs, confidences lie in [0, 1),
 //! the first DPO loss is ln 2 because policy = reference).
@@ -191,4 +193,62 @@ fn smollm2_one_dpo_step() {
         (loss - std::f32::consts::LN_2).abs() < 1e-4,
         "policy = reference gives ln 2, got {loss}"
     );
+}
+
+/// Where [`smollm2_one_dpo_step`]'s time goes (BENCHMARKS.md, "Real
+/// weights"): the same step split into reference forward, policy forward +
+/// loss, backward and AdamW update, for a cold step and two more.
+#[test]
+#[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights profile"]
+fn smollm2_dpo_step_split() {
+    let Some(path) = smollm2_gguf() else { return };
+    let device = Device::Cpu;
+    let lm = load_lm(&path, &device).unwrap();
+    let reference = load_lm(&path, &device).unwrap().policy;
+    let (pairs, prompt_len, response_len, beta) = (2, 128, 128, 0.5);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let vocab = lm.policy.config().vocab_size as u32;
+    let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(17..vocab)).collect() };
+    let prompts: Vec<Vec<u32>> = (0..pairs).map(|_| ids(prompt_len)).collect();
+    let chosen: Vec<Vec<u32>> = (0..pairs).map(|_| ids(response_len)).collect();
+    let rejected: Vec<Vec<u32>> = (0..pairs).map(|_| ids(response_len)).collect();
+    let batch_of = |responses: &[Vec<u32>]| {
+        let rows: Vec<(&[u32], &[u32])> = prompts
+            .iter()
+            .zip(responses)
+            .map(|(p, r)| (p.as_slice(), r.as_slice()))
+            .collect();
+        SeqBatch::from_prompt_response(&rows, 0, PadSide::Right, 1024, &device).unwrap()
+    };
+    let (chosen_batch, rejected_batch) = (batch_of(&chosen), batch_of(&rejected));
+    let sum =
+        |model: &dyn LanguageModel, batch: &SeqBatch| model.response_logprobs(batch).unwrap().sum;
+    let mut opt = AdamW::new(lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
+    for step in 0..3 {
+        let t0 = Instant::now();
+        let ref_margin = (sum(&reference, &chosen_batch) - sum(&reference, &rejected_batch))
+            .unwrap()
+            .detach();
+        let t1 = Instant::now();
+        let margin = (sum(&lm.policy, &chosen_batch) - sum(&lm.policy, &rejected_batch)).unwrap();
+        let loss = dpo_loss(&(margin - ref_margin).unwrap(), beta)
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        let loss_value = loss.to_scalar::<f32>().unwrap();
+        let t2 = Instant::now();
+        let grads = loss.backward().unwrap();
+        let t3 = Instant::now();
+        opt.step(&grads).unwrap();
+        let t4 = Instant::now();
+        let s = |a: Instant, b: Instant| (b - a).as_secs_f64();
+        println!(
+            "DPO step {step} split (SmolLM2-135M, f32, CPU): reference forward {:.2} s, policy forward + loss {:.2} s, backward {:.2} s, AdamW {:.2} s, total {:.2} s, loss {loss_value:.5}",
+            s(t0, t1),
+            s(t1, t2),
+            s(t2, t3),
+            s(t3, t4),
+            s(t0, t4)
+        );
+    }
 }

