@@ -6,53 +6,20 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::anyhow;
 use candle_core::{Device, Tensor};
 use candle_nn::{Init, VarMap};
 use serde_json::{Value as Json, json};
-use tokenizers::models::wordlevel::WordLevel;
-use tokenizers::pre_tokenizers::whitespace::Whitespace;
+use tokenizers::Tokenizer;
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, Tokenizer};
 
 use super::GoldScorer;
-use super::common::{CONFIG_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE};
+use super::common::TOKENIZER_CONFIG_FILE;
 use crate::model::init::init_values;
-use crate::model::testing::tiny_qwen3;
-use crate::model::{DecoderConfig, PadSide, RewardModel, ScalarScorer, SeqBatch};
+pub(super) use crate::model::testing::word_tokenizer;
+use crate::model::testing::{tiny_qwen3, write_hf_reward_dir};
+use crate::model::{PadSide, RewardModel, ScalarScorer, SeqBatch};
 
 pub(super) type Result<T = ()> = anyhow::Result<T>;
-
-/// A word-level tokenizer: `specials` get ids 0.., then `words`; text is
-/// split on whitespace and punctuation, and special tokens written in
-/// the text are matched whole (as chat markers are in real tokenizers).
-pub(super) fn word_tokenizer(
-    specials: &[&str],
-    words: &[&str],
-    unk: &str,
-    post: TemplateProcessing,
-) -> Tokenizer {
-    let vocab: serde_json::Map<String, Json> = specials
-        .iter()
-        .chain(words)
-        .enumerate()
-        .map(|(i, w)| (w.to_string(), json!(i)))
-        .collect();
-    assert_eq!(vocab.len(), specials.len() + words.len(), "duplicate words");
-    let model: WordLevel =
-        serde_json::from_value(json!({"vocab": vocab, "unk_token": unk})).unwrap();
-    let mut tokenizer = Tokenizer::new(model);
-    tokenizer.with_pre_tokenizer(Some(Whitespace));
-    tokenizer.with_post_processor(Some(post));
-    let added: Vec<AddedToken> = specials
-        .iter()
-        .map(|s| AddedToken::from(s.to_string(), true))
-        .collect();
-    tokenizer
-        .add_special_tokens(added)
-        .expect("special tokens are in the vocab");
-    tokenizer
-}
 
 pub(super) fn ids(tokenizer: &Tokenizer, words: &str) -> Vec<u32> {
     words
@@ -158,37 +125,14 @@ pub(super) fn chat_tokenizer() -> Tokenizer {
     word_tokenizer(CHAT_SPECIALS, CHAT_WORDS, "<unk>", bos)
 }
 
-pub(super) fn hf_decoder_config(cfg: &DecoderConfig) -> Json {
-    json!({
-        "architectures": ["Qwen3ForSequenceClassification"],
-        "model_type": "qwen3", "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
-        "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.num_layers,
-        "num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.num_kv_heads,
-        "head_dim": cfg.head_dim, "max_position_embeddings": cfg.max_position,
-        "rope_theta": cfg.rope_theta, "rms_norm_eps": cfg.norm_eps,
-        "tie_word_embeddings": false, "attention_bias": true,
-        "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "torch_dtype": "float32",
-        "id2label": {"0": "LABEL_0"}
-    })
-}
-
 /// An HF dir holding a random Qwen3ForSequenceClassification, its
 /// tokenizer and (if given) a tokenizer_config.json with `template`.
 pub(super) fn seqcls_dir(
     template: Option<&str>,
 ) -> Result<(tempfile::TempDir, RewardModel, Tokenizer)> {
     let dir = tempfile::tempdir()?;
-    let cfg = tiny_qwen3();
-    let rm = RewardModel::new_random(&cfg, None, 5, &Device::Cpu)?;
-    write_json(&dir.path().join(CONFIG_FILE), &hf_decoder_config(&cfg))?;
-    candle_core::safetensors::save(
-        &rm.backbone().params().tensors(),
-        dir.path().join("model.safetensors"),
-    )?;
     let tokenizer = chat_tokenizer();
-    tokenizer
-        .save(dir.path().join(TOKENIZER_FILE), false)
-        .map_err(|e| anyhow!("{e}"))?;
+    let rm = write_hf_reward_dir(dir.path(), &tiny_qwen3(), 5, &tokenizer)?;
     if let Some(template) = template {
         write_json(
             &dir.path().join(TOKENIZER_CONFIG_FILE),
