@@ -112,9 +112,9 @@ impl RewardModel {
     }
 }
 
-/// Loads a checkpoint written by `Policy::save` / `RewardModel::save`, in
-/// the dtype it was saved in.
-pub fn load_checkpoint(dir: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
+/// The `config.json` of a checkpoint written by `Policy::save` /
+/// `RewardModel::save` (format checked), without loading its weights.
+pub fn read_checkpoint_config(dir: &Path) -> anyhow::Result<CheckpointConfig> {
     let config_path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path).with_context(|| {
         format!(
@@ -135,6 +135,13 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> anyhow::Result<LoadedMode
         config_path.display(),
         config.format
     );
+    Ok(config)
+}
+
+/// Loads a checkpoint written by `Policy::save` / `RewardModel::save`, in
+/// the dtype it was saved in.
+pub fn load_checkpoint(dir: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
+    let config = read_checkpoint_config(dir)?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let tensors = candle_core::safetensors::load(&weights_path, device)
         .with_context(|| format!("reading {}", weights_path.display()))?;
