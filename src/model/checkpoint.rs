@@ -112,9 +112,9 @@ impl RewardModel {
     }
 }
 
-/// Loads a checkpoint written by `Policy::save` / `RewardModel::save`, in
-/// the dtype it was saved in.
-pub fn load_checkpoint(dir: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
+/// The `config.json` of a checkpoint written by `Policy::save` /
+/// `RewardModel::save` (format checked), without loading its weights.
+pub fn read_checkpoint_config(dir: &Path) -> anyhow::Result<CheckpointConfig> {
     let config_path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path).with_context(|| {
         format!(
@@ -135,6 +135,13 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> anyhow::Result<LoadedMode
         config_path.display(),
         config.format
     );
+    Ok(config)
+}
+
+/// Loads a checkpoint written by `Policy::save` / `RewardModel::save`, in
+/// the dtype it was saved in.
+pub fn load_checkpoint(dir: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
+    let config = read_checkpoint_config(dir)?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let tensors = candle_core::safetensors::load(&weights_path, device)
         .with_context(|| format!("reading {}", weights_path.display()))?;
@@ -221,7 +228,7 @@ pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testing::{tiny_opt, tiny_qwen3};
+    use crate::model::testing::{hf_config_json, tiny_opt, tiny_qwen3};
     use crate::model::{LanguageModel, PadSide, ScalarScorer, SeqBatch};
     use std::collections::HashMap;
 
@@ -344,15 +351,8 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let cfg = tiny_qwen3();
         let policy = Policy::new_random(&cfg, None, 9, &dev)?;
-        let hf_config = serde_json::json!({
-            "model_type": "qwen3", "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
-            "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.num_layers,
-            "num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.num_kv_heads,
-            "head_dim": cfg.head_dim, "max_position_embeddings": cfg.max_position,
-            "rope_theta": cfg.rope_theta, "rms_norm_eps": cfg.norm_eps,
-            "tie_word_embeddings": false, "attention_bias": true,
-            "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "torch_dtype": "bfloat16"
-        });
+        let mut hf_config = hf_config_json(&cfg, "ForCausalLM");
+        hf_config["torch_dtype"] = "bfloat16".into();
         std::fs::write(dir.path().join("config.json"), hf_config.to_string())?;
         // Two bf16 shards and an index, as `save_pretrained` writes them.
         let tensors = policy.backbone().params().tensors();

@@ -282,9 +282,12 @@ pub fn labelled_unlabeled(
 pub fn tokenizer_of_checkpoint(dir: &Path) -> Result<Box<dyn Tokenizer>> {
     let hf = dir.join("tokenizer.json");
     if hf.exists() {
-        return tokenizer_for(&ModelSpec::Hf {
-            path: dir.to_path_buf(),
-        });
+        // EOS / pad from our checkpoint's config.json: it is not an HF config
+        // (no `model_type`), so `tokenizer_for` cannot read it.
+        let cfg = crate::model::checkpoint::read_checkpoint_config(dir)?.decoder;
+        return Ok(Box::new(crate::data::hf_tokenizer::HfTokenizer::from_file(
+            &hf, cfg.eos_id, cfg.pad_id,
+        )?));
     }
     Ok(Box::new(crate::data::synthetic::tokenizer()))
 }
@@ -310,5 +313,42 @@ pub fn origin_of(spec: &ModelSpec) -> Option<&Path> {
     match spec {
         ModelSpec::Hf { path } => Some(path),
         ModelSpec::Tiny(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing::{tiny_llama, word_tokenizer, write_hf_policy_dir};
+    use tokenizers::processors::template::TemplateProcessing;
+
+    /// A stage's checkpoint of an HF model (our config.json, the HF dir's
+    /// tokenizer.json copied beside it) reads back as that tokenizer with
+    /// the model's EOS and pad ids.
+    #[test]
+    fn checkpoints_of_hf_models_keep_their_tokenizer() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let hf = tmp.path().join("hf");
+        let cfg = DecoderConfig {
+            eos_id: 3,
+            pad_id: 2,
+            ..tiny_llama()
+        };
+        let plain = TemplateProcessing::builder()
+            .try_single("$A")
+            .unwrap()
+            .build()?;
+        let words = word_tokenizer(
+            &["<pad>", "<s>", "</s>", "<unk>"],
+            &["a", "b"],
+            "<unk>",
+            plain,
+        );
+        let policy = write_hf_policy_dir(&hf, &cfg, 1, &words)?;
+        save_model(&policy, Some(&hf), tmp.path())?;
+        let tokenizer = tokenizer_of_checkpoint(&tmp.path().join(MODEL_DIR))?;
+        assert_eq!((tokenizer.eos_id(), tokenizer.pad_id()), (3, 2));
+        assert_eq!(tokenizer.encode("b a")?, [5, 4]);
+        Ok(())
     }
 }
