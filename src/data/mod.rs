@@ -24,6 +24,14 @@ pub struct PreferencePair {
 pub trait Tokenizer: Send + Sync {
     /// Ids of `text`, without BOS/EOS (callers add them where a model wants them).
     fn encode(&self, text: &str) -> anyhow::Result<Vec<u32>>;
+    /// Ids of a prompt, the start of a sequence: the tokenizer's own
+    /// start-of-sequence tokens (Llama 3's `<|begin_of_text|>`, OPT's `</s>`;
+    /// none for Qwen, SmolLM2 or the synthetic world), then `encode(text)`.
+    /// A pretrained model saw them before every document, so training and
+    /// generation put them before every prompt; responses follow unprefixed.
+    fn encode_prompt(&self, text: &str) -> anyhow::Result<Vec<u32>> {
+        self.encode(text)
+    }
     /// Text of `ids`, special tokens skipped.
     fn decode(&self, ids: &[u32]) -> anyhow::Result<String>;
     fn vocab_size(&self) -> usize;

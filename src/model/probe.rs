@@ -197,7 +197,7 @@ pub fn model_generate(
     device: &Device,
 ) -> Result<String> {
     let lm = load_lm(path, device)?;
-    let ids = lm.tokenizer.encode(prompt)?;
+    let ids = lm.tokenizer.encode_prompt(prompt)?;
     if ids.is_empty() {
         bail!("prompt is empty after tokenisation; give at least one token");
     }

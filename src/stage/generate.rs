@@ -66,7 +66,7 @@ impl Stage for Generate {
             .collect();
         let ids = prompts
             .iter()
-            .map(|p| tokenizer.encode(p))
+            .map(|p| tokenizer.encode_prompt(p))
             .collect::<Result<Vec<_>>>()?;
         let sampling = SamplingConfig {
             temperature: params.temperature,

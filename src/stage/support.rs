@@ -97,7 +97,7 @@ impl PairTokenizer<'_> {
 
     pub fn pair(&self, pair: &PreferencePair) -> Result<TokenizedPair> {
         Ok(TokenizedPair {
-            prompt: self.tokenizer.encode(&pair.prompt)?,
+            prompt: self.tokenizer.encode_prompt(&pair.prompt)?,
             chosen: self.response(&pair.chosen)?,
             rejected: self.response(&pair.rejected)?,
         })
@@ -113,7 +113,7 @@ impl PairTokenizer<'_> {
             .iter()
             .map(|p| {
                 Ok(TokenizedExample {
-                    prompt: self.tokenizer.encode(&p.prompt)?,
+                    prompt: self.tokenizer.encode_prompt(&p.prompt)?,
                     response: self.response(&p.chosen)?,
                 })
             })
