@@ -33,10 +33,11 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use cwpo::eval::real_gold::{RealGoldKind, load_real_gold};
 use cwpo::model::DecoderConfig;
-use cwpo::model::testing::{tiny_llama, word_tokenizer, write_hf_policy_dir, write_hf_reward_dir};
+use cwpo::model::testing::{
+    bos_template, tiny_llama, word_tokenizer, write_hf_policy_dir, write_hf_reward_dir,
+};
 use serde_json::{Value, json};
 use tokenizers::Tokenizer;
-use tokenizers::processors::template::TemplateProcessing;
 
 const SPECIALS: &[&str] = &[
     "<pad>",
@@ -151,12 +152,7 @@ fn tokenizer_for(rows: &[&Value]) -> Tokenizer {
         }
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let bos = TemplateProcessing::builder()
-        .try_single("<s> $A")
-        .unwrap()
-        .special_tokens(vec![("<s>", 1)])
-        .build()
-        .unwrap();
+    let bos = bos_template("<s>", 1);
     word_tokenizer(SPECIALS, &words, "<unk>", bos)
 }
 

@@ -68,6 +68,17 @@ pub fn tiny_opt() -> DecoderConfig {
 // under HF tensor names, tokenizer.json), at a size that runs in
 // milliseconds. Shared by the library's tests and the integration tests.
 
+/// A post-processor that puts `token` (id `id`) before every sequence, as
+/// Llama's and OPT's tokenizer.json files put their BOS.
+pub fn bos_template(token: &str, id: u32) -> TemplateProcessing {
+    TemplateProcessing::builder()
+        .try_single(format!("{token} $A"))
+        .unwrap()
+        .special_tokens(vec![(token, id)])
+        .build()
+        .unwrap()
+}
+
 /// A word-level tokenizer: `specials` get ids 0.., then `words`; text is
 /// split on whitespace and punctuation (`\w+|[^\w\s]+`), and special tokens
 /// written in the text are matched whole (as chat markers are in real
@@ -188,12 +199,7 @@ mod tests {
     use crate::model::{LoadedModel, ModelKind, load_hf_dir};
 
     fn tokenizer() -> Tokenizer {
-        let bos = TemplateProcessing::builder()
-            .try_single("<s> $A")
-            .unwrap()
-            .special_tokens(vec![("<s>", 1)])
-            .build()
-            .unwrap();
+        let bos = bos_template("<s>", 1);
         word_tokenizer(
             &["<pad>", "<s>", "</s>", "<unk>"],
             &["a", "b", "."],

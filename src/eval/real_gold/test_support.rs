@@ -10,13 +10,12 @@ use candle_core::{Device, Tensor};
 use candle_nn::{Init, VarMap};
 use serde_json::{Value as Json, json};
 use tokenizers::Tokenizer;
-use tokenizers::processors::template::TemplateProcessing;
 
 use super::GoldScorer;
 use super::common::TOKENIZER_CONFIG_FILE;
 use crate::model::init::init_values;
 pub(super) use crate::model::testing::word_tokenizer;
-use crate::model::testing::{tiny_qwen3, write_hf_reward_dir};
+use crate::model::testing::{bos_template, tiny_qwen3, write_hf_reward_dir};
 use crate::model::{PadSide, RewardModel, ScalarScorer, SeqBatch};
 
 pub(super) type Result<T = ()> = anyhow::Result<T>;
@@ -116,12 +115,7 @@ pub(super) const CHAT_TEMPLATE: &str = "{{ bos_token }}
 {% if add_generation_prompt %}<|assistant|>{% endif %}";
 
 pub(super) fn chat_tokenizer() -> Tokenizer {
-    let bos = TemplateProcessing::builder()
-        .try_single("<s> $A")
-        .unwrap()
-        .special_tokens(vec![("<s>", 1)])
-        .build()
-        .unwrap();
+    let bos = bos_template("<s>", 1);
     word_tokenizer(CHAT_SPECIALS, CHAT_WORDS, "<unk>", bos)
 }
 
