@@ -145,20 +145,30 @@ fn smollm2_bt_weak_annotator_on_hh_fixture() {
     assert!(confidence.iter().all(|c| (0.0..1.0).contains(c)));
 }
 
-#[test]
-#[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights numbers"]
-fn smollm2_one_dpo_step() {
-    let Some(path) = smollm2_gguf() else { return };
+/// Pairs and tokens per prompt / response of the timed DPO step.
+const PAIRS: usize = 2;
+const LEN: usize = 128;
+
+/// The timed DPO step's inputs: SmolLM2 as policy and as frozen π_ref,
+/// [`PAIRS`] pairs of random [`LEN`]-token prompts and responses, β = 0.5.
+struct DpoStep {
+    lm: cwpo::model::probe::LoadedLm,
+    reference: cwpo::model::Policy,
+    chosen_batch: SeqBatch,
+    rejected_batch: SeqBatch,
+    beta: f64,
+}
+
+fn dpo_step(path: &Path) -> DpoStep {
     let device = Device::Cpu;
-    let lm = load_lm(&path, &device).unwrap();
-    let reference = load_lm(&path, &device).unwrap().policy; // frozen π_ref
-    let (pairs, prompt_len, response_len, beta) = (2, 128, 128, 0.5);
+    let lm = load_lm(path, &device).unwrap();
+    let reference = load_lm(path, &device).unwrap().policy; // frozen π_ref
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let vocab = lm.policy.config().vocab_size as u32;
     let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(17..vocab)).collect() };
-    let prompts: Vec<Vec<u32>> = (0..pairs).map(|_| ids(prompt_len)).collect();
-    let chosen: Vec<Vec<u32>> = (0..pairs).map(|_| ids(response_len)).collect();
-    let rejected: Vec<Vec<u32>> = (0..pairs).map(|_| ids(response_len)).collect();
+    let prompts: Vec<Vec<u32>> = (0..PAIRS).map(|_| ids(LEN)).collect();
+    let chosen: Vec<Vec<u32>> = (0..PAIRS).map(|_| ids(LEN)).collect();
+    let rejected: Vec<Vec<u32>> = (0..PAIRS).map(|_| ids(LEN)).collect();
     let batch_of = |responses: &[Vec<u32>]| {
         let rows: Vec<(&[u32], &[u32])> = prompts
             .iter()
@@ -167,9 +177,32 @@ fn smollm2_one_dpo_step() {
             .collect();
         SeqBatch::from_prompt_response(&rows, 0, PadSide::Right, 1024, &device).unwrap()
     };
-    let (chosen_batch, rejected_batch) = (batch_of(&chosen), batch_of(&rejected));
-    let sum =
-        |model: &dyn LanguageModel, batch: &SeqBatch| model.response_logprobs(batch).unwrap().sum;
+    DpoStep {
+        chosen_batch: batch_of(&chosen),
+        rejected_batch: batch_of(&rejected),
+        lm,
+        reference,
+        beta: 0.5,
+    }
+}
+
+/// Σ response log-prob per row. [B]
+fn sum(model: &dyn LanguageModel, batch: &SeqBatch) -> Tensor {
+    model.response_logprobs(batch).unwrap().sum
+}
+
+#[test]
+#[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights numbers"]
+fn smollm2_one_dpo_step() {
+    let Some(path) = smollm2_gguf() else { return };
+    let DpoStep {
+        lm,
+        reference,
+        chosen_batch,
+        rejected_batch,
+        beta,
+    } = dpo_step(&path);
+    let (pairs, prompt_len, response_len) = (PAIRS, LEN, LEN);
 
     let mut opt = AdamW::new(lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
     let start = Instant::now();
@@ -202,27 +235,13 @@ fn smollm2_one_dpo_step() {
 #[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights profile"]
 fn smollm2_dpo_step_split() {
     let Some(path) = smollm2_gguf() else { return };
-    let device = Device::Cpu;
-    let lm = load_lm(&path, &device).unwrap();
-    let reference = load_lm(&path, &device).unwrap().policy;
-    let (pairs, prompt_len, response_len, beta) = (2, 128, 128, 0.5);
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let vocab = lm.policy.config().vocab_size as u32;
-    let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(17..vocab)).collect() };
-    let prompts: Vec<Vec<u32>> = (0..pairs).map(|_| ids(prompt_len)).collect();
-    let chosen: Vec<Vec<u32>> = (0..pairs).map(|_| ids(response_len)).collect();
-    let rejected: Vec<Vec<u32>> = (0..pairs).map(|_| ids(response_len)).collect();
-    let batch_of = |responses: &[Vec<u32>]| {
-        let rows: Vec<(&[u32], &[u32])> = prompts
-            .iter()
-            .zip(responses)
-            .map(|(p, r)| (p.as_slice(), r.as_slice()))
-            .collect();
-        SeqBatch::from_prompt_response(&rows, 0, PadSide::Right, 1024, &device).unwrap()
-    };
-    let (chosen_batch, rejected_batch) = (batch_of(&chosen), batch_of(&rejected));
-    let sum =
-        |model: &dyn LanguageModel, batch: &SeqBatch| model.response_logprobs(batch).unwrap().sum;
+    let DpoStep {
+        lm,
+        reference,
+        chosen_batch,
+        rejected_batch,
+        beta,
+    } = dpo_step(&path);
     let mut opt = AdamW::new(lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
     for step in 0..3 {
         let t0 = Instant::now();
