@@ -2,56 +2,114 @@
 //! (dpo | ipo | rdpo) × per-pair weighting (CW-PO: each pair's loss times its
 //! weak confidence, nothing dropped) × an optional top-N% confidence filter
 //! (the filtering baseline: the most confident pairs, unweighted).
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::params::TrainSettings;
-use super::ref_logps::REF_LOGPS_FILE;
-use super::support::{
-    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, progress_callback, record_training,
-    save_model, tokenizer_of_checkpoint, train_config, trainable_copy,
+use super::artifacts::{MODEL_DIR, labelled_unlabeled};
+use super::models::{
+    PairTokenizer, load_policy, save_model, tokenizer_of_checkpoint, trainable_copy,
 };
+use super::ref_logps::REF_LOGPS_FILE;
+use super::training::{progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome, read_json};
+use crate::spec::TrainSettings;
 use crate::train::po::{PairLogProbs, PoData, train_po};
 use crate::train::weighting::top_confident;
 use crate::train::{PreferenceObjective, WeakLabel, WeightingScheme};
 
 pub struct Align;
 
+/// The loss and the weighting arrive built and validated (at resolve time).
+/// Serde: the flat form the cache keys have always held (`objective`,
+/// `beta` — τ for IPO —, `eps`, `weighting` as text), so keys are unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "FlatParams", into = "FlatParams")]
 pub struct Params {
-    /// `dpo` | `ipo` | `rdpo`.
-    pub objective: String,
-    /// β of DPO / rDPO, τ of IPO.
-    pub beta: f64,
-    /// rDPO label-noise rate ε (None for dpo / ipo).
-    #[serde(default)]
-    pub eps: Option<f64>,
+    pub objective: PreferenceObjective,
     /// `uniform`, `cw` (= `2*sigmoid(s_c - s_r) - 1`), another named scheme,
     /// or an expression of `s_c`, `s_r`, `delta`, `c`.
-    pub weighting: String,
+    pub weighting: WeightingScheme,
     /// Keep only the `filter_top` fraction of pairs with the highest confidence.
-    #[serde(default)]
     pub filter_top: Option<f64>,
     pub train: TrainSettings,
     pub seed: u64,
 }
 
-impl Params {
-    fn objective(&self) -> Result<PreferenceObjective> {
-        Ok(match self.objective.as_str() {
-            "dpo" => PreferenceObjective::Dpo { beta: self.beta },
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlatParams {
+    /// `dpo` | `ipo` | `rdpo`.
+    objective: String,
+    /// β of DPO / rDPO, τ of IPO.
+    beta: f64,
+    /// rDPO label-noise rate ε (None for dpo / ipo).
+    #[serde(default)]
+    eps: Option<f64>,
+    /// IPO on summed log-probs; only written when false.
+    #[serde(default = "length_normalised", skip_serializing_if = "is_true")]
+    length_normalised: bool,
+    weighting: String,
+    #[serde(default)]
+    filter_top: Option<f64>,
+    train: TrainSettings,
+    seed: u64,
+}
+
+fn length_normalised() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl TryFrom<FlatParams> for Params {
+    type Error = anyhow::Error;
+
+    fn try_from(flat: FlatParams) -> Result<Params> {
+        let objective = match flat.objective.as_str() {
+            "dpo" => PreferenceObjective::Dpo { beta: flat.beta },
             "ipo" => PreferenceObjective::Ipo {
-                tau: self.beta,
-                length_normalised: true,
+                tau: flat.beta,
+                length_normalised: flat.length_normalised,
             },
             "rdpo" => PreferenceObjective::Rdpo {
-                beta: self.beta,
-                epsilon: self.eps.unwrap_or(0.1),
+                beta: flat.beta,
+                epsilon: flat.eps.context("align: rdpo needs `eps`")?,
             },
             other => bail!("unknown objective `{other}`; valid objectives: dpo, ipo, rdpo"),
+        };
+        objective.validate()?;
+        Ok(Params {
+            objective,
+            weighting: flat.weighting.parse()?,
+            filter_top: flat.filter_top,
+            train: flat.train,
+            seed: flat.seed,
         })
+    }
+}
+
+impl From<Params> for FlatParams {
+    fn from(p: Params) -> FlatParams {
+        let (objective, beta, eps, length_normalised) = match p.objective {
+            PreferenceObjective::Dpo { beta } => ("dpo", beta, None, true),
+            PreferenceObjective::Ipo {
+                tau,
+                length_normalised,
+            } => ("ipo", tau, None, length_normalised),
+            PreferenceObjective::Rdpo { beta, epsilon } => ("rdpo", beta, Some(epsilon), true),
+        };
+        FlatParams {
+            objective: objective.into(),
+            beta,
+            eps,
+            length_normalised,
+            weighting: p.weighting.into(),
+            filter_top: p.filter_top,
+            train: p.train,
+            seed: p.seed,
+        }
     }
 }
 
@@ -61,12 +119,9 @@ fn weights_and_kept(
     labels: Option<&[WeakLabel]>,
     n: usize,
 ) -> Result<(Vec<f64>, Vec<usize>)> {
-    let scheme: WeightingScheme = params
-        .weighting
-        .parse()
-        .map_err(|e| anyhow::anyhow!("align: weighting `{}`: {e}", params.weighting))?;
+    let scheme = &params.weighting;
     let Some(labels) = labels else {
-        if scheme != WeightingScheme::Uniform || params.filter_top.is_some() {
+        if *scheme != WeightingScheme::Uniform || params.filter_top.is_some() {
             bail!(
                 "align: weighting `{}` / filter need weak labels, but this cell uses human labels",
                 params.weighting
@@ -92,7 +147,7 @@ impl Stage for Align {
     type Params = Params;
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
-        let objective = params.objective()?;
+        let objective = params.objective;
         let model_dir = ctx.input("sft")?.join(MODEL_DIR);
         let tokenizer = tokenizer_of_checkpoint(&model_dir)?;
         let tok = PairTokenizer {

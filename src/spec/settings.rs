@@ -4,22 +4,17 @@
 //! (`dataset`, `objective`, …) or `block.key` (`align.beta`).
 use serde::{Deserialize, Serialize};
 
+use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
+
 /// The per-stage blocks, in the order they appear in a manifest.
 pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
 
-pub const OBJECTIVES: &[&str] = &["dpo", "ipo", "rdpo"];
 pub const WEAK_OBJECTIVES: &[&str] = &["bt", "dpo", "sft_dpo", "pairrm"];
 /// `topN` (N in 1..=99) is accepted too.
 pub const ANNOTATIONS: &[&str] = &["human", "ws", "cw", "weak", "topN"];
-/// Named weighting schemes (Table 5); any expression of `s_c`, `s_r` is accepted too.
-pub const WEIGHTINGS: &[&str] = &[
-    "uniform",
-    "cw",
-    "sigmoid",
-    "margin",
-    "squared",
-    "an expression of s_c and s_r",
-];
+/// Named weighting schemes (Table 5); any expression of `s_c`, `s_r`,
+/// `delta`, `c` the expression parser accepts is a scheme too.
+pub const WEIGHTINGS: &[&str] = &["uniform", "cw", "sigmoid", "margin", "squared"];
 
 /// Cell-level keys (strings and numbers that name the cell).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -70,6 +65,14 @@ pub struct TrainBlock {
     pub beta: Option<f64>,
 }
 
+impl TrainBlock {
+    /// The optimisation knobs of this block's training loop.
+    pub fn train(&self) -> TrainSettings {
+        let (lr, epochs, batch) = (self.learning_rate, self.epochs, self.batch_size);
+        TrainSettings::new(lr, epochs, batch, self.lora_rank)
+    }
+}
+
 /// `[align]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,16 +99,24 @@ pub struct AlignBlock {
     pub lora_rank: Option<usize>,
 }
 fn d_beta() -> f64 {
-    0.5
+    DEFAULT_BETA
 }
 fn d_tau() -> f64 {
-    0.1
+    DEFAULT_TAU
 }
 fn d_eps() -> f64 {
-    0.1
+    DEFAULT_EPSILON
 }
 fn d_weighting() -> String {
     "cw".into()
+}
+
+impl AlignBlock {
+    /// The optimisation knobs of the alignment loop.
+    pub fn train(&self) -> TrainSettings {
+        let (lr, epochs, batch) = (self.learning_rate, self.epochs, self.batch_size);
+        TrainSettings::new(lr, epochs, batch, self.lora_rank)
+    }
 }
 
 /// `[generate]`.
@@ -152,7 +163,7 @@ pub struct Settings {
     pub pair: String,
     pub weak_model: Option<String>,
     pub strong_model: Option<String>,
-    pub objective: String,
+    pub objective: Objective,
     pub annotation: String,
     pub weak_objective: String,
     pub seed: u64,
@@ -199,9 +210,30 @@ impl Annotation {
     }
 }
 
-/// A named scheme or something that mentions the weak scores.
-pub fn is_valid_weighting(s: &str) -> bool {
-    matches!(s, "uniform" | "cw" | "sigmoid" | "margin" | "squared")
-        || s.contains("s_c")
-        || s.contains("s_r")
+/// Optimisation knobs of one training loop (weak annotator, SFT, alignment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    pub learning_rate: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// LoRA rank on the projections; `None` = full fine-tuning.
+    #[serde(default)]
+    pub lora_rank: Option<usize>,
+}
+
+impl TrainSettings {
+    pub fn new(
+        learning_rate: f64,
+        epochs: usize,
+        batch_size: usize,
+        lora_rank: Option<usize>,
+    ) -> Self {
+        TrainSettings {
+            learning_rate,
+            epochs,
+            batch_size,
+            lora_rank,
+        }
+    }
 }
