@@ -164,7 +164,7 @@ pub fn collect_files(paths: &[PathBuf], errors: &mut Diagnostics) -> Vec<PathBuf
 /// objective = "dpo"
 /// annotation = "cw"
 /// "#)?;
-/// let manifests = load_all(&[path])?;
+/// let manifests = load_all(&[path.clone()])?;
 /// let experiments = resolve(&manifests, &Profile::load("tiny")?, cwpo::stage::KINDS)?;
 /// let betas: Vec<f64> = experiments[0].cells.iter().map(|c| c.settings.align.beta).collect();
 /// assert_eq!(betas, [0.1, 0.5]);
