@@ -4,6 +4,8 @@
 //! (`dataset`, `objective`, …) or `block.key` (`align.beta`).
 use serde::{Deserialize, Serialize};
 
+pub use crate::stage::metric::TieRule;
+
 /// The per-stage blocks, in the order they appear in a manifest.
 pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
 
@@ -98,8 +100,10 @@ pub struct AlignBlock {
 fn d_beta() -> f64 {
     0.5
 }
+/// TRL's IPO uses its one `beta` as τ, and the paper's hyper-parameter table
+/// gives one bare 0.5: τ = β = 0.5 (docs/world.md, "IPO's τ").
 fn d_tau() -> f64 {
-    0.1
+    0.5
 }
 fn d_eps() -> f64 {
     0.1
@@ -135,9 +139,13 @@ fn d_samples() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricBlock {
-    /// |gold difference| at or below which two responses tie (counted 0.5).
+    /// |gold difference| at or below which two responses tie.
     #[serde(default)]
     pub tie_margin: f64,
+    /// How GRA counts a tie: `loss` (the paper's strict win, the default),
+    /// `half` or `exclude`; the tie rate is reported beside GRA either way.
+    #[serde(default)]
+    pub ties: TieRule,
     /// The judge: `profile` (the profile's gold for the dataset, the
     /// default), `true` (the synthetic world's true reward) or `learned` (a
     /// reward model trained on the world's own gold-labelled pairs).

@@ -354,6 +354,7 @@ impl<'p> CellBuilder<'p> {
         let metric = self.add::<Metric>(
             stage::metric::Params {
                 tie_margin: s.metric.tie_margin,
+                ties: s.metric.ties,
             },
             &[
                 ("score", align_score.as_ref()),
