@@ -946,6 +946,7 @@ mod tests {
         profile.learned_gold = None;
         let metric = MetricBlock {
             tie_margin: 0.0,
+            ties: Default::default(),
             gold: Some("learned".into()),
         };
         let err = resolve_gold(&metric, "tldr", &profile).unwrap_err();
@@ -954,6 +955,7 @@ mod tests {
         let paper = Profile::load("paper").unwrap();
         let metric = MetricBlock {
             tie_margin: 0.0,
+            ties: Default::default(),
             gold: Some("true".into()),
         };
         let err = resolve_gold(&metric, "tldr", &paper).unwrap_err();

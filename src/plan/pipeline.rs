@@ -451,6 +451,7 @@ impl<'p> CellBuilder<'p> {
         let metric = self.add::<Metric>(
             stage::metric::Params {
                 tie_margin: cell.settings.metric.tie_margin,
+                ties: cell.settings.metric.ties,
             },
             &[
                 ("score", align_score.as_ref()),

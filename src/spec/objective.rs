@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 /// β of DPO and rDPO (PAPER.md).
 pub const DEFAULT_BETA: f64 = 0.5;
-/// τ of IPO.
-pub const DEFAULT_TAU: f64 = 0.1;
+/// τ of IPO. TRL's IPO uses its one `beta` as τ, and the paper's
+/// hyper-parameter table gives one bare 0.5: τ = β = 0.5 (docs/world.md,
+/// "IPO's τ").
+pub const DEFAULT_TAU: f64 = 0.5;
 /// rDPO's assumed label-flip rate ε.
 pub const DEFAULT_EPSILON: f64 = 0.1;
 

@@ -146,9 +146,13 @@ fn d_samples() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricBlock {
-    /// |gold difference| at or below which two responses tie (counted 0.5).
+    /// |gold difference| at or below which two responses tie.
     #[serde(default)]
     pub tie_margin: f64,
+    /// How GRA counts a tie: `loss` (the paper's strict win, the default),
+    /// `half` or `exclude`; the tie rate is reported beside GRA either way.
+    #[serde(default)]
+    pub ties: TieRule,
     /// The judge: `profile` (the profile's gold for the dataset, the
     /// default), `true` (the synthetic world's true reward) or `learned` (a
     /// reward model trained on the world's own gold-labelled pairs).
@@ -236,4 +240,18 @@ impl TrainSettings {
             lora_rank,
         }
     }
+}
+
+/// How GRA counts a comparison whose gold rewards tie (`[metric] ties`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TieRule {
+    /// A tie is not a win: GRA = wins / all (the paper's rule).
+    #[default]
+    Loss,
+    /// A tie counts ½: GRA = (wins + ½ ties) / all.
+    Half,
+    /// Ties are left out: GRA = wins / (all − ties); ½ when everything ties,
+    /// since then neither side was preferred.
+    Exclude,
 }

@@ -105,7 +105,7 @@ pub fn sft_loss(lp: &ResponseLogProbs) -> Result<Tensor> {
 }
 
 /// Which preference loss aligns the strong model, with its knob. Serde:
-/// `{ loss = "dpo", beta = 0.5 }`, `{ loss = "ipo", tau = 0.1 }`,
+/// `{ loss = "dpo", beta = 0.5 }`, `{ loss = "ipo", tau = 0.5 }`,
 /// `{ loss = "rdpo", beta = 0.5, epsilon = 0.1 }`; defaults are PAPER.md's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "loss", rename_all = "lowercase", deny_unknown_fields)]
@@ -135,8 +135,10 @@ pub enum PreferenceObjective {
 fn default_beta() -> f64 {
     0.5
 }
+/// τ = 0.5: TRL passes its one `beta` to IPO as τ, and the paper's
+/// hyper-parameter table gives one bare 0.5 (docs/world.md, "IPO's τ").
 fn default_tau() -> f64 {
-    0.1
+    0.5
 }
 fn default_epsilon() -> f64 {
     0.1
@@ -404,7 +406,7 @@ mod tests {
         assert_eq!(
             o,
             PreferenceObjective::Ipo {
-                tau: 0.1,
+                tau: 0.5,
                 length_normalised: true
             }
         );

@@ -1,0 +1,106 @@
+//! The world must not silently lose its signal (issue 21): on every family
+//! the paper's Table 1 uses (hh-rlhf, tldr, ufb), DPO on *clean* labels (the
+//! gold reward's choice, no human noise, no flips, a noiseless ufb judge)
+//! must beat its own SFT model. This is the CI-sized version of
+//! `docs/calibration/families_clean.toml` (docs/world.md, "Calibration per
+//! family"), driven through the real `sweep` binary: pretraining, SFT, DPO,
+//! sampling and the true gold reward all run for real, on a smaller world,
+//! a smaller strong model and shorter pretraining.
+//!
+//! "Beats" means more wins than losses against the SFT model's samples
+//! (`ties = "half"`: GRA > 50% exactly when wins > losses), averaged over
+//! the seeds.
+mod common;
+use common::{sweep, text};
+use std::path::{Path, PathBuf};
+
+const FAMILIES: [&str; 3] = ["hh-rlhf", "tldr", "ufb"];
+
+/// The embedded tiny profile with pretraining cut short.
+fn small_profile(dir: &Path) -> PathBuf {
+    let mut profile = common::tiny_profile();
+    common::set(&mut profile, "pretrain", "steps", 150);
+    common::write_profile(dir, &profile)
+}
+
+/// The clean-label control of `docs/calibration/families_clean.toml`, CI-sized.
+fn small_manifest(dir: &Path) -> PathBuf {
+    let manifest = r#"[experiment]
+name = "calib_ci"
+title = "Clean-label DPO vs its SFT model (CI-sized)"
+
+[defaults]
+pair = "opt"
+strong_model = "opt-1.3b"
+annotation = "human"
+objective = "dpo"
+
+[axes]
+dataset = ["hh-rlhf", "tldr", "ufb"]
+seed = [0, 1, 2]
+
+[world]
+n_pairs = 400
+n_test_prompts = 32
+flip = 0.0
+ufb_judge_noise = 0.0
+human = { model = "bt", temperature = 0.001 }
+
+[generate]
+max_new_tokens = 12
+
+[metric]
+ties = "half"
+
+[report]
+rows = ["objective"]
+columns = ["dataset"]
+value = "gra"
+scale = 100
+"#;
+    let path = dir.join("calib-ci.toml");
+    std::fs::write(&path, manifest).unwrap();
+    path
+}
+
+/// Ignored until the fault is fixed: today it fails, and that is the finding
+/// (docs/world.md, "Calibration per family"). Measured 2026-12-02, 193 s on
+/// the shared 2-core machine in the debug test profile: clean-label DPO wins
+/// 48.8 ± 11.8 (hh-rlhf), 37.2 ± 13.2 (tldr), 44.3 ± 6.8 (ufb) against its
+/// SFT model. Run it with `cargo test --test calibration -- --ignored`.
+#[test]
+#[ignore = "fails today (issue 21): clean-label DPO does not beat its SFT model at CI size"]
+fn clean_label_dpo_beats_its_sft_model_on_every_table1_family() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let profile = small_profile(dir);
+    let manifest = small_manifest(dir);
+    let run = sweep(
+        dir,
+        &[
+            "run",
+            manifest.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+        ],
+    );
+    assert!(run.status.success(), "run failed:\n{}", text(&run));
+
+    let csv = std::fs::read_to_string(dir.join("results/calib_ci/calib_ci.csv"))
+        .expect("calib_ci.csv written");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().expect("one row: dpo").split(',').collect();
+    for family in FAMILIES {
+        let col = header
+            .iter()
+            .position(|h| *h == family)
+            .unwrap_or_else(|| panic!("no `{family}` column in {header:?}"));
+        let gra: f64 = row[col].parse().unwrap();
+        assert!(
+            gra > 50.0,
+            "{family}: clean-label DPO wins {gra:.1}% (ties ½) against its SFT model \
+             over 3 seeds; the world or the training lost its signal\n{csv}"
+        );
+    }
+}
