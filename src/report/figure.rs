@@ -79,6 +79,21 @@ pub struct PanelLayout {
     pub brackets: usize,
 }
 
+impl PanelLayout {
+    fn of<X: Ranged<ValueType = f64>>(
+        chart: &Chart<'_, '_, X>,
+        reference_row: Option<i32>,
+        brackets: usize,
+    ) -> PanelLayout {
+        let (x_pixels, _) = chart.plotting_area().get_pixel_range();
+        PanelLayout {
+            x_pixels: (x_pixels.start, x_pixels.end),
+            reference_row,
+            brackets,
+        }
+    }
+}
+
 /// One plotted point: mean and CI at (panel, x, series), and the paper's
 /// number for the same labels.
 struct Point {
@@ -440,6 +455,14 @@ where
     Ok(())
 }
 
+/// A claim cue's text: centred on its point, standing on it.
+fn cue_style(size: u32, colour: RGBColor) -> TextStyle<'static> {
+    (FAMILY, size)
+        .into_font()
+        .color(&colour)
+        .pos(Pos::new(HPos::Center, VPos::Bottom))
+}
+
 /// `*` for a claim that holds with separated CIs, a red `×` for one whose
 /// CIs separate the other way.
 fn bracket_style(separation: Separation) -> (&'static str, RGBColor) {
@@ -534,22 +557,10 @@ fn draw_bar_panel(
             .draw_series([PathElement::new(path, colour.stroke_width(1))])
             .map_err(plot_err)?;
         chart
-            .draw_series([Text::new(
-                mark,
-                ((a + z) / 2.0, b.y),
-                (FAMILY, 16)
-                    .into_font()
-                    .color(&colour)
-                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
-            )])
+            .draw_series([Text::new(mark, ((a + z) / 2.0, b.y), cue_style(16, colour))])
             .map_err(plot_err)?;
     }
-    let (x_pixels, _) = chart.plotting_area().get_pixel_range();
-    Ok(PanelLayout {
-        x_pixels: (x_pixels.start, x_pixels.end),
-        reference_row,
-        brackets: brackets.len(),
-    })
+    Ok(PanelLayout::of(&chart, reference_row, brackets.len()))
 }
 
 fn draw_line_panel(
@@ -650,19 +661,11 @@ fn draw_line_panel(
             .draw_series([Text::new(
                 format!("{mark} {}", b.label),
                 (numeric[b.x.as_str()], b.y),
-                (FAMILY, 13)
-                    .into_font()
-                    .color(&colour)
-                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                cue_style(13, colour),
             )])
             .map_err(plot_err)?;
     }
-    let (x_pixels, _) = chart.plotting_area().get_pixel_range();
-    Ok(PanelLayout {
-        x_pixels: (x_pixels.start, x_pixels.end),
-        reference_row,
-        brackets: brackets.len(),
-    })
+    Ok(PanelLayout::of(&chart, reference_row, brackets.len()))
 }
 
 /// The x axis of grouped bars: group `i` is centred at `i` and spans

@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::atomic::write_bytes_atomic;
 use super::compare::ClaimTally;
 use super::grid::{AVG_LABEL, Grid};
 use super::paper::PaperTable;
+use super::render::render_template;
 use super::stats::Interval;
 use super::table::format_summary;
 
@@ -135,16 +135,7 @@ pub fn write_index(results: &Path, profile: &str, entries: &[IndexEntry]) -> any
         is_tiny: profile == "tiny",
         experiments: entries.iter().map(section).collect(),
     };
-    let mut env = minijinja::Environment::new();
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_keep_trailing_newline(true);
-    env.add_template("index.md", TEMPLATE)
-        .context("templates/report/index.md.j2 does not parse")?;
-    let text = env
-        .get_template("index.md")?
-        .render(&page)
-        .context("templates/report/index.md.j2 failed to render")?;
+    let text = render_template("index.md", TEMPLATE, &page)?;
     write_bytes_atomic(&results.join("index.md"), text.as_bytes())
 }
 
@@ -215,24 +206,14 @@ fn claim_line(t: &ClaimTally) -> ClaimLine {
 mod tests {
     use super::*;
     use crate::report::fixtures::*;
-    use crate::report::{ReportContext, paper_table, write_report};
-
-    fn context() -> ReportContext {
-        ReportContext {
-            experiment: "table1".into(),
-            title: "Table 1: CW-PO vs WS-DPO vs Human".into(),
-            profile: "tiny".into(),
-            seeds: SEEDS.to_vec(),
-            ..ReportContext::default()
-        }
-    }
+    use crate::report::{paper_table, write_report};
 
     #[test]
     fn index_lists_every_experiment_with_numbers_verdicts_and_links() {
         let dir = tempfile::tempdir().unwrap();
         let paper = paper_table("table1").unwrap().unwrap();
         let summary = write_report(
-            &context(),
+            &table1_context(),
             &table1_spec(),
             &table1_cells(),
             Some(&paper),

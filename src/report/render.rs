@@ -225,16 +225,26 @@ fn scale_note(scale: f64) -> String {
 }
 
 fn render_page(page: &Page) -> anyhow::Result<String> {
+    render_template("report.md", TEMPLATE, page)
+}
+
+/// Renders `templates/report/<name>.j2` (its text embedded as `template`)
+/// with trim_blocks + lstrip_blocks: a line holding only a tag vanishes.
+pub(super) fn render_template(
+    name: &str,
+    template: &str,
+    context: impl Serialize,
+) -> anyhow::Result<String> {
     let mut env = minijinja::Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(true);
-    env.add_template("report.md", TEMPLATE)
-        .context("templates/report/report.md.j2 does not parse")?;
+    env.add_template(name, template)
+        .with_context(|| format!("templates/report/{name}.j2 does not parse"))?;
     let text = env
-        .get_template("report.md")?
-        .render(page)
-        .context("templates/report/report.md.j2 failed to render")?;
+        .get_template(name)?
+        .render(context)
+        .with_context(|| format!("templates/report/{name}.j2 failed to render"))?;
     Ok(text)
 }
 
@@ -266,17 +276,7 @@ mod tests {
     use crate::report::paper_table;
 
     fn context() -> ReportContext {
-        ReportContext {
-            experiment: "table1".into(),
-            title: "Table 1: CW-PO vs WS-DPO vs Human".into(),
-            profile: "tiny".into(),
-            slots: BTreeMap::from([
-                ("weak".to_string(), "tiny-opt-s".to_string()),
-                ("strong".to_string(), "tiny-opt-l".to_string()),
-            ]),
-            seeds: SEEDS.to_vec(),
-            notes: vec!["ties: 1.2% of comparisons".into()],
-        }
+        table1_context()
     }
 
     #[test]
