@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::plan::Plan;
-use crate::report::{CellResult, ReportContext, paper_table, write_report};
+use crate::report::{
+    CellResult, IndexEntry, ReportContext, paper_table, write_index, write_report,
+};
 
 /// One experiment's finished cells, as the report module takes them.
 #[derive(Debug, Clone, Serialize)]
@@ -65,17 +67,25 @@ pub fn collect(plan: &Plan, cache: Option<&Cache>) -> Result<Vec<ExperimentResul
 
 /// Writes `<results>/<experiment>/cells.json` for every experiment and, for
 /// those with a `[report]` block and finished cells, the report module's
-/// tables, figures and `report.md`.
+/// tables, figures and `report.md`; then `<results>/index.md` over them all.
 pub fn write_reports(plan: &Plan, cache: Option<&Cache>, results: &Path) -> Result<()> {
+    let mut index = Vec::new();
     for (exp, found) in plan.experiments.iter().zip(collect(plan, cache)?) {
         let dir = results.join(&exp.name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let json = serde_json::to_string_pretty(&found)?;
         crate::report::atomic::write_bytes_atomic(&dir.join("cells.json"), json.as_bytes())?;
-        let Some(spec) = &exp.report else { continue };
-        if found.cells.is_empty() {
+        let mut entry = IndexEntry {
+            experiment: exp.name.clone(),
+            title: exp.title.clone(),
+            cells_finished: found.cells.len(),
+            cells_total: exp.cells.len(),
+            report: None,
+        };
+        let Some(spec) = exp.report.as_ref().filter(|_| !found.cells.is_empty()) else {
+            index.push(entry);
             continue;
-        }
+        };
         let mut seeds: Vec<u64> = exp.cells.iter().map(|c| c.seed).collect();
         seeds.sort_unstable();
         seeds.dedup();
@@ -111,13 +121,17 @@ pub fn write_reports(plan: &Plan, cache: Option<&Cache>, results: &Path) -> Resu
             Some(id) => paper_table(id)?,
             None => None,
         };
-        write_report(&ctx, spec, &found.cells, paper.as_ref(), &dir).with_context(|| {
-            format!(
-                "writing the report of experiment `{}` into {}",
-                exp.name,
-                dir.display()
-            )
-        })?;
+        let summary =
+            write_report(&ctx, spec, &found.cells, paper.as_ref(), &dir).with_context(|| {
+                format!(
+                    "writing the report of experiment `{}` into {}",
+                    exp.name,
+                    dir.display()
+                )
+            })?;
+        entry.report = Some(summary);
+        index.push(entry);
     }
-    Ok(())
+    write_index(results, &plan.profile, &index)
+        .with_context(|| format!("writing {}", results.join("index.md").display()))
 }

@@ -1,7 +1,12 @@
 //! The paper's orderings (e.g. CW > WS, CW > Human), checked entry by entry:
 //! for each table row and each group of the outer column labels (the
 //! objective), does the claim hold in our means, do the 95% CIs separate the
-//! two, and does it hold in the paper's own numbers?
+//! two, and does it hold in the paper's own numbers? [`tally`] sums the
+//! entries up per claim, for `report.md`'s header and `results/index.md`.
+//!
+//! A further test of a pair (e.g. a paired per-seed difference) is one more
+//! field of [`ClaimCheck`], computed in [`check_claims`] from the cells at
+//! `better_at` / `worse_at`, and one more count in [`ClaimTally`].
 use std::collections::BTreeMap;
 
 use anyhow::bail;
@@ -52,7 +57,7 @@ pub enum Separation {
 
 impl Separation {
     pub fn of(better: &Summary, worse: &Summary) -> Separation {
-        match (better.interval(), worse.interval()) {
+        match (better.ci95, worse.ci95) {
             (Some((b_lo, b_hi)), Some((w_lo, w_hi))) => {
                 if b_lo > w_hi {
                     Separation::Separated
@@ -84,6 +89,11 @@ pub struct ClaimCheck {
     pub row: Vec<String>,
     /// Column label values but the last (`["dpo"]`).
     pub group: Vec<String>,
+    /// Every label of the better side's entry (row and column keys →
+    /// values): how a figure finds its bar, and a per-seed test its cells.
+    pub better_at: BTreeMap<String, String>,
+    /// The same for the worse side.
+    pub worse_at: BTreeMap<String, String>,
     pub ours_better: Summary,
     pub ours_worse: Summary,
     /// Our means order the two as claimed.
@@ -98,6 +108,67 @@ impl ClaimCheck {
     pub fn paper_holds(&self) -> Option<bool> {
         self.paper.map(|(b, w)| b > w)
     }
+}
+
+/// One claim summed over every entry it was checked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimTally {
+    pub claim: Claim,
+    /// Entries where both sides exist.
+    pub entries: usize,
+    /// Entries where our means order the two as claimed.
+    pub holds: usize,
+    /// Entries where the CIs separate as claimed.
+    pub separated: usize,
+    /// Entries where the CIs separate the other way.
+    pub reversed: usize,
+    /// Entries the paper publishes both numbers of.
+    pub paper_entries: usize,
+    /// Of those, entries where the paper's numbers order the two as claimed.
+    pub paper_holds: usize,
+}
+
+impl ClaimTally {
+    /// `holds in 5 of 6` / `holds everywhere (6)` / `fails everywhere (6)`.
+    pub fn verdict(&self) -> String {
+        if self.holds == self.entries {
+            format!("holds everywhere ({})", self.entries)
+        } else if self.holds == 0 {
+            format!("fails everywhere ({})", self.entries)
+        } else {
+            format!("holds in {} of {}", self.holds, self.entries)
+        }
+    }
+}
+
+/// Sums `checks` up per claim, in the order the claims first appear.
+pub fn tally(checks: &[ClaimCheck]) -> Vec<ClaimTally> {
+    let mut tallies: Vec<ClaimTally> = Vec::new();
+    for c in checks {
+        let i = match tallies.iter().position(|t| t.claim == c.claim) {
+            Some(i) => i,
+            None => {
+                tallies.push(ClaimTally {
+                    claim: c.claim.clone(),
+                    entries: 0,
+                    holds: 0,
+                    separated: 0,
+                    reversed: 0,
+                    paper_entries: 0,
+                    paper_holds: 0,
+                });
+                tallies.len() - 1
+            }
+        };
+        let t = &mut tallies[i];
+        t.entries += 1;
+        t.holds += usize::from(c.holds);
+        t.separated += usize::from(c.separation == Separation::Separated);
+        t.reversed += usize::from(c.separation == Separation::Reversed);
+        t.paper_entries += usize::from(c.paper.is_some());
+        t.paper_holds += usize::from(c.paper_holds() == Some(true));
+    }
+    tallies
 }
 
 /// Checks every claim at every row × column group of `grid` where both sides
@@ -125,21 +196,23 @@ pub fn check_claims(grid: &Grid, claims: &[Claim], paper: Option<&PaperTable>) -
                 else {
                     continue;
                 };
-                let paper_at = |column: &[String]| {
-                    let labels: BTreeMap<String, String> = grid
-                        .row_keys
+                let labels_at = |column: &[String]| -> BTreeMap<String, String> {
+                    grid.row_keys
                         .iter()
                         .chain(&grid.column_keys)
                         .cloned()
                         .zip(row.iter().chain(column).cloned())
-                        .collect();
-                    paper.and_then(|p| p.lookup(&labels))
+                        .collect()
                 };
-                let paper_pair = paper_at(&better_col).zip(paper_at(&worse_col));
+                let (better_at, worse_at) = (labels_at(&better_col), labels_at(&worse_col));
+                let paper_at = |labels| paper.and_then(|p| p.lookup(labels));
+                let paper_pair = paper_at(&better_at).zip(paper_at(&worse_at));
                 checks.push(ClaimCheck {
                     claim: claim.clone(),
                     row: row.clone(),
                     group: group.clone(),
+                    better_at,
+                    worse_at,
                     ours_better: b,
                     ours_worse: w,
                     holds: b.mean > w.mean,
@@ -223,6 +296,37 @@ mod tests {
         assert_eq!(vs_ws.separation, Separation::Overlap);
         assert!(!vs_human.holds);
         assert_eq!(vs_human.separation, Separation::Reversed);
+        // each side's labels name its entry
+        assert_eq!(vs_human.worse_at["annotation"], "human");
+        assert_eq!(vs_human.better_at["dataset"], "tldr");
+    }
+
+    #[test]
+    fn tally_counts_each_claim_over_its_entries() {
+        let mut c = checks(&[
+            ("human", [0.70, 0.71, 0.72]),
+            ("ws", [0.40, 0.41, 0.42]),
+            ("cw", [0.55, 0.56, 0.57]),
+        ]);
+        // a second entry of `cw > ws` that holds without separating
+        let mut overlap = c[0].clone();
+        overlap.separation = Separation::Overlap;
+        overlap.paper = None;
+        c.push(overlap);
+        let t = tally(&c);
+        assert_eq!(t.len(), 2);
+        let (vs_ws, vs_human) = (&t[0], &t[1]);
+        assert_eq!(vs_ws.claim.to_string(), "cw > ws");
+        assert_eq!(
+            (vs_ws.entries, vs_ws.holds, vs_ws.separated, vs_ws.reversed),
+            (2, 2, 1, 0)
+        );
+        assert_eq!((vs_ws.paper_entries, vs_ws.paper_holds), (1, 1));
+        assert_eq!(vs_ws.verdict(), "holds everywhere (2)");
+        assert_eq!((vs_human.holds, vs_human.reversed), (0, 1));
+        // the paper: CW 56.6 < Human 57.0 at OPT TL;DR DPO
+        assert_eq!((vs_human.paper_entries, vs_human.paper_holds), (1, 0));
+        assert_eq!(vs_human.verdict(), "fails everywhere (1)");
     }
 
     #[test]

@@ -1,23 +1,34 @@
 //! Figures (PNG, plotters): grouped bars with 95% CI whiskers, or lines with
 //! a CI band, one panel per value of the `panel` label, a shared legend on the
-//! right. Values, `over` and scale come from the table spec, so a figure
-//! always shows the same numbers as its table.
+//! right. Values, `over`, scale and interval come from the table spec, so a
+//! figure always shows the same numbers as its table and CSV.
+//!
+//! Over the data, what a reviewer looks for at a glance:
+//! - a dashed line at the metric's neutral value (GRA 50%: the aligned model
+//!   is no better than its reference), where the metric has one;
+//! - the paper's number as a white diamond on each bar or point it publishes;
+//! - a bracket over each pair a claim compares whose CIs separate: `*` when
+//!   the claim holds, a red `×` when the CIs separate the wrong way round.
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
+use plotters::coord::CoordTranslate;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::CellResult;
 use super::atomic::write_atomic_via_path;
+use super::compare::{ClaimCheck, Separation};
 use super::font::{FAMILY, ensure_registered};
-use super::grid::{OrderedKeys, group_cells};
+use super::grid::{OrderedKeys, group_cells, summarise};
+use super::paper::PaperTable;
 use super::spec::{FigureKind, FigureSpec, TableSpec};
-use super::stats::Summary;
+use super::stats::{Interval, Summary};
 
 const PANEL_WIDTH: u32 = 560;
-const LEGEND_WIDTH: u32 = 190;
+const LEGEND_WIDTH: u32 = 200;
 const HEIGHT: u32 = 520;
 
 /// Tableau-10: distinguishable, colour-blind-friendlier than plotters' default.
@@ -34,12 +45,83 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(186, 176, 172),
 ];
 
-/// One plotted point: mean and optional CI half-width at (panel, x, series).
+/// The dashed neutral line: a grey no series uses, so tests can find it.
+pub const REFERENCE_COLOUR: RGBColor = RGBColor(90, 90, 90);
+/// A bracket whose CIs separate against the claim.
+const REVERSED_COLOUR: RGBColor = RGBColor(200, 0, 0);
+
+/// What a figure draws over the data besides its cells.
+#[derive(Clone, Copy, Default)]
+pub struct Overlays<'a> {
+    /// The paper's table: a diamond wherever it publishes the figure's metric.
+    pub paper: Option<&'a PaperTable>,
+    /// Checked claims: a bracket over each pair whose CIs separate.
+    pub claims: &'a [ClaimCheck],
+}
+
+/// Where a drawn figure put things, in pixels of the PNG (for tests and for
+/// anyone annotating the image further).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FigureLayout {
+    pub width: u32,
+    pub height: u32,
+    pub panels: Vec<PanelLayout>,
+}
+
+/// One panel's plotting area and the row of its neutral line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelLayout {
+    /// Pixel columns `[start, end)` of the plotting area.
+    pub x_pixels: (i32, i32),
+    /// Pixel row of the dashed neutral line, where the metric has one.
+    pub reference_row: Option<i32>,
+    /// How many claim brackets the panel shows.
+    pub brackets: usize,
+}
+
+impl PanelLayout {
+    fn of<X: Ranged<ValueType = f64>>(
+        chart: &Chart<'_, '_, X>,
+        reference_row: Option<i32>,
+        brackets: usize,
+    ) -> PanelLayout {
+        let (x_pixels, _) = chart.plotting_area().get_pixel_range();
+        PanelLayout {
+            x_pixels: (x_pixels.start, x_pixels.end),
+            reference_row,
+            brackets,
+        }
+    }
+}
+
+/// One plotted point: mean and CI at (panel, x, series), and the paper's
+/// number for the same labels.
 struct Point {
     panel: String,
     x: String,
     series: Vec<String>,
     summary: Summary,
+    paper: Option<f64>,
+}
+
+impl Point {
+    /// The highest thing drawn for this point: whisker, bar or paper marker.
+    fn top(&self) -> f64 {
+        let hi = self.summary.ci95.map_or(self.summary.mean, |ci| ci.1);
+        self.paper.map_or(hi, |p| hi.max(p))
+    }
+}
+
+/// A claim drawn over a panel: the two points and which way the CIs separate.
+struct Bracket {
+    panel: String,
+    x: String,
+    better: Vec<String>,
+    worse: Vec<String>,
+    separation: Separation,
+    label: String,
+    /// Height in data units, set by [`FigureData::stack_brackets`].
+    y: f64,
 }
 
 /// Everything a figure shows, summarised and in display order.
@@ -48,6 +130,11 @@ struct FigureData {
     xs: Vec<String>,
     series: Vec<Vec<String>>,
     points: Vec<Point>,
+    brackets: Vec<Bracket>,
+    /// Neutral value and range in the table's unit.
+    neutral: Option<f64>,
+    range: Option<(f64, f64)>,
+    interval: Interval,
 }
 
 impl FigureData {
@@ -55,6 +142,7 @@ impl FigureData {
         spec: &FigureSpec,
         table: &TableSpec,
         cells: &[CellResult],
+        overlays: Overlays,
     ) -> anyhow::Result<FigureData> {
         if spec.series.is_empty() {
             bail!(
@@ -73,13 +161,15 @@ impl FigureData {
             .cloned()
             .collect();
         let groups = group_cells(cells, &keys, &table.value, &table.over, table.scale)?;
+        let interval = table.interval();
         let np = panel_key.len();
         let mut points = Vec::new();
         for (key, samples) in &groups {
-            let values: Vec<f64> = samples.values().copied().collect();
-            let Some(summary) = Summary::of(&values) else {
+            let Some(summary) = summarise(samples, interval) else {
                 continue;
             };
+            let labels: BTreeMap<String, String> =
+                keys.iter().cloned().zip(key.iter().cloned()).collect();
             points.push(Point {
                 panel: if np == 1 {
                     key[0].clone()
@@ -89,6 +179,9 @@ impl FigureData {
                 x: key[np].clone(),
                 series: key[np + 1..].to_vec(),
                 summary,
+                paper: overlays
+                    .paper
+                    .and_then(|p| p.lookup_metric(&labels, &table.value)),
             });
         }
         let ordered = |keys: &[String], tuples: Vec<Vec<String>>| {
@@ -118,74 +211,195 @@ impl FigureData {
             &spec.series,
             points.iter().map(|p| p.series.clone()).collect(),
         );
-        Ok(FigureData {
+        let mut data = FigureData {
             panels,
             xs,
             series,
             points,
-        })
+            brackets: Vec::new(),
+            neutral: table.metric_info().neutral,
+            range: table.metric_info().range,
+            interval,
+        };
+        data.brackets = overlays
+            .claims
+            .iter()
+            .filter_map(|c| data.bracket_for(spec, c))
+            .collect();
+        data.stack_brackets();
+        Ok(data)
     }
 
-    /// The y range covering every mean and CI end, with headroom; bars start at 0.
-    fn y_range(&self, include_zero: bool) -> (f64, f64) {
-        let ends = self.points.iter().flat_map(|p| {
-            let ci = p.summary.ci95.unwrap_or(0.0);
-            [p.summary.mean - ci, p.summary.mean + ci]
-        });
-        let (mut lo, mut hi) = ends.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-        if include_zero {
-            lo = lo.min(0.0);
-            hi = hi.max(0.0);
+    /// The bracket of a claim whose CIs separate, if both of its entries are
+    /// points of this figure (an `Avg.` row, or a figure that averages over a
+    /// label the table splits, has none).
+    fn bracket_for(&self, spec: &FigureSpec, check: &ClaimCheck) -> Option<Bracket> {
+        if !matches!(
+            check.separation,
+            Separation::Separated | Separation::Reversed
+        ) {
+            return None;
         }
+        let figure_keys = spec.panel.iter().chain([&spec.x]).chain(&spec.series);
+        if figure_keys.clone().count() != check.better_at.len()
+            || figure_keys
+                .clone()
+                .any(|k| !check.better_at.contains_key(k))
+        {
+            return None;
+        }
+        let series_of = |labels: &BTreeMap<String, String>| -> Vec<String> {
+            spec.series.iter().map(|k| labels[k].clone()).collect()
+        };
+        let bracket = Bracket {
+            panel: spec
+                .panel
+                .as_ref()
+                .map_or(String::new(), |k| check.better_at[k].clone()),
+            x: check.better_at[&spec.x].clone(),
+            better: series_of(&check.better_at),
+            worse: series_of(&check.worse_at),
+            separation: check.separation,
+            label: check.claim.to_string(),
+            y: 0.0,
+        };
+        let found = |series: &[String]| self.point(&bracket.panel, &bracket.x, series).is_some();
+        (found(&bracket.better) && found(&bracket.worse)).then_some(bracket)
+    }
+
+    fn point(&self, panel: &str, x: &str, series: &[String]) -> Option<&Point> {
+        self.points
+            .iter()
+            .find(|p| p.panel == panel && p.x == x && p.series == series)
+    }
+
+    fn series_index(&self, series: &[String]) -> usize {
+        self.series.iter().position(|s| s == series).unwrap_or(0)
+    }
+
+    /// Gives each bracket a height: one step above every bar, whisker and
+    /// marker it spans, and above every bracket already placed whose span
+    /// overlaps it; narrow brackets first, so wide ones arch over them.
+    fn stack_brackets(&mut self) {
+        let step = self.bracket_step();
+        let span = |b: &Bracket| {
+            let (a, z) = (self.series_index(&b.better), self.series_index(&b.worse));
+            (a.min(z), a.max(z))
+        };
+        let spans: Vec<(usize, usize)> = self.brackets.iter().map(span).collect();
+        let mut order: Vec<usize> = (0..self.brackets.len()).collect();
+        order.sort_by_key(|&i| spans[i].1 - spans[i].0);
+        let mut placed: Vec<usize> = Vec::new();
+        for i in order {
+            let (lo, hi) = spans[i];
+            let b = &self.brackets[i];
+            let same_group = |panel: &str, x: &str| panel == b.panel && x == b.x;
+            let under = self
+                .points
+                .iter()
+                .filter(|p| same_group(&p.panel, &p.x))
+                .filter(|p| (lo..=hi).contains(&self.series_index(&p.series)))
+                .map(Point::top);
+            let below = placed
+                .iter()
+                .filter(|&&j| {
+                    let other = &self.brackets[j];
+                    same_group(&other.panel, &other.x) && spans[j].0 <= hi && lo <= spans[j].1
+                })
+                .map(|&j| self.brackets[j].y);
+            let floor = under.chain(below).fold(f64::NEG_INFINITY, f64::max);
+            self.brackets[i].y = floor + step;
+            placed.push(i);
+        }
+    }
+
+    /// Vertical distance between stacked brackets: 6% of the data's span.
+    fn bracket_step(&self) -> f64 {
+        let (lo, hi) = self.data_extent(true);
+        ((hi - lo) * 0.06).max(1e-9)
+    }
+
+    /// Lowest and highest value drawn: CI ends, means, paper markers, the
+    /// neutral line, and 0 for bars.
+    fn data_extent(&self, include_zero: bool) -> (f64, f64) {
+        let ends = self.points.iter().flat_map(|p| {
+            let (lo, hi) = p.summary.ci95.unwrap_or((p.summary.mean, p.summary.mean));
+            [lo, hi, p.summary.mean].into_iter().chain(p.paper)
+        });
+        let zero = include_zero.then_some(0.0);
+        ends.chain(self.neutral)
+            .chain(zero)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            })
+    }
+
+    /// The y range: the data's extent and the brackets, with headroom; bars
+    /// start at 0.
+    fn y_range(&self, include_zero: bool) -> (f64, f64) {
+        let (lo, mut hi) = self.data_extent(include_zero);
         let pad = ((hi - lo) * 0.08).max(1e-9);
-        (
-            if include_zero && lo >= 0.0 {
-                0.0
-            } else {
-                lo - pad
-            },
-            hi + pad,
-        )
+        if let Some(top) = self.brackets.iter().map(|b| b.y).reduce(f64::max) {
+            hi = hi.max(top + pad * 0.5);
+        }
+        let lo = if include_zero && lo >= 0.0 {
+            0.0
+        } else {
+            lo - pad
+        };
+        (lo, hi + pad)
     }
 
     fn colour(&self, series: &[String]) -> RGBColor {
-        let i = self.series.iter().position(|s| s == series).unwrap_or(0);
-        PALETTE[i % PALETTE.len()]
+        PALETTE[self.series_index(series) % PALETTE.len()]
     }
 }
 
-/// Draws `spec` over `cells` (metric, `over` and scale from `table`) to a PNG
-/// at `path`, atomically.
+/// Draws `spec` over `cells` (metric, `over`, scale and interval from
+/// `table`) with its overlays to a PNG at `path`, atomically.
 pub fn draw_figure(
     spec: &FigureSpec,
     table: &TableSpec,
     cells: &[CellResult],
+    overlays: Overlays,
     path: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<FigureLayout> {
     ensure_registered()?;
-    let data = FigureData::build(spec, table, cells)?;
+    let data = FigureData::build(spec, table, cells, overlays)?;
     let width = PANEL_WIDTH * data.panels.len() as u32 + LEGEND_WIDTH;
-    let title = format!("{} (mean ± 95% CI over {})", table.value, table.over);
+    let ci = match data.interval {
+        Interval::StudentT => "t",
+        Interval::LogitT { .. } => "logit-scale t",
+    };
+    let title = format!(
+        "{}: mean and 95% CI ({ci}) over {}",
+        value_axis_label(table),
+        table.over
+    );
+    let mut panels = Vec::new();
     write_atomic_via_path(path, ".png", |tmp| {
         let root = BitMapBackend::new(tmp, (width, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let root = root.titled(&title, (FAMILY, 24)).map_err(plot_err)?;
+        let root = root.titled(&title, (FAMILY, 22)).map_err(plot_err)?;
         let (plots, legend) = root.split_horizontally(width - LEGEND_WIDTH);
         let areas = plots.split_evenly((1, data.panels.len()));
         for (area, panel) in areas.iter().zip(&data.panels) {
             let caption = spec.panel.as_ref().map(|k| format!("{k} = {panel}"));
-            match spec.kind {
+            panels.push(match spec.kind {
                 FigureKind::GroupedBars => {
                     draw_bar_panel(area, &data, panel, caption, spec, table)?
                 }
                 FigureKind::Line => draw_line_panel(area, &data, panel, caption, spec, table)?,
-            }
+            });
         }
         draw_legend(&legend, &data, spec)?;
         root.present().map_err(plot_err)?;
         Ok(())
+    })?;
+    Ok(FigureLayout {
+        width,
+        height: HEIGHT,
+        panels,
     })
 }
 
@@ -194,6 +408,69 @@ fn plot_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type Chart<'a, 'b, X> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>;
+
+/// The dashed neutral line across the panel, and where it landed.
+fn draw_reference_line<'a, 'b, X>(
+    chart: &mut Chart<'a, 'b, X>,
+    data: &FigureData,
+    x_range: (f64, f64),
+) -> anyhow::Result<Option<i32>>
+where
+    X: Ranged<ValueType = f64>,
+{
+    let Some(neutral) = data.neutral else {
+        return Ok(None);
+    };
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(x_range.0, neutral), (x_range.1, neutral)],
+            10,
+            6,
+            REFERENCE_COLOUR.stroke_width(2),
+        ))
+        .map_err(plot_err)?;
+    Ok(Some(chart.backend_coord(&(x_range.0, neutral)).1))
+}
+
+/// The paper marker's corners, in pixels around its centre.
+const DIAMOND: [(i32, i32); 4] = [(0, -6), (6, 0), (0, 6), (-6, 0)];
+
+/// A white diamond outlined in `outline` at `at` (any coordinate system).
+fn paper_marker<DB: DrawingBackend, C: CoordTranslate>(
+    area: &DrawingArea<DB, C>,
+    at: C::From,
+    outline: RGBColor,
+) -> anyhow::Result<()>
+where
+    C::From: Clone,
+{
+    let mut closed = DIAMOND.to_vec();
+    closed.push(DIAMOND[0]);
+    area.draw(&(EmptyElement::at(at.clone()) + Polygon::new(DIAMOND.to_vec(), WHITE.filled())))
+        .map_err(|e| anyhow!("plotting failed: {e}"))?;
+    area.draw(&(EmptyElement::at(at) + PathElement::new(closed, outline.stroke_width(2))))
+        .map_err(|e| anyhow!("plotting failed: {e}"))?;
+    Ok(())
+}
+
+/// A claim cue's text: centred on its point, standing on it.
+fn cue_style(size: u32, colour: RGBColor) -> TextStyle<'static> {
+    (FAMILY, size)
+        .into_font()
+        .color(&colour)
+        .pos(Pos::new(HPos::Center, VPos::Bottom))
+}
+
+/// `*` for a claim that holds with separated CIs, a red `×` for one whose
+/// CIs separate the other way.
+fn bracket_style(separation: Separation) -> (&'static str, RGBColor) {
+    match separation {
+        Separation::Reversed => ("×", REVERSED_COLOUR),
+        _ => ("*", BLACK),
+    }
+}
 
 fn draw_bar_panel(
     area: &Area,
@@ -202,7 +479,7 @@ fn draw_bar_panel(
     caption: Option<String>,
     spec: &FigureSpec,
     table: &TableSpec,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<PanelLayout> {
     let nx = data.xs.len();
     let (y_lo, y_hi) = data.y_range(true);
     let x_axis = GroupAxis { groups: nx };
@@ -213,7 +490,7 @@ fn draw_bar_panel(
         .y_label_area_size(60)
         .build_cartesian_2d(x_axis, y_lo..y_hi)
         .map_err(plot_err)?;
-    let y_tick = y_tick_formatter(y_hi - y_lo);
+    let y_tick = y_tick_formatter(y_hi - y_lo, data.range);
     let x_name = |x: &f64| data.xs.get(x.round() as usize).cloned().unwrap_or_default();
     chart
         .configure_mesh()
@@ -230,32 +507,28 @@ fn draw_bar_panel(
 
     // Each x group is 0.8 wide, split evenly among the series.
     let bar_width = 0.8 / data.series.len() as f64;
-    for point in data.points.iter().filter(|p| p.panel == panel) {
-        let gx = data.xs.iter().position(|x| *x == point.x).unwrap_or(0) as f64;
-        let si = data
-            .series
-            .iter()
-            .position(|s| *s == point.series)
-            .unwrap_or(0) as f64;
-        let left = gx - 0.4 + si * bar_width;
-        let centre = left + bar_width / 2.0;
-        let colour = data.colour(&point.series);
+    let centre_of = |x: &str, series: &[String]| {
+        let gx = data.xs.iter().position(|v| v == x).unwrap_or(0) as f64;
+        let si = data.series_index(series) as f64;
+        gx - 0.4 + si * bar_width + bar_width / 2.0
+    };
+    let panel_points = || data.points.iter().filter(|p| p.panel == panel);
+    for point in panel_points() {
+        let centre = centre_of(&point.x, &point.series);
+        let half = bar_width / 2.0;
         let mean = point.summary.mean;
         chart
             .draw_series([Rectangle::new(
-                [
-                    (left + bar_width * 0.06, 0.0),
-                    (left + bar_width * 0.94, mean),
-                ],
-                colour.filled(),
+                [(centre - half * 0.88, 0.0), (centre + half * 0.88, mean)],
+                data.colour(&point.series).filled(),
             )])
             .map_err(plot_err)?;
-        if let Some(ci) = point.summary.ci95 {
+        if let Some((lo, hi)) = point.summary.ci95 {
             let cap = bar_width * 0.25;
             let whisker = [
-                vec![(centre, mean - ci), (centre, mean + ci)],
-                vec![(centre - cap, mean + ci), (centre + cap, mean + ci)],
-                vec![(centre - cap, mean - ci), (centre + cap, mean - ci)],
+                vec![(centre, lo), (centre, hi)],
+                vec![(centre - cap, hi), (centre + cap, hi)],
+                vec![(centre - cap, lo), (centre + cap, lo)],
             ];
             chart
                 .draw_series(
@@ -266,7 +539,28 @@ fn draw_bar_panel(
                 .map_err(plot_err)?;
         }
     }
-    Ok(())
+    // Over the bars, so that it crosses them.
+    let reference_row = draw_reference_line(&mut chart, data, (-0.5, nx as f64 - 0.5))?;
+    for point in panel_points() {
+        if let Some(paper) = point.paper {
+            let at = (centre_of(&point.x, &point.series), paper);
+            paper_marker(chart.plotting_area(), at, BLACK)?;
+        }
+    }
+    let brackets: Vec<&Bracket> = data.brackets.iter().filter(|b| b.panel == panel).collect();
+    let tick = data.bracket_step() * 0.3;
+    for b in &brackets {
+        let (a, z) = (centre_of(&b.x, &b.better), centre_of(&b.x, &b.worse));
+        let (mark, colour) = bracket_style(b.separation);
+        let path = vec![(a, b.y - tick), (a, b.y), (z, b.y), (z, b.y - tick)];
+        chart
+            .draw_series([PathElement::new(path, colour.stroke_width(1))])
+            .map_err(plot_err)?;
+        chart
+            .draw_series([Text::new(mark, ((a + z) / 2.0, b.y), cue_style(16, colour))])
+            .map_err(plot_err)?;
+    }
+    Ok(PanelLayout::of(&chart, reference_row, brackets.len()))
 }
 
 fn draw_line_panel(
@@ -276,7 +570,7 @@ fn draw_line_panel(
     caption: Option<String>,
     spec: &FigureSpec,
     table: &TableSpec,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<PanelLayout> {
     let numeric: BTreeMap<&str, f64> = data
         .xs
         .iter()
@@ -297,7 +591,7 @@ fn draw_line_panel(
         0.5
     };
     let (y_lo, y_hi) = data.y_range(false);
-    let y_tick = y_tick_formatter(y_hi - y_lo);
+    let y_tick = y_tick_formatter(y_hi - y_lo, data.range);
     let mut chart = ChartBuilder::on(area)
         .caption(caption.unwrap_or_default(), (FAMILY, 20))
         .margin(12)
@@ -318,21 +612,20 @@ fn draw_line_panel(
         .map_err(plot_err)?;
     for series in &data.series {
         let colour = data.colour(series);
-        let mut line: Vec<(f64, Summary)> = data
+        let mut line: Vec<(f64, &Point)> = data
             .points
             .iter()
             .filter(|p| p.panel == panel && p.series == *series)
-            .map(|p| (numeric[p.x.as_str()], p.summary))
+            .map(|p| (numeric[p.x.as_str()], p))
             .collect();
         line.sort_by(|a, b| a.0.total_cmp(&b.0));
-        if line.iter().all(|(_, s)| s.ci95.is_some()) && line.len() > 1 {
-            let upper = line
-                .iter()
-                .map(|(x, s)| (*x, s.mean + s.ci95.unwrap_or(0.0)));
-            let lower = line
-                .iter()
-                .rev()
-                .map(|(x, s)| (*x, s.mean - s.ci95.unwrap_or(0.0)));
+        let cis: Option<Vec<(f64, (f64, f64))>> = line
+            .iter()
+            .map(|(x, p)| p.summary.ci95.map(|ci| (*x, ci)))
+            .collect();
+        if let Some(cis) = cis.filter(|c| c.len() > 1) {
+            let upper = cis.iter().map(|(x, ci)| (*x, ci.1));
+            let lower = cis.iter().rev().map(|(x, ci)| (*x, ci.0));
             chart
                 .draw_series([Polygon::new(
                     upper.chain(lower).collect::<Vec<_>>(),
@@ -342,18 +635,37 @@ fn draw_line_panel(
         }
         chart
             .draw_series(LineSeries::new(
-                line.iter().map(|(x, s)| (*x, s.mean)),
+                line.iter().map(|(x, p)| (*x, p.summary.mean)),
                 colour.stroke_width(2),
             ))
             .map_err(plot_err)?;
         chart
             .draw_series(
                 line.iter()
-                    .map(|(x, s)| Circle::new((*x, s.mean), 4, colour.filled())),
+                    .map(|(x, p)| Circle::new((*x, p.summary.mean), 4, colour.filled())),
             )
             .map_err(plot_err)?;
+        for (x, p) in &line {
+            if let Some(paper) = p.paper {
+                paper_marker(chart.plotting_area(), (*x, paper), colour)?;
+            }
+        }
     }
-    Ok(())
+    // Over the bands, so that their tint does not hide it.
+    let reference_row = draw_reference_line(&mut chart, data, (x_lo - x_pad, x_hi + x_pad))?;
+    // Lines share an x: a claim's cue is its text above the points there.
+    let brackets: Vec<&Bracket> = data.brackets.iter().filter(|b| b.panel == panel).collect();
+    for b in &brackets {
+        let (mark, colour) = bracket_style(b.separation);
+        chart
+            .draw_series([Text::new(
+                format!("{mark} {}", b.label),
+                (numeric[b.x.as_str()], b.y),
+                cue_style(13, colour),
+            )])
+            .map_err(plot_err)?;
+    }
+    Ok(PanelLayout::of(&chart, reference_row, brackets.len()))
 }
 
 /// The x axis of grouped bars: group `i` is centred at `i` and spans
@@ -380,8 +692,10 @@ impl Ranged for GroupAxis {
     }
 }
 
-/// Tick labels with as few decimals as the axis span needs (`60`, not `60.0`).
-fn y_tick_formatter(span: f64) -> impl Fn(&f64) -> String {
+/// Tick labels with as few decimals as the axis span needs (`60`, not `60.0`);
+/// none outside the metric's range (the headroom above 100% that brackets
+/// need is not a value).
+fn y_tick_formatter(span: f64, range: Option<(f64, f64)>) -> impl Fn(&f64) -> String {
     let decimals = if span >= 10.0 {
         0
     } else if span >= 1.0 {
@@ -389,7 +703,11 @@ fn y_tick_formatter(span: f64) -> impl Fn(&f64) -> String {
     } else {
         2
     };
-    move |v: &f64| format!("{v:.decimals$}")
+    let slack = span * 1e-6;
+    move |v: &f64| match range {
+        Some((lo, hi)) if *v < lo - slack || *v > hi + slack => String::new(),
+        _ => format!("{v:.decimals$}"),
+    }
 }
 
 /// `gra (×100)`: the metric and its scale, for the y axis.
@@ -401,57 +719,220 @@ fn value_axis_label(table: &TableSpec) -> String {
     }
 }
 
-/// A swatch and a name per series, in the reserved strip on the right.
+/// A swatch and a name per series, then a key to every overlay the figure
+/// shows, in the reserved strip on the right.
 fn draw_legend(area: &Area, data: &FigureData, spec: &FigureSpec) -> anyhow::Result<()> {
     let header = spec.series.join(" / ");
-    area.draw(&Text::new(
-        header,
-        (10, 40),
-        (FAMILY, 16).into_font().style(FontStyle::Bold),
-    ))
-    .map_err(plot_err)?;
-    for (i, series) in data.series.iter().enumerate() {
-        let y = 70 + 26 * i as i32;
+    let bold = (FAMILY, 16).into_font().style(FontStyle::Bold);
+    area.draw(&Text::new(header, (10, 40), bold.clone()))
+        .map_err(plot_err)?;
+    let mut y = 70;
+    for series in &data.series {
         let colour = data.colour(series);
         area.draw(&Rectangle::new([(10, y), (28, y + 16)], colour.filled()))
             .map_err(plot_err)?;
         area.draw(&Text::new(series.join(" / "), (36, y), (FAMILY, 15)))
             .map_err(plot_err)?;
+        y += 26;
+    }
+    let has_paper = data.points.iter().any(|p| p.paper.is_some());
+    let has = |s: Separation| data.brackets.iter().any(|b| b.separation == s);
+    if data.neutral.is_none() && !has_paper && data.brackets.is_empty() {
+        return Ok(());
+    }
+    y += 14;
+    let text = |label: String, y: i32| Text::new(label, (36, y), (FAMILY, 14));
+    if let Some(neutral) = data.neutral {
+        area.draw(&PathElement::new(
+            [(10, y + 8), (19, y + 8)],
+            REFERENCE_COLOUR.stroke_width(2),
+        ))
+        .map_err(plot_err)?;
+        area.draw(&PathElement::new(
+            [(23, y + 8), (30, y + 8)],
+            REFERENCE_COLOUR.stroke_width(2),
+        ))
+        .map_err(plot_err)?;
+        area.draw(&text(format!("neutral ({})", trim_number(neutral)), y))
+            .map_err(plot_err)?;
+        y += 24;
+    }
+    if has_paper {
+        paper_marker(area, (19, y + 8), BLACK)?;
+        area.draw(&text("paper".to_string(), y)).map_err(plot_err)?;
+        y += 24;
+    }
+    for (separation, meaning) in [
+        (Separation::Separated, "claim holds, CIs apart"),
+        (Separation::Reversed, "reversed, CIs apart"),
+    ] {
+        if has(separation) {
+            let (mark, colour) = bracket_style(separation);
+            area.draw(&Text::new(
+                mark,
+                (14, y - 2),
+                (FAMILY, 18).into_font().color(&colour),
+            ))
+            .map_err(plot_err)?;
+            area.draw(&text(meaning.to_string(), y)).map_err(plot_err)?;
+            y += 24;
+        }
     }
     Ok(())
+}
+
+/// `50`, not `50.0`; `0.5` stays.
+fn trim_number(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::compare::{Claim, check_claims};
     use crate::report::fixtures::*;
+    use crate::report::grid::Grid;
+    use crate::report::paper_table;
+    use image::RgbImage;
 
-    /// Decodes the PNG and returns (width, height, number of distinct colours,
-    /// whether the first palette colour appears).
-    fn inspect(path: &Path) -> (u32, u32, usize, bool) {
-        let img = image::open(path).expect("a decodable PNG").to_rgb8();
-        let colours: std::collections::BTreeSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
-        let RGBColor(r, g, b) = PALETTE[0];
-        (
-            img.width(),
-            img.height(),
-            colours.len(),
-            colours.contains(&[r, g, b]),
-        )
+    fn decode(path: &Path) -> RgbImage {
+        image::open(path).expect("a decodable PNG").to_rgb8()
+    }
+
+    fn has_colour(img: &RgbImage, colour: RGBColor) -> bool {
+        let RGBColor(r, g, b) = colour;
+        img.pixels().any(|p| p.0 == [r, g, b])
+    }
+
+    /// How many pixels of `row` inside `x` are exactly `colour`.
+    fn count_in_row(img: &RgbImage, row: i32, x: (i32, i32), colour: RGBColor) -> usize {
+        let RGBColor(r, g, b) = colour;
+        (x.0..x.1)
+            .filter(|&px| img.get_pixel(px as u32, row as u32).0 == [r, g, b])
+            .count()
+    }
+
+    /// The neutral line is where the layout says, in its colour, across at
+    /// least a third of the plotting area (dashes and bars leave gaps), and
+    /// on no other row.
+    fn assert_reference_line(img: &RgbImage, layout: &FigureLayout) {
+        for (i, panel) in layout.panels.iter().enumerate() {
+            let row = panel.reference_row.expect("a neutral line");
+            let width = (panel.x_pixels.1 - panel.x_pixels.0) as usize;
+            let on = count_in_row(img, row, panel.x_pixels, REFERENCE_COLOUR);
+            assert!(
+                on * 3 >= width,
+                "panel {i}: row {row} has {on} of {width} pixels in the line's colour"
+            );
+            for other in [row - 12, row + 12] {
+                let stray = count_in_row(img, other, panel.x_pixels, REFERENCE_COLOUR);
+                assert!(stray * 10 < width, "panel {i}: row {other} has {stray}");
+            }
+        }
+    }
+
+    /// Table 1's cells with two claims made visible: at opt / tldr, CW is 25
+    /// points better (separates from WS and Human under every objective); at
+    /// qwen / ufb / ipo, Human is 25 points better (`cw > human` reversed).
+    fn separated_cells() -> Vec<CellResult> {
+        let mut cells = table1_cells();
+        for c in &mut cells {
+            let l = |k: &str| c.labels[k].as_str();
+            let cw_ahead = (l("pair"), l("dataset"), l("annotation")) == ("opt", "tldr", "cw");
+            let human_ahead = (l("pair"), l("dataset"), l("objective"), l("annotation"))
+                == ("qwen", "ufb", "ipo", "human");
+            if cw_ahead || human_ahead {
+                *c.metrics.get_mut("gra").unwrap() += 0.25;
+            }
+        }
+        cells
+    }
+
+    fn checks_of(spec: &TableSpec, cells: &[CellResult], paper: &PaperTable) -> Vec<ClaimCheck> {
+        let grid = Grid::build(spec, cells).unwrap();
+        let claims: Vec<Claim> = spec
+            .claims
+            .iter()
+            .map(|c| Claim::parse(c).unwrap())
+            .collect();
+        check_claims(&grid, &claims, Some(paper))
     }
 
     #[test]
-    fn grouped_bars_png_decodes_and_is_not_blank() {
+    fn grouped_bars_show_neutral_line_paper_values_and_separations() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("table1.png");
         let spec = table1_spec();
-        draw_figure(spec.figure.as_ref().unwrap(), &spec, &table1_cells(), &path).unwrap();
-        let (w, h, colours, has_bar) = inspect(&path);
-        assert_eq!((w, h), (2 * PANEL_WIDTH + LEGEND_WIDTH, HEIGHT));
-        assert!(colours > 20, "only {colours} colours: blank figure?");
-        assert!(has_bar, "no bar in the first series colour");
+        let cells = separated_cells();
+        let paper = paper_table("table1").unwrap().unwrap();
+        let checks = checks_of(&spec, &cells, &paper);
+        let overlays = Overlays {
+            paper: Some(&paper),
+            claims: &checks,
+        };
+        let figure = spec.figure.as_ref().unwrap();
+        let layout = draw_figure(figure, &spec, &cells, overlays, &path).unwrap();
+
+        let img = decode(&path);
+        assert_eq!(
+            (img.width(), img.height()),
+            (2 * PANEL_WIDTH + LEGEND_WIDTH, HEIGHT)
+        );
+        assert_eq!((layout.width, layout.height), (img.width(), img.height()));
+        let colours: std::collections::BTreeSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        assert!(
+            colours.len() > 20,
+            "only {} colours: blank figure?",
+            colours.len()
+        );
+        assert!(
+            has_colour(&img, PALETTE[0]),
+            "no bar in the first series colour"
+        );
+        assert_reference_line(&img, &layout);
+        // opt: 3 objectives × 2 claims separate at tldr; qwen: one reversal
+        let brackets: Vec<usize> = layout.panels.iter().map(|p| p.brackets).collect();
+        assert_eq!(brackets, [6, 1]);
+        assert!(has_colour(&img, REVERSED_COLOUR), "no red reversal mark");
         // only the PNG is left: the temporary file was renamed
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        // every bar has the paper's number (Table 1 publishes them all), and
+        // the y axis reaches the highest (Qwen HH-RLHF IPO CW, 86.8)
+        let data = FigureData::build(figure, &spec, &cells, overlays).unwrap();
+        assert!(data.points.iter().all(|p| p.paper.is_some()));
+        let at = |pair: &str, dataset: &str, series: [&str; 2]| {
+            data.points
+                .iter()
+                .find(|p| p.panel == pair && p.x == dataset && p.series == series)
+                .and_then(|p| p.paper)
+        };
+        assert_eq!(at("opt", "tldr", ["dpo", "cw"]), Some(56.6));
+        assert!(data.y_range(true).1 > 86.8);
+        assert_eq!(data.neutral, Some(50.0));
+    }
+
+    #[test]
+    fn a_metric_without_neutral_value_has_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gold.png");
+        let mut spec = table1_spec();
+        spec.value = "gold_mean".into();
+        spec.scale = 1.0;
+        let figure = spec.figure.clone().unwrap();
+        let layout =
+            draw_figure(&figure, &spec, &table1_cells(), Overlays::default(), &path).unwrap();
+        assert!(layout.panels.iter().all(|p| p.reference_row.is_none()));
+        // no row holds the line's grey across the plot (text may use it)
+        let img = decode(&path);
+        for panel in &layout.panels {
+            let width = (panel.x_pixels.1 - panel.x_pixels.0) as usize;
+            for row in 0..img.height() as i32 {
+                let on = count_in_row(&img, row, panel.x_pixels, REFERENCE_COLOUR);
+                assert!(on * 10 < width, "row {row} has {on} grey pixels");
+            }
+        }
     }
 
     #[test]
@@ -478,16 +959,28 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fig3.png");
-        draw_figure(&line, &table, &cells, &path).unwrap();
-        let (w, h, colours, has_line) = inspect(&path);
-        assert_eq!((w, h), (PANEL_WIDTH + LEGEND_WIDTH, HEIGHT));
-        assert!(colours > 20 && has_line);
+        let layout = draw_figure(&line, &table, &cells, Overlays::default(), &path).unwrap();
+        let img = decode(&path);
+        assert_eq!(
+            (img.width(), img.height()),
+            (PANEL_WIDTH + LEGEND_WIDTH, HEIGHT)
+        );
+        assert!(has_colour(&img, PALETTE[0]));
+        // gra unscaled: the neutral line sits at 0.5
+        assert_reference_line(&img, &layout);
 
         let words = FigureSpec {
             x: "dataset".into(),
             ..line
         };
-        let err = draw_figure(&words, &table, &cells, &dir.path().join("bad.png")).unwrap_err();
+        let err = draw_figure(
+            &words,
+            &table,
+            &cells,
+            Overlays::default(),
+            &dir.path().join("bad.png"),
+        )
+        .unwrap_err();
         assert!(
             format!("{err:#}").contains("`dataset` = `hh-rlhf` is not a number"),
             "{err:#}"

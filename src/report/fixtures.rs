@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::CellResult;
+use super::render::ReportContext;
 use super::spec::{ExtraValue, FigureKind, FigureSpec, TableSpec};
 
 pub const PAIRS: [&str; 2] = ["opt", "qwen"];
@@ -82,4 +83,19 @@ pub fn table1_spec() -> TableSpec {
         series: vec!["objective".to_string(), "annotation".to_string()],
     });
     spec
+}
+
+/// What `sweep` tells the report about a Table 1 run on the tiny profile.
+pub fn table1_context() -> ReportContext {
+    ReportContext {
+        experiment: "table1".into(),
+        title: "Table 1: CW-PO vs WS-DPO vs Human".into(),
+        profile: "tiny".into(),
+        slots: BTreeMap::from([
+            ("weak".to_string(), "tiny-opt-s".to_string()),
+            ("strong".to_string(), "tiny-opt-l".to_string()),
+        ]),
+        seeds: SEEDS.to_vec(),
+        notes: vec!["ties: 1.2% of comparisons".into()],
+    }
 }

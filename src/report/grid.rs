@@ -1,6 +1,7 @@
 //! Cells → a grid of summaries: one row per combination of the row labels,
 //! one column per combination of the column labels, each entry the mean and
-//! 95% CI of the metric over the `over` label (the seeds).
+//! 95% CI of the metric over the `over` label (the seeds), the CI inside the
+//! metric's range ([`TableSpec::interval`]).
 //!
 //! Both the CSV table and the markdown table are views of this grid, and the
 //! ordering checks read it; the figure groups cells the same way through
@@ -11,7 +12,7 @@ use anyhow::{Context, bail};
 
 use super::CellResult;
 use super::spec::TableSpec;
-use super::stats::Summary;
+use super::stats::{Interval, Summary};
 
 /// The row label of the per-block average row.
 pub const AVG_LABEL: &str = "Avg.";
@@ -30,6 +31,8 @@ pub struct Grid {
     pub columns: Vec<Vec<String>>,
     /// `[row][column]`; `None` where no cell exists (or an average lacks a row).
     pub entries: Vec<Vec<Option<Summary>>>,
+    /// The interval every entry's `ci95` is.
+    pub interval: Interval,
 }
 
 impl Grid {
@@ -62,6 +65,8 @@ impl Grid {
         row_order.sort_dedup(&mut data_rows);
         column_order.sort_dedup(&mut columns);
 
+        let interval = spec.interval();
+        let summary_of = |samples: &Samples| summarise(samples, interval);
         let samples_at = |row: &[String], column: &[String]| {
             let key: Vec<String> = row.iter().chain(column).cloned().collect();
             groups.get(&key)
@@ -81,7 +86,7 @@ impl Grid {
                 entries.push(
                     columns
                         .iter()
-                        .map(|c| samples_at(row, c).and_then(summarise))
+                        .map(|c| samples_at(row, c).and_then(summary_of))
                         .collect(),
                 );
             }
@@ -93,7 +98,7 @@ impl Grid {
                     .map(|c| {
                         let block: Option<Vec<&Samples>> =
                             data_rows[i..end].iter().map(|r| samples_at(r, c)).collect();
-                        block.and_then(|b| average_of_rows(&b))
+                        block.and_then(|b| average_of_rows(&b, interval))
                     })
                     .collect();
                 rows.push(avg_label);
@@ -107,6 +112,7 @@ impl Grid {
             rows,
             columns,
             entries,
+            interval,
         })
     }
 
@@ -127,15 +133,16 @@ impl Grid {
     }
 }
 
-fn summarise(samples: &Samples) -> Option<Summary> {
-    Summary::of(&samples.values().copied().collect::<Vec<_>>())
+/// Mean and CI of one group's samples.
+pub fn summarise(samples: &Samples, interval: Interval) -> Option<Summary> {
+    Summary::of(&samples.values().copied().collect::<Vec<_>>(), interval)
 }
 
 /// The `Avg.` entry of one column: the mean of the rows' means. When every row
 /// ran the same seeds the CI is taken over the per-seed averages (paired by
 /// seed, so a seed that is good everywhere does not inflate it); otherwise
 /// there is no CI.
-fn average_of_rows(rows: &[&Samples]) -> Option<Summary> {
+fn average_of_rows(rows: &[&Samples], interval: Interval) -> Option<Summary> {
     let first = rows.first()?;
     let same_seeds = rows.iter().all(|r| r.keys().eq(first.keys()));
     if same_seeds {
@@ -143,15 +150,15 @@ fn average_of_rows(rows: &[&Samples]) -> Option<Summary> {
             .keys()
             .map(|seed| rows.iter().map(|r| r[seed]).sum::<f64>() / rows.len() as f64)
             .collect();
-        Summary::of(&per_seed)
+        Summary::of(&per_seed, interval)
     } else {
         let means: Vec<f64> = rows
             .iter()
-            .filter_map(|r| summarise(r))
+            .filter_map(|r| summarise(r, interval))
             .map(|s| s.mean)
             .collect();
         let n = rows.iter().map(|r| r.len()).min().unwrap_or(0);
-        Summary::of(&means).map(|s| Summary {
+        Summary::of(&means, interval).map(|s| Summary {
             mean: s.mean,
             ci95: None,
             n,

@@ -4,13 +4,16 @@
 //!
 //! The flow, top-down:
 //! 1. [`grid`] groups [`CellResult`]s by the table's row and column labels and
-//!    summarises each group over seeds ([`stats`]: mean and 95% CI).
+//!    summarises each group over seeds ([`stats`]: mean and a 95% CI that
+//!    stays inside the metric's range, [`metric_info`]).
 //! 2. [`table`] turns that grid into a polars `DataFrame` (the paper's shape)
 //!    and into markdown; [`csv`] writes the frame.
-//! 3. [`figure`] draws grouped bars or lines with CI whiskers / bands.
-//! 4. [`paper`] holds the paper's published values (`experiments/paper/*.toml`,
+//! 3. [`paper`] holds the paper's published values (`experiments/paper/*.toml`,
 //!    embedded) and [`compare`] checks the paper's orderings in our run.
+//! 4. [`figure`] draws grouped bars or lines with CI whiskers / bands, the
+//!    metric's neutral line, the paper's values and the claims' separations.
 //! 5. [`render`] writes everything for one experiment, `report.md` last.
+//! 6. [`index`] writes `results/index.md`: every experiment on one page.
 //!
 //! Every file is written atomically ([`atomic`]): a crash never leaves a
 //! half-written CSV, PNG or report.
@@ -22,6 +25,8 @@ pub mod figure;
 mod fixtures;
 pub mod font;
 pub mod grid;
+pub mod index;
+pub mod metric_info;
 pub mod paper;
 pub mod render;
 pub mod spec;
@@ -32,7 +37,8 @@ use std::collections::BTreeMap;
 
 pub use compare::{Claim, ClaimCheck, check_claims};
 pub use csv::write_csv;
-pub use figure::draw_figure;
+pub use figure::{Overlays, draw_figure};
+pub use index::{IndexEntry, ReportSummary, write_index};
 pub use paper::{PaperTable, paper_table, paper_table_ids};
 pub use render::{ReportContext, write_report};
 pub use spec::{ExtraValue, FigureKind, FigureSpec, TableSpec};

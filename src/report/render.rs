@@ -2,7 +2,8 @@
 //! `report.md` (templates/report/report.md.j2, embedded) with the profile, the
 //! models behind the slots, the seeds, our table beside the paper's, and the
 //! paper's orderings checked against our run. `report.md` is written last, so
-//! its presence means the files it names exist.
+//! its presence means the files it names exist. What it wrote comes back as a
+//! [`ReportSummary`] for `results/index.md` ([`super::index`]).
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -11,10 +12,11 @@ use serde::Serialize;
 
 use super::CellResult;
 use super::atomic::write_bytes_atomic;
-use super::compare::{Claim, ClaimCheck, Separation, check_claims};
+use super::compare::{Claim, ClaimCheck, check_claims, tally};
 use super::csv::write_csv;
-use super::figure::draw_figure;
+use super::figure::{Overlays, draw_figure};
 use super::grid::Grid;
+use super::index::{ReportSummary, headline_table};
 use super::paper::PaperTable;
 use super::spec::TableSpec;
 use super::table::{decimals_for, format_summary, grid_to_frame, grid_to_markdown};
@@ -48,6 +50,8 @@ struct Page {
     value: String,
     scale_note: String,
     over: String,
+    interval_note: String,
+    neutral: Option<String>,
     avg_row: bool,
     single_run: bool,
     table: String,
@@ -98,14 +102,14 @@ struct ExtraTable {
 
 /// Writes `<experiment>.csv` (spec.value), `<experiment>_<metric>.csv` per
 /// extra value, `<experiment>.png` if the spec has a figure, and `report.md`
-/// into `out_dir`.
+/// into `out_dir`; returns what the index shows of it.
 pub fn write_report(
     ctx: &ReportContext,
     spec: &TableSpec,
     cells: &[CellResult],
     paper: Option<&PaperTable>,
     out_dir: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ReportSummary> {
     let context = || format!("report of experiment `{}`", ctx.experiment);
     let grid = Grid::build(spec, cells).with_context(context)?;
     let decimals = decimals_for(spec);
@@ -126,10 +130,23 @@ pub fn write_report(
         });
     }
 
+    let claims: Vec<Claim> = spec
+        .claims
+        .iter()
+        .map(|c| Claim::parse(c))
+        .collect::<anyhow::Result<_>>()?;
+    let checks = check_claims(&grid, &claims, paper);
+    let tallies = tally(&checks);
+
     let figure = match &spec.figure {
         Some(figure_spec) => {
             let file = format!("{}.png", ctx.experiment);
-            draw_figure(figure_spec, spec, cells, &out_dir.join(&file)).with_context(context)?;
+            let overlays = Overlays {
+                paper,
+                claims: &checks,
+            };
+            draw_figure(figure_spec, spec, cells, overlays, &out_dir.join(&file))
+                .with_context(context)?;
             Some(file)
         }
         None => None,
@@ -145,12 +162,6 @@ pub fn write_report(
         })
         .transpose()?;
 
-    let claims: Vec<Claim> = spec
-        .claims
-        .iter()
-        .map(|c| Claim::parse(c))
-        .collect::<anyhow::Result<_>>()?;
-    let checks = check_claims(&grid, &claims, paper);
     let claim_rows: Vec<ClaimRow> = checks.iter().map(|c| claim_row(c, decimals)).collect();
 
     let page = Page {
@@ -175,6 +186,8 @@ pub fn write_report(
         value: spec.value.clone(),
         scale_note: scale_note(spec.scale),
         over: spec.over.clone(),
+        interval_note: grid.interval.describe(&spec.over),
+        neutral: spec.metric_info().neutral.map(|v| format!("{v}")),
         avg_row: spec.avg_row,
         single_run: !grid.has_any_ci(),
         table: grid_to_markdown(&grid, decimals),
@@ -183,17 +196,23 @@ pub fn write_report(
         paper: paper_section,
         group_keys: spec.columns[..spec.columns.len() - 1].join(" / "),
         claims_total: checks.len(),
-        claims_held: checks.iter().filter(|c| c.holds).count(),
-        claims_separated: checks
-            .iter()
-            .filter(|c| c.separation == Separation::Separated)
-            .count(),
+        claims_held: tallies.iter().map(|t| t.holds).sum(),
+        claims_separated: tallies.iter().map(|t| t.separated).sum(),
         claims: claim_rows,
         extra_tables,
         notes: ctx.notes.clone(),
     };
     let markdown = render_page(&page)?;
-    write_bytes_atomic(&out_dir.join("report.md"), markdown.as_bytes()).with_context(context)
+    write_bytes_atomic(&out_dir.join("report.md"), markdown.as_bytes()).with_context(context)?;
+    Ok(ReportSummary {
+        value: format!("{}{}", spec.value, scale_note(spec.scale)),
+        interval: grid.interval,
+        headline: headline_table(&grid, paper, decimals),
+        csv: page.csv,
+        figure: page.figure,
+        report: "report.md".to_string(),
+        claims: tallies,
+    })
 }
 
 /// ` (×100)` after a metric's name when it is scaled; empty otherwise.
@@ -206,16 +225,26 @@ fn scale_note(scale: f64) -> String {
 }
 
 fn render_page(page: &Page) -> anyhow::Result<String> {
+    render_template("report.md", TEMPLATE, page)
+}
+
+/// Renders `templates/report/<name>.j2` (its text embedded as `template`)
+/// with trim_blocks + lstrip_blocks: a line holding only a tag vanishes.
+pub(super) fn render_template(
+    name: &str,
+    template: &str,
+    context: impl Serialize,
+) -> anyhow::Result<String> {
     let mut env = minijinja::Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(true);
-    env.add_template("report.md", TEMPLATE)
-        .context("templates/report/report.md.j2 does not parse")?;
+    env.add_template(name, template)
+        .with_context(|| format!("templates/report/{name}.j2 does not parse"))?;
     let text = env
-        .get_template("report.md")?
-        .render(page)
-        .context("templates/report/report.md.j2 failed to render")?;
+        .get_template(name)?
+        .render(context)
+        .with_context(|| format!("templates/report/{name}.j2 failed to render"))?;
     Ok(text)
 }
 
@@ -247,17 +276,7 @@ mod tests {
     use crate::report::paper_table;
 
     fn context() -> ReportContext {
-        ReportContext {
-            experiment: "table1".into(),
-            title: "Table 1: CW-PO vs WS-DPO vs Human".into(),
-            profile: "tiny".into(),
-            slots: BTreeMap::from([
-                ("weak".to_string(), "tiny-opt-s".to_string()),
-                ("strong".to_string(), "tiny-opt-l".to_string()),
-            ]),
-            seeds: SEEDS.to_vec(),
-            notes: vec!["ties: 1.2% of comparisons".into()],
-        }
+        table1_context()
     }
 
     #[test]
@@ -281,7 +300,7 @@ mod tests {
         let v: Vec<f64> = (0..3).map(|s| 100.0 * gra(0, 0, 0, 0, s)).collect();
         let mean = v.iter().sum::<f64>() / 3.0;
         assert!(
-            md.contains(&format!("| opt | hh-rlhf | {mean:.1} ± ")),
+            md.contains(&format!("| opt | hh-rlhf | {mean:.1} [")),
             "{md}"
         );
         // the profile, its models, the seeds and the synthetic note
@@ -291,6 +310,10 @@ mod tests {
             "seeds 0, 1, 2",
             "Synthetic stand-in",
             "ties: 1.2%",
+            // which interval, and what the figure's marks mean
+            "on the logit scale of the metric's range [0, 100]",
+            "neutral value 50 ",
+            "White diamonds are the paper's numbers",
         ] {
             assert!(md.contains(needle), "missing {needle}");
         }
@@ -320,7 +343,7 @@ mod tests {
         );
         let csv = std::fs::read_to_string(dir.path().join("table1_gra_shared.csv")).unwrap();
         assert!(
-            csv.starts_with("pair,dataset,dpo_human,dpo_human_ci95,dpo_ws,"),
+            csv.starts_with("pair,dataset,dpo_human,dpo_human_lo,dpo_human_hi,dpo_ws,"),
             "{csv}"
         );
     }

@@ -9,6 +9,8 @@
 //! extra_values = ["gra_shared", { value = "gold_mean", scale = 1 }]
 //! avg_row = true
 //! scale = 100
+//! range = [0, 1]          # optional: bounds of `value` (known for gra, accuracies)
+//! neutral = 0.5           # optional: its neutral value, dashed in the figure
 //! paper = "table1"
 //! claims = ["cw > ws", "cw > human"]
 //! order = { annotation = ["human", "ws", "cw"] }
@@ -21,6 +23,9 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use super::metric_info::MetricInfo;
+use super::stats::Interval;
 
 /// A table: rows × columns of a metric, averaged over `over` (the seeds).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -50,6 +55,14 @@ pub struct TableSpec {
     /// order they first appear among the cells (never hash order).
     #[serde(default)]
     pub order: BTreeMap<String, Vec<String>>,
+    /// Bounds of `value` in its own unit (before `scale`), where
+    /// [`MetricInfo::known`] does not know them; CIs stay inside.
+    #[serde(default)]
+    pub range: Option<(f64, f64)>,
+    /// Neutral value of `value` in its own unit (drawn as a dashed line),
+    /// where [`MetricInfo::known`] does not know it.
+    #[serde(default)]
+    pub neutral: Option<f64>,
     /// Id of the paper's table to set beside ours (`"table1"`).
     #[serde(default)]
     pub paper: Option<String>,
@@ -81,25 +94,46 @@ impl TableSpec {
             avg_row: false,
             scale: default_scale(),
             order: BTreeMap::new(),
+            range: None,
+            neutral: None,
             paper: None,
             claims: Vec::new(),
             figure: None,
         }
     }
 
-    /// The same table for a further metric (for the extra CSVs).
+    /// The same table for a further metric (for the extra CSVs); the main
+    /// value's `range` and `neutral` do not carry over.
     pub fn for_extra(&self, extra: &ExtraValue) -> Self {
+        let other = TableSpec {
+            value: extra.value().to_string(),
+            range: None,
+            neutral: None,
+            ..self.clone()
+        };
         match extra {
-            ExtraValue::Name(value) => TableSpec {
-                value: value.clone(),
-                ..self.clone()
-            },
-            ExtraValue::Scaled { value, scale } => TableSpec {
-                value: value.clone(),
+            ExtraValue::Name(_) => other,
+            ExtraValue::Scaled { scale, .. } => TableSpec {
                 scale: *scale,
-                ..self.clone()
+                ..other
             },
         }
+    }
+
+    /// Range and neutral value of `value` in the table's unit (scaled): the
+    /// manifest's where it gives them, the known metric's otherwise.
+    pub fn metric_info(&self) -> MetricInfo {
+        let known = MetricInfo::known(&self.value);
+        MetricInfo {
+            range: self.range.or(known.range),
+            neutral: self.neutral.or(known.neutral),
+        }
+        .scaled(self.scale)
+    }
+
+    /// The interval every entry of this table gets.
+    pub fn interval(&self) -> Interval {
+        Interval::for_range(self.metric_info().range)
     }
 }
 
@@ -172,7 +206,19 @@ mod tests {
         assert!(!spec.avg_row);
         assert_eq!(spec.for_extra(&spec.extra_values[1]).scale, 1.0);
         assert_eq!(spec.extra_values[0].value(), "gra_shared");
-        assert_eq!(spec.figure.unwrap().kind, FigureKind::GroupedBars);
+        assert_eq!(spec.figure.as_ref().unwrap().kind, FigureKind::GroupedBars);
+        // gra is a share: a logit interval on [0, 1]; gold_mean is unbounded
+        assert_eq!(spec.interval(), Interval::LogitT { lo: 0.0, hi: 1.0 });
+        let gold = spec.for_extra(&spec.extra_values[1]);
+        assert_eq!(gold.interval(), Interval::StudentT);
+        assert_eq!(gold.metric_info().neutral, None);
+        // a manifest can bound and centre a metric the program does not know
+        let custom: TableSpec = toml::from_str(
+            "rows = [\"a\"]\ncolumns = [\"b\"]\nvalue = \"judge_score\"\nscale = 10\nrange = [1, 5]\nneutral = 3",
+        )
+        .unwrap();
+        assert_eq!(custom.interval(), Interval::LogitT { lo: 10.0, hi: 50.0 });
+        assert_eq!(custom.metric_info().neutral, Some(30.0));
         let err = toml::from_str::<TableSpec>("rows = []\ncolumns = []\nvalue = \"gra\"\nrow = 1")
             .unwrap_err();
         assert!(err.to_string().contains("unknown field `row`"), "{err}");

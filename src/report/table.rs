@@ -1,6 +1,6 @@
 //! The grid as the paper prints it: a polars `DataFrame` for the CSV (label
-//! columns, then a mean and a `_ci95` column per column group) and a markdown
-//! table for `report.md`.
+//! columns, then a mean, a `_lo` and a `_hi` column per column group: the
+//! numbers behind the figure's whiskers) and a markdown table for `report.md`.
 use polars::prelude::{Column, DataFrame};
 
 use super::CellResult;
@@ -11,10 +11,11 @@ use super::stats::Summary;
 /// Aggregates `cells` into the paper-shaped table of `spec.value`.
 ///
 /// Columns: one per row key (`pair`, `dataset`), then for each column label
-/// combination `<a>_<b>` (the mean over `spec.over`, scaled) and
-/// `<a>_<b>_ci95` (the Student-t 95% half-width; null when a group has one
-/// seed, or for an `Avg.` row whose rows ran different seeds). Rows and
-/// columns follow `spec.order`, then first appearance among the cells.
+/// combination `<a>_<b>` (the mean over `spec.over`, scaled), `<a>_<b>_lo`
+/// and `<a>_<b>_hi` (the 95% CI's ends, [`TableSpec::interval`]; null when a
+/// group has one seed, or for an `Avg.` row whose rows ran different seeds).
+/// Rows and columns follow `spec.order`, then first appearance among the
+/// cells.
 pub fn build_table(spec: &TableSpec, cells: &[CellResult]) -> anyhow::Result<DataFrame> {
     grid_to_frame(&Grid::build(spec, cells)?)
 }
@@ -37,11 +38,14 @@ pub fn grid_to_frame(grid: &Grid) -> anyhow::Result<DataFrame> {
         let means: Vec<Option<f64>> = (0..grid.rows.len())
             .map(|r| at(r).map(|s| s.mean))
             .collect();
-        let cis: Vec<Option<f64>> = (0..grid.rows.len())
-            .map(|r| at(r).and_then(|s| s.ci95))
-            .collect();
+        let end = |pick: fn((f64, f64)) -> f64| -> Vec<Option<f64>> {
+            (0..grid.rows.len())
+                .map(|r| at(r).and_then(|s| s.ci95).map(pick))
+                .collect()
+        };
         frame_columns.push(Column::new(name.as_str().into(), means));
-        frame_columns.push(Column::new(format!("{name}_ci95").into(), cis));
+        frame_columns.push(Column::new(format!("{name}_lo").into(), end(|ci| ci.0)));
+        frame_columns.push(Column::new(format!("{name}_hi").into(), end(|ci| ci.1)));
     }
     Ok(DataFrame::new(frame_columns)?)
 }
@@ -51,7 +55,8 @@ pub fn decimals_for(spec: &TableSpec) -> usize {
     if spec.scale >= 100.0 { 1 } else { 3 }
 }
 
-/// `61.3 ± 2.1`, `61.3` without a CI, `—` for a missing entry.
+/// `61.3 [57.2, 65.0]` (mean and CI ends), `61.3` without a CI, `—` for a
+/// missing entry.
 pub fn format_summary(s: Option<Summary>, decimals: usize) -> String {
     match s {
         None => "—".to_string(),
@@ -60,9 +65,9 @@ pub fn format_summary(s: Option<Summary>, decimals: usize) -> String {
         }) => format!("{mean:.decimals$}"),
         Some(Summary {
             mean,
-            ci95: Some(ci),
+            ci95: Some((lo, hi)),
             ..
-        }) => format!("{mean:.decimals$} ± {ci:.decimals$}"),
+        }) => format!("{mean:.decimals$} [{lo:.decimals$}, {hi:.decimals$}]"),
     }
 }
 
@@ -91,6 +96,7 @@ pub fn grid_to_markdown(grid: &Grid, decimals: usize) -> String {
 mod tests {
     use super::*;
     use crate::report::fixtures::*;
+    use crate::report::stats::Interval;
     use polars::prelude::AnyValue;
 
     fn f64_at(df: &DataFrame, column: &str, row: usize) -> Option<f64> {
@@ -119,7 +125,8 @@ mod tests {
         for o in OBJECTIVES {
             for a in ANNOTATIONS {
                 expected.push(format!("{o}_{a}"));
-                expected.push(format!("{o}_{a}_ci95"));
+                expected.push(format!("{o}_{a}_lo"));
+                expected.push(format!("{o}_{a}_hi"));
             }
         }
         let names: Vec<String> = df
@@ -149,12 +156,31 @@ mod tests {
         // qwen (pair 1), tldr (dataset 1, row 5), ipo (objective 1), cw (annotation 2)
         let v: Vec<f64> = (0..3).map(|s| 100.0 * gra(1, 1, 1, 2, s)).collect();
         let mean = (v[0] + v[1] + v[2]) / 3.0;
-        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
-        let ci = 4.303 * sd / 3f64.sqrt();
         assert!((f64_at(&df, "ipo_cw", 5).unwrap() - mean).abs() < 1e-9);
-        assert!((f64_at(&df, "ipo_cw_ci95", 5).unwrap() - ci).abs() < 1e-9);
+        // gra is a share: the CI is the logit interval on [0, 100]
+        let want = Summary::of(&v, Interval::LogitT { lo: 0.0, hi: 100.0 })
+            .unwrap()
+            .ci95
+            .unwrap();
+        let (lo, hi) = (
+            f64_at(&df, "ipo_cw_lo", 5).unwrap(),
+            f64_at(&df, "ipo_cw_hi", 5).unwrap(),
+        );
+        assert!((lo - want.0).abs() < 1e-9 && (hi - want.1).abs() < 1e-9);
         // noise (0, +2, −1)·3 points: s = 1.527…·3, so the CI is wide, not zero
-        assert!(ci > 5.0);
+        assert!(lo < mean - 5.0 && hi > mean + 5.0);
+
+        // gold_mean is unbounded: the plain t interval, worked by hand
+        let mut gold = table1_spec();
+        gold.value = "gold_mean".into();
+        gold.scale = 1.0;
+        let df = build_table(&gold, &table1_cells()).unwrap();
+        let g: Vec<f64> = v.iter().map(|x| 2.0 * x / 100.0 - 1.0).collect();
+        let m = g.iter().sum::<f64>() / 3.0;
+        let sd = (g.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 2.0).sqrt();
+        let half = 4.302_653 * sd / 3f64.sqrt();
+        assert!((f64_at(&df, "ipo_cw_hi", 5).unwrap() - (m + half)).abs() < 1e-5);
+        assert!((f64_at(&df, "ipo_cw_lo", 5).unwrap() - (m - half)).abs() < 1e-5);
     }
 
     #[test]
@@ -174,11 +200,15 @@ mod tests {
         }
         // all datasets ran seeds 0–2: the Avg. CI is over per-seed averages
         // (noise (0, +2, −1)·(1 + annotation) is shared across datasets)
-        let ci = f64_at(&df, "dpo_human_ci95", 3).unwrap();
-        let noise = [0.0f64, 2.0, -1.0];
-        let m = 1.0 / 3.0;
-        let sd = (noise.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 2.0).sqrt();
-        assert!((ci - 4.303 * sd / 3f64.sqrt()).abs() < 1e-9);
+        let per_seed: Vec<f64> = (0..3)
+            .map(|s| (0..3).map(|d| 100.0 * gra(0, d, 0, 0, s)).sum::<f64>() / 3.0)
+            .collect();
+        let want = Summary::of(&per_seed, Interval::LogitT { lo: 0.0, hi: 100.0 })
+            .unwrap()
+            .ci95
+            .unwrap();
+        assert!((f64_at(&df, "dpo_human_lo", 3).unwrap() - want.0).abs() < 1e-9);
+        assert!((f64_at(&df, "dpo_human_hi", 3).unwrap() - want.1).abs() < 1e-9);
     }
 
     #[test]
@@ -198,9 +228,10 @@ mod tests {
             .sum::<f64>()
             / 3.0;
         assert!((f64_at(&df, "ipo_ws", 3).unwrap() - means).abs() < 1e-9);
-        assert_eq!(f64_at(&df, "ipo_ws_ci95", 3), None);
+        assert_eq!(f64_at(&df, "ipo_ws_lo", 3), None);
+        assert_eq!(f64_at(&df, "ipo_ws_hi", 3), None);
         // qwen is untouched and keeps its CI
-        assert!(f64_at(&df, "ipo_ws_ci95", 7).is_some());
+        assert!(f64_at(&df, "ipo_ws_lo", 7).is_some());
     }
 
     #[test]
@@ -223,14 +254,14 @@ mod tests {
             &names[2..8],
             [
                 "dpo_human",
-                "dpo_human_ci95",
+                "dpo_human_lo",
+                "dpo_human_hi",
                 "dpo_ws",
-                "dpo_ws_ci95",
-                "dpo_cw",
-                "dpo_cw_ci95"
+                "dpo_ws_lo",
+                "dpo_ws_hi",
             ]
         );
-        assert_eq!(names[8], "rdpo_human");
+        assert_eq!(names[11], "rdpo_human");
     }
 
     #[test]
@@ -273,9 +304,9 @@ mod tests {
             .filter(|c| c.labels["seed"] == "0")
             .collect();
         let df = build_table(&table1_spec(), &cells).unwrap();
-        assert_eq!(df.column("dpo_cw_ci95").unwrap().null_count(), df.height());
+        assert_eq!(df.column("dpo_cw_lo").unwrap().null_count(), df.height());
         assert_eq!(df.column("dpo_cw").unwrap().null_count(), 0);
         let md = grid_to_markdown(&Grid::build(&table1_spec(), &cells).unwrap(), 1);
-        assert!(!md.contains('±'), "{md}");
+        assert!(!md.contains('['), "{md}");
     }
 }
