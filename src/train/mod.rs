@@ -17,6 +17,7 @@
 //!
 //! Inputs are already tokenised ([`TokenizedExample`], [`TokenizedPair`]):
 //! templates and tokenisers belong to the caller.
+pub mod adamw;
 pub mod bt;
 pub mod expression;
 pub mod losses;
