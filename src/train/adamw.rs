@@ -158,7 +158,7 @@ mod tests {
             // tanh(x Wᵀ)·…: mixed-sign gradients; relu makes some exactly 0.
             let h = x.matmul(&vars[0].as_tensor().t()?)?.tanh()?.relu()?;
             let mut loss = (h.sqr()?.sum_all()? + vars[1].as_tensor().sum_all()?)?;
-            if step % 2 == 0 {
+            if step.is_multiple_of(2) {
                 loss = (loss + vars[2].as_tensor().sqr()?.mean_all()?)?;
             }
             Ok(loss)
