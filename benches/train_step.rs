@@ -1,15 +1,29 @@
-//! Training throughput of the model core: forward + backward + AdamW step of
-//! a ~0.9M-parameter Llama-style decoder (vocab 512, d 128, 4 layers, 4 heads)
-//! on a batch of 16 × 64 tokens, the size every tiny-profile table trains
-//! hundreds of times. Prints tokens/s and where the time goes.
+//! Training throughput of the model core, side by side with PyTorch:
+//! forward + backward + AdamW step of a ~0.9M-parameter Llama-style decoder
+//! (vocab 512, d 128, 4 layers, 4 heads) on a batch of 16 × 64 tokens, the
+//! size every tiny-profile table trains hundreds of times.
 //!
-//! Run: `cargo bench --bench train_step` (STEPS=n to change the step count).
+//! For each thread count (`THREADS`, default `1,2`) it runs this binary
+//! again as a child with `RAYON_NUM_THREADS` set (candle reads it once per
+//! process), then `scripts/tiny_torch_train_step.py` with as many torch
+//! threads, back to back, `ROUNDS` times (default 1), and prints a table:
+//! tokens/s of each, the ratio ours / PyTorch, the 1-minute load average
+//! before each. `PATHS=all` also times the composed ops and candle-nn's
+//! AdamW (the slower paths this crate replaced) in the child.
+//!
+//! Run: `cargo bench --bench train_step` (STEPS=n steps per measurement).
+//! Without a torch venv (benches/common/torch.rs) it prints ours only.
+#[path = "common/torch.rs"]
+mod torch;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 use cwpo::model::fused::with_fused;
 use cwpo::model::{Arch, DecoderConfig, LanguageModel, PadSide, Policy, SeqBatch};
+use cwpo::train::adamw::AdamW;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -55,8 +69,13 @@ struct Timings {
     final_loss: f32,
 }
 
-fn measure(policy: &Policy, batches: &[SeqBatch], steps: usize) -> anyhow::Result<Timings> {
-    let mut opt = AdamW::new(
+/// Times `steps` steps (after 3 warm-up steps) with optimiser `O`.
+fn measure<O: Optimizer<Config = ParamsAdamW>>(
+    policy: &Policy,
+    batches: &[SeqBatch],
+    steps: usize,
+) -> anyhow::Result<Timings> {
+    let mut opt = O::new(
         policy.trainable_vars(),
         ParamsAdamW {
             lr: 1e-3,
@@ -90,14 +109,20 @@ fn measure(policy: &Policy, batches: &[SeqBatch], steps: usize) -> anyhow::Resul
     Ok(t)
 }
 
+impl Timings {
+    fn tokens_per_s(&self, steps: usize) -> f64 {
+        let total = self.forward + self.backward + self.optimizer;
+        (steps * BATCH * SEQ) as f64 / total.as_secs_f64()
+    }
+}
+
 fn report(label: &str, t: &Timings, steps: usize) {
     let total = t.forward + t.backward + t.optimizer;
-    let tokens = (steps * BATCH * SEQ) as f64;
     let ms = |d: Duration| 1e3 * d.as_secs_f64() / steps as f64;
     let pct = |d: Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64();
     println!(
-        "  {label:>8}: {:6.0} tokens/s ({:.1} ms/step) | forward {:.1} ms ({:.0}%), backward {:.1} ms ({:.0}%), AdamW {:.1} ms ({:.0}%) | loss {:.3}",
-        tokens / total.as_secs_f64(),
+        "  {label:>24}: {:6.0} tokens/s ({:.1} ms/step) | forward {:.1} ms ({:.0}%), backward {:.1} ms ({:.0}%), AdamW {:.1} ms ({:.0}%) | loss {:.3}",
+        t.tokens_per_s(steps),
         ms(total),
         ms(t.forward),
         pct(t.forward),
@@ -109,17 +134,22 @@ fn report(label: &str, t: &Timings, steps: usize) {
     );
 }
 
-fn main() -> anyhow::Result<()> {
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The child: times this process's paths at its thread count; the last
+/// line, `RESULT <tokens/s>`, is ours (fused kernels, in-place AdamW).
+fn child(steps: usize) -> anyhow::Result<()> {
     let device = Device::Cpu;
     let cfg = config();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let batches: Vec<SeqBatch> = (0..4)
         .map(|_| batch(&mut rng, &device))
         .collect::<anyhow::Result<_>>()?;
-    let steps: usize = std::env::var("STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
     let params = Policy::new_random(&cfg, None, 0, &device)?
         .backbone()
         .params()
@@ -133,11 +163,91 @@ fn main() -> anyhow::Result<()> {
         cfg.vocab_size,
         candle_core::utils::get_num_threads()
     );
-    // Same initial weights and batches for both paths.
-    for (label, fused) in [("composed", false), ("fused", true)] {
-        let policy = Policy::new_random(&cfg, None, 0, &device)?;
-        let t = with_fused(fused, || measure(&policy, &batches, steps))?;
-        report(label, &t, steps);
+    // Same initial weights and batches for every path.
+    let fresh = || Policy::new_random(&cfg, None, 0, &device);
+    if std::env::var("PATHS").as_deref() == Ok("all") {
+        let t = with_fused(false, || {
+            measure::<candle_nn::AdamW>(&fresh()?, &batches, steps)
+        })?;
+        report("composed, candle-nn AdamW", &t, steps);
+        let t = with_fused(true, || {
+            measure::<candle_nn::AdamW>(&fresh()?, &batches, steps)
+        })?;
+        report("fused, candle-nn AdamW", &t, steps);
+    }
+    let t = with_fused(true, || measure::<AdamW>(&fresh()?, &batches, steps))?;
+    report("fused, in-place AdamW", &t, steps);
+    println!("RESULT {}", t.tokens_per_s(steps));
+    Ok(())
+}
+
+/// Ours at `threads`: this binary as a child process.
+fn ours(threads: usize, steps: usize) -> anyhow::Result<f64> {
+    let out = Command::new(std::env::current_exe()?)
+        .env("TRAIN_STEP_CHILD", "1")
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .env("STEPS", steps.to_string())
+        .output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    print!("{stdout}");
+    anyhow::ensure!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .ok_or_else(|| anyhow::anyhow!("child printed no RESULT"))?;
+    Ok(result.trim().parse()?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let steps: usize = env_or("STEPS", 20);
+    if std::env::var_os("TRAIN_STEP_CHILD").is_some() {
+        return child(steps);
+    }
+    let threads: Vec<usize> = std::env::var("THREADS")
+        .unwrap_or_else(|_| "1,2".into())
+        .split(',')
+        .map(|t| t.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let rounds: usize = env_or("ROUNDS", 1);
+    let python = torch::torch_python();
+    let mut rows = Vec::new();
+    for round in 1..=rounds {
+        for &n in &threads {
+            let load_ours = torch::load_average();
+            let ours = ours(n, steps)?;
+            let theirs = match &python {
+                Some(py) => {
+                    let load = torch::load_average();
+                    let json = torch::run_script(
+                        py,
+                        "tiny_torch_train_step.py",
+                        &["--steps", &steps.to_string()],
+                        n,
+                    )?;
+                    println!("  {:>24}: {json}", "PyTorch");
+                    json["tokens_per_s"].as_f64().map(|t| (t, load))
+                }
+                None => None,
+            };
+            rows.push((round, n, ours, load_ours, theirs));
+        }
+    }
+    println!(
+        "\n| round | threads | ours tokens/s (load) | PyTorch tokens/s (load) | ours / PyTorch |"
+    );
+    println!("|---|---|---|---|---|");
+    for (round, n, ours, load_ours, theirs) in rows {
+        match theirs {
+            Some((t, load)) => println!(
+                "| {round} | {n} | {ours:.0} ({load_ours:.1}) | {t:.0} ({load:.1}) | {:.2}× |",
+                ours / t
+            ),
+            None => println!("| {round} | {n} | {ours:.0} ({load_ours:.1}) | – | – |"),
+        }
     }
     Ok(())
 }

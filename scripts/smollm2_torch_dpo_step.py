@@ -38,7 +38,7 @@ torch.set_num_threads(2).
 Prints one JSON object on stdout (times in seconds, losses, torch and
 transformers versions, threads, load average before and after).
 
-Usage:
+Usage (the HH path is optional: without it, (a) only):
     .venv-torch/bin/python scripts/smollm2_torch_dpo_step.py \
         models/SmolLM2-135M-Instruct.Q4_1.gguf tests/fixtures/real/hh-rlhf.jsonl
 """
@@ -57,7 +57,8 @@ from transformers import AutoModelForCausalLM
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from smollm2_reference import ByteLevelBpe, field  # noqa: E402
 
-THREADS = 2
+# torch threads: $TORCH_THREADS (benches set it to candle's count), default 2.
+THREADS = int(os.environ.get("TORCH_THREADS", "2"))
 ASSISTANT_MARKER = "\n\nAssistant:"
 HH_MAX_TOKENS = 512
 
@@ -244,7 +245,8 @@ def bt_run(gguf_path, hh_path, steps=3, lr=1e-5):
     }
 
 
-def main(gguf_path, hh_path):
+def main(gguf_path, hh_path=None):
+    """Without hh_path, only the DPO step (what tests/real_smollm2_bench.rs compares)."""
     torch.set_num_threads(THREADS)
     load_before = os.getloadavg()
     out = {
@@ -256,7 +258,8 @@ def main(gguf_path, hh_path):
     }
     out["dpo"] = dpo_run(gguf_path)
     out["loadavg_after_dpo"] = os.getloadavg()
-    out["bt"] = bt_run(gguf_path, hh_path)
+    if hh_path is not None:
+        out["bt"] = bt_run(gguf_path, hh_path)
     out["loadavg_after"] = os.getloadavg()
     print(json.dumps(out, indent=1))
 

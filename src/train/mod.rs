@@ -33,6 +33,7 @@
 //! assert!((loss[1] - (1.0 + (-1.0f64).exp()).ln()).abs() < 1e-12);
 //! # Ok::<(), candle_core::Error>(())
 //! ```
+pub mod adamw;
 pub mod bt;
 pub mod expression;
 pub mod losses;

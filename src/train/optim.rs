@@ -1,17 +1,19 @@
 //! The optimisation loop every trainer shares: seeded shuffling, micro-batches,
 //! gradient accumulation, global-norm clipping, AdamW with decoupled weight
-//! decay (`candle_nn::AdamW`), the cosine schedule, and the NaN guard.
+//! decay ([`super::adamw::AdamW`], in place), the cosine schedule, and the
+//! NaN guard.
 use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::adamw::AdamW;
 use super::schedule::CosineSchedule;
 use super::{StepInfo, TrainReport};
 
@@ -177,10 +179,16 @@ impl GradAccumulator {
         Ok(())
     }
 
-    /// Global L2 norm over all accumulated gradients.
+    /// Global L2 norm over all accumulated gradients, the squares summed in
+    /// f64 (on the CPU without a temporary, in the same order as the
+    /// composed ops, so the same bits).
     pub fn norm(&self) -> candle_core::Result<f64> {
+        let sums: Vec<&Tensor> = self.sums.iter().flatten().collect();
+        if sums.iter().all(|g| fused_cpu(g)) {
+            return Ok(cwpo_kernels::grad::total_sum_of_squares(&sums)?.sqrt());
+        }
         let mut squares = 0f64;
-        for g in self.sums.iter().flatten() {
+        for g in sums {
             squares += g
                 .to_dtype(DType::F64)?
                 .sqr()?
@@ -198,7 +206,12 @@ impl GradAccumulator {
         if max_norm > 0.0 && norm > max_norm {
             let scale = max_norm / (norm + 1e-6);
             for g in self.sums.iter_mut().flatten() {
-                *g = g.affine(scale, 0.0)?;
+                if fused_cpu(g) {
+                    // Ours alone: `add` detached it from the backward's store.
+                    cwpo_kernels::grad::scale_in_place(g, scale)?;
+                } else {
+                    *g = g.affine(scale, 0.0)?;
+                }
             }
         }
         Ok(norm)
@@ -214,6 +227,11 @@ impl GradAccumulator {
         }
         store
     }
+}
+
+/// Whether the in-place CPU kernels can work on `g` where it lies.
+fn fused_cpu(g: &Tensor) -> bool {
+    g.device().is_cpu() && matches!(g.dtype(), DType::F32 | DType::F64) && g.is_contiguous()
 }
 
 /// [`run_training`] over a slice of items: each micro-batch's indices become
@@ -381,6 +399,129 @@ mod tests {
             .unwrap()
             .to_vec1::<f32>()?;
         assert_eq!(g, vec![2.0 + 1.0, 2.0 - 2.0]);
+        Ok(())
+    }
+
+    /// The loop before the in-place kernels, written with candle's composed
+    /// ops: accumulation by `+`, the norm via f64 temporaries, clipping by
+    /// `affine`, candle-nn's AdamW. Returns the loss of every step.
+    fn composed_reference_loop(
+        vars: Vec<Var>,
+        n_examples: usize,
+        config: &TrainConfig,
+        micro_batch_loss: &dyn Fn(&[usize]) -> anyhow::Result<Tensor>,
+    ) -> anyhow::Result<Vec<f64>> {
+        let total_steps = config.total_steps(n_examples);
+        let schedule = CosineSchedule {
+            peak_lr: config.lr,
+            warmup_steps: config.warmup_steps,
+            total_steps,
+        };
+        let params = ParamsAdamW {
+            lr: config.lr,
+            weight_decay: config.weight_decay,
+            ..Default::default()
+        };
+        let mut opt = candle_nn::AdamW::new(vars.clone(), params)?;
+        let mut losses = Vec::new();
+        for epoch in 0..config.epochs {
+            let order = epoch_order(config.seed, epoch, n_examples);
+            for step_examples in order.chunks(config.examples_per_step()) {
+                opt.set_learning_rate(schedule.lr(losses.len()));
+                let mut sums: Vec<Option<Tensor>> = vec![None; vars.len()];
+                let mut step_loss = 0f64;
+                for examples in step_examples.chunks(config.batch_size) {
+                    let loss = micro_batch_loss(examples)?;
+                    let share = examples.len() as f64 / step_examples.len() as f64;
+                    let grads = loss.affine(share, 0.0)?.backward()?;
+                    for (var, sum) in vars.iter().zip(sums.iter_mut()) {
+                        if let Some(g) = grads.get(var.as_tensor()) {
+                            *sum = Some(match sum.take() {
+                                Some(s) => (s + g)?,
+                                None => g.detach(),
+                            });
+                        }
+                    }
+                    step_loss += share * loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                }
+                let mut squares = 0f64;
+                for g in sums.iter().flatten() {
+                    squares += g
+                        .to_dtype(DType::F64)?
+                        .sqr()?
+                        .sum_all()?
+                        .to_scalar::<f64>()?;
+                }
+                let norm = squares.sqrt();
+                let mut store = GradStore::default();
+                for (var, sum) in vars.iter().zip(sums) {
+                    if let Some(mut g) = sum {
+                        if norm > config.max_grad_norm {
+                            g = g.affine(config.max_grad_norm / (norm + 1e-6), 0.0)?;
+                        }
+                        store.insert(var.as_tensor(), g);
+                    }
+                }
+                opt.step(&store)?;
+                losses.push(step_loss);
+            }
+        }
+        Ok(losses)
+    }
+
+    /// The speed work must not move the numbers: the real (tiny) decoder
+    /// trained by `run_training` — gradient accumulation, clipping that
+    /// fires, weight decay, warmup + cosine — gives the same loss at every
+    /// step and the same final weights, bit for bit, as the composed loop.
+    #[test]
+    fn loss_trace_is_bit_identical_to_the_composed_loop() -> anyhow::Result<()> {
+        use crate::model::{LanguageModel, PadSide, SeqBatch};
+        let dev = Device::Cpu;
+        let seqs: Vec<(Vec<u32>, usize)> = (0..12u32)
+            .map(|i| ((0..10).map(|t| 1 + (i * 7 + t * 3) % 36).collect(), 4))
+            .collect();
+        let config = TrainConfig {
+            epochs: 2,
+            batch_size: 3,
+            grad_accum: 2,
+            lr: 5e-3,
+            warmup_steps: 1,
+            weight_decay: 0.05,
+            max_grad_norm: 0.5,
+            seed: 3,
+            max_len: 16,
+        };
+        let train = |reference: bool| -> anyhow::Result<(Vec<f64>, Vec<Vec<u32>>)> {
+            let policy = super::super::test_model::tiny_policy(11)?;
+            let loss = |idx: &[usize]| -> anyhow::Result<Tensor> {
+                let rows: Vec<_> = idx.iter().map(|&i| seqs[i].clone()).collect();
+                let batch = SeqBatch::from_sequences(&rows, 0, PadSide::Right, &dev)?;
+                let lp = policy.response_logprobs(&batch)?;
+                Ok((lp.sum.sum_all()? / lp.count.sum_all()?.to_scalar::<f32>()? as f64)?.neg()?)
+            };
+            let vars = policy.trainable_vars();
+            let losses = if reference {
+                composed_reference_loop(vars.clone(), seqs.len(), &config, &loss)?
+            } else {
+                let mut loss = loss;
+                run_training(vars.clone(), seqs.len(), &config, &mut loss, &mut |_| {})?.losses
+            };
+            let bits = vars
+                .iter()
+                .map(|v| -> anyhow::Result<Vec<u32>> {
+                    let w = v.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                    Ok(w.iter().map(|x| x.to_bits()).collect())
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok((losses, bits))
+        };
+        let (ours, ours_weights) = train(false)?;
+        let (reference, reference_weights) = train(true)?;
+        assert_eq!(ours.len(), 4, "2 epochs × ceil(12 / 6) steps");
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&ours), bits(&reference), "{ours:?} vs {reference:?}");
+        assert!(ours_weights == reference_weights, "final weights differ");
+        assert!(ours[3] < ours[0], "it trains: {ours:?}");
         Ok(())
     }
 

@@ -1,0 +1,38 @@
+//! sweep's fused CPU kernels.
+//!
+//! A training step of the sweep's small decoders is dominated by chains of
+//! element-wise ops whose backward candle runs node by node, each node a
+//! fresh tensor and a full pass; and candle-nn's AdamW builds ~15 temporaries
+//! per parameter. Each kernel here replaces such a chain with one
+//! rayon-parallel pass forward and one backward, as a candle `CustomOp`
+//! whose `bwd` candle's autograd calls, or updates tensors in place:
+//!
+//! | module | computes | replaces |
+//! |---|---|---|
+//! | [`rms_norm`] | x · rsqrt(mean(x²) + ε) · w | ≈ 8 ops |
+//! | [`softmax`] | softmax(x), softmax(scores + mask) | ≈ 5 ops |
+//! | [`swiglu`] | silu(g) · u | ≈ 5 ops |
+//! | [`rope`] | rotate-half RoPE | ≈ 6 ops |
+//! | [`token_logprobs`] | log softmax(logits)[target] | ≈ 6 ops + the [N, V] log-softmax |
+//! | [`adamw`] | AdamW's update of θ, m, v in place | ≈ 15 temporaries per parameter |
+//! | [`grad`] | squared norm and in-place scaling (clipping) | 3 temporaries per gradient |
+//!
+//! The custom ops take contiguous f32/f64 CPU tensors (the shared plumbing
+//! is in `plumbing`); the caller (`cwpo::model::fused`) picks the composed
+//! ops elsewhere (CUDA, half types). Forward kernels accumulate in f64.
+//!
+//! They are a crate of their own so that debug builds (`cargo test`) compile
+//! them optimised too: the workspace sets
+//! `[profile.dev.package.cwpo-kernels] opt-level = 3`, which costs little
+//! build time for a crate this small while the main crate stays at
+//! opt-level 0. Generic code is compiled in the crate that instantiates it,
+//! so every public entry point here is a concrete (non-generic) function.
+mod plumbing;
+
+pub mod adamw;
+pub mod grad;
+pub mod rms_norm;
+pub mod rope;
+pub mod softmax;
+pub mod swiglu;
+pub mod token_logprobs;
