@@ -18,6 +18,7 @@
 //! Inputs are already tokenised ([`TokenizedExample`], [`TokenizedPair`]):
 //! templates and tokenisers belong to the caller.
 pub mod bt;
+pub mod dpo_bench;
 pub mod expression;
 pub mod losses;
 pub mod optim;
