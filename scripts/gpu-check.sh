@@ -4,7 +4,7 @@
 #
 # Here (build machine):  scripts/build-cuda.sh build   # stages .gpu/{sweep,cwpo-tests}.gz
 # There (device tool):   run(command="scripts/gpu-check.sh", carry=[".gpu"], timeout_s=600)
-# Dry run on any CPU:    GPU_CHECK_DEVICE=cpu SWEEP_BIN=target/debug/sweep scripts/gpu-check.sh
+# Dry run on any CPU:    GPU_CHECK_DEVICE=cpu GPU_CHECK_TIME_SCALE=8 SWEEP_BIN=target/debug/sweep scripts/gpu-check.sh
 #   (same steps with cpu in place of cuda:0; the GPU-only and PyTorch parts are
 #   skipped when there is no GPU or no torch, and say so)
 #
@@ -57,8 +57,11 @@ $on_gpu && "$python" -c 'import torch, transformers; assert torch.cuda.is_availa
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-$(nproc)}
 
 status=0
+# Step limits are sized for the GPU machine (16 cores, one H100/H200); a dry run
+# on a small CPU machine scales them up.
+scale=${GPU_CHECK_TIME_SCALE:-1}
 step() { # step NAME SECONDS FUNCTION [ARGS...]: run one step under a time limit, record it
-  local name=$1 limit=$2 start rc
+  local name=$1 limit=$(($2 * scale)) start rc
   shift 2
   echo "=== $name (limit ${limit} s)"
   start=$(date +%s)
