@@ -20,7 +20,7 @@
 #      |Δ Σ log-prob| / predicted tokens:
 #        f32 vs f32: 1e-4 (summation order only: cuBLAS vs the CPU gemm, TF32 off)
 #        f32 vs bf16: 2e-2 (bf16 keeps 8 mantissa bits; measured on the CPU
-#        here: 2e-3 tiny, see docs/cuda.md)
+#        here: 2.3e-4 tiny, 1.4e-3 SmolLM2-shaped; docs/cuda.md)
 #   4. throughput: `sweep model bench` (SmolLM2-135M shapes, 8 pairs x 256
 #      tokens, full fine-tune DPO step) in f32 and bf16, and the same step in
 #      PyTorch (scripts/gpu_anchor.py bench: bf16 autocast, f32 AdamW): tokens/s,
