@@ -4,8 +4,9 @@
 #
 #   scripts/build-cuda.sh check   # what CI runs: nvcc compiles candle's kernels,
 #                                 # rustc type-checks `--features cuda`; no link
-#   scripts/build-cuda.sh build   # release binaries, stripped into .gpu/ to carry
+#   scripts/build-cuda.sh build   # binaries, stripped and gzipped into .gpu/ to carry
 #                                 # to a GPU machine (scripts/gpu-check.sh, docs/cuda.md)
+#   eval "$(scripts/build-cuda.sh env)"  # the toolkit's environment, to run cargo by hand
 #
 # Why each piece (details in docs/cuda.md):
 # - The toolkit comes from PyPI wheels (the only registry with CUDA here), pinned
@@ -25,14 +26,15 @@
 # Environment:
 #   CUDA_COMPUTE_CAP   target compute capability (default 90: H100/H200)
 #   CUDA_WHEELS        folder with the wheels already downloaded (skips pip)
+#   CUDA_BUILD_PROFILE dev (default; reuses a warm debug target dir) or release
 #   CARGO_TARGET_DIR   as usual
 set -euo pipefail
 
 mode=${1:-check}
 case "$mode" in
-  check | build) ;;
+  check | build | env) ;;
   *)
-    echo "usage: $0 [check|build]  (got '$mode')" >&2
+    echo "usage: $0 [check|build|env]  (got '$mode')" >&2
     exit 2
     ;;
 esac
@@ -50,6 +52,36 @@ packages=(
   nvidia-cuda-runtime==13.0.96
   nvidia-cuda-cccl==13.0.85
 )
+
+# Strips the binaries, checks what they link, and gzips them into .gpu/ (the
+# device tool carries at most 64 MiB; scripts/gpu-check.sh unpacks them there).
+stage_binaries() { # stage_binaries SWEEP TESTS
+  local stage="$root/.gpu" name bin
+  rm -rf "$stage" && mkdir -p "$stage"
+  for pair in "sweep:$1" "cwpo-tests:$2"; do
+    name=${pair%%:*} bin=${pair#*:}
+    strip -o "$stage/$name" "$bin"
+    check_sonames "$stage/$name"
+    gzip -9 "$stage/$name"
+  done
+  echo "build-cuda: staged in .gpu/ (compute capability $CUDA_COMPUTE_CAP):" >&2
+  ls -l "$stage" >&2
+  du -sh "$stage" >&2
+}
+
+# The CUDA libraries a binary names (NEEDED) must be exactly these: the
+# driver's libcuda.so.1 and the CUDA 13 libraries PyTorch's wheels ship.
+expected_sonames="libcublas.so.13 libcublasLt.so.13 libcuda.so.1 libcudart.so.13 libcurand.so.10 libnvrtc.so.13"
+check_sonames() { # check_sonames BINARY
+  local got
+  got=$(readelf -d "$1" | sed -nE 's/.*\(NEEDED\).*\[(.*)\]/\1/p' |
+    grep -E 'cuda|cublas|curand|nvrtc' | sort | tr '\n' ' ' | sed 's/ $//')
+  if [ "$got" != "$expected_sonames" ]; then
+    echo "build-cuda: $1 needs [$got], expected [$expected_sonames]" >&2
+    exit 1
+  fi
+  echo "build-cuda: $(basename "$1") needs $(readelf -d "$1" | grep -c NEEDED) libraries; CUDA ones: $got" >&2
+}
 
 fetch_wheels() {
   mkdir -p "$wheels"
@@ -103,11 +135,18 @@ STUBS
 
 fetch_wheels
 unpack_toolkit
-[ "$mode" = build ] && make_link_stubs
+[ "$mode" = check ] || make_link_stubs
 
 export CUDA_HOME="$cuda_home" CUDA_ROOT="$cuda_home" CUDA_PATH="$cuda_home"
 export NVCC="$cuda_home/bin/nvcc" PATH="$cuda_home/bin:$PATH"
 export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
+if [ "$mode" = env ]; then
+  # For building pieces by hand: eval "$(scripts/build-cuda.sh env)"
+  for v in CUDA_HOME CUDA_ROOT CUDA_PATH NVCC PATH CUDA_COMPUTE_CAP; do
+    printf 'export %s=%q\n' "$v" "${!v}"
+  done
+  exit 0
+fi
 "$NVCC" --version | tail -n 2 >&2
 
 cd "$root"
@@ -115,19 +154,28 @@ start=$(date +%s)
 if [ "$mode" = check ]; then
   cargo check --release --features cuda --all-targets
 else
+  # Profile `dev` by default: Cargo.toml builds every dependency at opt-level 3
+  # in dev too, and CARGO_PROFILE_DEV_OPT_LEVEL=3 lifts cwpo itself, so the
+  # binary computes at release speed while a warm CPU debug target dir is
+  # reused: only what the feature changes (candle-kernels' nvcc run, cudarc,
+  # candle-core/-nn/-transformers, cwpo) compiles. CUDA_BUILD_PROFILE=release
+  # builds all ~400 crates afresh (an hour or more on 2 cores).
+  profile=${CUDA_BUILD_PROFILE:-dev}
+  case "$profile" in
+    dev) export CARGO_PROFILE_DEV_OPT_LEVEL=3 && flags=() && out=debug ;;
+    release) flags=(--release) && out=release ;;
+    *) echo "CUDA_BUILD_PROFILE must be dev or release, got '$profile'" >&2 && exit 2 ;;
+  esac
   # The binary and the library's test binary (its ignored GPU parity tests run
-  # on the GPU machine), stripped, staged in .gpu/ for the device tool's carry.
-  cargo build --release --features cuda --bin sweep
-  tests=$(cargo test --release --features cuda --lib --no-run --message-format=json |
+  # on the GPU machine).
+  cargo build "${flags[@]}" --features cuda --bin sweep
+  tests=$(cargo test "${flags[@]}" --features cuda --lib --no-run --message-format=json |
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["lib"]:
         print(m["executable"])')
-  mkdir -p "$root/.gpu"
-  strip -o "$root/.gpu/sweep" "${CARGO_TARGET_DIR:-$root/target}/release/sweep"
-  strip -o "$root/.gpu/cwpo-tests" "$tests"
-  echo "build-cuda: staged .gpu/sweep and .gpu/cwpo-tests (compute capability $CUDA_COMPUTE_CAP):" >&2
-  du -h "$root/.gpu"/* >&2
+  echo "build-cuda: cargo build took $(($(date +%s) - start)) s" >&2
+  stage_binaries "${CARGO_TARGET_DIR:-$root/target}/$out/sweep" "$tests"
 fi
 echo "build-cuda: cargo $mode --features cuda took $(($(date +%s) - start)) s" >&2

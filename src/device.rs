@@ -75,9 +75,18 @@ impl DeviceSpec {
         }
     }
 
+    /// The spec of an opened device (Metal, which sweep never opens, reads as `cpu`).
+    pub fn of(device: &Device) -> Self {
+        match device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => Self::Cuda(gpu_id),
+            _ => Self::Cpu,
+        }
+    }
+
     /// The dtype that matrix work should run in on this device: bf16 on a GPU
     /// (tensor cores; training keeps f32 master weights and casts per step),
-    /// f32 on the CPU, where bf16 is emulated and slower than f32.
+    /// f32 on the CPU, where bf16 is emulated and slower than f32. Models
+    /// apply it through `model::Precision::for_device`.
     pub fn compute_dtype(self) -> DType {
         match self {
             Self::Cpu => DType::F32,

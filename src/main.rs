@@ -124,14 +124,58 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelCommand {
-    /// Token ids, sum and mean log-prob of TEXT, and the 10 likeliest next tokens.
+    /// Per TEXT: token ids, sum and mean log-prob, and the 10 likeliest next tokens.
     Logprob {
         #[arg(long)]
         model: PathBuf,
-        #[arg(long)]
-        text: String,
+        /// Repeat to score several texts with one load of the model.
+        #[arg(long, required = true)]
+        text: Vec<String>,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// `f32` or `bf16` (bf16 compute, f32 master weights). Default: bf16 on a GPU, f32 on the CPU.
+        #[arg(long)]
+        dtype: Option<String>,
+        /// One JSON object per text, one a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a randomly initialised model of a real architecture as an HF dir
+    /// (to check a machine where the real weights are not at hand).
+    Init {
+        #[arg(long, value_enum)]
+        preset: cwpo::model::preset::Preset,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Time DPO training steps (full fine-tune) on random tokens: tokens/s and MFU.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        /// Preference pairs per step.
+        #[arg(long, default_value_t = 8)]
+        pairs: usize,
+        /// Tokens per sequence (half prompt, half response).
+        #[arg(long, default_value_t = 256)]
+        tokens: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// `f32` or `bf16`. Default: bf16 on a GPU, f32 on the CPU.
+        #[arg(long)]
+        dtype: Option<String>,
+        /// The device's dense peak TFLOP/s in this dtype, for the MFU (H100 SXM / H200 bf16: 989).
+        #[arg(long)]
+        peak_tflops: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         #[arg(long)]
         json: bool,
     },
@@ -404,17 +448,65 @@ fn default_jobs(device: &str) -> usize {
 }
 
 fn model_command(command: ModelCommand) -> Result<ExitCode> {
-    use cwpo::model::probe::{model_generate, model_logprob};
+    use cwpo::model::probe::{load_lm_in, model_generate, model_logprobs};
+    use cwpo::train::dpo_bench::{BenchConfig, dpo_step_bench};
     match command {
         ModelCommand::Logprob {
             model,
             text,
             device,
+            dtype,
             json,
-        } => print_report(
-            &model_logprob(&model, &text, &parse_device(&device)?)?,
+        } => {
+            let device = parse_device(&device)?;
+            let texts: Vec<&str> = text.iter().map(String::as_str).collect();
+            let reports = model_logprobs(&model, &texts, &device, precision(&device, dtype)?)?;
+            for report in &reports {
+                match json {
+                    true => println!("{}", serde_json::to_string(report)?),
+                    false => println!("{report}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelCommand::Init { preset, seed, out } => {
+            cwpo::model::preset::write_random_model(preset, seed, &out)?;
+            println!(
+                "wrote a random {preset:?} model (seed {seed}) to {}",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelCommand::Bench {
+            model,
+            pairs,
+            tokens,
+            steps,
+            warmup,
+            device,
+            dtype,
+            peak_tflops,
+            seed,
             json,
-        ),
+        } => {
+            let device = parse_device(&device)?;
+            let config = BenchConfig {
+                pairs,
+                tokens,
+                steps,
+                warmup,
+                precision: precision(&device, dtype)?,
+                seed,
+                peak_tflops,
+            };
+            let lm = load_lm_in(&model, &device, cwpo::model::Precision::F32)?;
+            let report = dpo_step_bench(&lm.policy, &device, &config)?;
+            match json {
+                true => println!("{}", serde_json::to_string(&report)?),
+                false => println!("{report}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ModelCommand::Generate {
             model,
             prompt,
@@ -437,6 +529,20 @@ fn model_command(command: ModelCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `--dtype` as given, or the device's default.
+fn precision(
+    device: &candle_core::Device,
+    dtype: Option<String>,
+) -> Result<cwpo::model::Precision> {
+    match dtype {
+        Some(text) => text.parse(),
+        None => Ok(cwpo::model::Precision::for_device(
+            device,
+            candle_core::DType::F32,
+        )),
     }
 }
 

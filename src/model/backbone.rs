@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor, Var};
 
 use super::config::DecoderConfig;
 use super::decoder::Decoder;
 use super::lora::{ADAPTERS_FILE, DropoutState, LoraConfig, LoraContext};
 use super::params::{ParamBuilder, ParamStore};
+use super::precision::Precision;
 
 /// Not `Clone`: a copy would share (and silently co-train) the variables.
 #[derive(Debug)]
@@ -20,16 +20,18 @@ pub struct Backbone {
     pub(crate) params: ParamStore,
     pub(crate) lora: Option<LoraConfig>,
     pub(crate) dropout: Arc<DropoutState>,
+    pub(crate) precision: Precision,
 }
 
 impl Backbone {
-    /// Builds the decoder from `vb` (loading or initialising every tensor),
-    /// then lets `head` load the model's head from the same builder.
+    /// Builds the decoder from `pb` (loading or initialising every tensor in
+    /// the dtype its precision gives it), then lets `head` load the model's
+    /// head from the same builder.
     /// `head` gets the builder and the decoder; it must mark its own
     /// parameters trainable.
     pub(crate) fn build<H>(
         cfg: &DecoderConfig,
-        vb: VarBuilder,
+        pb: ParamBuilder,
         lora: Option<&LoraConfig>,
         head: impl FnOnce(&ParamBuilder, &Decoder) -> candle_core::Result<H>,
     ) -> anyhow::Result<(Self, H)> {
@@ -42,7 +44,7 @@ impl Backbone {
             config: config.clone(),
             dropout: dropout.clone(),
         });
-        let pb = ParamBuilder::new(vb);
+        let precision = pb.precision();
         let decoder = Decoder::load(&pb, cfg, ctx.as_ref()).context("building the decoder")?;
         let head = head(&pb, &decoder).context("building the model head")?;
         let params = pb.into_store();
@@ -52,6 +54,7 @@ impl Backbone {
                 params,
                 lora: lora.cloned(),
                 dropout,
+                precision,
             },
             head,
         ))
@@ -69,8 +72,9 @@ impl Backbone {
         &self.params
     }
 
-    pub fn dtype(&self) -> DType {
-        self.decoder.embed_tokens().dtype()
+    /// The dtypes of the trainable parameters (master) and of the compute.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn device(&self) -> &Device {

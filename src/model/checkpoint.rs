@@ -21,6 +21,7 @@ use super::backbone::Backbone;
 use super::config::DecoderConfig;
 use super::hf_config::read_hf_config;
 use super::lora::LoraConfig;
+use super::precision::Precision;
 use super::reward::SCORE_HEAD;
 use super::{Policy, RewardModel};
 
@@ -138,27 +139,46 @@ pub fn read_checkpoint_config(dir: &Path) -> anyhow::Result<CheckpointConfig> {
     Ok(config)
 }
 
-/// Loads a checkpoint written by `Policy::save` / `RewardModel::save`, in
-/// the dtype it was saved in.
+/// Loads a checkpoint written by `Policy::save` / `RewardModel::save` in the
+/// device's default precision (see [`Precision::for_device`]) over the
+/// dtype it was saved in: f32 (or f64) on the CPU, mixed bf16 on a GPU.
 pub fn load_checkpoint(dir: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
+    load_checkpoint_in(dir, device, None)
+}
+
+/// [`load_checkpoint`] in `precision`, or the device's default for `None`.
+pub fn load_checkpoint_in(
+    dir: &Path,
+    device: &Device,
+    precision: Option<Precision>,
+) -> anyhow::Result<LoadedModel> {
     let config = read_checkpoint_config(dir)?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let tensors = candle_core::safetensors::load(&weights_path, device)
         .with_context(|| format!("reading {}", weights_path.display()))?;
-    let dtype = tensors
-        .values()
-        .next()
-        .with_context(|| format!("{} holds no tensors", weights_path.display()))?
-        .dtype();
-    let vb = VarBuilder::from_tensors(tensors, dtype, device);
+    ensure!(
+        !tensors.is_empty(),
+        "{} holds no tensors",
+        weights_path.display()
+    );
+    // The saved master dtype: f64 for f64 models, else f32 (a mixed-precision
+    // model saves its frozen weights in bf16 and its trainable ones in f32).
+    let master = match tensors.values().any(|t| t.dtype() == DType::F64) {
+        true => DType::F64,
+        false => DType::F32,
+    };
+    let precision = precision.unwrap_or_else(|| Precision::for_device(device, master));
+    let vb = VarBuilder::from_tensors(tensors, precision.master, device);
     let context = || format!("loading {}", weights_path.display());
     let lora = config.lora.as_ref();
     Ok(match config.kind {
         ModelKind::Policy => LoadedModel::Policy(
-            Policy::from_varbuilder(&config.decoder, vb, lora).with_context(context)?,
+            Policy::from_varbuilder_in(&config.decoder, vb, lora, precision)
+                .with_context(context)?,
         ),
         ModelKind::Reward => LoadedModel::Reward(
-            RewardModel::from_varbuilder(&config.decoder, vb, lora).with_context(context)?,
+            RewardModel::from_varbuilder_in(&config.decoder, vb, lora, precision)
+                .with_context(context)?,
         ),
     })
 }
@@ -205,8 +225,20 @@ pub fn hf_weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect()
 }
 
-/// Loads an HF model dir, converting weights to `dtype` on `device`.
+/// Loads an HF model dir with `dtype` parameters on `device`, in the
+/// device's default precision (mixed bf16 on a GPU for f32, see
+/// [`Precision::for_device`]).
 pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> anyhow::Result<LoadedModel> {
+    load_hf_dir_in(dir, Precision::for_device(device, dtype), device)
+}
+
+/// Loads an HF model dir in `precision`: each weight is converted straight
+/// from the file's dtype to its storage dtype (frozen ones to the compute dtype).
+pub fn load_hf_dir_in(
+    dir: &Path,
+    precision: Precision,
+    device: &Device,
+) -> anyhow::Result<LoadedModel> {
     let cfg = read_hf_config(dir)?;
     let files = hf_weight_files(dir)?;
     let context = || format!("loading weights of {} from {files:?}", dir.display());
@@ -214,14 +246,14 @@ pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> anyhow::Result<
     let tensors = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }
         .with_context(context)?;
     let has_score = tensors.get(SCORE_HEAD).is_ok();
-    let vb = VarBuilder::from_backend(Box::new(tensors), dtype, device.clone());
+    let vb = VarBuilder::from_backend(Box::new(tensors), precision.master, device.clone());
     Ok(match has_score {
-        false => {
-            LoadedModel::Policy(Policy::from_varbuilder(&cfg, vb, None).with_context(context)?)
-        }
-        true => {
-            LoadedModel::Reward(RewardModel::from_varbuilder(&cfg, vb, None).with_context(context)?)
-        }
+        false => LoadedModel::Policy(
+            Policy::from_varbuilder_in(&cfg, vb, None, precision).with_context(context)?,
+        ),
+        true => LoadedModel::Reward(
+            RewardModel::from_varbuilder_in(&cfg, vb, None, precision).with_context(context)?,
+        ),
     })
 }
 

@@ -10,7 +10,7 @@
 //!
 //! Padding never changes a real token's output: attention uses the batch's
 //! `attn_mask` and positions count from each row's first real token.
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::Init;
 
 use super::attention::{Attention, KvCache, attention_bias};
@@ -113,6 +113,8 @@ impl Block {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     cfg: DecoderConfig,
+    /// The dtype hidden states are computed in (see [`super::precision`]).
+    compute: DType,
     /// [V, D]
     embed_tokens: Tensor,
     /// [max_position + 2, D] (OPT only)
@@ -179,6 +181,7 @@ impl Decoder {
         let final_norm = Norm::load(&pb.pp(final_norm_name), cfg, trainable)?;
         Ok(Self {
             cfg: cfg.clone(),
+            compute: root.compute_dtype(),
             embed_tokens,
             embed_positions,
             rotary,
@@ -196,6 +199,11 @@ impl Decoder {
         &self.embed_tokens
     }
 
+    /// The dtype hidden states are computed in.
+    pub fn compute_dtype(&self) -> DType {
+        self.compute
+    }
+
     /// Hidden states after the final norm for S new tokens.
     /// ids, positions: [B, S] u32; attn_mask: [B, T_k] f32 covering the
     /// cached positions followed by the new ones (T_k = cache.len() + S).
@@ -209,14 +217,18 @@ impl Decoder {
     ) -> Result<Tensor> {
         let (b, s) = ids.dims2()?;
         let d = self.cfg.hidden_size;
-        let dtype = self.embed_tokens.dtype();
+        let dtype = self.compute;
         let mut x = self
             .embed_tokens
             .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, s, d))?;
+            .reshape((b, s, d))?
+            .to_dtype(dtype)?;
         if let Some(table) = &self.embed_positions {
             let rows = (positions.flatten_all()? + OPT_POSITION_OFFSET as f64)?;
-            x = (x + table.index_select(&rows, 0)?.reshape((b, s, d))?)?;
+            x = (x + table
+                .index_select(&rows, 0)?
+                .reshape((b, s, d))?
+                .to_dtype(dtype)?)?;
         }
         let rope = match &self.rotary {
             Some(r) => Some(r.angles(positions, dtype)?),

@@ -1,12 +1,15 @@
 //! A linear projection `y = x Wᵀ + b`, optionally with a LoRA adapter.
 //!
 //! Weights use the PyTorch layout [out, in] so HF checkpoints load as is.
+//! The product runs in the input's dtype: a weight stored in another one (an
+//! f32 master weight under bf16 compute) is cast where it is used.
 use candle_core::{Result, Tensor};
 use candle_nn::Init;
 
 use super::init::INIT_STD;
 use super::lora::{LoraAdapter, LoraContext};
 use super::params::{ParamBuilder, ParamStore};
+use super::precision::cast_like;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -67,9 +70,9 @@ impl Linear {
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim;
         let x2 = x.reshape((rows, in_dim))?; // [N, in]
-        let mut y = x2.matmul(&self.weight.t()?)?; // [N, out]
+        let mut y = x2.matmul(&cast_like(&self.weight, x)?.t()?)?; // [N, out]
         if let Some(bias) = &self.bias {
-            y = y.broadcast_add(bias)?;
+            y = y.broadcast_add(&cast_like(bias, x)?)?;
         }
         if let Some(lora) = &self.lora {
             y = (y + lora.forward(&x2)?)?;
@@ -84,10 +87,14 @@ impl Linear {
         &self.weight_name
     }
 
-    /// The weight with any adapter folded in, detached: [out, in].
+    /// The weight with any adapter folded in, detached: [out, in]. With an
+    /// adapter, in the adapter's (master) dtype.
     pub fn effective_weight(&self) -> Result<Tensor> {
         match &self.lora {
-            Some(lora) => self.weight.detach() + lora.delta_weight()?,
+            Some(lora) => {
+                let delta = lora.delta_weight()?;
+                cast_like(&self.weight.detach(), &delta)? + delta
+            }
             None => Ok(self.weight.detach()),
         }
     }
@@ -113,8 +120,9 @@ impl Linear {
         let var = store.get(&self.weight_name).ok_or_else(|| {
             candle_core::Error::Msg(format!("merge: parameter `{}` missing", self.weight_name))
         })?;
-        let merged = (var.as_tensor().detach() + lora.delta_weight()?)?;
-        var.set(&merged)?;
+        let delta = lora.delta_weight()?; // master dtype
+        let merged = (cast_like(&var.as_tensor().detach(), &delta)? + delta)?;
+        var.set(&merged.to_dtype(var.dtype())?)?;
         for name in &lora.names {
             store.remove(name);
         }

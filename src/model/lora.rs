@@ -8,6 +8,10 @@
 //!
 //! Dropout masks come from one seeded ChaCha8 stream per model (candle's own
 //! RNG cannot be seeded) and apply only in training mode.
+//!
+//! A and B are trainable, so they live in the master dtype (f32) and the
+//! adapter computes in it whatever the base model computes in (bf16 on a
+//! GPU): the input is cast up, the (rank-r, cheap) product cast back down.
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,8 +180,11 @@ impl LoraAdapter {
         })
     }
 
-    /// The adapter's contribution for input x: [N, in] → [N, out].
+    /// The adapter's contribution for input x: [N, in] → [N, out], in x's
+    /// dtype, computed in the adapter's.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let out_dtype = x.dtype();
+        let x = &x.to_dtype(self.a.dtype())?;
         let x = if self.dropout_p > 0.0 && self.dropout.is_training() {
             let mask = self.dropout.mask(x.elem_count(), self.dropout_p);
             let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
@@ -186,7 +193,7 @@ impl LoraAdapter {
             x.clone()
         };
         let low = x.matmul(&self.a.t()?)?; // [N, r]
-        low.matmul(&self.b.t()?)? * self.scale // [N, out]
+        (low.matmul(&self.b.t()?)? * self.scale)?.to_dtype(out_dtype) // [N, out]
     }
 
     /// The equivalent dense update (α/r)·B·A: [out, in].

@@ -22,6 +22,8 @@ pub mod mlp;
 pub mod ops;
 pub mod params;
 pub mod policy;
+pub mod precision;
+pub mod preset;
 pub mod probe;
 pub mod reward;
 pub mod rotary;
@@ -32,10 +34,13 @@ mod tests;
 
 pub use attention::KvCache;
 pub use batch::{PadSide, SeqBatch};
-pub use checkpoint::{LoadedModel, ModelKind, load_checkpoint, load_hf_dir};
+pub use checkpoint::{
+    LoadedModel, ModelKind, load_checkpoint, load_checkpoint_in, load_hf_dir, load_hf_dir_in,
+};
 pub use config::{Arch, DecoderConfig};
 pub use lora::LoraConfig;
 pub use policy::Policy;
+pub use precision::Precision;
 pub use reward::RewardModel;
 pub use sample::{SamplingConfig, generate};
 

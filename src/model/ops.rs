@@ -4,7 +4,8 @@
 //! `softmax_last_dim` and `rotary_emb::rope` have no backward pass: gradients
 //! silently stop at them. Everything here is composed of ops whose backward
 //! candle implements (checked by the finite-difference tests below).
-//! Half-precision inputs are computed in f32 and cast back.
+//! Half-precision inputs are computed in f32 and cast back; a norm's weight
+//! is cast to its input's dtype (an f32 master weight under bf16 compute).
 //!
 //! On CPU in f32/f64 the public functions run the equivalent fused kernels
 //! of [`super::fused`] (same values, same gradients, far fewer ops); the
@@ -12,6 +13,7 @@
 use candle_core::{D, DType, Result, Tensor};
 
 use super::fused;
+use super::precision::cast_like;
 
 /// Runs `f` in f32 when `x` is f16/bf16 (norms and softmax lose too much
 /// precision in half types), in `x`'s own dtype otherwise.
@@ -25,6 +27,7 @@ fn in_full_precision(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> R
 /// RMSNorm over the last dim: `x / sqrt(mean(x²) + eps) * weight`.
 /// x: [..., D], weight: [D].
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let weight = &cast_like(weight, x)?;
     match fused::usable(x) {
         true => fused::rms_norm(x, weight, eps),
         false => rms_norm_composed(x, weight, eps),
@@ -43,6 +46,7 @@ pub fn rms_norm_composed(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor
 /// LayerNorm over the last dim: `(x - mean) / sqrt(var + eps) * weight + bias`.
 /// x: [..., D], weight and bias: [D].
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let (weight, bias) = (&cast_like(weight, x)?, &cast_like(bias, x)?);
     let normed = in_full_precision(x, |x| {
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?; // [..., D]
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?; // [..., 1]

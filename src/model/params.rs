@@ -7,12 +7,18 @@
 //! a trainable weight is the var's own tensor (gradients flow to it), a frozen
 //! one is a detached view (no gradient is computed for it, yet an optimiser
 //! or `merge` writing the var is seen by the layer).
+//!
+//! A [`Precision`] decides each parameter's dtype: trainable ones in its
+//! master dtype (f32), frozen ones in its compute dtype (bf16 on a GPU),
+//! converted as they are read from the source.
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use candle_core::{Result, Shape, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
+
+use super::precision::Precision;
 
 /// All parameters of one model, by full name.
 #[derive(Debug, Clone, Default)]
@@ -83,31 +89,57 @@ impl ParamStore {
 #[derive(Clone)]
 pub struct ParamBuilder<'a> {
     vb: VarBuilder<'a>,
+    precision: Precision,
+    /// Every parameter frozen, whatever the layer asks (an inference-only model).
+    frozen: bool,
     store: Rc<RefCell<ParamStore>>,
 }
 
 impl<'a> ParamBuilder<'a> {
+    /// Parameters in `vb`'s dtype throughout.
     pub fn new(vb: VarBuilder<'a>) -> Self {
+        let precision = Precision::uniform(vb.dtype());
+        Self::with_precision(vb, precision)
+    }
+
+    /// Trainable parameters in `precision.master`, frozen ones in `precision.compute`.
+    pub fn with_precision(vb: VarBuilder<'a>, precision: Precision) -> Self {
         Self {
             vb,
+            precision,
+            frozen: false,
             store: Rc::new(RefCell::new(ParamStore::default())),
         }
+    }
+
+    /// Every parameter this builder creates is frozen (stored in the compute
+    /// dtype, no gradient): a model used for inference only.
+    pub fn frozen(mut self) -> Self {
+        self.frozen = true;
+        self
     }
 
     /// The builder for the sub-module `name` (`vb.pp(name)`).
     pub fn pp(&self, name: impl ToString) -> Self {
         Self {
             vb: self.vb.pp(name),
+            precision: self.precision,
+            frozen: self.frozen,
             store: self.store.clone(),
         }
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn device(&self) -> &candle_core::Device {
         self.vb.device()
     }
 
-    pub fn dtype(&self) -> candle_core::DType {
-        self.vb.dtype()
+    /// The dtype activations are computed in.
+    pub fn compute_dtype(&self) -> candle_core::DType {
+        self.precision.compute
     }
 
     /// The full name of `name` under the current prefix.
@@ -125,9 +157,10 @@ impl<'a> ParamBuilder<'a> {
         self.vb.contains_tensor(name)
     }
 
-    /// Loads (or initialises, per `init`) the parameter `name`, registers it
-    /// and returns the handle a layer should keep: tracked when `trainable`,
-    /// a detached view of the same storage otherwise.
+    /// Loads (or initialises, per `init`) the parameter `name` in its
+    /// storage dtype, registers it and returns the handle a layer should
+    /// keep: tracked when `trainable`, a detached view of the same storage
+    /// otherwise.
     pub fn param(
         &self,
         shape: impl Into<Shape>,
@@ -135,7 +168,9 @@ impl<'a> ParamBuilder<'a> {
         init: Init,
         trainable: bool,
     ) -> Result<Tensor> {
-        let loaded = self.vb.get_with_hints(shape, name, init)?;
+        let trainable = trainable && !self.frozen;
+        let vb = self.vb.to_dtype(self.precision.storage(trainable));
+        let loaded = vb.get_with_hints(shape, name, init)?;
         // Always copy: the source may be another model's live variable.
         let var = Var::from_tensor(&loaded.detach())?;
         let handle = if trainable {

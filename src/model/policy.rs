@@ -11,6 +11,8 @@ use super::config::DecoderConfig;
 use super::init::{INIT_STD, SeededInit, seeded_varbuilder};
 use super::lora::LoraConfig;
 use super::ops::token_logprobs;
+use super::params::ParamBuilder;
+use super::precision::{Precision, cast_like};
 use super::{LanguageModel, ResponseLogProbs, SeqBatch};
 
 /// Name of the untied LM head weight.
@@ -24,28 +26,52 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// A freshly initialised f32 model: N(0, 0.02) weights, zero biases,
-    /// unit norms, every tensor from its own ChaCha8 stream of `seed`.
+    /// A freshly initialised model with f32 parameters (in the device's
+    /// default [`Precision`]): N(0, 0.02) weights, zero biases, unit norms,
+    /// every tensor from its own ChaCha8 stream of `seed`.
     pub fn new_random(
         cfg: &DecoderConfig,
         lora: Option<&LoraConfig>,
         seed: u64,
         device: &Device,
     ) -> anyhow::Result<Self> {
-        let policy = Self::from_varbuilder(cfg, seeded_varbuilder(seed, DType::F32, device), lora)?;
+        let vb = seeded_varbuilder(seed, DType::F32, device);
+        let precision = Precision::for_device(device, DType::F32);
+        let policy = Self::from_varbuilder_in(cfg, vb, lora, precision)?;
         policy.backbone.set_dropout_seed(seed);
         Ok(policy)
     }
 
     /// Loads (or, with a seeded backend, initialises) every tensor from `vb`
-    /// by HF name. With `lora`, the adapters are read from `vb` too: use a
-    /// [`SeededInit`] backend (or [`Policy::with_lora`]) for fresh ones.
+    /// by HF name, in `vb`'s dtype. With `lora`, the adapters are read from
+    /// `vb` too: use a [`SeededInit`] backend (or [`Policy::with_lora`]) for
+    /// fresh ones.
     pub fn from_varbuilder(
         cfg: &DecoderConfig,
         vb: VarBuilder,
         lora: Option<&LoraConfig>,
     ) -> anyhow::Result<Self> {
-        let (backbone, lm_head) = Backbone::build(cfg, vb, lora, |pb, decoder| {
+        let precision = Precision::uniform(vb.dtype());
+        Self::from_varbuilder_in(cfg, vb, lora, precision)
+    }
+
+    /// [`Policy::from_varbuilder`] in `precision`: trainable tensors are
+    /// read into its master dtype, frozen ones into its compute dtype.
+    pub fn from_varbuilder_in(
+        cfg: &DecoderConfig,
+        vb: VarBuilder,
+        lora: Option<&LoraConfig>,
+        precision: Precision,
+    ) -> anyhow::Result<Self> {
+        Self::build(cfg, ParamBuilder::with_precision(vb, precision), lora)
+    }
+
+    fn build(
+        cfg: &DecoderConfig,
+        pb: ParamBuilder,
+        lora: Option<&LoraConfig>,
+    ) -> anyhow::Result<Self> {
+        let (backbone, lm_head) = Backbone::build(cfg, pb, lora, |pb, decoder| {
             if cfg.tie_embeddings {
                 return Ok(decoder.embed_tokens().clone());
             }
@@ -63,22 +89,44 @@ impl Policy {
         Ok(Self { backbone, lm_head })
     }
 
+    /// An inference-only copy (a frozen reference model, a generator): the
+    /// same function in the same precision, every parameter (adapters too)
+    /// frozen and stored in the compute dtype: half the memory in bf16, and
+    /// in f32 bit-identical outputs.
+    pub fn frozen(&self) -> anyhow::Result<Self> {
+        let precision = self.backbone.precision();
+        let vb = VarBuilder::from_tensors(
+            self.backbone.params.tensors(),
+            precision.master,
+            self.backbone.device(),
+        );
+        let pb = ParamBuilder::with_precision(vb, precision).frozen();
+        Self::build(self.config(), pb, self.lora_config())
+    }
+
     /// The same weights (adapters folded in) with fresh LoRA adapters, seeded
     /// by `seed`; base weights become frozen. The original is untouched.
     pub fn with_lora(&self, lora: &LoraConfig, seed: u64) -> anyhow::Result<Self> {
         let tensors = self.backbone.merged_tensors()?;
+        let precision = self.backbone.precision();
         let vb = VarBuilder::from_backend(
             Box::new(SeededInit::over(seed, Box::new(tensors))),
-            self.backbone.dtype(),
+            precision.master,
             self.backbone.device().clone(),
         );
-        let policy = Self::from_varbuilder(self.config(), vb, Some(lora))?;
+        let policy = Self::from_varbuilder_in(self.config(), vb, Some(lora), precision)?;
         policy.backbone.set_dropout_seed(seed);
         Ok(policy)
     }
 
     /// An independent copy (new variables) of this model, adapters included.
     pub fn deep_clone(&self) -> anyhow::Result<Self> {
+        self.with_precision(self.backbone.precision())
+    }
+
+    /// An independent copy of this model, adapters included, in `precision`
+    /// (a parameter already in a narrower dtype keeps its rounded values).
+    pub fn with_precision(&self, precision: Precision) -> anyhow::Result<Self> {
         let tensors: HashMap<String, Tensor> = self
             .backbone
             .params
@@ -86,8 +134,8 @@ impl Policy {
             .into_iter()
             .map(|(k, t)| Ok((k, t.copy()?)))
             .collect::<Result<_>>()?;
-        let vb = VarBuilder::from_tensors(tensors, self.backbone.dtype(), self.backbone.device());
-        Self::from_varbuilder(self.config(), vb, self.lora_config())
+        let vb = VarBuilder::from_tensors(tensors, precision.master, self.backbone.device());
+        Self::from_varbuilder_in(self.config(), vb, self.lora_config(), precision)
     }
 
     pub fn backbone(&self) -> &Backbone {
@@ -106,14 +154,17 @@ impl Policy {
         self.backbone.lora_config()
     }
 
-    /// LM logits for hidden states: [B, S, D] → [B, S, V].
+    /// LM logits for hidden states: [B, S, D] → [B, S, V], in the
+    /// reduction dtype (f32 under bf16 compute: log-softmax runs on them).
     fn project(&self, hidden: &Tensor) -> Result<Tensor> {
         let (b, s, d) = hidden.dims3()?;
-        let logits = hidden.reshape((b * s, d))?.matmul(&self.lm_head.t()?)?; // [B·S, V]
+        let head = cast_like(&self.lm_head, hidden)?;
+        let logits = hidden.reshape((b * s, d))?.matmul(&head.t()?)?; // [B·S, V]
+        let logits = logits.to_dtype(self.backbone.precision().reduction())?;
         logits.reshape((b, s, self.config().vocab_size))
     }
 
-    /// Logits of every position of `batch`: [B, T, V].
+    /// Logits of every position of `batch`: [B, T, V] (f32 under bf16 compute).
     pub fn logits(&self, batch: &SeqBatch) -> Result<Tensor> {
         let hidden =
             self.backbone
@@ -146,13 +197,11 @@ impl Policy {
 
 impl LanguageModel for Policy {
     /// Σ log π(ids[t] | ids[<t]) over t with target_mask 1, read from the
-    /// logits at t−1. Sums are in the model's dtype (f32 for half models).
+    /// logits at t−1. Log-softmax and sums are in the reduction dtype (f32
+    /// under bf16 compute).
     fn response_logprobs(&self, batch: &SeqBatch) -> Result<ResponseLogProbs> {
         let (b, t) = batch.ids.dims2()?;
-        let out_dtype = match self.backbone.dtype() {
-            DType::F16 | DType::BF16 => DType::F32,
-            dt => dt,
-        };
+        let out_dtype = self.backbone.precision().reduction();
         let count = batch.target_mask.sum(1)?.to_dtype(out_dtype)?; // [B]
         if t < 2 {
             let sum = Tensor::zeros(b, out_dtype, batch.ids.device())?;

@@ -9,8 +9,9 @@ use candle_core::{D, DType, Device};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{CHECKPOINT_FORMAT, load_checkpoint, load_hf_dir};
+use super::checkpoint::{CHECKPOINT_FORMAT, load_checkpoint_in, load_hf_dir_in};
 use super::gguf::{GgufFile, load_hf_tensors};
+use super::precision::Precision;
 use super::sample::{SamplingConfig, generate};
 use super::{LanguageModel, PadSide, Policy, SeqBatch};
 use crate::data::Tokenizer;
@@ -59,7 +60,7 @@ impl ModelSource {
     }
 }
 
-/// A policy (LM head) and the tokenizer that goes with it, in f32.
+/// A policy (LM head) and the tokenizer that goes with it.
 pub struct LoadedLm {
     pub source: ModelSource,
     pub policy: Policy,
@@ -67,23 +68,29 @@ pub struct LoadedLm {
 }
 
 /// Loads the LM at `path` with its tokenizer (`tokenizer.json` for
-/// directories, the GGUF metadata for GGUF files).
+/// directories, the GGUF metadata for GGUF files), with f32 parameters in
+/// the device's default precision (see [`Precision::for_device`]).
 pub fn load_lm(path: &Path, device: &Device) -> Result<LoadedLm> {
+    load_lm_in(path, device, Precision::for_device(device, DType::F32))
+}
+
+/// [`load_lm`] in `precision`.
+pub fn load_lm_in(path: &Path, device: &Device, precision: Precision) -> Result<LoadedLm> {
     let source = ModelSource::detect(path)?;
     let (policy, tokenizer) = match source {
         ModelSource::Gguf => {
             let gguf = GgufFile::open(path)?;
             let config = gguf.decoder_config()?;
             let tensors = load_hf_tensors(&gguf, &config, device)?;
-            let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-            let policy = Policy::from_varbuilder(&config, vb, None)
+            let vb = VarBuilder::from_tensors(tensors, precision.master, device);
+            let policy = Policy::from_varbuilder_in(&config, vb, None, precision)
                 .with_context(|| format!("building the decoder of {}", path.display()))?;
             (policy, tokenizer_from_gguf(&gguf)?)
         }
         ModelSource::HfDir | ModelSource::Checkpoint => {
             let loaded = match source {
-                ModelSource::HfDir => load_hf_dir(path, DType::F32, device)?,
-                _ => load_checkpoint(path, device)?,
+                ModelSource::HfDir => load_hf_dir_in(path, precision, device)?,
+                _ => load_checkpoint_in(path, device, Some(precision))?,
             };
             let policy = loaded
                 .into_policy()
@@ -116,7 +123,12 @@ pub struct NextToken {
 pub struct LogprobReport {
     pub model: PathBuf,
     pub source: ModelSource,
+    /// Where and in what precision it was computed (`cpu`, `cuda:0`; `f32`, `bf16`).
+    pub device: String,
+    pub dtype: String,
     pub token_ids: Vec<u32>,
+    /// Tokens whose log-prob is summed: all but the first.
+    pub predicted_tokens: usize,
     /// Σ log p(t_i | t_<i) over i ≥ 1 (the first token has no context; no BOS is added).
     pub sum_logprob: f32,
     /// `sum_logprob` / (number of tokens − 1).
@@ -174,16 +186,38 @@ impl LoadedLm {
 
 /// `sweep model logprob --model PATH --text TEXT [--device D]`.
 pub fn model_logprob(path: &Path, text: &str, device: &Device) -> Result<LogprobReport> {
-    let lm = load_lm(path, device)?;
-    let (token_ids, sum_logprob, mean_logprob, top_next) = lm.logprob(text)?;
-    Ok(LogprobReport {
-        model: path.to_path_buf(),
-        source: lm.source,
-        token_ids,
-        sum_logprob,
-        mean_logprob,
-        top_next,
-    })
+    let precision = Precision::for_device(device, DType::F32);
+    let mut reports = model_logprobs(path, &[text], device, precision)?;
+    Ok(reports.remove(0))
+}
+
+/// `sweep model logprob --model PATH --text T [--text T ...] --device D --dtype P`:
+/// one report per text, from one load of the model.
+pub fn model_logprobs(
+    path: &Path,
+    texts: &[&str],
+    device: &Device,
+    precision: Precision,
+) -> Result<Vec<LogprobReport>> {
+    let lm = load_lm_in(path, device, precision)?;
+    let device_name = crate::device::DeviceSpec::of(device).to_string();
+    texts
+        .iter()
+        .map(|text| {
+            let (token_ids, sum_logprob, mean_logprob, top_next) = lm.logprob(text)?;
+            Ok(LogprobReport {
+                model: path.to_path_buf(),
+                source: lm.source,
+                device: device_name.clone(),
+                dtype: precision.to_string(),
+                predicted_tokens: token_ids.len() - 1,
+                token_ids,
+                sum_logprob,
+                mean_logprob,
+                top_next,
+            })
+        })
+        .collect()
 }
 
 /// `sweep model generate --model PATH --prompt TEXT [--device D]`: the prompt's
@@ -207,7 +241,14 @@ pub fn model_generate(
 
 impl fmt::Display for LogprobReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "model {} ({:?})", self.model.display(), self.source)?;
+        writeln!(
+            f,
+            "model {} ({:?}) on {} in {}",
+            self.model.display(),
+            self.source,
+            self.device,
+            self.dtype
+        )?;
         writeln!(
             f,
             "token ids ({}): {:?}",

@@ -8,7 +8,9 @@ use super::backbone::Backbone;
 use super::config::DecoderConfig;
 use super::init::{INIT_STD, SeededInit, seeded_varbuilder};
 use super::lora::LoraConfig;
+use super::params::ParamBuilder;
 use super::policy::{LM_HEAD, Policy};
+use super::precision::Precision;
 use super::{ScalarScorer, SeqBatch};
 
 /// Name of the score head weight.
@@ -22,25 +24,39 @@ pub struct RewardModel {
 }
 
 impl RewardModel {
-    /// A freshly initialised f32 reward model (see [`Policy::new_random`]).
+    /// A freshly initialised reward model with f32 parameters (see [`Policy::new_random`]).
     pub fn new_random(
         cfg: &DecoderConfig,
         lora: Option<&LoraConfig>,
         seed: u64,
         device: &Device,
     ) -> anyhow::Result<Self> {
-        let rm = Self::from_varbuilder(cfg, seeded_varbuilder(seed, DType::F32, device), lora)?;
+        let vb = seeded_varbuilder(seed, DType::F32, device);
+        let precision = Precision::for_device(device, DType::F32);
+        let rm = Self::from_varbuilder_in(cfg, vb, lora, precision)?;
         rm.backbone.set_dropout_seed(seed);
         Ok(rm)
     }
 
-    /// Loads (or initialises) every tensor from `vb` by HF name.
+    /// Loads (or initialises) every tensor from `vb` by HF name, in `vb`'s dtype.
     pub fn from_varbuilder(
         cfg: &DecoderConfig,
         vb: VarBuilder,
         lora: Option<&LoraConfig>,
     ) -> anyhow::Result<Self> {
-        let (backbone, score) = Backbone::build(cfg, vb, lora, |pb, _| {
+        let precision = Precision::uniform(vb.dtype());
+        Self::from_varbuilder_in(cfg, vb, lora, precision)
+    }
+
+    /// [`RewardModel::from_varbuilder`] in `precision` (see [`Policy::from_varbuilder_in`]).
+    pub fn from_varbuilder_in(
+        cfg: &DecoderConfig,
+        vb: VarBuilder,
+        lora: Option<&LoraConfig>,
+        precision: Precision,
+    ) -> anyhow::Result<Self> {
+        let pb = ParamBuilder::with_precision(vb, precision);
+        let (backbone, score) = Backbone::build(cfg, pb, lora, |pb, _| {
             let randn = Init::Randn {
                 mean: 0.0,
                 stdev: INIT_STD,
@@ -61,12 +77,13 @@ impl RewardModel {
         let mut tensors = policy.backbone().merged_tensors()?;
         tensors.remove(LM_HEAD);
         let backbone = policy.backbone();
+        let precision = backbone.precision();
         let vb = VarBuilder::from_backend(
             Box::new(SeededInit::over(seed, Box::new(tensors))),
-            backbone.dtype(),
+            precision.master,
             backbone.device().clone(),
         );
-        let rm = Self::from_varbuilder(policy.config(), vb, lora)?;
+        let rm = Self::from_varbuilder_in(policy.config(), vb, lora, precision)?;
         rm.backbone.set_dropout_seed(seed);
         Ok(rm)
     }
@@ -89,7 +106,8 @@ impl RewardModel {
 }
 
 impl ScalarScorer for RewardModel {
-    /// score(x) = w · h[last_index], in the model's dtype (f32 for half models).
+    /// score(x) = w · h[last_index], in the reduction dtype (f32 under bf16
+    /// compute; the head is trainable, so it is in the master dtype).
     fn scores(&self, batch: &SeqBatch) -> Result<Tensor> {
         let hidden =
             self.backbone
@@ -101,11 +119,10 @@ impl ScalarScorer for RewardModel {
         let row_starts = Tensor::arange_step(0u32, (b * t) as u32, t as u32, dev)?; // [B]
         let flat_index = (row_starts + &batch.last_index)?;
         let last = hidden.reshape((b * t, d))?.index_select(&flat_index, 0)?; // [B, D]
-        let scores = last.matmul(&self.score.t()?)?.squeeze(1)?; // [B]
-        match scores.dtype() {
-            DType::F16 | DType::BF16 => scores.to_dtype(DType::F32),
-            _ => Ok(scores),
-        }
+        let reduction = self.backbone.precision().reduction();
+        let last = last.to_dtype(reduction)?;
+        let score = self.score.to_dtype(reduction)?;
+        last.matmul(&score.t()?)?.squeeze(1) // [B]
     }
 
     fn trainable_vars(&self) -> Vec<Var> {

@@ -35,6 +35,7 @@
 //! ```
 pub mod adamw;
 pub mod bt;
+pub mod dpo_bench;
 pub mod expression;
 pub mod losses;
 pub mod optim;
