@@ -15,6 +15,7 @@ pub mod decoder;
 pub mod fused;
 pub mod gguf;
 pub mod hf_config;
+pub mod hf_writer;
 pub mod init;
 pub mod linear;
 pub mod lora;

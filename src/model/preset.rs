@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{Arch, DecoderConfig};
 use tokenizers::processors::template::TemplateProcessing;
 
-use super::testing::{word_tokenizer, write_hf_policy_dir};
+use super::hf_writer::{word_tokenizer, write_hf_policy_dir};
 
 /// The architectures `sweep model init` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
