@@ -105,8 +105,9 @@ struct RawExperiment {
 }
 
 /// Every `*.toml` manifest under `paths` (files as given, directories
-/// recursively, sorted; `profiles/` and `paper/` directories, which hold
-/// profiles and the paper's published numbers, are skipped).
+/// recursively, sorted; `profiles/`, `paper/` and `ablations/` directories,
+/// which hold profiles, the paper's published numbers and experiments
+/// beyond the paper's tables, are skipped unless named themselves).
 pub fn collect_files(paths: &[PathBuf], errors: &mut Diagnostics) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Diagnostics) {
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -119,7 +120,7 @@ pub fn collect_files(paths: &[PathBuf], errors: &mut Diagnostics) -> Vec<PathBuf
         for p in entries {
             if p.is_dir() {
                 if p.file_name()
-                    .is_some_and(|n| n != "profiles" && n != "paper")
+                    .is_some_and(|n| !["profiles", "paper", "ablations"].iter().any(|s| n == *s))
                 {
                     walk(&p, out, errors);
                 }

@@ -356,6 +356,13 @@ fn bind_cell(
         WEIGHTINGS,
         is_valid_weighting(&align.weighting),
     );
+    if let Err(e) = align.custom_loss(&objective) {
+        let loc = match (e.offset, &align.loss) {
+            (Some(offset), Some(loss)) => loc_of(e.setting).inside_string(loss, offset),
+            _ => loc_of(e.setting),
+        };
+        errors.push(Diagnostic::at(&loc, e.message));
+    }
     let generate: GenerateBlock = block("generate").try_into().ok()?;
     if generate.samples == 0 || (generate.samples > 1 && generate.temperature <= 0.0) {
         errors.push(Diagnostic::at(
@@ -576,7 +583,15 @@ fn labels(
             ("pair", s.pair.clone()),
             ("weak_model", weak_model.to_string()),
             ("strong_model", strong_model.to_string()),
-            ("objective", s.objective.clone()),
+            // A custom loss is labelled by its expression, so a table can set it beside dpo.
+            (
+                "objective",
+                s.align
+                    .loss
+                    .clone()
+                    .filter(|_| s.objective == "custom")
+                    .unwrap_or_else(|| s.objective.clone()),
+            ),
             ("annotation", s.annotation.clone()),
             ("weak_objective", s.weak_objective.clone()),
             ("seed", s.seed.to_string()),

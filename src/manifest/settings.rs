@@ -4,10 +4,13 @@
 //! (`dataset`, `objective`, …) or `block.key` (`align.beta`).
 use serde::{Deserialize, Serialize};
 
+use crate::train::custom_loss::CustomLossSpec;
+
 /// The per-stage blocks, in the order they appear in a manifest.
 pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
 
-pub const OBJECTIVES: &[&str] = &["dpo", "ipo", "rdpo"];
+/// `custom` reads its loss from `align.loss` (README: Writing a loss).
+pub const OBJECTIVES: &[&str] = &["dpo", "ipo", "rdpo", "custom"];
 pub const WEAK_OBJECTIVES: &[&str] = &["bt", "dpo", "sft_dpo", "pairrm"];
 /// `topN` (N in 1..=99) is accepted too.
 pub const ANNOTATIONS: &[&str] = &["human", "ws", "cw", "weak", "topN"];
@@ -33,7 +36,7 @@ pub struct CellKeys {
     pub weak_model: Option<String>,
     /// Overrides the pair's strong model (a profile model slot).
     pub strong_model: Option<String>,
-    /// Alignment objective: dpo | ipo | rdpo.
+    /// Alignment objective: dpo | ipo | rdpo | custom.
     pub objective: Option<String>,
     /// Who labels D_U and how pairs are weighted: human | ws | cw | weak | topN.
     pub annotation: Option<String>,
@@ -86,6 +89,16 @@ pub struct AlignBlock {
     /// `uniform`, `cw`, or an expression of `s_c`, `s_r` (used with annotation `cw`).
     #[serde(default = "d_weighting")]
     pub weighting: String,
+    /// The loss of `objective = "custom"`, an expression of the pair's
+    /// log-probs (`train::custom_loss`), e.g. `"relu(1 - beta*h)"`.
+    #[serde(default)]
+    pub loss: Option<String>,
+    /// `objective = "custom"`: per-token mean log-probs instead of sums.
+    #[serde(default)]
+    pub length_normalised: bool,
+    /// Named numbers a custom loss may read (`[align.constants]`).
+    #[serde(default)]
+    pub constants: std::collections::BTreeMap<String, f64>,
     #[serde(default = "d_lr")]
     pub learning_rate: f64,
     #[serde(default = "d_epochs")]
@@ -95,6 +108,23 @@ pub struct AlignBlock {
     #[serde(default)]
     pub lora_rank: Option<usize>,
 }
+impl AlignBlock {
+    /// The checked loss of a cell with `objective` (`None` unless `custom`).
+    pub fn custom_loss(
+        &self,
+        objective: &str,
+    ) -> Result<Option<CustomLossSpec>, crate::stage::align::LossSettingError> {
+        let knobs = [self.beta, self.tau, self.eps];
+        crate::stage::align::custom_loss_spec(
+            objective,
+            self.loss.as_deref(),
+            self.length_normalised,
+            knobs,
+            &self.constants,
+        )
+    }
+}
+
 fn d_beta() -> f64 {
     0.5
 }

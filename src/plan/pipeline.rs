@@ -243,6 +243,9 @@ impl<'p> CellBuilder<'p> {
                 objective: s.objective.clone(),
                 beta: if s.objective == "ipo" { a.tau } else { a.beta },
                 eps: (s.objective == "rdpo").then_some(a.eps),
+                loss: a
+                    .custom_loss(&s.objective)
+                    .map_err(|e| anyhow::anyhow!(e.message))?,
                 weighting,
                 filter_top,
                 train: TrainSettings {

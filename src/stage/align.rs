@@ -1,9 +1,11 @@
 //! `align`: preference optimisation of the SFT model on D_U: objective
-//! (dpo | ipo | rdpo) × per-pair weighting (CW-PO: each pair's loss times its
+//! (dpo | ipo | rdpo, or `custom`: a loss written in the manifest) × per-pair weighting (CW-PO: each pair's loss times its
 //! weak confidence, nothing dropped) × an optional top-N% confidence filter
 //! (the filtering baseline: the most confident pairs, unweighted).
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
+
+use std::collections::BTreeMap;
 
 use super::params::TrainSettings;
 use super::ref_logps::REF_LOGPS_FILE;
@@ -12,22 +14,27 @@ use super::support::{
     save_model, tokenizer_of_checkpoint, train_config, trainable_copy,
 };
 use super::{Stage, StageContext, StageOutcome, read_json};
+use crate::train::custom_loss::{CustomLoss, CustomLossSpec};
 use crate::train::po::{PairLogProbs, PoData, train_po};
 use crate::train::weighting::top_confident;
-use crate::train::{PreferenceObjective, WeakLabel, WeightingScheme};
+use crate::train::{PreferenceLoss, PreferenceObjective, WeakLabel, WeightingScheme};
 
 pub struct Align;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// `dpo` | `ipo` | `rdpo`.
+    /// `dpo` | `ipo` | `rdpo` | `custom`.
     pub objective: String,
-    /// β of DPO / rDPO, τ of IPO.
+    /// β of DPO / rDPO (and of a custom loss), τ of IPO.
     pub beta: f64,
-    /// rDPO label-noise rate ε (None for dpo / ipo).
+    /// rDPO label-noise rate ε (None for dpo / ipo / custom).
     #[serde(default)]
     pub eps: Option<f64>,
+    /// The loss of `objective = "custom"`, in canonical form. Absent from
+    /// the built-ins' params, so their cache keys are what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<CustomLossSpec>,
     /// `uniform`, `cw` (= `2*sigmoid(s_c - s_r) - 1`), another named scheme,
     /// or an expression of `s_c`, `s_r`, `delta`, `c`.
     pub weighting: String,
@@ -39,20 +46,78 @@ pub struct Params {
 }
 
 impl Params {
-    fn objective(&self) -> Result<PreferenceObjective> {
+    fn objective(&self) -> Result<Box<dyn PreferenceLoss>> {
         Ok(match self.objective.as_str() {
-            "dpo" => PreferenceObjective::Dpo { beta: self.beta },
-            "ipo" => PreferenceObjective::Ipo {
+            "dpo" => Box::new(PreferenceObjective::Dpo { beta: self.beta }),
+            "ipo" => Box::new(PreferenceObjective::Ipo {
                 tau: self.beta,
                 length_normalised: true,
-            },
-            "rdpo" => PreferenceObjective::Rdpo {
+            }),
+            "rdpo" => Box::new(PreferenceObjective::Rdpo {
                 beta: self.beta,
                 epsilon: self.eps.unwrap_or(0.1),
-            },
-            other => bail!("unknown objective `{other}`; valid objectives: dpo, ipo, rdpo"),
+            }),
+            "custom" => {
+                let Some(spec) = &self.loss else {
+                    bail!("align: objective `custom` without a loss expression");
+                };
+                let loss = CustomLoss::from_spec(spec)
+                    .map_err(|e| anyhow::anyhow!("align: loss `{}`: {e}", spec.expression))?;
+                Box::new(loss)
+            }
+            other => bail!("unknown objective `{other}`; valid objectives: dpo, ipo, rdpo, custom"),
         })
     }
+}
+
+/// Why a cell's custom loss is rejected: the setting at fault, a byte
+/// offset into `align.loss` when the expression is, and the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossSettingError {
+    pub setting: &'static str,
+    pub offset: Option<usize>,
+    pub message: String,
+}
+
+/// The checked loss of a cell with `objective = "custom"`, as its align
+/// params store it; `None` for the built-in objectives (which ignore
+/// `align.loss`, so one manifest can sweep `objective = ["dpo", "custom"]`).
+/// `loss`, `length_normalised`, `knobs` (β, τ, ε) and `constants` are the
+/// `[align]` settings. Called when a manifest is validated, and again when
+/// the plan is built.
+pub fn custom_loss_spec(
+    objective: &str,
+    loss: Option<&str>,
+    length_normalised: bool,
+    knobs: [f64; 3],
+    constants: &BTreeMap<String, f64>,
+) -> std::result::Result<Option<CustomLossSpec>, LossSettingError> {
+    if objective != "custom" {
+        return Ok(None);
+    }
+    let Some(source) = loss else {
+        return Err(LossSettingError {
+            setting: "objective",
+            offset: None,
+            message: "`objective = \"custom\"` needs the loss itself: `[align] loss = \"<expression>\"`, \
+                      e.g. \"relu(1 - beta*h)\" (README: Writing a loss)"
+                .into(),
+        });
+    };
+    CustomLoss::new(source, length_normalised, knobs, constants)
+        .map(|loss| Some(loss.spec()))
+        .map_err(|e| match e.offset {
+            Some(offset) => LossSettingError {
+                setting: "align.loss",
+                offset: Some(offset),
+                message: format!("`align.loss`: {}", e.message),
+            },
+            None => LossSettingError {
+                setting: "align.constants",
+                offset: None,
+                message: format!("`align.constants`: {}", e.message),
+            },
+        })
 }
 
 /// Per-pair weights, and which pairs survive the filter.
@@ -127,7 +192,7 @@ impl Stage for Align {
         let report = train_po(
             &policy,
             &data,
-            &objective,
+            objective.as_ref(),
             &cfg,
             tokenizer.pad_id(),
             ctx.device,

@@ -39,7 +39,8 @@ pub enum LogProbReduction {
     Mean,
 }
 
-fn reduce(lp: &ResponseLogProbs, reduction: LogProbReduction) -> Result<Tensor> {
+/// A response's log-prob under `reduction`. [B] → [B].
+pub(crate) fn reduce(lp: &ResponseLogProbs, reduction: LogProbReduction) -> Result<Tensor> {
     match reduction {
         LogProbReduction::Sum => Ok(lp.sum.clone()),
         LogProbReduction::Mean => lp.mean(),
@@ -102,6 +103,39 @@ pub fn pairwise_bce_loss(z_ab: &Tensor, z_ba: &Tensor) -> Result<Tensor> {
 /// response tokens in the batch), a token-level mean. Returns a scalar.
 pub fn sft_loss(lp: &ResponseLogProbs) -> Result<Tensor> {
     lp.sum.sum_all()?.neg()? / lp.count.sum_all()?
+}
+
+/// A loss the preference trainer minimises: the built-in
+/// [`PreferenceObjective`]s and the manifest's expressions
+/// ([`CustomLoss`](super::custom_loss::CustomLoss)).
+pub trait PreferenceLoss: std::fmt::Debug {
+    /// Fails on a knob outside its domain, naming it.
+    fn validate(&self) -> anyhow::Result<()>;
+
+    /// The scalar loss of B pairs: the mean over pairs of each pair's loss
+    /// scaled by its weight. `weights` is [B].
+    fn batch_loss(
+        &self,
+        policy: &PairResponseLogProbs,
+        reference: &PairResponseLogProbs,
+        weights: &Tensor,
+    ) -> Result<Tensor>;
+}
+
+impl PreferenceLoss for PreferenceObjective {
+    fn validate(&self) -> anyhow::Result<()> {
+        PreferenceObjective::validate(self)
+    }
+
+    /// mean_i(w_i · ℓ_i).
+    fn batch_loss(
+        &self,
+        policy: &PairResponseLogProbs,
+        reference: &PairResponseLogProbs,
+        weights: &Tensor,
+    ) -> Result<Tensor> {
+        weighted_mean(&self.per_pair_loss(policy, reference)?, weights)
+    }
 }
 
 /// Which preference loss aligns the strong model, with its knob. Serde:
