@@ -104,6 +104,9 @@ struct RawExperiment {
     until: Option<Spanned<String>>,
 }
 
+/// Directories a recursive search does not enter (they are read when named).
+const SKIPPED_DIRS: [&str; 3] = ["profiles", "paper", "ablations"];
+
 /// Every `*.toml` manifest under `paths` (files as given, directories
 /// recursively, sorted; `profiles/`, `paper/` and `ablations/` directories,
 /// which hold profiles, the paper's published numbers and experiments
@@ -120,7 +123,7 @@ pub fn collect_files(paths: &[PathBuf], errors: &mut Diagnostics) -> Vec<PathBuf
         for p in entries {
             if p.is_dir() {
                 if p.file_name()
-                    .is_some_and(|n| !["profiles", "paper", "ablations"].iter().any(|s| n == *s))
+                    .is_some_and(|n| !SKIPPED_DIRS.iter().any(|s| n == *s))
                 {
                     walk(&p, out, errors);
                 }

@@ -108,6 +108,7 @@ pub struct AlignBlock {
     #[serde(default)]
     pub lora_rank: Option<usize>,
 }
+
 impl AlignBlock {
     /// The checked loss of a cell with `objective` (`None` unless `custom`).
     pub fn custom_loss(
