@@ -2,8 +2,11 @@
 //!
 //! Dependencies point one way:
 //! `exec → plan → stage → {train, eval, data, model}`; `model` knows nothing
-//! of stages; `report` reads only the cache.
+//! of stages; `report` reads only the cache. `spec`, the shared vocabulary
+//! (model / dataset / gold specs, cell settings, diagnostics), is a leaf
+//! every layer may use.
 pub mod cache;
+pub mod commands;
 pub mod data;
 pub mod device;
 pub mod eval;
@@ -13,5 +16,8 @@ pub mod model;
 pub mod plan;
 pub mod profile;
 pub mod report;
+pub mod spec;
 pub mod stage;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod train;

@@ -1,6 +1,5 @@
 //! `sweep`: the CLI. Parses arguments, calls the `cwpo` library, and maps
 //! the outcome to exit codes: 0 ok, 1 a stage (or the runner) failed, 2 bad input.
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,10 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use cwpo::cache::Cache;
+use cwpo::commands::{self, open_if_exists};
 use cwpo::device::parse_device;
-use cwpo::exec::{self, NodeState, RunOptions};
-use cwpo::manifest::diagnostic::Diagnostics;
+use cwpo::exec::{self, RunOptions};
 use cwpo::plan;
+use cwpo::spec::Diagnostics;
 
 #[derive(Parser)]
 #[command(
@@ -260,30 +260,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { inputs } => {
-            let (plan, experiments) = plan::compile(&inputs.paths, &inputs.profile)?;
-            let profile = cwpo::profile::Profile::load(&inputs.profile)?;
-            let datasets: Vec<&str> = experiments
-                .iter()
-                .flat_map(|e| &e.cells)
-                .map(|c| c.settings.dataset.as_str())
-                .collect();
-            let models: Vec<&str> = experiments
-                .iter()
-                .flat_map(|e| &e.cells)
-                .flat_map(|c| [c.weak_model.0.as_str(), c.strong_model.0.as_str()])
-                .collect();
-            let missing = profile.missing_paths(&dedup(datasets), &dedup(models));
-            for m in &missing {
-                eprintln!("error: profile `{}`: {m}", profile.name);
-            }
-            if !missing.is_empty() {
+            let validation = commands::validate(&inputs.paths, &inputs.profile)?;
+            if !validation.ok() {
+                eprintln!("{validation}");
                 return Ok(ExitCode::from(2));
             }
-            println!(
-                "ok: {} experiment(s), {} stage(s)",
-                experiments.len(),
-                plan.graph.node_count()
-            );
+            println!("{validation}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Gc {
@@ -293,20 +275,6 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             all_unreferenced,
             dry_run,
         } => gc(&paths, &profile, &results, all_unreferenced, dry_run),
-    }
-}
-
-fn dedup(mut v: Vec<&str>) -> Vec<&str> {
-    v.sort();
-    v.dedup();
-    v
-}
-
-fn open_if_exists(results: &Path) -> Result<Option<Cache>> {
-    if Cache::exists(results) {
-        Ok(Some(Cache::open(results)?))
-    } else {
-        Ok(None)
     }
 }
 
@@ -358,106 +326,22 @@ fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<E
 fn show_plan(inputs: &Inputs, json: bool, dot: Option<&Path>) -> Result<ExitCode> {
     let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
     let cache = open_if_exists(&inputs.results)?;
-    let states = exec::states(&plan, cache.as_ref())?;
-    let mut per_kind: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-    let mut stages = Vec::new();
-    for idx in plan.topological() {
-        let node = &plan.graph[idx];
-        let state = &states[&idx];
-        let counts = per_kind.entry(node.kind.as_str()).or_default();
-        counts[0] += 1;
-        counts[if *state == NodeState::Cached { 1 } else { 2 }] += 1;
-        let state_name = match state {
-            NodeState::Cached => "cached".to_string(),
-            NodeState::Stale(r) => format!("stale: {r}"),
-            NodeState::ToRun => "to_run".to_string(),
-        };
-        stages.push(serde_json::json!({"name": node.name, "kind": node.kind, "key": node.key, "state": state_name}));
-    }
-    let nodes = plan.graph.node_count();
-    let naive = plan.naive_stage_count();
-    let ratio = if naive == 0 {
-        1.0
-    } else {
-        nodes as f64 / naive as f64
-    };
-    if json {
-        let kinds: BTreeMap<&str, serde_json::Value> = per_kind
-            .iter()
-            .map(|(k, [n, c, r])| {
-                (
-                    *k,
-                    serde_json::json!({"nodes": n, "cached": c, "to_run": r}),
-                )
-            })
-            .collect();
-        let to_run: usize = per_kind.values().map(|c| c[2]).sum();
-        let out = serde_json::json!({
-            "profile": plan.profile, "nodes": nodes, "naive": naive, "dedup_ratio": ratio,
-            "to_run": to_run, "kinds": kinds, "stages": stages,
-            "experiments": plan.experiments.iter().map(|e| serde_json::json!({"name": e.name, "cells": e.cells.len()})).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!(
-            "{:<12} {:>6} {:>7} {:>7}",
-            "kind", "nodes", "cached", "to run"
-        );
-        for (kind, [n, c, r]) in &per_kind {
-            println!("{kind:<12} {n:>6} {c:>7} {r:>7}");
-        }
-        println!("{nodes} stages for {naive} naive per-cell stages: dedup ratio {ratio:.2}");
-    }
+    print_report(&commands::plan_summary(&plan, cache.as_ref())?, json)?;
     if let Some(path) = dot {
-        let graph = plan.graph.map(
-            |idx, n| {
-                format!(
-                    "{}{}",
-                    n.name,
-                    if states[&idx] == NodeState::Cached {
-                        " (cached)"
-                    } else {
-                        ""
-                    }
-                )
-            },
-            |_, role| role.clone(),
-        );
-        let text = format!("{}", petgraph::dot::Dot::new(&graph));
+        let text = commands::plan_dot(&plan, cache.as_ref())?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn status(results: &Path, json: bool) -> Result<ExitCode> {
-    let Some(cache) = open_if_exists(results)? else {
-        println!("no cache under {}", results.display());
-        return Ok(ExitCode::SUCCESS);
-    };
-    let mut per_kind: BTreeMap<String, (usize, f64)> = BTreeMap::new();
-    for rec in cache.records()? {
-        let e = per_kind.entry(rec.kind.clone()).or_default();
-        e.0 += 1;
-        e.1 += rec.duration_s;
-    }
-    if json {
-        let kinds: BTreeMap<&String, serde_json::Value> = per_kind
-            .iter()
-            .map(|(k, (n, s))| (k, serde_json::json!({"records": n, "seconds": s})))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"cache": cache.root(), "kinds": kinds})
-            )?
-        );
-    } else {
-        println!("cache {}", cache.root().display());
-        for (kind, (n, s)) in &per_kind {
-            println!("{kind:<12} {n:>6} record(s) {s:>9.1}s of compute");
+    match open_if_exists(results)? {
+        Some(cache) => print_report(&commands::cache_status(&cache)?, json),
+        None => {
+            println!("no cache under {}", results.display());
+            Ok(ExitCode::SUCCESS)
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn gc(
@@ -472,7 +356,7 @@ fn gc(
             "give the manifests whose stages to keep, or --all-unreferenced to delete only orphan dirs"
         );
     }
-    let plan = if paths.is_empty() {
+    let keep = if paths.is_empty() {
         None
     } else {
         Some(plan::compile(paths, profile)?.0)
@@ -481,35 +365,18 @@ fn gc(
         println!("no cache under {}", results.display());
         return Ok(ExitCode::SUCCESS);
     };
-    let verb = if dry_run { "would delete" } else { "deleted" };
-    if let Some(plan) = &plan {
-        for rec in cache.records()? {
-            if plan.node(&rec.key).is_none() {
-                println!(
-                    "{verb} {} ({})",
-                    rec.name,
-                    cache.artifact_dir(&rec).display()
-                );
-                if !dry_run {
-                    cache.remove(&rec)?;
-                }
-            }
-        }
-    }
-    for dir in cache.unreferenced_dirs()? {
-        println!("{verb} {}", dir.display());
-        if !dry_run {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-        }
+    for line in commands::gc(keep.as_ref(), &cache, dry_run)? {
+        println!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn world_stats(profile: &str, json: bool) -> Result<ExitCode> {
     let profile = cwpo::profile::Profile::load(profile)?;
-    let config: cwpo::data::synthetic::WorldConfig =
-        serde_json::from_value(serde_json::Value::Object(profile.world.clone()))
-            .context("the profile's [world] does not match the world's settings")?;
+    let config = cwpo::data::synthetic::WorldConfig::from_json(&serde_json::Value::Object(
+        profile.world.clone(),
+    ))
+    .context("the profile's [world]")?;
     print_report(&cwpo::data::synthetic::stats::world_stats(&config)?, json)
 }
 

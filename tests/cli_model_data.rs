@@ -48,15 +48,12 @@ fn data_inspect_of_a_missing_file_names_it() {
 /// Runs on the real SmolLM2 when `scripts/fetch-smollm2.sh` has fetched it.
 #[test]
 fn model_logprob_and_generate_on_smollm2() {
-    let gguf =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !gguf.exists() {
-        eprintln!(
-            "SKIPPED: {} absent; run scripts/fetch-smollm2.sh",
-            gguf.display()
-        );
+    let Some(gguf) = cwpo::testing::input_file(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "run scripts/fetch-smollm2.sh",
+    ) else {
         return;
-    }
+    };
     let model = gguf.to_str().unwrap();
     let out = common::sweep(
         common::repo(),

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use cwpo::eval::real_gold::{RealGoldKind, load_real_gold};
 use cwpo::model::DecoderConfig;
-use cwpo::model::testing::{
+use cwpo::testing::{
     bos_template, tiny_llama, word_tokenizer, write_hf_policy_dir, write_hf_reward_dir,
 };
 use serde_json::{Value, json};

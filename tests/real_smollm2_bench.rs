@@ -30,15 +30,7 @@ fn smollm2_gguf() -> Option<PathBuf> {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
         });
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-smollm2.sh",
-            path.display()
-        );
-        None
-    }
+    cwpo::testing::input_file(path, "run scripts/fetch-smollm2.sh")
 }
 
 #[test]

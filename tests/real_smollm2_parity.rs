@@ -41,22 +41,17 @@ fn reference(fixture: &str) -> Reference {
 }
 
 /// `$SWEEP_SMOLLM2_GGUF`, else models/SmolLM2-135M-Instruct.Q4_1.gguf; `None`
-/// (after saying why) when it is not there.
+/// (after saying why) when it is not there, a failure under `CI=true`.
 fn smollm2_gguf() -> Option<PathBuf> {
     let path = std::env::var_os("SWEEP_SMOLLM2_GGUF")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
         });
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; run scripts/fetch-smollm2.sh (or set SWEEP_SMOLLM2_GGUF) to run this test",
-            path.display()
-        );
-        None
-    }
+    cwpo::testing::input_file(
+        path,
+        "run scripts/fetch-smollm2.sh (or set SWEEP_SMOLLM2_GGUF) to run this test",
+    )
 }
 
 #[test]

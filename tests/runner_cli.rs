@@ -2,9 +2,9 @@
 //! temp dirs, with manifests that stop after the cheap real stages
 //! (`[experiment] until = "split"`), or only plan (no stage runs).
 mod common;
-use common::{sweep, text};
+use common::{snapshot, sweep, text};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,23 +25,6 @@ fn ran(out: &Output) -> Vec<String> {
         .filter_map(|l| l.strip_prefix("done   "))
         .map(|l| l.split(' ').next().unwrap_or_default().to_string())
         .collect()
-}
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 fn split_manifest(name: &str, seeds: &str, fraction: f64) -> String {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Node;
+use crate::spec::node::Node;
 
 /// Name of a stage's log file inside its artifact dir.
 pub const LOG_FILE: &str = "stage.log";

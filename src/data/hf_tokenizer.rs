@@ -118,7 +118,7 @@ fn truncate(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::data::Tokenizer;
-    use crate::model::testing::word_tokenizer;
+    use crate::testing::word_tokenizer;
     use tokenizers::processors::template::TemplateProcessing;
 
     fn with_template(single: &str) -> HfTokenizer {

@@ -24,9 +24,9 @@
 //! columns = ["annotation"]
 //! value = "gra"
 //! ```
-pub mod diagnostic;
 pub mod resolve;
-pub mod settings;
+/// Kept at their old paths: they are part of the shared vocabulary now.
+pub use crate::spec::{diagnostic, settings};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -149,6 +149,38 @@ pub fn collect_files(paths: &[PathBuf], errors: &mut Diagnostics) -> Vec<PathBuf
 }
 
 /// Loads every manifest under `paths`; errors of all files are collected.
+/// [`resolve::resolve`] then binds them to a profile as typed cells:
+///
+/// ```
+/// use cwpo::manifest::{load_all, resolve::resolve};
+/// use cwpo::profile::Profile;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("beta.toml");
+/// std::fs::write(&path, r#"
+/// [experiment]
+/// name = "beta"
+/// [axes]
+/// "align.beta" = [0.1, 0.5]
+/// [defaults]
+/// dataset = "tldr"
+/// pair = "opt"
+/// objective = "dpo"
+/// annotation = "cw"
+/// "#)?;
+/// let manifests = load_all(&[path.clone()])?;
+/// let experiments = resolve(&manifests, &Profile::load("tiny")?, cwpo::stage::KINDS)?;
+/// let betas: Vec<f64> = experiments[0].cells.iter().map(|c| c.settings.align.beta).collect();
+/// assert_eq!(betas, [0.1, 0.5]);
+///
+/// // A bad value is an error at its place in the file.
+/// std::fs::write(&path, "[experiment]\nname = \"b\"\n[defaults]\ndataset = \"tldr\"\n\
+///     pair = \"opt\"\nobjective = \"dpo\"\nannotation = \"cw\"\n[align]\nbeta = -1.0\n")?;
+/// let manifests = load_all(&[path.clone()])?;
+/// let err = resolve(&manifests, &Profile::load("tiny")?, cwpo::stage::KINDS).unwrap_err();
+/// assert!(err.to_string().contains("beta.toml:9:8: `align.beta`"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Manifest>, Diagnostics> {
     let mut errors = Diagnostics::default();
     let files = collect_files(paths, &mut errors);

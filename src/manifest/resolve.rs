@@ -7,15 +7,14 @@ use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
 
-use super::diagnostic::{Diagnostic, Diagnostics, Loc};
-use super::settings::*;
 use super::{Entry, Manifest, profile_defaults};
-use crate::eval::GoldSpec;
+use crate::data::synthetic::WorldConfig;
 use crate::profile::Profile;
 use crate::report::TableSpec;
-use crate::stage::KINDS;
-use crate::stage::dataset::DatasetSource;
-use crate::stage::params::ModelSpec;
+use crate::spec::diagnostic::{Diagnostic, Diagnostics, Loc};
+use crate::spec::settings::*;
+use crate::spec::{DatasetSource, GoldSpec, ModelSpec, Objective};
+use crate::train::{AlignLoss, CustomLoss, PreferenceObjective, WeightingScheme};
 
 /// One validated experiment: a named set of sweep cells and its report.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +39,12 @@ pub struct Cell {
     pub coords: BTreeMap<String, String>,
     pub settings: Settings,
     pub annotation: Annotation,
+    /// The preference loss `objective` and `[align]` name, validated: a
+    /// built-in objective, or a custom loss parsed, checked and canonical.
+    pub loss: AlignLoss,
+    /// How the cell weights its pairs: `align.weighting` under `cw`
+    /// annotation, uniform otherwise; validated.
+    pub weighting: WeightingScheme,
     pub dataset: DatasetSource,
     /// (profile slot name, concrete spec).
     pub weak_model: (String, ModelSpec),
@@ -48,8 +53,14 @@ pub struct Cell {
     pub gold: GoldSpec,
 }
 
-/// Validates every manifest that defines an `[experiment]` against `profile`.
-pub fn resolve(manifests: &[Manifest], profile: &Profile) -> Result<Vec<Experiment>, Diagnostics> {
+/// Validates every manifest that defines an `[experiment]` against `profile`;
+/// `kinds` are the stage kinds in pipeline order (`until` names one), which
+/// the planner knows.
+pub fn resolve(
+    manifests: &[Manifest],
+    profile: &Profile,
+    kinds: &[&str],
+) -> Result<Vec<Experiment>, Diagnostics> {
     let mut errors = Diagnostics::default();
     let mut experiments = Vec::new();
     let mut names: BTreeMap<String, Loc> = BTreeMap::new();
@@ -66,7 +77,7 @@ pub fn resolve(manifests: &[Manifest], profile: &Profile) -> Result<Vec<Experime
                 ),
             ));
         }
-        if let Some(exp) = resolve_one(m, profile, &mut errors) {
+        if let Some(exp) = resolve_one(m, profile, kinds, &mut errors) {
             experiments.push(exp);
         }
     }
@@ -74,19 +85,24 @@ pub fn resolve(manifests: &[Manifest], profile: &Profile) -> Result<Vec<Experime
     Ok(experiments)
 }
 
-fn resolve_one(m: &Manifest, profile: &Profile, errors: &mut Diagnostics) -> Option<Experiment> {
+fn resolve_one(
+    m: &Manifest,
+    profile: &Profile,
+    kinds: &[&str],
+    errors: &mut Diagnostics,
+) -> Option<Experiment> {
     let header = m.experiment.as_ref()?;
     let before = errors.0.len();
     let until = header.until.as_ref().and_then(|u| {
         let kind = u.value.as_str().unwrap_or_default().to_string();
-        if KINDS.contains(&kind.as_str()) {
+        if kinds.contains(&kind.as_str()) {
             Some(kind)
         } else {
             errors.push(Diagnostic::at(
                 &u.loc,
                 format!(
                     "`until = \"{kind}\"` is not a stage kind; valid: {}",
-                    KINDS.join(", ")
+                    kinds.join(", ")
                 ),
             ));
             None
@@ -242,81 +258,236 @@ fn one_key<T: DeserializeOwned>(key: &str, value: &toml::Value) -> Result<T, Str
         .map_err(|e| e.message().trim().to_string())
 }
 
-/// Type-checks one cell's settings and binds its slot names to the profile.
+/// Type-checks one cell's settings, range-checks them and binds its slot
+/// names to the profile. Each step reports every error it finds; the cell
+/// is built only when none did.
 fn bind_cell(
-    settings_map: &BTreeMap<String, Entry>,
+    settings: &BTreeMap<String, Entry>,
     coords: &BTreeMap<String, Entry>,
     profile: &Profile,
     header: &Loc,
     errors: &mut Diagnostics,
 ) -> Option<Cell> {
     let before = errors.0.len();
-    let settings = settings_map;
+    let at = Locs { settings, header };
+    let typed = type_check(settings, errors)?;
+    let names = required_names(&typed.keys, header, errors)?;
+    let choices = parse_choices(&typed.keys, &names, &at, errors);
+    let blocks = typed.blocks()?;
+    for (key, message) in check_numbers(&choices, &blocks) {
+        errors.push(Diagnostic::at(&at.of(&key), message));
+    }
+    let loss = bind_loss(choices.objective, &blocks.align, &at, errors);
+    check_sampling(&blocks.generate, &at, errors);
+    let labeled_fraction = typed.keys.labeled_fraction.unwrap_or(0.3);
+    if !(labeled_fraction > 0.0 && labeled_fraction < 1.0) {
+        errors.push(Diagnostic::at(
+            &at.of("labeled_fraction"),
+            format!("`labeled_fraction = {labeled_fraction}` must be in (0, 1)"),
+        ));
+    }
+    let gold = resolve_gold(&blocks.metric, &names.dataset, profile)
+        .map_err(|e| errors.push(Diagnostic::at(&at.of("metric.gold"), e)));
+    let models = bind_models(&typed.keys, &names.pair, profile, &at, errors);
+    let dataset = profile
+        .dataset_source(&names.dataset)
+        .map_err(|e| errors.push(Diagnostic::at(&at.of("dataset"), format!("`dataset`: {e}"))));
+    if errors.0.len() != before {
+        return None;
+    }
+    let (objective, annotation, weak_objective) = choices.resolved()?;
+    let loss = loss?;
+    let settings_typed = Settings {
+        dataset: names.dataset,
+        pair: names.pair,
+        weak_model: typed.keys.weak_model.clone(),
+        strong_model: typed.keys.strong_model.clone(),
+        objective,
+        annotation: names.annotation,
+        weak_objective,
+        seed: typed.keys.seed.unwrap_or(0),
+        labeled_fraction,
+        world: world_overrides(&typed),
+        weak: blocks.weak,
+        sft: blocks.sft,
+        align: blocks.align,
+        generate: blocks.generate,
+        metric: blocks.metric,
+    };
+    let dataset = with_world(dataset.ok()?, &settings_typed.world, &at, errors)?;
+    let (weak_model, strong_model) = models?;
+    let gold = gold.ok()?;
+    Some(Cell {
+        coords: labels(
+            &settings_typed,
+            &weak_model.0,
+            &strong_model.0,
+            gold.kind_name(),
+            coords,
+        ),
+        loss,
+        weighting: weighting_of(annotation, &settings_typed.align)?,
+        annotation,
+        dataset,
+        weak_model,
+        strong_model,
+        gold,
+        settings: settings_typed,
+    })
+}
+
+/// Where a setting was written: its entry, else the experiment header (a
+/// default nobody wrote).
+struct Locs<'a> {
+    settings: &'a BTreeMap<String, Entry>,
+    header: &'a Loc,
+}
+
+impl Locs<'_> {
+    fn of(&self, key: &str) -> Loc {
+        self.settings
+            .get(key)
+            .map_or_else(|| self.header.clone(), |e| e.loc.clone())
+    }
+}
+
+/// A cell's settings, each type-checked on its own: the cell keys and one
+/// table per block.
+struct Typed {
+    keys: CellKeys,
+    blocks: BTreeMap<&'static str, toml::Table>,
+}
+
+/// The typed blocks of a cell.
+struct Blocks {
+    weak: TrainBlock,
+    sft: TrainBlock,
+    align: AlignBlock,
+    generate: GenerateBlock,
+    metric: MetricBlock,
+}
+
+impl Typed {
+    fn block<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        toml::Value::Table(self.blocks[name].clone())
+            .try_into()
+            .ok()
+    }
+
+    fn blocks(&self) -> Option<Blocks> {
+        Some(Blocks {
+            weak: self.block("weak")?,
+            sft: self.block("sft")?,
+            align: self.block("align")?,
+            generate: self.block("generate")?,
+            metric: self.block("metric")?,
+        })
+    }
+}
+
+/// Step 1: every setting deserialises into its block's type, one key at a
+/// time, so each error names its key (`[world]` is checked as a whole later).
+fn type_check(settings: &BTreeMap<String, Entry>, errors: &mut Diagnostics) -> Option<Typed> {
+    let before = errors.0.len();
     let mut cell_table = toml::Table::new();
-    let mut blocks: BTreeMap<&str, toml::Table> =
+    let mut blocks: BTreeMap<&'static str, toml::Table> =
         BLOCKS.iter().map(|b| (*b, toml::Table::new())).collect();
     for (name, entry) in settings {
         check_setting_name(name, &entry.loc, errors);
-        match name.split_once('.') {
-            Some((block, key)) if BLOCKS.contains(&block) => {
-                let checked = match block {
+        let checked = match name.split_once('.') {
+            Some((block, key)) => {
+                let Some((block, table)) = blocks.iter_mut().find(|(b, _)| **b == block) else {
+                    continue; // reported by check_setting_name
+                };
+                let checked = match *block {
                     "world" => Ok(()),
                     "weak" | "sft" => one_key::<TrainBlock>(key, &entry.value).map(drop),
                     "align" => one_key::<AlignBlock>(key, &entry.value).map(drop),
                     "generate" => one_key::<GenerateBlock>(key, &entry.value).map(drop),
                     _ => one_key::<MetricBlock>(key, &entry.value).map(drop),
                 };
-                match checked {
-                    Ok(()) => {
-                        blocks
-                            .get_mut(block)
-                            .expect("block")
-                            .insert(key.to_string(), entry.value.clone());
-                    }
-                    Err(e) => {
-                        errors.push(Diagnostic::at(&entry.loc, format!("setting `{name}`: {e}")))
-                    }
+                if checked.is_ok() {
+                    table.insert(key.to_string(), entry.value.clone());
                 }
+                checked
             }
-            Some(_) => {}
             None => match one_key::<CellKeys>(name, &entry.value) {
                 Ok(_) => {
                     cell_table.insert(name.clone(), entry.value.clone());
+                    Ok(())
                 }
-                Err(e) if !e.contains("unknown field") => {
-                    errors.push(Diagnostic::at(&entry.loc, format!("setting `{name}`: {e}")))
-                }
-                Err(_) => {}
+                Err(e) if e.contains("unknown field") => Ok(()), // reported by check_setting_name
+                Err(e) => Err(e),
             },
+        };
+        if let Err(e) = checked {
+            errors.push(Diagnostic::at(&entry.loc, format!("setting `{name}`: {e}")));
         }
     }
     if errors.0.len() != before {
         return None;
     }
-    let keys: CellKeys = toml::Value::Table(cell_table).try_into().ok()?;
-    let block = |name: &str| toml::Value::Table(blocks[name].clone());
-    let loc_of = |key: &str| {
-        settings
-            .get(key)
-            .map_or_else(|| header.clone(), |e| e.loc.clone())
-    };
-    let mut require = |value: Option<String>, key: &str| {
-        value.or_else(|| {
+    Some(Typed {
+        keys: toml::Value::Table(cell_table).try_into().ok()?,
+        blocks,
+    })
+}
+
+/// The settings every cell must have, by name.
+struct Names {
+    dataset: String,
+    pair: String,
+    objective: String,
+    annotation: String,
+}
+
+/// Step 2: `dataset`, `pair`, `objective` and `annotation` are set.
+fn required_names(keys: &CellKeys, header: &Loc, errors: &mut Diagnostics) -> Option<Names> {
+    let mut require = |value: &Option<String>, key: &str| {
+        if value.is_none() {
             errors.push(Diagnostic::at(
                 header,
                 format!("no value for `{key}`: set it in [defaults] or [axes]"),
             ));
-            None
-        })
+        }
+        value.clone()
     };
-    let dataset = require(keys.dataset, "dataset");
-    let pair = require(keys.pair, "pair");
-    let objective = require(keys.objective, "objective");
-    let annotation_name = require(keys.annotation, "annotation");
+    let dataset = require(&keys.dataset, "dataset");
+    let pair = require(&keys.pair, "pair");
+    let objective = require(&keys.objective, "objective");
+    let annotation = require(&keys.annotation, "annotation");
+    Some(Names {
+        dataset: dataset?,
+        pair: pair?,
+        objective: objective?,
+        annotation: annotation?,
+    })
+}
+
+/// The named choices of a cell, parsed (`None`: not a valid choice, reported).
+struct Choices {
+    objective: Option<Objective>,
+    annotation: Option<Annotation>,
+    weak_objective: Option<String>,
+}
+
+impl Choices {
+    fn resolved(&self) -> Option<(Objective, Annotation, String)> {
+        Some((
+            self.objective?,
+            self.annotation?,
+            self.weak_objective.clone()?,
+        ))
+    }
+}
+
+/// Step 3: the objective, annotation and weak objective are known names
+/// (`ws` labels come from a DPO-trained weak LM, so it forces `dpo`).
+fn parse_choices(keys: &CellKeys, names: &Names, at: &Locs, errors: &mut Diagnostics) -> Choices {
     let mut choice = |value: &str, key: &str, valid: &[&str], ok: bool| {
         if !ok {
             errors.push(Diagnostic::at(
-                &loc_of(key),
+                &at.of(key),
                 format!(
                     "`{key} = \"{value}\"` is not accepted; valid: {}",
                     valid.join(", ")
@@ -324,49 +495,49 @@ fn bind_cell(
             ));
         }
     };
-    let (dataset, pair, objective, annotation_name) =
-        (dataset?, pair?, objective?, annotation_name?);
+    let objective = Objective::parse(&names.objective);
     choice(
-        &objective,
+        &names.objective,
         "objective",
-        OBJECTIVES,
-        OBJECTIVES.contains(&objective.as_str()),
+        Objective::NAMES,
+        objective.is_some(),
     );
-    let annotation = Annotation::parse(&annotation_name);
-    choice(
-        &annotation_name,
-        "annotation",
-        ANNOTATIONS,
-        annotation.is_some(),
-    );
-    let mut weak_objective = keys.weak_objective.unwrap_or_else(|| "bt".into());
-    choice(
-        &weak_objective,
-        "weak_objective",
-        WEAK_OBJECTIVES,
-        WEAK_OBJECTIVES.contains(&weak_objective.as_str()),
-    );
+    let annotation = Annotation::parse(&names.annotation);
+    let top_n = names.annotation.strip_prefix("top").map(str::parse::<u32>);
+    match top_n {
+        Some(Ok(n)) if annotation.is_none() => choice(
+            &names.annotation,
+            "annotation",
+            &[&format!(
+                "topN with N in 1..=99 percent of the pairs, not {n}"
+            )],
+            false,
+        ),
+        _ => choice(
+            &names.annotation,
+            "annotation",
+            ANNOTATIONS,
+            annotation.is_some(),
+        ),
+    }
+    let mut weak_objective = keys.weak_objective.clone().unwrap_or_else(|| "bt".into());
+    let known = WEAK_OBJECTIVES.contains(&weak_objective.as_str());
+    choice(&weak_objective, "weak_objective", WEAK_OBJECTIVES, known);
     if annotation == Some(Annotation::WeakLm) && weak_objective == "bt" {
-        weak_objective = "dpo".into(); // `ws` labels come from a DPO-trained weak LM.
+        weak_objective = "dpo".into();
     }
-    let align: AlignBlock = block("align").try_into().ok()?;
-    choice(
-        &align.weighting,
-        "align.weighting",
-        WEIGHTINGS,
-        is_valid_weighting(&align.weighting),
-    );
-    if let Err(e) = align.custom_loss(&objective) {
-        let loc = match (e.offset, &align.loss) {
-            (Some(offset), Some(loss)) => loc_of(e.setting).inside_string(loss, offset),
-            _ => loc_of(e.setting),
-        };
-        errors.push(Diagnostic::at(&loc, e.message));
+    Choices {
+        objective,
+        annotation,
+        weak_objective: known.then_some(weak_objective),
     }
-    let generate: GenerateBlock = block("generate").try_into().ok()?;
+}
+
+/// More than one sample per prompt needs sampling.
+fn check_sampling(generate: &GenerateBlock, at: &Locs, errors: &mut Diagnostics) {
     if generate.samples == 0 || (generate.samples > 1 && generate.temperature <= 0.0) {
         errors.push(Diagnostic::at(
-            &loc_of("generate.samples"),
+            &at.of("generate.samples"),
             format!(
                 "`generate.samples = {}` needs to be at least 1, and more than 1 only with \
                  sampling: greedy decoding (temperature {}) gives the same response every time; \
@@ -375,105 +546,77 @@ fn bind_cell(
             ),
         ));
     }
-    let metric: MetricBlock = block("metric").try_into().ok()?;
-    let gold = resolve_gold(&metric, &dataset, profile);
-    if let Err(e) = &gold {
-        errors.push(Diagnostic::at(&loc_of("metric.gold"), e.clone()));
-    }
-    let labeled_fraction = keys.labeled_fraction.unwrap_or(0.3);
-    if !(labeled_fraction > 0.0 && labeled_fraction < 1.0) {
-        errors.push(Diagnostic::at(
-            &loc_of("labeled_fraction"),
-            format!("`labeled_fraction = {labeled_fraction}` must be in (0, 1)"),
-        ));
-    }
+}
 
-    let mut slot = |key: &str, r: Result<(), String>| {
-        if let Err(e) = r {
-            errors.push(Diagnostic::at(&loc_of(key), format!("`{key}`: {e}")));
-        }
-    };
-    let dataset_source = profile.dataset_source(&dataset);
-    slot(
-        "dataset",
-        dataset_source.as_ref().map(drop).map_err(Clone::clone),
-    );
-    let pair_slot = profile.pairs.get(&pair);
+/// The weak and strong models of a cell: `weak_model` / `strong_model` if
+/// set, else the pair's, each bound to its profile spec.
+#[allow(clippy::type_complexity)]
+fn bind_models(
+    keys: &CellKeys,
+    pair: &str,
+    profile: &Profile,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<((String, ModelSpec), (String, ModelSpec))> {
+    let pair_slot = profile.pairs.get(pair);
     if pair_slot.is_none() {
         let valid: Vec<&str> = profile.pairs.keys().map(String::as_str).collect();
-        slot(
-            "pair",
-            Err(format!(
-                "unknown pair `{pair}` in profile `{}`; valid: {}",
+        errors.push(Diagnostic::at(
+            &at.of("pair"),
+            format!(
+                "`pair`: unknown pair `{pair}` in profile `{}`; valid: {}",
                 profile.name,
                 valid.join(", ")
-            )),
-        );
+            ),
+        ));
     }
-    let weak_name = keys
-        .weak_model
-        .clone()
-        .or(pair_slot.map(|p| p.weak.clone()));
-    let strong_name = keys
-        .strong_model
-        .clone()
-        .or(pair_slot.map(|p| p.strong.clone()));
-    let weak_spec = weak_name.as_ref().map(|n| profile.model_spec(n));
-    let strong_spec = strong_name.as_ref().map(|n| profile.model_spec(n));
-    if let Some(Err(e)) = &weak_spec {
-        slot(
-            if keys.weak_model.is_some() {
-                "weak_model"
-            } else {
-                "pair"
-            },
-            Err(e.clone()),
-        );
-    }
-    if let Some(Err(e)) = &strong_spec {
-        slot(
-            if keys.strong_model.is_some() {
-                "strong_model"
-            } else {
-                "pair"
-            },
-            Err(e.clone()),
-        );
-    }
-    if errors.0.len() != before {
-        return None;
-    }
-    let world = match serde_json::to_value(&blocks["world"]) {
+    let mut bind = |own: &Option<String>, key: &str, of_pair: Option<&String>| {
+        let name = own.clone().or(of_pair.cloned())?;
+        let written = if own.is_some() { key } else { "pair" };
+        match profile.model_spec(&name) {
+            Ok(spec) => Some((name, spec)),
+            Err(e) => {
+                errors.push(Diagnostic::at(&at.of(written), format!("`{written}`: {e}")));
+                None
+            }
+        }
+    };
+    let weak = bind(&keys.weak_model, "weak_model", pair_slot.map(|p| &p.weak));
+    let strong = bind(
+        &keys.strong_model,
+        "strong_model",
+        pair_slot.map(|p| &p.strong),
+    );
+    Some((weak?, strong?))
+}
+
+/// A manifest's `[world]` keys, as JSON over the profile's world config.
+fn world_overrides(typed: &Typed) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(&typed.blocks["world"]) {
         Ok(serde_json::Value::Object(map)) => map,
         _ => serde_json::Map::new(),
-    };
-    let settings = Settings {
-        dataset,
-        pair,
-        weak_model: keys.weak_model,
-        strong_model: keys.strong_model,
-        objective,
-        annotation: annotation_name,
-        weak_objective,
-        seed: keys.seed.unwrap_or(0),
-        labeled_fraction,
-        world,
-        weak: block("weak").try_into().ok()?,
-        sft: block("sft").try_into().ok()?,
-        align,
-        generate,
-        metric,
-    };
-    let mut dataset = dataset_source.ok()?;
+    }
+}
+
+/// A synthetic dataset's world with the manifest's `[world]` keys over the
+/// profile's, checked as the world reads it; an error points at the
+/// `[world]` key it names, else the first one written.
+fn with_world(
+    mut dataset: DatasetSource,
+    overrides: &serde_json::Map<String, serde_json::Value>,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<DatasetSource> {
     if let DatasetSource::Synthetic {
         world: serde_json::Value::Object(w),
         ..
     } = &mut dataset
     {
-        w.extend(settings.world.clone());
-        if let Err(e) = check_world(&serde_json::Value::Object(w.clone())) {
-            // Point at the `[world]` key the message names, else the first one written.
-            let keys: Vec<(&String, &Entry)> = settings_map
+        w.extend(overrides.clone());
+        if let Err(e) = WorldConfig::from_json(&serde_json::Value::Object(w.clone())) {
+            let e = format!("{e:#}");
+            let keys: Vec<(&String, &Entry)> = at
+                .settings
                 .iter()
                 .filter(|(k, _)| k.starts_with("world."))
                 .collect();
@@ -481,26 +624,147 @@ fn bind_cell(
                 .iter()
                 .find(|(k, _)| e.contains(&format!("`{}`", &k["world.".len()..])))
                 .or(keys.first())
-                .map_or_else(|| header.clone(), |(_, entry)| entry.loc.clone());
+                .map_or_else(|| at.header.clone(), |(_, entry)| entry.loc.clone());
             errors.push(Diagnostic::at(&loc, format!("[world]: {e}")));
             return None;
         }
     }
-    Some(Cell {
-        coords: labels(
-            &settings,
-            weak_name.as_deref()?,
-            strong_name.as_deref()?,
-            gold.as_ref().ok()?.kind_name(),
-            coords,
-        ),
-        annotation: annotation?,
-        dataset,
-        weak_model: (weak_name?, weak_spec?.ok()?),
-        strong_model: (strong_name?, strong_spec?.ok()?),
-        gold: gold.ok()?,
-        settings,
+    Some(dataset)
+}
+
+/// Step 4, range checks of the numbers a cell trains with, as (setting,
+/// message): the objective the cell uses is built and `validate()`d by the
+/// loss module itself, the weighting is parsed by the real expression
+/// parser, and every training block needs a positive learning rate and
+/// batch size.
+fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(objective) = choices
+        .objective
+        .and_then(|o| preference_objective(o, &blocks.align))
+        && let Err(e) = objective.validate()
+    {
+        let e = format!("{e:#}");
+        let key = if e.contains("`tau`") {
+            "align.tau"
+        } else if e.contains("`epsilon`") {
+            "align.eps"
+        } else {
+            "align.beta"
+        };
+        out.push((key.to_string(), format!("`{key}`: {e}")));
+    }
+    if choices
+        .weak_objective
+        .as_ref()
+        .is_some_and(|w| w.contains("dpo"))
+        && let Some(beta) = blocks.weak.beta
+        && let Err(e) = (PreferenceObjective::Dpo { beta }).validate()
+    {
+        out.push(("weak.beta".into(), format!("`weak.beta`: {e:#}")));
+    }
+    if let Err(e) = blocks.align.weighting.parse::<WeightingScheme>() {
+        out.push((
+            "align.weighting".into(),
+            format!(
+                "`align.weighting = \"{}\"`: weighting {e}; or a named scheme: {}",
+                blocks.align.weighting,
+                WEIGHTINGS.join(", ")
+            ),
+        ));
+    }
+    let training = [
+        ("weak", blocks.weak.learning_rate, blocks.weak.batch_size),
+        ("sft", blocks.sft.learning_rate, blocks.sft.batch_size),
+        ("align", blocks.align.learning_rate, blocks.align.batch_size),
+    ];
+    for (block, learning_rate, batch_size) in training {
+        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+            out.push((
+                format!("{block}.learning_rate"),
+                format!("`{block}.learning_rate = {learning_rate}` must be a positive number"),
+            ));
+        }
+        if batch_size == 0 {
+            out.push((
+                format!("{block}.batch_size"),
+                format!("`{block}.batch_size = 0` must be at least 1"),
+            ));
+        }
+    }
+    out
+}
+
+/// The built-in preference loss a cell's `objective` and `[align]` block
+/// name: the one place a name becomes a loss (IPO on length-normalised
+/// log-probs). `None` for `custom`, whose loss is `align.loss` ([`bind_loss`]).
+pub fn preference_objective(
+    objective: Objective,
+    align: &AlignBlock,
+) -> Option<PreferenceObjective> {
+    Some(match objective {
+        Objective::Dpo => PreferenceObjective::Dpo { beta: align.beta },
+        Objective::Ipo => PreferenceObjective::Ipo {
+            tau: align.tau,
+            length_normalised: true,
+        },
+        Objective::Rdpo => PreferenceObjective::Rdpo {
+            beta: align.beta,
+            epsilon: align.eps,
+        },
+        Objective::Custom => return None,
     })
+}
+
+/// Step 5: the loss the cell aligns with. A built-in's knobs are
+/// range-checked by [`check_numbers`]; a custom loss is parsed and checked
+/// here by the loss module itself ([`CustomLoss::new`]: README, Writing a
+/// loss), an error in the expression located at its character in
+/// `align.loss`, one in the constants at `align.constants`. Built-ins ignore
+/// `align.loss`, so one manifest can sweep `objective = ["dpo", "custom"]`.
+fn bind_loss(
+    objective: Option<Objective>,
+    align: &AlignBlock,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<AlignLoss> {
+    let objective = objective?;
+    if let Some(built_in) = preference_objective(objective, align) {
+        return Some(AlignLoss::BuiltIn(built_in));
+    }
+    let Some(source) = &align.loss else {
+        errors.push(Diagnostic::at(
+            &at.of("objective"),
+            "`objective = \"custom\"` needs the loss itself: `[align] loss = \"<expression>\"`, \
+             e.g. \"relu(1 - beta*h)\" (README: Writing a loss)",
+        ));
+        return None;
+    };
+    let knobs = [align.beta, align.tau, align.eps];
+    match CustomLoss::new(source, align.length_normalised, knobs, &align.constants) {
+        Ok(loss) => Some(AlignLoss::Custom(loss.spec())),
+        Err(e) => {
+            let (setting, loc) = match e.offset {
+                Some(offset) => (
+                    "align.loss",
+                    at.of("align.loss").inside_string(source, offset),
+                ),
+                None => ("align.constants", at.of("align.constants")),
+            };
+            errors.push(Diagnostic::at(&loc, format!("`{setting}`: {}", e.message)));
+            None
+        }
+    }
+}
+
+/// How a cell weights its pairs: `align.weighting` for confidence-weighted
+/// labels, uniform for every other annotation (the top-N filter keeps the
+/// most confident pairs unweighted).
+fn weighting_of(annotation: Annotation, align: &AlignBlock) -> Option<WeightingScheme> {
+    match annotation {
+        Annotation::Confidence => align.weighting.parse().ok(),
+        _ => Some(WeightingScheme::Uniform),
+    }
 }
 
 /// The judge `metric.gold` names for `dataset`: the profile's (default),
@@ -541,14 +805,6 @@ fn resolve_gold(
     }
 }
 
-/// The world config deserialises into the world's `WorldConfig` (unknown
-/// keys denied) and passes its range checks.
-fn check_world(world: &serde_json::Value) -> Result<(), String> {
-    let cfg: crate::data::synthetic::WorldConfig =
-        serde_json::from_value(world.clone()).map_err(|e| e.to_string())?;
-    cfg.validate().map_err(|e| format!("{e:#}"))
-}
-
 /// Labels every cell carries besides its axes, so a report can group by a
 /// setting the sweep holds fixed.
 pub const CELL_LABELS: &[&str] = &[
@@ -586,11 +842,10 @@ fn labels(
             // A custom loss is labelled by its expression, so a table can set it beside dpo.
             (
                 "objective",
-                s.align
-                    .loss
-                    .clone()
-                    .filter(|_| s.objective == "custom")
-                    .unwrap_or_else(|| s.objective.clone()),
+                match (s.objective, &s.align.loss) {
+                    (Objective::Custom, Some(loss)) => loss.clone(),
+                    _ => s.objective.to_string(),
+                },
             ),
             ("annotation", s.annotation.clone()),
             ("weak_objective", s.weak_objective.clone()),
@@ -648,7 +903,11 @@ mod tests {
         let path = dir.path().join("m.toml");
         std::fs::write(&path, body).unwrap();
         let manifests = crate::manifest::load_all(&[path])?;
-        resolve(&manifests, &Profile::load("tiny").unwrap())
+        resolve(
+            &manifests,
+            &Profile::load("tiny").unwrap(),
+            crate::stage::KINDS,
+        )
     }
 
     const HEAD: &str = "[experiment]\nname = \"t\"\n[defaults]\ndataset = \"tldr\"\npair = \"opt\"\nobjective = \"dpo\"\n";
@@ -712,7 +971,8 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("`align.weighting = \"fancy\"` is not accepted"),
+            err.contains("m.toml:12:13: `align.weighting = \"fancy\"`")
+                && err.contains("unknown variable `fancy`"),
             "{err}"
         );
     }
@@ -759,6 +1019,36 @@ mod tests {
     }
 
     #[test]
+    fn a_custom_loss_reaches_its_cell_checked_and_labelled_by_its_expression() {
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\n[axes]\nobjective = [\"dpo\", \"custom\"]\n[align]\nloss = \"relu(1-beta*h)\"\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let cells = &exps[0].cells;
+        assert_eq!(
+            cells[0].loss,
+            AlignLoss::BuiltIn(PreferenceObjective::Dpo { beta: 0.5 })
+        );
+        assert_eq!(cells[0].coords["objective"], "dpo");
+        let AlignLoss::Custom(spec) = &cells[1].loss else {
+            panic!("{:?}", cells[1].loss);
+        };
+        assert_eq!(spec.expression, "relu(1 - beta*h)");
+        assert_eq!(cells[1].settings.objective, Objective::Custom);
+        assert_eq!(cells[1].coords["objective"], "relu(1-beta*h)");
+
+        let err = resolve_text(&format!(
+            "{HEAD}annotation = \"cw\"\n[axes]\nobjective = [\"custom\"]\n[align]\nloss = \"h/0\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("m.toml:11:11: `align.loss`") && err.contains("0 for every input"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn several_samples_need_sampling() {
         let err = resolve_text(&format!(
             "{HEAD}annotation = \"human\"\n[generate]\nsamples = 4\ntemperature = 0.0\n"
@@ -791,7 +1081,12 @@ mod tests {
         )
         .unwrap();
         let manifests = crate::manifest::load_all(&[dir.path().to_path_buf()]).unwrap();
-        let exps = resolve(&manifests, &Profile::load("tiny").unwrap()).unwrap();
+        let exps = resolve(
+            &manifests,
+            &Profile::load("tiny").unwrap(),
+            crate::stage::KINDS,
+        )
+        .unwrap();
         assert_eq!(exps.len(), 1, "the base defines no experiment");
         let s = &exps[0].cells[0].settings;
         assert_eq!(

@@ -228,8 +228,8 @@ pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testing::{hf_config_json, tiny_opt, tiny_qwen3};
     use crate::model::{LanguageModel, PadSide, ScalarScorer, SeqBatch};
+    use crate::testing::{hf_config_json, tiny_opt, tiny_qwen3};
     use std::collections::HashMap;
 
     fn assert_bit_identical(a: &Backbone, b: &Backbone) -> anyhow::Result<()> {

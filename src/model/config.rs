@@ -5,15 +5,7 @@
 //! own checkpoints deserialise into.
 use serde::{Deserialize, Serialize};
 
-/// Architecture family: which norm, positions and MLP a block uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// RMSNorm, RoPE, SwiGLU, grouped-query attention (Llama, Qwen2/3, SmolLM2).
-    Llama,
-    /// LayerNorm, learned positions (offset 2), ReLU MLP (OPT).
-    Opt,
-}
+pub use crate::spec::Arch;
 
 /// HF's `rope_scaling = {"rope_type": "llama3", …}` (Llama-3.1 and the
 /// models built on it, e.g. Skywork-Reward-V2-Llama-3.1-8B): frequencies

@@ -26,7 +26,6 @@ pub mod probe;
 pub mod reward;
 pub mod rotary;
 pub mod sample;
-pub mod testing;
 
 #[cfg(test)]
 mod tests;

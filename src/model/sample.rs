@@ -199,7 +199,7 @@ pub fn choose_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testing::{tiny_llama, tiny_opt, tiny_qwen3};
+    use crate::testing::{tiny_llama, tiny_opt, tiny_qwen3};
     use candle_core::Device;
     use rand::SeedableRng;
 

@@ -6,8 +6,8 @@ use super::fused::with_fused;
 use super::init::seeded_varbuilder;
 use super::lora::LoraConfig;
 use super::ops::tests::check_gradient;
-use super::testing::{tiny_llama, tiny_opt, tiny_qwen3};
 use super::{DecoderConfig, LanguageModel, PadSide, Policy, RewardModel, ScalarScorer, SeqBatch};
+use crate::testing::{tiny_llama, tiny_opt, tiny_qwen3};
 
 fn rows() -> Vec<(Vec<u32>, Vec<u32>)> {
     vec![

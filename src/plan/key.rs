@@ -3,8 +3,7 @@
 //! depends on field or insertion order.
 use std::collections::BTreeMap;
 
-/// Hex stage key (128 bits of blake3: short enough for paths, collision-free in practice).
-pub type Key = String;
+pub use crate::spec::node::Key;
 
 /// JSON text of `value` with every object's keys sorted.
 pub fn canonical_json(value: &serde_json::Value) -> String {

@@ -13,20 +13,7 @@ use serde::Serialize;
 use crate::manifest::resolve::Experiment;
 use crate::profile::Profile;
 use crate::report::TableSpec;
-pub use key::Key;
-
-/// One stage to run (or found in the cache).
-#[derive(Debug, Clone, Serialize)]
-pub struct Node {
-    pub kind: String,
-    pub version: u32,
-    /// The kind's `Params`, serialised.
-    pub params: serde_json::Value,
-    /// Role → input key.
-    pub inputs: BTreeMap<String, Key>,
-    pub key: Key,
-    pub name: String,
-}
+pub use crate::spec::node::{Key, Node};
 
 /// What one cell of an experiment produced: its final node (the metric
 /// stage, or the `until` stage's node) for the report.
@@ -183,11 +170,36 @@ impl Plan {
 }
 
 /// Loads the profile and every manifest under `paths`, resolves and plans
-/// them. Bad input of any kind comes back as one [`Diagnostics`] (exit 2).
+/// them. Bad input of any kind comes back as one `Diagnostics` (exit 2).
+///
+/// Two seeds of one dataset, planned up to the split: one `dataset` node
+/// serves both cells.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("split.toml");
+/// std::fs::write(&path, r#"
+/// [experiment]
+/// name = "split"
+/// until = "split"
+/// [axes]
+/// seed = [0, 1]
+/// [defaults]
+/// dataset = "tldr"
+/// pair = "opt"
+/// objective = "dpo"
+/// annotation = "human"
+/// "#)?;
+/// let (plan, _) = cwpo::plan::compile(&[path], "tiny")?;
+/// let kinds: Vec<&str> = plan.topological().iter().map(|&i| plan.graph[i].kind.as_str()).collect();
+/// assert_eq!(kinds, ["dataset", "split", "split"]);
+/// assert_eq!(plan.naive_stage_count(), 4);
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn compile(paths: &[std::path::PathBuf], profile: &str) -> Result<(Plan, Vec<Experiment>)> {
     let profile = Profile::load(profile)?;
     let manifests = crate::manifest::load_all(paths)?;
-    let experiments = crate::manifest::resolve::resolve(&manifests, &profile)?;
+    let experiments = crate::manifest::resolve::resolve(&manifests, &profile, crate::stage::KINDS)?;
     let plan = Plan::build(&experiments, &profile)?;
     Ok((plan, experiments))
 }

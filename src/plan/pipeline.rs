@@ -15,13 +15,14 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{Key, Plan};
-use crate::eval::GoldSpec;
 use crate::manifest::resolve::Cell;
-use crate::manifest::settings::{Annotation, TrainBlock};
 use crate::profile::Profile;
-use crate::stage::dataset::DatasetSource;
-use crate::stage::params::{ModelSpec, TrainSettings};
-use crate::stage::{self, KINDS, Stage};
+use crate::spec::{Annotation, DatasetSource, GoldSpec, ModelSpec, TrainSettings};
+use crate::stage::{
+    self, KINDS, Stage, align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
+    gold_train::GoldTrain, metric::Metric, pretrain::Pretrain, ref_logps::RefLogps, score::Score,
+    sft::Sft, split::Split, weak_eval::WeakEval, weak_train::WeakTrain,
+};
 
 /// Adds one cell's stages to a plan, stopping after the `until` kind.
 pub struct CellBuilder<'p> {
@@ -29,6 +30,38 @@ pub struct CellBuilder<'p> {
     until: Option<usize>,
     /// Stages this cell asked for (counted even when already in the plan).
     pub stages_added: usize,
+    /// The last stage planned so far: the cell's result once all are added.
+    last: Option<Key>,
+}
+
+/// The `dataset` and `split` inputs most stages read.
+struct Data {
+    dataset: Option<Key>,
+    split: Option<Key>,
+}
+
+impl Data {
+    fn roles(&self) -> [(&'static str, Option<&Key>); 2] {
+        [
+            ("dataset", self.dataset.as_ref()),
+            ("split", self.split.as_ref()),
+        ]
+    }
+}
+
+/// The weak annotator of a cell (none under human labels).
+struct Annotator {
+    /// Readable name: weak model slot and weak objective.
+    labeller: String,
+    eval: Option<Key>,
+    annotation: Option<Key>,
+}
+
+/// The strong model's SFT starts: the shared human-label one and this cell's.
+struct SftModels {
+    human: Option<Key>,
+    own: Option<Key>,
+    ref_logps: Option<Key>,
 }
 
 impl<'p> CellBuilder<'p> {
@@ -43,6 +76,7 @@ impl<'p> CellBuilder<'p> {
             plan,
             until,
             stages_added: 0,
+            last: None,
         }
     }
 
@@ -80,283 +114,344 @@ impl<'p> CellBuilder<'p> {
         )))
     }
 
+    /// Remembers `key` as the cell's latest stage, when it was planned.
+    fn keep(&mut self, key: &Option<Key>) {
+        if key.is_some() {
+            self.last = key.clone();
+        }
+    }
+
     /// Returns the key of the cell's last stage and of its weak evaluation.
     pub fn add_cell(&mut self, cell: &Cell, profile: &Profile) -> Result<(Key, Option<Key>)> {
-        use stage::{
-            align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
-            gold_train::GoldTrain, metric::Metric, pretrain::Pretrain, ref_logps::RefLogps,
-            score::Score, sft::Sft, split::Split, weak_eval::WeakEval, weak_train::WeakTrain,
+        let dataset = self.add_dataset(cell)?;
+        let weak_base = if cell.annotation == Annotation::Human {
+            None
+        } else {
+            self.add_pretrain(cell, profile, &cell.weak_model)?
         };
-        let s = &cell.settings;
-        let ds_name = &s.dataset;
-        let seed = s.seed;
-        let mut last: Option<Key> = None;
-        let mut keep = |k: &Option<Key>| {
-            if k.is_some() {
-                last = k.clone();
-            }
-        };
+        let strong_base = self.add_pretrain(cell, profile, &cell.strong_model)?;
+        self.keep(&weak_base);
+        self.keep(&strong_base);
+        let data = self.add_split(cell, dataset)?;
+        let annotator = self.add_annotator(cell, &data, &weak_base)?;
+        let sft = self.add_sft(cell, &data, &strong_base, &annotator)?;
+        let align = self.add_align(cell, &data, &sft, &annotator)?;
+        let gold_model = self.add_learned_gold(cell, profile)?;
+        self.add_evaluation(cell, &data, &gold_model, &align, &sft, &strong_base)?;
+        let last = self.last.take().expect("dataset is always planned");
+        Ok((last, annotator.eval))
+    }
 
+    /// The preference pairs and test prompts.
+    fn add_dataset(&mut self, cell: &Cell) -> Result<Option<Key>> {
         let dataset = self.add::<Dataset>(
             stage::dataset::Params {
                 source: cell.dataset.clone(),
             },
             &[],
-            ds_name.clone(),
+            cell.settings.dataset.clone(),
         )?;
-        keep(&dataset);
-        let ds = dataset.as_ref();
+        self.keep(&dataset);
+        Ok(dataset)
+    }
 
-        // Tiny models are pretrained from scratch on the dataset's corpus.
-        let base = |this: &mut Self, (name, spec): &(String, ModelSpec)| -> Result<Option<Key>> {
-            match (spec, &profile.pretrain, &cell.dataset) {
-                (ModelSpec::Tiny(tiny), Some(p), DatasetSource::Synthetic { world, .. }) => {
-                    this.add::<Pretrain>(
-                        stage::pretrain::Params {
-                            model: tiny.clone(),
-                            world: world.clone(),
-                            steps: p.steps,
-                            learning_rate: p.learning_rate,
-                            batch_size: p.batch_size,
-                            seed: p.seed,
-                        },
-                        &[],
-                        name.clone(),
-                    )
-                }
-                _ => Ok(None),
-            }
-        };
-        let weak_base = if cell.annotation == Annotation::Human {
-            None
-        } else {
-            base(self, &cell.weak_model)?
-        };
-        let strong_base = base(self, &cell.strong_model)?;
-        keep(&weak_base);
-        keep(&strong_base);
+    /// A tiny model pretrained from scratch on the dataset's corpus (`None`
+    /// for an HF checkpoint, which is its own base).
+    fn add_pretrain(
+        &mut self,
+        cell: &Cell,
+        profile: &Profile,
+        (name, spec): &(String, ModelSpec),
+    ) -> Result<Option<Key>> {
+        match (spec, &profile.pretrain, &cell.dataset) {
+            (ModelSpec::Tiny(tiny), Some(p), DatasetSource::Synthetic { world, .. }) => self
+                .add::<Pretrain>(
+                stage::pretrain::Params {
+                    model: tiny.clone(),
+                    world: world.clone(),
+                    steps: p.steps,
+                    learning_rate: p.learning_rate,
+                    batch_size: p.batch_size,
+                    seed: p.seed,
+                },
+                &[],
+                name.clone(),
+            ),
+            _ => Ok(None),
+        }
+    }
 
+    /// D_L / D_U: which pairs are labelled.
+    fn add_split(&mut self, cell: &Cell, dataset: Option<Key>) -> Result<Data> {
+        let s = &cell.settings;
         let split = self.add::<Split>(
             stage::split::Params {
                 labeled_fraction: s.labeled_fraction,
-                seed,
+                seed: s.seed,
             },
-            &[("dataset", ds)],
-            format!("{ds_name}/f{}/seed{seed}", s.labeled_fraction),
+            &[("dataset", dataset.as_ref())],
+            format!("{}/f{}/seed{}", s.dataset, s.labeled_fraction, s.seed),
         )?;
-        keep(&split);
-        let data = [("dataset", ds), ("split", split.as_ref())];
+        self.keep(&split);
+        Ok(Data { dataset, split })
+    }
 
-        // The weak annotator (not for human labels).
-        let (mut weak_eval, mut annotation) = (None, None);
+    /// The weak annotator: trained on D_L, evaluated, and labelling D_U
+    /// (nothing under human labels).
+    fn add_annotator(
+        &mut self,
+        cell: &Cell,
+        data: &Data,
+        weak_base: &Option<Key>,
+    ) -> Result<Annotator> {
+        let s = &cell.settings;
         let labeller = format!("{}-{}", cell.weak_model.0, s.weak_objective);
-        if cell.annotation != Annotation::Human {
-            let weak = self.add::<WeakTrain>(
-                stage::weak_train::Params {
-                    objective: s.weak_objective.clone(),
-                    model: cell.weak_model.1.clone(),
-                    train: train_settings(&s.weak),
-                    beta: if s.weak_objective.contains("dpo") {
-                        Some(s.weak.beta.unwrap_or(s.align.beta))
-                    } else {
-                        None
-                    },
-                    seed,
-                },
-                &[data[0], data[1], ("base", weak_base.as_ref())],
-                format!("{ds_name}/{labeller}/seed{seed}"),
-            )?;
-            keep(&weak);
-            let with_weak = [data[0], data[1], ("weak", weak.as_ref())];
-            let batch_size = s.weak.batch_size;
-            weak_eval = self.add::<WeakEval>(
-                stage::weak_eval::Params { batch_size },
-                &with_weak,
-                format!("{ds_name}/{labeller}/seed{seed}"),
-            )?;
-            keep(&weak_eval);
-            annotation = self.add::<Annotate>(
-                stage::annotate::Params { batch_size },
-                &with_weak,
-                format!("{ds_name}/{labeller}/seed{seed}"),
-            )?;
-            keep(&annotation);
+        let mut annotator = Annotator {
+            labeller,
+            eval: None,
+            annotation: None,
+        };
+        if cell.annotation == Annotation::Human {
+            return Ok(annotator);
         }
+        let name = format!("{}/{}/seed{}", s.dataset, annotator.labeller, s.seed);
+        let [dataset, split] = data.roles();
+        let weak = self.add::<WeakTrain>(
+            stage::weak_train::Params {
+                objective: s.weak_objective.clone(),
+                model: cell.weak_model.1.clone(),
+                train: s.weak.train(),
+                beta: if s.weak_objective.contains("dpo") {
+                    Some(s.weak.beta.unwrap_or(s.align.beta))
+                } else {
+                    None
+                },
+                seed: s.seed,
+            },
+            &[dataset, split, ("base", weak_base.as_ref())],
+            name.clone(),
+        )?;
+        self.keep(&weak);
+        let with_weak = [dataset, split, ("weak", weak.as_ref())];
+        let batch_size = s.weak.batch_size;
+        annotator.eval = self.add::<WeakEval>(
+            stage::weak_eval::Params { batch_size },
+            &with_weak,
+            name.clone(),
+        )?;
+        self.keep(&annotator.eval);
+        annotator.annotation =
+            self.add::<Annotate>(stage::annotate::Params { batch_size }, &with_weak, name)?;
+        self.keep(&annotator.annotation);
+        Ok(annotator)
+    }
 
-        // SFT under human labels (the shared reference) and under this cell's labeller.
+    /// SFT under human labels (the shared reference) and under this cell's
+    /// labeller, and the reference log-probs of D_U under the latter.
+    fn add_sft(
+        &mut self,
+        cell: &Cell,
+        data: &Data,
+        strong_base: &Option<Key>,
+        annotator: &Annotator,
+    ) -> Result<SftModels> {
+        let s = &cell.settings;
         let strong = &cell.strong_model;
+        let [dataset, split] = data.roles();
         let sft_params = || stage::sft::Params {
             model: strong.1.clone(),
-            train: train_settings(&s.sft),
-            seed,
+            train: s.sft.train(),
+            seed: s.seed,
         };
-        let human_sft = self.add::<Sft>(
+        let human = self.add::<Sft>(
             sft_params(),
-            &[data[0], data[1], ("base", strong_base.as_ref())],
-            format!("{ds_name}/{}/human/seed{seed}", strong.0),
+            &[dataset, split, ("base", strong_base.as_ref())],
+            format!("{}/{}/human/seed{}", s.dataset, strong.0, s.seed),
         )?;
-        keep(&human_sft);
-        let sft = match &annotation {
+        self.keep(&human);
+        let own = match &annotator.annotation {
             Some(_) => self.add::<Sft>(
                 sft_params(),
                 &[
-                    data[0],
-                    data[1],
+                    dataset,
+                    split,
                     ("base", strong_base.as_ref()),
-                    ("annotation", annotation.as_ref()),
+                    ("annotation", annotator.annotation.as_ref()),
                 ],
-                format!("{ds_name}/{}/{labeller}/seed{seed}", strong.0),
+                format!(
+                    "{}/{}/{}/seed{}",
+                    s.dataset, strong.0, annotator.labeller, s.seed
+                ),
             )?,
-            None => human_sft.clone(),
+            None => human.clone(),
         };
-        keep(&sft);
+        self.keep(&own);
+        let labels = match annotator.annotation {
+            Some(_) => annotator.labeller.as_str(),
+            None => "human",
+        };
         let ref_logps = self.add::<RefLogps>(
             stage::ref_logps::Params {
                 batch_size: s.sft.batch_size,
             },
             &[
-                data[0],
-                data[1],
-                ("sft", sft.as_ref()),
-                ("annotation", annotation.as_ref()),
+                dataset,
+                split,
+                ("sft", own.as_ref()),
+                ("annotation", annotator.annotation.as_ref()),
             ],
-            format!(
-                "{ds_name}/{}/{}/seed{seed}",
-                strong.0,
-                if annotation.is_some() {
-                    labeller.as_str()
-                } else {
-                    "human"
-                }
-            ),
+            format!("{}/{}/{labels}/seed{}", s.dataset, strong.0, s.seed),
         )?;
-        keep(&ref_logps);
+        self.keep(&ref_logps);
+        Ok(SftModels {
+            human,
+            own,
+            ref_logps,
+        })
+    }
 
-        let a = &s.align;
-        let (weighting, filter_top) = match cell.annotation {
-            Annotation::Confidence => (a.weighting.clone(), None),
-            Annotation::Top(n) => ("uniform".to_string(), Some(f64::from(n) / 100.0)),
-            _ => ("uniform".to_string(), None),
-        };
-        let align = self.add::<Align>(
-            stage::align::Params {
-                objective: s.objective.clone(),
-                beta: if s.objective == "ipo" { a.tau } else { a.beta },
-                eps: (s.objective == "rdpo").then_some(a.eps),
-                loss: a
-                    .custom_loss(&s.objective)
-                    .map_err(|e| anyhow::anyhow!(e.message))?,
-                weighting,
-                filter_top,
-                train: TrainSettings {
-                    learning_rate: a.learning_rate,
-                    epochs: a.epochs,
-                    batch_size: a.batch_size,
-                    lora_rank: a.lora_rank,
-                },
-                seed,
-            },
-            &[
-                data[0],
-                data[1],
-                ("sft", sft.as_ref()),
-                ("ref_logps", ref_logps.as_ref()),
-                ("annotation", annotation.as_ref()),
-            ],
-            format!(
-                "{ds_name}/{}/{}-{}/seed{seed}",
-                s.pair, s.annotation, s.objective
-            ),
-        )?;
-        keep(&align);
-
-        // The learned judge, once per world (tiny profile, `metric.gold = "learned"`).
-        let gold_model = match (&cell.gold, &profile.learned_gold, &cell.dataset) {
-            (GoldSpec::Learned, Some(learned), DatasetSource::Synthetic { world, .. }) => {
-                let spec = profile
-                    .model_spec(&learned.model)
-                    .map_err(anyhow::Error::msg)?;
-                let ModelSpec::Tiny(tiny) = &spec else {
-                    anyhow::bail!("[learned_gold] model `{}` is not tiny", learned.model);
-                };
-                let gold_base = base(self, &(learned.model.clone(), spec.clone()))?;
-                let gold = self.add::<GoldTrain>(
-                    stage::gold_train::Params {
-                        model: tiny.clone(),
-                        world: world.clone(),
-                        n_pairs: learned.n_pairs,
-                        n_valid_pairs: learned.n_valid_pairs,
-                        train: TrainSettings {
-                            learning_rate: learned.learning_rate,
-                            epochs: learned.epochs,
-                            batch_size: learned.batch_size,
-                            lora_rank: None,
-                        },
-                        seed: learned.seed,
-                    },
-                    &[("base", gold_base.as_ref())],
-                    learned.model.clone(),
-                )?;
-                keep(&gold_base);
-                keep(&gold);
-                gold
-            }
-            (GoldSpec::Learned, ..) => {
-                anyhow::bail!(
-                    "`metric.gold = \"learned\"` needs the synthetic world and [learned_gold]"
-                )
-            }
+    /// Preference optimisation of the cell's SFT model on D_U, with the
+    /// loss and weighting resolved from the manifest (a custom loss arrives
+    /// parsed, checked and canonical: `Cell.loss`, see `manifest::resolve`).
+    fn add_align(
+        &mut self,
+        cell: &Cell,
+        data: &Data,
+        sft: &SftModels,
+        annotator: &Annotator,
+    ) -> Result<Option<Key>> {
+        let s = &cell.settings;
+        let filter_top = match cell.annotation {
+            Annotation::Top(n) => Some(f64::from(n) / 100.0),
             _ => None,
         };
+        let [dataset, split] = data.roles();
+        let align = self.add::<Align>(
+            stage::align::Params {
+                objective: cell.loss.clone(),
+                weighting: cell.weighting.clone(),
+                filter_top,
+                train: s.align.train(),
+                seed: s.seed,
+            },
+            &[
+                dataset,
+                split,
+                ("sft", sft.own.as_ref()),
+                ("ref_logps", sft.ref_logps.as_ref()),
+                ("annotation", annotator.annotation.as_ref()),
+            ],
+            cell_name(cell),
+        )?;
+        self.keep(&align);
+        Ok(align)
+    }
 
-        // Generate + score: the aligned policy, its own SFT model, the shared human SFT model.
-        let g = &s.generate;
-        let scored = |this: &mut Self, policy: &Option<Key>| -> Result<Option<Key>> {
-            let Some(policy) = policy else {
-                return Ok(None);
-            };
-            let node = this.plan.node(policy);
-            let mut tail = node.map(|n| n.name.clone()).unwrap_or_default();
-            // A pretrained model serves every dataset: name which one is generated.
-            if node.is_some_and(|n| n.kind == Pretrain::KIND) {
-                tail = format!("{tail}/{ds_name}");
-            }
-            let generation = this.add::<Generate>(
-                stage::generate::Params {
-                    temperature: g.temperature,
-                    max_new_tokens: g.max_new_tokens,
-                    num_prompts: g.num_prompts,
-                    samples: g.samples,
-                    seed,
-                },
-                &[("dataset", ds), ("policy", Some(policy))],
-                tail.clone(),
-            )?;
-            let score = this.add::<Score>(
-                stage::score::Params {
-                    gold: cell.gold.clone(),
-                },
-                &[
-                    ("dataset", ds),
-                    ("generation", generation.as_ref()),
-                    ("gold_model", gold_model.as_ref()),
-                ],
-                tail,
-            )?;
-            Ok(score.or(generation))
+    /// The learned judge, once per world (tiny profile, `metric.gold = "learned"`).
+    fn add_learned_gold(&mut self, cell: &Cell, profile: &Profile) -> Result<Option<Key>> {
+        let (GoldSpec::Learned, Some(learned), DatasetSource::Synthetic { world, .. }) =
+            (&cell.gold, &profile.learned_gold, &cell.dataset)
+        else {
+            anyhow::ensure!(
+                cell.gold != GoldSpec::Learned,
+                "`metric.gold = \"learned\"` needs the synthetic world and [learned_gold]"
+            );
+            return Ok(None);
         };
-        let align_score = scored(self, &align)?;
-        let own_score = scored(self, &sft)?;
-        let shared_score = scored(self, &human_sft)?;
-        // The pretrained strong model, so every cell also shows whether SFT
-        // improved on it (tiny profile; an HF base has no pretrain node).
-        let base_score = scored(self, &strong_base)?;
-        keep(&shared_score);
-        keep(&own_score);
-        keep(&align_score);
+        let spec = profile
+            .model_spec(&learned.model)
+            .map_err(anyhow::Error::msg)?;
+        let ModelSpec::Tiny(tiny) = &spec else {
+            anyhow::bail!("[learned_gold] model `{}` is not tiny", learned.model);
+        };
+        let gold_base = self.add_pretrain(cell, profile, &(learned.model.clone(), spec.clone()))?;
+        let gold = self.add::<GoldTrain>(
+            stage::gold_train::Params {
+                model: tiny.clone(),
+                world: world.clone(),
+                n_pairs: learned.n_pairs,
+                n_valid_pairs: learned.n_valid_pairs,
+                train: TrainSettings {
+                    learning_rate: learned.learning_rate,
+                    epochs: learned.epochs,
+                    batch_size: learned.batch_size,
+                    lora_rank: None,
+                },
+                seed: learned.seed,
+            },
+            &[("base", gold_base.as_ref())],
+            learned.model.clone(),
+        )?;
+        self.keep(&gold_base);
+        self.keep(&gold);
+        Ok(gold)
+    }
+
+    /// Generations of `policy` on the test prompts, scored by the cell's judge.
+    fn add_scored(
+        &mut self,
+        cell: &Cell,
+        data: &Data,
+        gold_model: &Option<Key>,
+        policy: &Option<Key>,
+    ) -> Result<Option<Key>> {
+        let Some(policy) = policy else {
+            return Ok(None);
+        };
+        let (s, g) = (&cell.settings, &cell.settings.generate);
+        let node = self.plan.node(policy);
+        let mut tail = node.map(|n| n.name.clone()).unwrap_or_default();
+        // A pretrained model serves every dataset: name which one is generated.
+        if node.is_some_and(|n| n.kind == Pretrain::KIND) {
+            tail = format!("{tail}/{}", s.dataset);
+        }
+        let generation = self.add::<Generate>(
+            stage::generate::Params {
+                temperature: g.temperature,
+                max_new_tokens: g.max_new_tokens,
+                num_prompts: g.num_prompts,
+                samples: g.samples,
+                seed: s.seed,
+            },
+            &[("dataset", data.dataset.as_ref()), ("policy", Some(policy))],
+            tail.clone(),
+        )?;
+        let score = self.add::<Score>(
+            stage::score::Params {
+                gold: cell.gold.clone(),
+            },
+            &[
+                ("dataset", data.dataset.as_ref()),
+                ("generation", generation.as_ref()),
+                ("gold_model", gold_model.as_ref()),
+            ],
+            tail,
+        )?;
+        Ok(score.or(generation))
+    }
+
+    /// Generate + score the aligned policy, its own SFT model, the shared
+    /// human SFT model and the pretrained strong model (so every cell also
+    /// shows whether SFT improved on it; tiny profile only), then GRA.
+    fn add_evaluation(
+        &mut self,
+        cell: &Cell,
+        data: &Data,
+        gold_model: &Option<Key>,
+        align: &Option<Key>,
+        sft: &SftModels,
+        strong_base: &Option<Key>,
+    ) -> Result<()> {
+        let align_score = self.add_scored(cell, data, gold_model, align)?;
+        let own_score = self.add_scored(cell, data, gold_model, &sft.own)?;
+        let shared_score = self.add_scored(cell, data, gold_model, &sft.human)?;
+        let base_score = self.add_scored(cell, data, gold_model, strong_base)?;
+        self.keep(&shared_score);
+        self.keep(&own_score);
+        self.keep(&align_score);
         let metric = self.add::<Metric>(
             stage::metric::Params {
-                tie_margin: s.metric.tie_margin,
+                tie_margin: cell.settings.metric.tie_margin,
             },
             &[
                 ("score", align_score.as_ref()),
@@ -364,21 +459,18 @@ impl<'p> CellBuilder<'p> {
                 ("shared_reference", shared_score.as_ref()),
                 ("base_reference", base_score.as_ref()),
             ],
-            format!(
-                "{ds_name}/{}/{}-{}/seed{seed}",
-                s.pair, s.annotation, s.objective
-            ),
+            cell_name(cell),
         )?;
-        keep(&metric);
-        Ok((last.expect("dataset is always planned"), weak_eval))
+        self.keep(&metric);
+        Ok(())
     }
 }
 
-fn train_settings(b: &TrainBlock) -> TrainSettings {
-    TrainSettings {
-        learning_rate: b.learning_rate,
-        epochs: b.epochs,
-        batch_size: b.batch_size,
-        lora_rank: b.lora_rank,
-    }
+/// The readable name of a cell's own stages (`align`, `metric`).
+fn cell_name(cell: &Cell) -> String {
+    let s = &cell.settings;
+    format!(
+        "{}/{}/{}-{}/seed{}",
+        s.dataset, s.pair, s.annotation, s.objective, s.seed
+    )
 }

@@ -9,10 +9,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::GoldSpec;
-use crate::manifest::diagnostic::{Diagnostic, Diagnostics, Loc, Source, from_toml_error};
-use crate::stage::dataset::DatasetSource;
-use crate::stage::params::{ModelSpec, TinyModelSpec};
+use crate::spec::diagnostic::{Diagnostic, Diagnostics, Loc, Source, from_toml_error};
+use crate::spec::{DatasetFormat, DatasetSource, GoldSpec, ModelSpec, TinyModelSpec};
 
 /// The embedded default profile, so `sweep run` works from any directory.
 pub const TINY_TOML: &str = include_str!("../../experiments/profiles/tiny.toml");
@@ -89,7 +87,7 @@ pub struct DatasetSlot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetFiles {
-    pub format: String,
+    pub format: DatasetFormat,
     pub train: String,
     pub test: String,
 }
@@ -220,7 +218,7 @@ impl Profile {
                 world: serde_json::Value::Object(self.world.clone()),
             },
             (None, Some(files)) => DatasetSource::Files {
-                format: files.format.clone(),
+                format: files.format,
                 train: expand_env(&files.train)?.into(),
                 test: expand_env(&files.test)?.into(),
             },

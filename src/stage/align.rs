@@ -1,123 +1,144 @@
 //! `align`: preference optimisation of the SFT model on D_U: objective
-//! (dpo | ipo | rdpo, or `custom`: a loss written in the manifest) × per-pair weighting (CW-PO: each pair's loss times its
-//! weak confidence, nothing dropped) × an optional top-N% confidence filter
-//! (the filtering baseline: the most confident pairs, unweighted).
-use anyhow::{Result, bail};
+//! (dpo | ipo | rdpo, or `custom`: a loss written in the manifest) ×
+//! per-pair weighting (CW-PO: each pair's loss times its weak confidence,
+//! nothing dropped) × an optional top-N% confidence filter (the filtering
+//! baseline: the most confident pairs, unweighted).
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
-
-use super::params::TrainSettings;
-use super::ref_logps::REF_LOGPS_FILE;
-use super::support::{
-    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, progress_callback, record_training,
-    save_model, tokenizer_of_checkpoint, train_config, trainable_copy,
+use super::artifacts::{MODEL_DIR, labelled_unlabeled};
+use super::models::{
+    PairTokenizer, load_policy, save_model, tokenizer_of_checkpoint, trainable_copy,
 };
+use super::ref_logps::REF_LOGPS_FILE;
+use super::training::{progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome, read_json};
-use crate::train::custom_loss::{CustomLoss, CustomLossSpec};
+use crate::spec::TrainSettings;
+use crate::train::custom_loss::CustomLossSpec;
 use crate::train::po::{PairLogProbs, PoData, train_po};
 use crate::train::weighting::top_confident;
-use crate::train::{PreferenceLoss, PreferenceObjective, WeakLabel, WeightingScheme};
+use crate::train::{AlignLoss, PreferenceObjective, WeakLabel, WeightingScheme};
 
 pub struct Align;
 
+/// The loss and the weighting arrive built and validated (at resolve time).
+/// Serde: the flat form the cache keys have always held (`objective`,
+/// `beta` — τ for IPO —, `eps`, `weighting` as text), so keys are unchanged;
+/// a custom loss writes `objective = "custom"` and its `loss` instead of
+/// `beta` (the knobs it reads are in the loss).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "FlatParams", into = "FlatParams")]
 pub struct Params {
-    /// `dpo` | `ipo` | `rdpo` | `custom`.
-    pub objective: String,
-    /// β of DPO / rDPO (and of a custom loss), τ of IPO.
-    pub beta: f64,
-    /// rDPO label-noise rate ε (None for dpo / ipo / custom).
-    #[serde(default)]
-    pub eps: Option<f64>,
-    /// The loss of `objective = "custom"`, in canonical form. Absent from
-    /// the built-ins' params, so their cache keys are what they were.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss: Option<CustomLossSpec>,
+    pub objective: AlignLoss,
     /// `uniform`, `cw` (= `2*sigmoid(s_c - s_r) - 1`), another named scheme,
     /// or an expression of `s_c`, `s_r`, `delta`, `c`.
-    pub weighting: String,
+    pub weighting: WeightingScheme,
     /// Keep only the `filter_top` fraction of pairs with the highest confidence.
-    #[serde(default)]
     pub filter_top: Option<f64>,
     pub train: TrainSettings,
     pub seed: u64,
 }
 
-impl Params {
-    fn objective(&self) -> Result<Box<dyn PreferenceLoss>> {
-        Ok(match self.objective.as_str() {
-            "dpo" => Box::new(PreferenceObjective::Dpo { beta: self.beta }),
-            "ipo" => Box::new(PreferenceObjective::Ipo {
-                tau: self.beta,
-                length_normalised: true,
-            }),
-            "rdpo" => Box::new(PreferenceObjective::Rdpo {
-                beta: self.beta,
-                epsilon: self.eps.unwrap_or(0.1),
-            }),
-            "custom" => {
-                let Some(spec) = &self.loss else {
-                    bail!("align: objective `custom` without a loss expression");
-                };
-                let loss = CustomLoss::from_spec(spec)
-                    .map_err(|e| anyhow::anyhow!("align: loss `{}`: {e}", spec.expression))?;
-                Box::new(loss)
-            }
-            other => bail!("unknown objective `{other}`; valid objectives: dpo, ipo, rdpo, custom"),
-        })
-    }
-}
-
-/// Why a cell's custom loss is rejected: the setting at fault, a byte
-/// offset into `align.loss` when the expression is, and the message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LossSettingError {
-    pub setting: &'static str,
-    pub offset: Option<usize>,
-    pub message: String,
-}
-
-/// The checked loss of a cell with `objective = "custom"`, as its align
-/// params store it; `None` for the built-in objectives (which ignore
-/// `align.loss`, so one manifest can sweep `objective = ["dpo", "custom"]`).
-/// `loss`, `length_normalised`, `knobs` (β, τ, ε) and `constants` are the
-/// `[align]` settings. Called when a manifest is validated, and again when
-/// the plan is built.
-pub fn custom_loss_spec(
-    objective: &str,
-    loss: Option<&str>,
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlatParams {
+    /// `dpo` | `ipo` | `rdpo` | `custom`.
+    objective: String,
+    /// β of DPO / rDPO, τ of IPO (absent for custom).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    beta: Option<f64>,
+    /// rDPO label-noise rate ε (None for dpo / ipo / custom).
+    #[serde(default)]
+    eps: Option<f64>,
+    /// IPO on summed log-probs; only written when false.
+    #[serde(default = "length_normalised", skip_serializing_if = "is_true")]
     length_normalised: bool,
-    knobs: [f64; 3],
-    constants: &BTreeMap<String, f64>,
-) -> std::result::Result<Option<CustomLossSpec>, LossSettingError> {
-    if objective != "custom" {
-        return Ok(None);
-    }
-    let Some(source) = loss else {
-        return Err(LossSettingError {
-            setting: "objective",
-            offset: None,
-            message: "`objective = \"custom\"` needs the loss itself: `[align] loss = \"<expression>\"`, \
-                      e.g. \"relu(1 - beta*h)\" (README: Writing a loss)"
-                .into(),
-        });
-    };
-    CustomLoss::new(source, length_normalised, knobs, constants)
-        .map(|loss| Some(loss.spec()))
-        .map_err(|e| match e.offset {
-            Some(offset) => LossSettingError {
-                setting: "align.loss",
-                offset: Some(offset),
-                message: format!("`align.loss`: {}", e.message),
-            },
-            None => LossSettingError {
-                setting: "align.constants",
-                offset: None,
-                message: format!("`align.constants`: {}", e.message),
-            },
+    /// The loss of `objective = "custom"`, in canonical form. Absent from
+    /// the built-ins' params, so their cache keys are what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    loss: Option<CustomLossSpec>,
+    weighting: String,
+    #[serde(default)]
+    filter_top: Option<f64>,
+    train: TrainSettings,
+    seed: u64,
+}
+
+fn length_normalised() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl TryFrom<FlatParams> for Params {
+    type Error = anyhow::Error;
+
+    fn try_from(flat: FlatParams) -> Result<Params> {
+        let beta = || {
+            flat.beta
+                .with_context(|| format!("align: {} needs `beta`", flat.objective))
+        };
+        let objective = match flat.objective.as_str() {
+            "dpo" => PreferenceObjective::Dpo { beta: beta()? }.into(),
+            "ipo" => PreferenceObjective::Ipo {
+                tau: beta()?,
+                length_normalised: flat.length_normalised,
+            }
+            .into(),
+            "rdpo" => PreferenceObjective::Rdpo {
+                beta: beta()?,
+                epsilon: flat.eps.context("align: rdpo needs `eps`")?,
+            }
+            .into(),
+            "custom" => AlignLoss::Custom(
+                flat.loss
+                    .clone()
+                    .context("align: objective `custom` without a loss expression")?,
+            ),
+            other => {
+                bail!("unknown objective `{other}`; valid objectives: dpo, ipo, rdpo, custom")
+            }
+        };
+        objective.build()?;
+        Ok(Params {
+            objective,
+            weighting: flat.weighting.parse()?,
+            filter_top: flat.filter_top,
+            train: flat.train,
+            seed: flat.seed,
         })
+    }
+}
+
+impl From<Params> for FlatParams {
+    fn from(p: Params) -> FlatParams {
+        let (objective, beta, eps, length_normalised, loss) = match p.objective {
+            AlignLoss::BuiltIn(PreferenceObjective::Dpo { beta }) => {
+                ("dpo", Some(beta), None, true, None)
+            }
+            AlignLoss::BuiltIn(PreferenceObjective::Ipo {
+                tau,
+                length_normalised,
+            }) => ("ipo", Some(tau), None, length_normalised, None),
+            AlignLoss::BuiltIn(PreferenceObjective::Rdpo { beta, epsilon }) => {
+                ("rdpo", Some(beta), Some(epsilon), true, None)
+            }
+            AlignLoss::Custom(spec) => ("custom", None, None, true, Some(spec)),
+        };
+        FlatParams {
+            objective: objective.into(),
+            beta,
+            eps,
+            length_normalised,
+            loss,
+            weighting: p.weighting.into(),
+            filter_top: p.filter_top,
+            train: p.train,
+            seed: p.seed,
+        }
+    }
 }
 
 /// Per-pair weights, and which pairs survive the filter.
@@ -126,12 +147,9 @@ fn weights_and_kept(
     labels: Option<&[WeakLabel]>,
     n: usize,
 ) -> Result<(Vec<f64>, Vec<usize>)> {
-    let scheme: WeightingScheme = params
-        .weighting
-        .parse()
-        .map_err(|e| anyhow::anyhow!("align: weighting `{}`: {e}", params.weighting))?;
+    let scheme = &params.weighting;
     let Some(labels) = labels else {
-        if scheme != WeightingScheme::Uniform || params.filter_top.is_some() {
+        if *scheme != WeightingScheme::Uniform || params.filter_top.is_some() {
             bail!(
                 "align: weighting `{}` / filter need weak labels, but this cell uses human labels",
                 params.weighting
@@ -157,7 +175,7 @@ impl Stage for Align {
     type Params = Params;
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
-        let objective = params.objective()?;
+        let objective = params.objective.build()?;
         let model_dir = ctx.input("sft")?.join(MODEL_DIR);
         let tokenizer = tokenizer_of_checkpoint(&model_dir)?;
         let tok = PairTokenizer {
@@ -204,5 +222,85 @@ impl Stage for Align {
         metrics.insert("pairs".into(), kept_weights.len() as f64);
         metrics.insert("mean_weight".into(), kept_weights.iter().sum::<f64>() / n);
         Ok(StageOutcome { metrics })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::CustomLoss;
+
+    fn params(objective: AlignLoss) -> Params {
+        Params {
+            objective,
+            weighting: WeightingScheme::Uniform,
+            filter_top: None,
+            train: TrainSettings::new(1e-3, 1, 16, None),
+            seed: 3,
+        }
+    }
+
+    #[test]
+    fn built_ins_keep_the_flat_form_of_their_cache_keys() {
+        let train = serde_json::json!({
+            "learning_rate": 1e-3, "epochs": 1, "batch_size": 16, "lora_rank": null
+        });
+        let cases = [
+            (
+                PreferenceObjective::Dpo { beta: 0.5 },
+                serde_json::json!({"objective": "dpo", "beta": 0.5, "eps": null}),
+            ),
+            (
+                PreferenceObjective::Ipo {
+                    tau: 0.1,
+                    length_normalised: true,
+                },
+                serde_json::json!({"objective": "ipo", "beta": 0.1, "eps": null}),
+            ),
+            (
+                PreferenceObjective::Rdpo {
+                    beta: 0.5,
+                    epsilon: 0.2,
+                },
+                serde_json::json!({"objective": "rdpo", "beta": 0.5, "eps": 0.2}),
+            ),
+        ];
+        for (objective, head) in cases {
+            let p = params(objective.into());
+            let mut want = head.as_object().unwrap().clone();
+            want.insert("weighting".into(), "uniform".into());
+            want.insert("filter_top".into(), serde_json::Value::Null);
+            want.insert("train".into(), train.clone());
+            want.insert("seed".into(), 3.into());
+            let got = serde_json::to_value(&p).unwrap();
+            assert_eq!(got, serde_json::Value::Object(want), "{objective:?}");
+            assert_eq!(serde_json::from_value::<Params>(got).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn a_custom_loss_is_keyed_by_its_spec_and_checked_when_read_back() {
+        let spec = CustomLoss::new(
+            "relu(1-beta*(h))",
+            false,
+            [0.5, 0.1, 0.1],
+            &Default::default(),
+        )
+        .unwrap()
+        .spec();
+        let p = params(AlignLoss::Custom(spec));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["objective"], "custom");
+        assert_eq!(json["loss"]["expression"], "relu(1 - beta*h)");
+        assert_eq!(json["loss"]["constants"], serde_json::json!({"beta": 0.5}));
+        assert!(json.get("beta").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Params>(json.clone()).unwrap(), p);
+        // A record edited into a loss the checks reject fails on reading.
+        let mut bad = json;
+        bad["loss"]["expression"] = "h - h".into();
+        let err = serde_json::from_value::<Params>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("custom loss `h - h`"), "{err}");
     }
 }

@@ -5,7 +5,8 @@
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::support::{LABELS_FILE, PairTokenizer, load_policy, split_pairs, tokenizer_for};
+use super::artifacts::{LABELS_FILE, split_pairs};
+use super::models::{PairTokenizer, load_policy, tokenizer_for};
 use super::weak_train::{REFERENCE_DIR, WEAK_DIR, WEAK_INFO_FILE, WeakInfo, pairwise_inputs};
 use super::{Stage, StageContext, StageOutcome, read_json, write_json};
 use crate::model::{LoadedModel, load_checkpoint};

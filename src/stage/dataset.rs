@@ -3,43 +3,22 @@
 //!
 //! Artifacts: `pairs.json` (`Vec<PreferencePair>`), `test_prompts.json` (`Vec<String>`).
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{Stage, StageContext, StageOutcome, read_json, write_json};
-use crate::data::PreferencePair;
+use super::artifacts::{PAIRS_FILE, SOURCE_FILE, TEST_PROMPTS_FILE, write_json};
+use super::{Stage, StageContext, StageOutcome};
 use crate::data::synthetic::{WorldConfig, generate_family};
+pub use crate::spec::DatasetSource;
 
 pub struct Dataset;
-
-/// Where the pairs come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum DatasetSource {
-    /// A task family of the synthetic world, under a world config (the world's
-    /// `WorldConfig` as JSON; it denies unknown keys itself).
-    Synthetic {
-        family: String,
-        world: serde_json::Value,
-    },
-    /// Real dataset files (paper profile): `format` names the loader.
-    Files {
-        format: String,
-        train: PathBuf,
-        test: PathBuf,
-    },
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     pub source: DatasetSource,
 }
-
-pub const PAIRS_FILE: &str = "pairs.json";
-pub const TEST_PROMPTS_FILE: &str = "test_prompts.json";
 
 impl Stage for Dataset {
     const KIND: &'static str = "dataset";
@@ -50,8 +29,8 @@ impl Stage for Dataset {
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
         let (pairs, test_prompts) = match &params.source {
             DatasetSource::Synthetic { family, world } => {
-                let cfg: WorldConfig = serde_json::from_value(world.clone())
-                    .context("the world config (profile [world] + manifest [world]) does not match WorldConfig")?;
+                let cfg = WorldConfig::from_json(world)
+                    .context("the world config (profile [world] + manifest [world])")?;
                 ctx.progress.log(&format!(
                     "generating synthetic family `{family}` ({} pairs)",
                     cfg.n_pairs
@@ -64,8 +43,7 @@ impl Stage for Dataset {
                 train,
                 test,
             } => {
-                use crate::data::real::{DatasetFormat, LoadOptions, OnBadRow};
-                let format = DatasetFormat::from_name(format)?;
+                use crate::data::real::{LoadOptions, OnBadRow};
                 // Length filters need the model's tokenizer, which a dataset
                 // does not know: the training stages truncate at `max_len`.
                 let options = LoadOptions {
@@ -92,21 +70,11 @@ impl Stage for Dataset {
         write_json(ctx.out_dir, PAIRS_FILE, &pairs)?;
         write_json(ctx.out_dir, TEST_PROMPTS_FILE, &test_prompts)?;
         // Later stages (the gold scorer) need to know what they score.
-        write_json(ctx.out_dir, super::support::SOURCE_FILE, &params.source)?;
+        write_json(ctx.out_dir, SOURCE_FILE, &params.source)?;
         let metrics = BTreeMap::from([
             ("n_pairs".to_string(), pairs.len() as f64),
             ("n_test_prompts".to_string(), test_prompts.len() as f64),
         ]);
         Ok(StageOutcome { metrics })
     }
-}
-
-/// The pairs of a `dataset` artifact dir.
-pub fn read_pairs(dir: &Path) -> Result<Vec<PreferencePair>> {
-    read_json(dir, PAIRS_FILE)
-}
-
-/// The test prompts of a `dataset` artifact dir.
-pub fn read_test_prompts(dir: &Path) -> Result<Vec<String>> {
-    read_json(dir, TEST_PROMPTS_FILE)
 }

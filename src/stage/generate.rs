@@ -4,7 +4,8 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::support::{MODEL_DIR, load_policy, test_prompts, tokenizer_of_checkpoint};
+use super::artifacts::{MODEL_DIR, test_prompts};
+use super::models::{load_policy, tokenizer_of_checkpoint};
 use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::model::{SamplingConfig, generate};
 

@@ -10,14 +10,14 @@
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::params::{TinyModelSpec, TrainSettings};
-use super::support::{
-    MODEL_DIR, PairTokenizer, load_policy, progress_callback, record_training, train_config,
-};
+use super::artifacts::MODEL_DIR;
+use super::models::{PairTokenizer, load_policy};
+use super::training::{progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome};
 use crate::data::Tokenizer;
 use crate::data::synthetic::{FAMILIES, WorldConfig, gold_labelled_pairs, tokenizer};
 use crate::model::RewardModel;
+use crate::spec::{TinyModelSpec, TrainSettings};
 use crate::train::{Batching, bt};
 
 pub struct GoldTrain;
@@ -45,8 +45,8 @@ impl Stage for GoldTrain {
     type Params = Params;
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
-        let world: WorldConfig = serde_json::from_value(params.world.clone())
-            .context("gold_train: the world config does not match WorldConfig")?;
+        let world =
+            WorldConfig::from_json(&params.world).context("gold_train: the world config")?;
         let tokenizer = tokenizer();
         let tok = PairTokenizer {
             tokenizer: &tokenizer,

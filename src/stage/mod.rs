@@ -15,21 +15,27 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+// The stage kinds, one file each (listed in pipeline order in `stage_kinds!` below).
 pub mod align;
 pub mod annotate;
 pub mod dataset;
 pub mod generate;
 pub mod gold_train;
 pub mod metric;
-pub mod params;
 pub mod pretrain;
 pub mod ref_logps;
 pub mod score;
 pub mod sft;
 pub mod split;
-pub mod support;
 pub mod weak_eval;
 pub mod weak_train;
+
+// What several kinds share, each in its named home.
+pub mod artifacts;
+pub mod models;
+pub mod training;
+
+pub use artifacts::{read_json, write_json};
 
 /// Where a running stage reports progress; the executor draws it as a bar and
 /// appends `log` lines to the stage's log file (`stage.log` in its artifact dir).
@@ -108,65 +114,54 @@ pub trait Stage {
     fn run(params: &Self::Params, ctx: &StageContext) -> Result<StageOutcome>;
 }
 
-/// Every kind, in pipeline order (`until = KIND` keeps the kinds up to it).
-pub const KINDS: &[&str] = &[
-    dataset::Dataset::KIND,
-    split::Split::KIND,
-    pretrain::Pretrain::KIND,
-    gold_train::GoldTrain::KIND,
-    weak_train::WeakTrain::KIND,
-    weak_eval::WeakEval::KIND,
-    annotate::Annotate::KIND,
-    sft::Sft::KIND,
-    ref_logps::RefLogps::KIND,
-    align::Align::KIND,
-    generate::Generate::KIND,
-    score::Score::KIND,
-    metric::Metric::KIND,
+/// The one registry of stage kinds: [`KINDS`], [`version_of`] and
+/// [`run_stage`] are generated from this list, so a new kind is its file,
+/// its `pub mod` line above and one line here (plus where `plan` adds it).
+macro_rules! stage_kinds {
+    ($($stage:ty),* $(,)?) => {
+        /// Every kind, in pipeline order (`until = KIND` keeps the kinds up to it).
+        pub const KINDS: &[&str] = &[$(<$stage as Stage>::KIND),*];
+
+        /// `VERSION` of `kind`, or `None` for an unknown kind.
+        pub fn version_of(kind: &str) -> Option<u32> {
+            $(
+                if kind == <$stage as Stage>::KIND {
+                    return Some(<$stage as Stage>::VERSION);
+                }
+            )*
+            None
+        }
+
+        /// Runs the stage of kind `kind` (dispatch by name, as the cache stores it).
+        pub fn run_stage(kind: &str, ctx: &StageContext) -> Result<StageOutcome> {
+            $(
+                if kind == <$stage as Stage>::KIND {
+                    return run_typed::<$stage>(ctx);
+                }
+            )*
+            bail!(
+                "unknown stage kind `{kind}`; valid kinds: {}",
+                KINDS.join(", ")
+            )
+        }
+    };
+}
+
+stage_kinds![
+    dataset::Dataset,
+    split::Split,
+    pretrain::Pretrain,
+    gold_train::GoldTrain,
+    weak_train::WeakTrain,
+    weak_eval::WeakEval,
+    annotate::Annotate,
+    sft::Sft,
+    ref_logps::RefLogps,
+    align::Align,
+    generate::Generate,
+    score::Score,
+    metric::Metric,
 ];
-
-/// `VERSION` of `kind`, or `None` for an unknown kind.
-pub fn version_of(kind: &str) -> Option<u32> {
-    Some(match kind {
-        dataset::Dataset::KIND => dataset::Dataset::VERSION,
-        pretrain::Pretrain::KIND => pretrain::Pretrain::VERSION,
-        gold_train::GoldTrain::KIND => gold_train::GoldTrain::VERSION,
-        split::Split::KIND => split::Split::VERSION,
-        weak_train::WeakTrain::KIND => weak_train::WeakTrain::VERSION,
-        weak_eval::WeakEval::KIND => weak_eval::WeakEval::VERSION,
-        annotate::Annotate::KIND => annotate::Annotate::VERSION,
-        sft::Sft::KIND => sft::Sft::VERSION,
-        ref_logps::RefLogps::KIND => ref_logps::RefLogps::VERSION,
-        align::Align::KIND => align::Align::VERSION,
-        generate::Generate::KIND => generate::Generate::VERSION,
-        score::Score::KIND => score::Score::VERSION,
-        metric::Metric::KIND => metric::Metric::VERSION,
-        _ => return None,
-    })
-}
-
-/// Runs the stage of kind `kind` (dispatch by name, as the cache stores it).
-pub fn run_stage(kind: &str, ctx: &StageContext) -> Result<StageOutcome> {
-    match kind {
-        dataset::Dataset::KIND => run_typed::<dataset::Dataset>(ctx),
-        pretrain::Pretrain::KIND => run_typed::<pretrain::Pretrain>(ctx),
-        gold_train::GoldTrain::KIND => run_typed::<gold_train::GoldTrain>(ctx),
-        split::Split::KIND => run_typed::<split::Split>(ctx),
-        weak_train::WeakTrain::KIND => run_typed::<weak_train::WeakTrain>(ctx),
-        weak_eval::WeakEval::KIND => run_typed::<weak_eval::WeakEval>(ctx),
-        annotate::Annotate::KIND => run_typed::<annotate::Annotate>(ctx),
-        sft::Sft::KIND => run_typed::<sft::Sft>(ctx),
-        ref_logps::RefLogps::KIND => run_typed::<ref_logps::RefLogps>(ctx),
-        align::Align::KIND => run_typed::<align::Align>(ctx),
-        generate::Generate::KIND => run_typed::<generate::Generate>(ctx),
-        score::Score::KIND => run_typed::<score::Score>(ctx),
-        metric::Metric::KIND => run_typed::<metric::Metric>(ctx),
-        other => bail!(
-            "unknown stage kind `{other}`; valid kinds: {}",
-            KINDS.join(", ")
-        ),
-    }
-}
 
 /// Decodes the kind's params, checks that every wired input is a declared
 /// role, then runs it; a non-finite metric is an error, never recorded.
@@ -194,17 +189,18 @@ fn run_typed<S: Stage>(ctx: &StageContext) -> Result<StageOutcome> {
     Ok(outcome)
 }
 
-/// Writes `value` as pretty JSON to `dir/name` (artifact helper shared by stages).
-pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
-    let path = dir.join(name);
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Reads JSON written by [`write_json`].
-pub fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
-    let path = dir.join(name);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    #[test]
+    fn the_registry_names_each_kind_once_with_its_version() {
+        let unique: std::collections::BTreeSet<&str> = KINDS.iter().copied().collect();
+        assert_eq!(unique.len(), KINDS.len(), "{KINDS:?}");
+        assert_eq!(KINDS.first(), Some(&"dataset"));
+        assert_eq!(KINDS.last(), Some(&"metric"));
+        assert_eq!(version_of("align"), Some(align::Align::VERSION));
+        assert!(KINDS.iter().all(|k| version_of(k).is_some()));
+        assert_eq!(version_of("ppo"), None);
+    }
 }

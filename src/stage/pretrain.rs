@@ -10,12 +10,13 @@
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::params::TinyModelSpec;
-use super::support::{MODEL_DIR, progress_callback, record_training};
+use super::artifacts::MODEL_DIR;
+use super::training::{progress_callback, record_training};
 use super::{Stage, StageContext, StageOutcome};
 use crate::data::Tokenizer;
 use crate::data::synthetic::{WorldConfig, pretraining_corpus};
 use crate::model::Policy;
+use crate::spec::TinyModelSpec;
 use crate::train::{TokenizedExample, TrainConfig, sft::train_sft};
 
 pub struct Pretrain;
@@ -40,8 +41,7 @@ impl Stage for Pretrain {
     type Params = Params;
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
-        let world: WorldConfig = serde_json::from_value(params.world.clone())
-            .context("pretrain: the world config does not match WorldConfig")?;
+        let world = WorldConfig::from_json(&params.world).context("pretrain: the world config")?;
         world.validate()?;
         let tokenizer = crate::data::synthetic::tokenizer();
         let documents = pretraining_corpus(&world, params.steps * params.batch_size);

@@ -4,9 +4,8 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::support::{
-    MODEL_DIR, PairTokenizer, labelled_unlabeled, load_policy, tokenizer_of_checkpoint,
-};
+use super::artifacts::{MODEL_DIR, labelled_unlabeled};
+use super::models::{PairTokenizer, load_policy, tokenizer_of_checkpoint};
 use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::train::Batching;
 use crate::train::po::reference_logprobs;

@@ -4,10 +4,10 @@
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
+use super::artifacts::dataset_source;
 use super::dataset::DatasetSource;
 use super::generate::{GENERATIONS_FILE, Generation};
 use super::gold_train::GOLD_DIR;
-use super::support::dataset_source;
 use super::{Stage, StageContext, StageOutcome, read_json, write_json};
 use crate::eval::learned::LearnedGold;
 use crate::eval::real_gold::{RealGoldKind, load_real_gold};

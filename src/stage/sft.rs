@@ -4,12 +4,13 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::params::{ModelSpec, TrainSettings};
-use super::support::{
-    PairTokenizer, labelled_unlabeled, load_base_policy, max_len, origin_of, progress_callback,
-    record_training, save_model, tokenizer_for, train_config, trainable_copy,
+use super::artifacts::labelled_unlabeled;
+use super::models::{
+    PairTokenizer, load_base_policy, max_len, origin_of, save_model, tokenizer_for, trainable_copy,
 };
+use super::training::{progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome};
+use crate::spec::{ModelSpec, TrainSettings};
 use crate::train::sft::train_sft;
 
 pub struct Sft;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::dataset::read_pairs;
-use super::{Stage, StageContext, StageOutcome, read_json, write_json};
+use super::artifacts::{SPLIT_FILE, SplitIndices, read_pairs, write_json};
+use super::{Stage, StageContext, StageOutcome};
 use crate::data::split::split_indices;
 
 pub struct Split;
@@ -19,15 +19,6 @@ pub struct Params {
     pub labeled_fraction: f64,
     pub seed: u64,
 }
-
-/// Indices into the dataset's `pairs.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SplitIndices {
-    pub labeled: Vec<usize>,
-    pub unlabeled: Vec<usize>,
-}
-
-pub const SPLIT_FILE: &str = "split.json";
 
 impl Stage for Split {
     const KIND: &'static str = "split";
@@ -58,9 +49,4 @@ impl Stage for Split {
         ]);
         Ok(StageOutcome { metrics })
     }
-}
-
-/// The indices of a `split` artifact dir.
-pub fn read_split(dir: &std::path::Path) -> Result<SplitIndices> {
-    read_json(dir, SPLIT_FILE)
 }

@@ -6,8 +6,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::annotate::{agreement, label_unlabeled};
+use super::artifacts::{TRAIN_REPORT_FILE, dataset_source, split_pairs};
 use super::dataset::DatasetSource;
-use super::support::{TRAIN_REPORT_FILE, dataset_source, split_pairs};
 use super::{Stage, StageContext, StageOutcome, read_json};
 use crate::train::{TrainReport, WeakLabel, weighting::top_confident};
 

@@ -11,13 +11,12 @@
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::params::{ModelSpec, TrainSettings};
-use super::support::{
-    PairTokenizer, load_base_policy, max_len, progress_callback, record_training, split_pairs,
-    tokenizer_for, train_config, trainable_copy,
-};
+use super::artifacts::split_pairs;
+use super::models::{PairTokenizer, load_base_policy, max_len, tokenizer_for, trainable_copy};
+use super::training::{progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::model::RewardModel;
+use crate::spec::{ModelSpec, TrainSettings};
 use crate::train::po::{PoData, reference_logprobs, train_po};
 use crate::train::{Batching, PreferenceObjective, TokenizedPair, bt, pairrm, sft};
 
@@ -83,7 +82,7 @@ impl Stage for WeakTrain {
         let mut progress = progress_callback(ctx);
         let report = match params.objective.as_str() {
             "bt" | "pairrm" => {
-                let lora = super::support::lora_of(&params.train);
+                let lora = super::models::lora_of(&params.train);
                 let scorer = RewardModel::from_policy(&base, lora.as_ref(), params.seed)?;
                 let report = if params.objective == "bt" {
                     bt::train_bradley_terry(&scorer, &pairs, &cfg, pad, ctx.device, &mut progress)?

@@ -6,6 +6,7 @@
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::custom_loss::{CustomLoss, CustomLossSpec};
 use crate::model::ResponseLogProbs;
 
 /// softplus(z) = log(1 + e^z), computed as relu(z) + log(1 + e^{−|z|}) so
@@ -224,6 +225,39 @@ impl PreferenceObjective {
                 epsilon,
             ),
         }
+    }
+}
+
+/// The loss an `align` stage trains with, as a resolved cell carries it: a
+/// built-in objective, or a loss written in the manifest (`objective =
+/// "custom"`) in the checked, canonical form its cache key holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlignLoss {
+    BuiltIn(PreferenceObjective),
+    Custom(CustomLossSpec),
+}
+
+impl From<PreferenceObjective> for AlignLoss {
+    fn from(objective: PreferenceObjective) -> Self {
+        Self::BuiltIn(objective)
+    }
+}
+
+impl AlignLoss {
+    /// The loss to train with: fails on a built-in's knob outside its
+    /// domain, or a custom loss that fails [`CustomLoss`]'s checks (a cache
+    /// record written by hand).
+    pub fn build(&self) -> anyhow::Result<Box<dyn PreferenceLoss>> {
+        Ok(match self {
+            Self::BuiltIn(objective) => {
+                objective.validate()?;
+                Box::new(*objective)
+            }
+            Self::Custom(spec) => Box::new(
+                CustomLoss::from_spec(spec)
+                    .map_err(|e| anyhow::anyhow!("custom loss `{}`: {e}", spec.expression))?,
+            ),
+        })
     }
 }
 

@@ -17,6 +17,22 @@
 //!
 //! Inputs are already tokenised ([`TokenizedExample`], [`TokenizedPair`]):
 //! templates and tokenisers belong to the caller.
+//!
+//! A loss is a pure function of the preference margin
+//! h = (log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r)), one
+//! value per pair. DPO with β = 0.5 on margins 0 and 2 is −log σ(0) = ln 2
+//! and −log σ(1):
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use cwpo::train::losses::dpo_loss;
+//!
+//! let h = Tensor::new(&[0.0f64, 2.0], &Device::Cpu)?; // [B = 2]
+//! let loss: Vec<f64> = dpo_loss(&h, 0.5)?.to_vec1()?; // [B]
+//! assert!((loss[0] - std::f64::consts::LN_2).abs() < 1e-12);
+//! assert!((loss[1] - (1.0 + (-1.0f64).exp()).ln()).abs() < 1e-12);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
 pub mod bt;
 pub mod custom_loss;
 pub mod expression;
@@ -38,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{PadSide, SeqBatch};
 
 pub use custom_loss::CustomLoss;
-pub use losses::{PreferenceLoss, PreferenceObjective};
+pub use losses::{AlignLoss, PreferenceLoss, PreferenceObjective};
 pub use optim::{TrainConfig, TrainError};
 pub use weak_label::WeakLabel;
 pub use weighting::WeightingScheme;

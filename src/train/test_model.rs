@@ -196,20 +196,10 @@ pub fn check_gradients(
 /// The real decoder (2-layer Llama of `model::testing::tiny_llama`, vocab 37,
 /// pad 0) with an LM head: what the training-loop tests train.
 pub fn tiny_policy(seed: u64) -> anyhow::Result<crate::model::Policy> {
-    crate::model::Policy::new_random(
-        &crate::model::testing::tiny_llama(),
-        None,
-        seed,
-        &Device::Cpu,
-    )
+    crate::model::Policy::new_random(&crate::testing::tiny_llama(), None, seed, &Device::Cpu)
 }
 
 /// The same decoder with a scalar reward head.
 pub fn tiny_reward_model(seed: u64) -> anyhow::Result<crate::model::RewardModel> {
-    crate::model::RewardModel::new_random(
-        &crate::model::testing::tiny_llama(),
-        None,
-        seed,
-        &Device::Cpu,
-    )
+    crate::model::RewardModel::new_random(&crate::testing::tiny_llama(), None, seed, &Device::Cpu)
 }

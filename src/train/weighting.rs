@@ -41,6 +41,27 @@ const VARIABLES: [&str; 4] = ["s_c", "s_r", "delta", "c"];
 /// How a weak label's scores become a loss weight. Serde: one string, a
 /// scheme name or else an expression over `s_c`, `s_r`, `delta`, `c`:
 /// `weighting = "cw"` or `weighting = "2*sigmoid(s_c - s_r) - 1"`.
+///
+/// The expression `2*sigmoid(s_c - s_r) - 1` is the named scheme `cw`, the
+/// paper's confidence: a pair scored 2 vs 0 weighs 2σ(2) − 1 ≈ 0.76, a tie 0.
+///
+/// ```
+/// use cwpo::train::{WeakLabel, WeightingScheme};
+///
+/// let formula: WeightingScheme = "2*sigmoid(s_c - s_r) - 1".parse()?;
+/// let labels = [
+///     WeakLabel { prefers_chosen: true, s_c: 2.0, s_r: 0.0 },
+///     WeakLabel { prefers_chosen: true, s_c: 1.0, s_r: 1.0 },
+/// ];
+/// let weights = formula.weights(&labels)?;
+/// assert!((weights[0] - 0.7615941559557649).abs() < 1e-12);
+/// assert_eq!(weights[1], 0.0);
+/// let cw = WeightingScheme::Cw.weights(&labels)?;
+/// assert!((weights[0] - cw[0]).abs() < 1e-12);
+/// // What the parser rejects, `sweep validate` rejects too.
+/// assert!("s_c + foo".parse::<WeightingScheme>().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum WeightingScheme {

@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests that drive the real `sweep` binary.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs `sweep ARGS…` in `dir` and waits for it.
@@ -43,8 +44,25 @@ pub fn set(profile: &mut toml::Table, section: &str, key: &str, value: i64) {
 }
 
 /// Writes a profile table to `dir/tiny-ci.toml` and returns the path.
-pub fn write_profile(dir: &Path, profile: &toml::Table) -> std::path::PathBuf {
+pub fn write_profile(dir: &Path, profile: &toml::Table) -> PathBuf {
     let path = dir.join("tiny-ci.toml");
     std::fs::write(&path, toml::to_string(profile).unwrap()).unwrap();
     path
+}
+
+/// Every file under `dir` with its bytes (to show a command wrote nothing).
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
 }

@@ -35,56 +35,9 @@ pub enum OnBadRow {
     Skip,
 }
 
-/// The paper's datasets, each with its published layout and length limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetFormat {
-    /// Anthropic HH-RLHF: `{"chosen": transcript, "rejected": transcript}` per line.
-    HhRlhf,
-    /// HuggingFaceH4/ultrafeedback_binarized parquet.
-    UltraFeedback,
-    /// openai/summarize-from-feedback comparisons.
-    Tldr,
-    /// stanfordnlp/SHP.
-    Shp,
-}
+pub use crate::spec::DatasetFormat;
 
 impl DatasetFormat {
-    /// Names accepted on the command line and in profiles.
-    pub const NAMES: &'static [&'static str] = &[
-        "hh-rlhf",
-        "harmless-base",
-        "helpful-base",
-        "ultrafeedback",
-        "ufb",
-        "tldr",
-        "shp",
-    ];
-
-    /// Parses a dataset name (`hh-rlhf`, `harmless-base`, `helpful-base` all
-    /// use the HH layout; a subset is the file it is read from).
-    pub fn from_name(name: &str) -> Result<Self> {
-        Ok(match name.to_ascii_lowercase().as_str() {
-            "hh-rlhf" | "hh" | "harmless-base" | "helpful-base" => Self::HhRlhf,
-            "ultrafeedback" | "ufb" | "ultrafeedback-binarized" => Self::UltraFeedback,
-            "tldr" | "tl;dr" => Self::Tldr,
-            "shp" => Self::Shp,
-            other => bail!(
-                "unknown dataset `{other}`; known datasets: {}",
-                Self::NAMES.join(", ")
-            ),
-        })
-    }
-
-    /// The paper's length filter (Appendix G): pairs over this many tokens are dropped.
-    pub fn max_tokens(self) -> usize {
-        match self {
-            Self::HhRlhf | Self::Shp => 512,
-            Self::Tldr => 1024,
-            Self::UltraFeedback => 2048,
-        }
-    }
-
     /// Loads `path` in this format.
     pub fn load(self, path: &Path, options: &LoadOptions) -> Result<LoadedDataset> {
         match self {

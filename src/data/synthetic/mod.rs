@@ -94,6 +94,16 @@ impl Default for WorldConfig {
 }
 
 impl WorldConfig {
+    /// A world config written as JSON (a profile's `[world]` with a
+    /// manifest's `[world]` over it): unknown keys are denied and every
+    /// value is range-checked. The one conversion every reader uses.
+    pub fn from_json(world: &serde_json::Value) -> anyhow::Result<WorldConfig> {
+        let config: WorldConfig =
+            serde_json::from_value(world.clone()).map_err(anyhow::Error::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Errors on any out-of-range value, naming the key and the valid range.
     pub fn validate(&self) -> anyhow::Result<()> {
         ensure!(self.n_pairs > 0, "world `n_pairs` must be at least 1");

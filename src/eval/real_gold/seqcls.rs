@@ -216,7 +216,7 @@ mod tests {
     use crate::eval::real_gold::test_support::*;
     use crate::eval::real_gold::{RealGoldKind, load_real_gold};
     use crate::model::Policy;
-    use crate::model::testing::tiny_qwen3;
+    use crate::testing::tiny_qwen3;
 
     #[test]
     fn seqcls_scores_the_chat_formatted_conversation() -> Result {

@@ -14,9 +14,9 @@ use tokenizers::Tokenizer;
 use super::GoldScorer;
 use super::common::TOKENIZER_CONFIG_FILE;
 use crate::model::init::init_values;
-pub(super) use crate::model::testing::word_tokenizer;
-use crate::model::testing::{bos_template, tiny_qwen3, write_hf_reward_dir};
 use crate::model::{PadSide, RewardModel, ScalarScorer, SeqBatch};
+pub(super) use crate::testing::word_tokenizer;
+use crate::testing::{bos_template, tiny_qwen3, write_hf_reward_dir};
 
 pub(super) type Result<T = ()> = anyhow::Result<T>;
 

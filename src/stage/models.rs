@@ -1,71 +1,18 @@
-//! What several stage kinds share: reading and writing their artifacts,
-//! tokenising pairs for the model a profile slot binds, loading models from
-//! input artifacts, and turning a manifest's training block into a
-//! [`TrainConfig`].
-//!
-//! Artifact layout (each stage's `out_dir`):
-//! - `dataset`: `pairs.json`, `test_prompts.json`, `source.json`
-//! - `split`: `split.json`
-//! - `pretrain`, `sft`, `align`: `model/` (a checkpoint), `train.json`
-//! - `weak_train`: `weak/` (scorer or policy), `reference/` (DPO weak only), `weak.json`, `train.json`
-//! - `annotate`: `labels.json` (one [`WeakLabel`] per D_U pair, in D_U order)
-//! - `ref_logps`: `ref_logps.json` (one [`PairLogProbs`] per D_U pair)
-//! - `generate`: `generations.json`; `score`: `scores.json`
+//! The models a stage trains or reads: tokenizers of a profile slot's model,
+//! pair tokenisation, loading a base policy or one of our checkpoints,
+//! LoRA as the paper configures it, and saving a model with its tokenizer.
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 
-use super::dataset::DatasetSource;
-use super::params::{ModelSpec, TinyModelSpec, TrainSettings};
-use super::{StageContext, read_json, write_json};
+use super::StageContext;
+use super::artifacts::MODEL_DIR;
 use crate::data::{PreferencePair, Tokenizer};
 use crate::model::lora::LORA_TARGETS;
 use crate::model::{Arch, DecoderConfig, LoadedModel, LoraConfig, Policy, load_checkpoint};
-use crate::train::{StepInfo, TokenizedExample, TokenizedPair, TrainConfig, TrainReport};
-
-/// The dataset's source, written beside its pairs so later stages (the gold
-/// scorer) know which family they score.
-pub const SOURCE_FILE: &str = "source.json";
-pub const MODEL_DIR: &str = "model";
-pub const TRAIN_REPORT_FILE: &str = "train.json";
-pub const LABELS_FILE: &str = "labels.json";
-
-/// The pairs of D_L or D_U, as the `dataset` and `split` inputs say.
-pub struct SplitPairs {
-    pub labeled: Vec<PreferencePair>,
-    pub unlabeled: Vec<PreferencePair>,
-}
-
-/// Reads the `dataset` and `split` inputs of a stage.
-pub fn split_pairs(ctx: &StageContext) -> Result<SplitPairs> {
-    let pairs = super::dataset::read_pairs(ctx.input("dataset")?)?;
-    let split = super::split::read_split(ctx.input("split")?)?;
-    let pick = |indices: &[usize]| -> Result<Vec<PreferencePair>> {
-        indices
-            .iter()
-            .map(|&i| {
-                pairs.get(i).cloned().with_context(|| {
-                    format!("split index {i} is out of range ({} pairs)", pairs.len())
-                })
-            })
-            .collect()
-    };
-    Ok(SplitPairs {
-        labeled: pick(&split.labeled)?,
-        unlabeled: pick(&split.unlabeled)?,
-    })
-}
-
-/// The dataset's held-out test prompts.
-pub fn test_prompts(ctx: &StageContext) -> Result<Vec<String>> {
-    super::dataset::read_test_prompts(ctx.input("dataset")?)
-}
-
-/// The dataset's source (which synthetic family or which files).
-pub fn dataset_source(ctx: &StageContext) -> Result<DatasetSource> {
-    read_json(ctx.input("dataset")?, SOURCE_FILE)
-}
+use crate::spec::{ModelSpec, TinyModelSpec, TrainSettings};
+use crate::train::{TokenizedExample, TokenizedPair};
 
 /// The tokenizer of the model a slot binds: the synthetic world's word-level
 /// tokenizer for tiny models, `tokenizer.json` for HF checkpoints.
@@ -197,86 +144,6 @@ pub fn trainable_copy(base: &Policy, train: &TrainSettings, seed: u64) -> Result
     Ok(policy)
 }
 
-/// A manifest's training block as the training loops' config.
-pub fn train_config(train: &TrainSettings, seed: u64, max_len: usize) -> TrainConfig {
-    TrainConfig {
-        epochs: train.epochs,
-        batch_size: train.batch_size,
-        lr: train.learning_rate,
-        seed,
-        max_len,
-        warmup_steps: 10,
-        weight_decay: 0.0,
-        ..TrainConfig::default()
-    }
-}
-
-/// A training-loop progress callback that drives the stage's bar.
-pub fn progress_callback<'a>(ctx: &'a StageContext) -> impl FnMut(StepInfo) + 'a {
-    let mut total_set = false;
-    move |info: StepInfo| {
-        if !total_set {
-            ctx.progress.set_total(info.total_steps as u64);
-            total_set = true;
-        }
-        ctx.progress.set_step(info.step as u64, Some(info.loss));
-    }
-}
-
-/// Saves a training report beside the model and returns the stage's metrics.
-pub fn record_training(
-    ctx: &StageContext,
-    report: &TrainReport,
-) -> Result<std::collections::BTreeMap<String, f64>> {
-    write_json(ctx.out_dir, TRAIN_REPORT_FILE, report)?;
-    ctx.progress.log(&format!(
-        "trained {} steps in {:.1}s, final loss {:.4}",
-        report.steps, report.seconds, report.final_loss
-    ));
-    Ok([
-        ("final_loss".to_string(), report.final_loss),
-        ("train_seconds".to_string(), report.seconds),
-        ("steps".to_string(), report.steps as f64),
-    ]
-    .into())
-}
-
-/// D_U as a labeller sees it: with an `annotation` input, each pair turned
-/// so that `chosen` is the weak annotator's choice, plus its labels; without
-/// one, the human labels as they are.
-pub fn labelled_unlabeled(
-    ctx: &StageContext,
-) -> Result<(Vec<PreferencePair>, Option<Vec<crate::train::WeakLabel>>)> {
-    let unlabeled = split_pairs(ctx)?.unlabeled;
-    let Some(dir) = ctx.inputs.get("annotation") else {
-        return Ok((unlabeled, None));
-    };
-    let labels: Vec<crate::train::WeakLabel> = read_json(dir, LABELS_FILE)?;
-    anyhow::ensure!(
-        labels.len() == unlabeled.len(),
-        "{}: {} labels for {} unlabelled pairs (stale annotation?)",
-        dir.display(),
-        labels.len(),
-        unlabeled.len()
-    );
-    let oriented = unlabeled
-        .into_iter()
-        .zip(&labels)
-        .map(|(p, l)| {
-            if l.prefers_chosen {
-                p
-            } else {
-                PreferencePair {
-                    prompt: p.prompt,
-                    chosen: p.rejected,
-                    rejected: p.chosen,
-                }
-            }
-        })
-        .collect();
-    Ok((oriented, Some(labels)))
-}
-
 /// The tokenizer of a checkpoint one of our stages wrote: HF-based models
 /// carry their `tokenizer.json`; tiny ones speak the synthetic world's words.
 pub fn tokenizer_of_checkpoint(dir: &Path) -> Result<Box<dyn Tokenizer>> {
@@ -319,7 +186,7 @@ pub fn origin_of(spec: &ModelSpec) -> Option<&Path> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testing::{tiny_llama, word_tokenizer, write_hf_policy_dir};
+    use crate::testing::{tiny_llama, word_tokenizer, write_hf_policy_dir};
     use tokenizers::processors::template::TemplateProcessing;
 
     /// A stage's checkpoint of an HF model (our config.json, the HF dir's

@@ -4,25 +4,17 @@
 //! (`dataset`, `objective`, …) or `block.key` (`align.beta`).
 use serde::{Deserialize, Serialize};
 
-use crate::train::custom_loss::CustomLossSpec;
+use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 
 /// The per-stage blocks, in the order they appear in a manifest.
 pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
 
-/// `custom` reads its loss from `align.loss` (README: Writing a loss).
-pub const OBJECTIVES: &[&str] = &["dpo", "ipo", "rdpo", "custom"];
 pub const WEAK_OBJECTIVES: &[&str] = &["bt", "dpo", "sft_dpo", "pairrm"];
 /// `topN` (N in 1..=99) is accepted too.
 pub const ANNOTATIONS: &[&str] = &["human", "ws", "cw", "weak", "topN"];
-/// Named weighting schemes (Table 5); any expression of `s_c`, `s_r` is accepted too.
-pub const WEIGHTINGS: &[&str] = &[
-    "uniform",
-    "cw",
-    "sigmoid",
-    "margin",
-    "squared",
-    "an expression of s_c and s_r",
-];
+/// Named weighting schemes (Table 5); any expression of `s_c`, `s_r`,
+/// `delta`, `c` the expression parser accepts is a scheme too.
+pub const WEIGHTINGS: &[&str] = &["uniform", "cw", "sigmoid", "margin", "squared"];
 
 /// Cell-level keys (strings and numbers that name the cell).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -73,6 +65,14 @@ pub struct TrainBlock {
     pub beta: Option<f64>,
 }
 
+impl TrainBlock {
+    /// The optimisation knobs of this block's training loop.
+    pub fn train(&self) -> TrainSettings {
+        let (lr, epochs, batch) = (self.learning_rate, self.epochs, self.batch_size);
+        TrainSettings::new(lr, epochs, batch, self.lora_rank)
+    }
+}
+
 /// `[align]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +90,8 @@ pub struct AlignBlock {
     #[serde(default = "d_weighting")]
     pub weighting: String,
     /// The loss of `objective = "custom"`, an expression of the pair's
-    /// log-probs (`train::custom_loss`), e.g. `"relu(1 - beta*h)"`.
+    /// log-probs (`train::custom_loss`), e.g. `"relu(1 - beta*h)"`; parsed
+    /// and checked when the cell is resolved (`manifest::resolve`).
     #[serde(default)]
     pub loss: Option<String>,
     /// `objective = "custom"`: per-token mean log-probs instead of sums.
@@ -109,34 +110,25 @@ pub struct AlignBlock {
     pub lora_rank: Option<usize>,
 }
 
-impl AlignBlock {
-    /// The checked loss of a cell with `objective` (`None` unless `custom`).
-    pub fn custom_loss(
-        &self,
-        objective: &str,
-    ) -> Result<Option<CustomLossSpec>, crate::stage::align::LossSettingError> {
-        let knobs = [self.beta, self.tau, self.eps];
-        crate::stage::align::custom_loss_spec(
-            objective,
-            self.loss.as_deref(),
-            self.length_normalised,
-            knobs,
-            &self.constants,
-        )
-    }
-}
-
 fn d_beta() -> f64 {
-    0.5
+    DEFAULT_BETA
 }
 fn d_tau() -> f64 {
-    0.1
+    DEFAULT_TAU
 }
 fn d_eps() -> f64 {
-    0.1
+    DEFAULT_EPSILON
 }
 fn d_weighting() -> String {
     "cw".into()
+}
+
+impl AlignBlock {
+    /// The optimisation knobs of the alignment loop.
+    pub fn train(&self) -> TrainSettings {
+        let (lr, epochs, batch) = (self.learning_rate, self.epochs, self.batch_size);
+        TrainSettings::new(lr, epochs, batch, self.lora_rank)
+    }
 }
 
 /// `[generate]`.
@@ -183,7 +175,7 @@ pub struct Settings {
     pub pair: String,
     pub weak_model: Option<String>,
     pub strong_model: Option<String>,
-    pub objective: String,
+    pub objective: Objective,
     pub annotation: String,
     pub weak_objective: String,
     pub seed: u64,
@@ -230,9 +222,30 @@ impl Annotation {
     }
 }
 
-/// A named scheme or something that mentions the weak scores.
-pub fn is_valid_weighting(s: &str) -> bool {
-    matches!(s, "uniform" | "cw" | "sigmoid" | "margin" | "squared")
-        || s.contains("s_c")
-        || s.contains("s_r")
+/// Optimisation knobs of one training loop (weak annotator, SFT, alignment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    pub learning_rate: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// LoRA rank on the projections; `None` = full fine-tuning.
+    #[serde(default)]
+    pub lora_rank: Option<usize>,
+}
+
+impl TrainSettings {
+    pub fn new(
+        learning_rate: f64,
+        epochs: usize,
+        batch_size: usize,
+        lora_rank: Option<usize>,
+    ) -> Self {
+        TrainSettings {
+            learning_rate,
+            epochs,
+            batch_size,
+            lora_rank,
+        }
+    }
 }

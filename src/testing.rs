@@ -1,6 +1,10 @@
-//! Tiny configurations for tests and benches (seconds on a CPU), and
-//! random-weight HF model dirs in the real layout built from them.
-use std::path::Path;
+//! Test helpers of the library, in one home: tiny model configurations
+//! (seconds on a CPU), random-weight HF model dirs in the real layout built
+//! from them, and [`input_file`] for tests that read a real file. Compiled
+//! for the crate's own tests and behind the `testing` feature, which the
+//! integration tests and benches enable (Cargo.toml's self dev-dependency);
+//! the release library does not ship it.
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use candle_core::Device;
@@ -10,8 +14,7 @@ use tokenizers::pre_tokenizers::whitespace::Whitespace;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
-use super::config::{Arch, DecoderConfig};
-use super::{Policy, RewardModel};
+use crate::model::{Arch, DecoderConfig, Policy, RewardModel};
 
 /// A 2-layer Llama-family decoder with grouped-query attention.
 pub fn tiny_llama() -> DecoderConfig {
@@ -239,5 +242,50 @@ mod tests {
             assert_eq!(tok.encode("a b .", true).unwrap().get_ids(), [1, 4, 5, 6]);
         }
         Ok(())
+    }
+}
+
+/// A real input file a test needs (a checkpoint, a dataset): `Some(path)`
+/// when it exists. When it does not, a developer's run skips the test with a
+/// note naming `how` to get it, but under CI (`CI=true`) the test fails:
+/// a missing input must not pass as a green test there.
+pub fn input_file(path: impl Into<PathBuf>, how: &str) -> Option<PathBuf> {
+    let under_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    input_file_or_skip(path.into(), how, under_ci)
+}
+
+fn input_file_or_skip(path: PathBuf, how: &str, under_ci: bool) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    let message = format!("{} not found; {how}", path.display());
+    assert!(
+        !under_ci,
+        "CI=true and this test's input is missing: {message}"
+    );
+    eprintln!("SKIPPED: {message}");
+    None
+}
+
+#[cfg(test)]
+mod input_file_tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_input_skips_locally_and_is_found_when_there() {
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        assert_eq!(input_file_or_skip(here.clone(), "", true), Some(here));
+        assert_eq!(
+            input_file_or_skip("no/such.gguf".into(), "fetch it", false),
+            None
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "CI=true and this test's input is missing: no/such.gguf not found; fetch it"
+    )]
+    fn a_missing_input_fails_under_ci() {
+        input_file_or_skip("no/such.gguf".into(), "fetch it", true);
     }
 }

@@ -1,8 +1,16 @@
-//! Parameter types shared by several stage kinds' `Params`: the concrete
-//! model a profile slot binds to, and the knobs of a training loop.
+//! The concrete model a profile slot binds to: a tiny decoder trained from
+//! scratch, or a local Hugging Face checkpoint.
 use serde::{Deserialize, Serialize};
 
-use crate::model::Arch;
+/// Architecture family: which norm, positions and MLP a block uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// RMSNorm, RoPE, SwiGLU, grouped-query attention (Llama, Qwen2/3, SmolLM2).
+    Llama,
+    /// LayerNorm, learned positions (offset 2), ReLU MLP (OPT).
+    Opt,
+}
 
 /// A tiny decoder trained from scratch (tiny profile). The vocabulary size
 /// comes from the tokenizer at run time, so it is not part of the spec.
@@ -28,16 +36,4 @@ pub enum ModelSpec {
     Tiny(TinyModelSpec),
     /// A local Hugging Face dir (config.json, tokenizer.json, *.safetensors).
     Hf { path: std::path::PathBuf },
-}
-
-/// Optimisation knobs of one training loop (weak annotator, SFT, alignment).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSettings {
-    pub learning_rate: f64,
-    pub epochs: usize,
-    pub batch_size: usize,
-    /// LoRA rank on the projections; `None` = full fine-tuning.
-    #[serde(default)]
-    pub lora_rank: Option<usize>,
 }

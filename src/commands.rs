@@ -1,0 +1,367 @@
+//! What the read-only subcommands compute, as library functions the binary
+//! only prints: `sweep plan` ([`plan_summary`], [`plan_dot`]), `sweep status`
+//! ([`cache_status`]), `sweep gc` ([`gc`]) and `sweep validate`
+//! ([`validate`]). Each returns data (JSON via serde, text via `Display`),
+//! so a test can check it without running the binary.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::exec::{self, NodeState};
+use crate::plan::{self, Plan};
+use crate::profile::Profile;
+
+/// One stage kind's count of nodes in a plan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KindCounts {
+    pub nodes: usize,
+    pub cached: usize,
+    pub to_run: usize,
+}
+
+/// One stage of a plan and its cache state (`cached`, `to_run`, `stale: …`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageState {
+    pub name: String,
+    pub kind: String,
+    pub key: String,
+    pub state: String,
+}
+
+/// An experiment and its number of cells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExperimentSize {
+    pub name: String,
+    pub cells: usize,
+}
+
+/// `sweep plan`: per kind, nodes / cached / to run, and the dedup ratio
+/// (DAG nodes / the stages every cell would need on its own).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanSummary {
+    pub profile: String,
+    pub nodes: usize,
+    pub naive: usize,
+    pub dedup_ratio: f64,
+    pub to_run: usize,
+    pub kinds: BTreeMap<String, KindCounts>,
+    /// In topological order.
+    pub stages: Vec<StageState>,
+    pub experiments: Vec<ExperimentSize>,
+}
+
+/// Counts `plan`'s stages against `cache` (`None`: no cache yet).
+pub fn plan_summary(plan: &Plan, cache: Option<&Cache>) -> Result<PlanSummary> {
+    let states = exec::states(plan, cache)?;
+    let mut kinds: BTreeMap<String, KindCounts> = BTreeMap::new();
+    let mut stages = Vec::new();
+    for idx in plan.topological() {
+        let node = &plan.graph[idx];
+        let state = &states[&idx];
+        let counts = kinds.entry(node.kind.clone()).or_default();
+        counts.nodes += 1;
+        if *state == NodeState::Cached {
+            counts.cached += 1;
+        } else {
+            counts.to_run += 1;
+        }
+        stages.push(StageState {
+            name: node.name.clone(),
+            kind: node.kind.clone(),
+            key: node.key.clone(),
+            state: match state {
+                NodeState::Cached => "cached".to_string(),
+                NodeState::Stale(r) => format!("stale: {r}"),
+                NodeState::ToRun => "to_run".to_string(),
+            },
+        });
+    }
+    let nodes = plan.graph.node_count();
+    let naive = plan.naive_stage_count();
+    Ok(PlanSummary {
+        profile: plan.profile.clone(),
+        nodes,
+        naive,
+        dedup_ratio: if naive == 0 {
+            1.0
+        } else {
+            nodes as f64 / naive as f64
+        },
+        to_run: kinds.values().map(|c| c.to_run).sum(),
+        kinds,
+        stages,
+        experiments: plan
+            .experiments
+            .iter()
+            .map(|e| ExperimentSize {
+                name: e.name.clone(),
+                cells: e.cells.len(),
+            })
+            .collect(),
+    })
+}
+
+impl fmt::Display for PlanSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<12} {:>6} {:>7} {:>7}",
+            "kind", "nodes", "cached", "to run"
+        )?;
+        for (kind, c) in &self.kinds {
+            writeln!(
+                f,
+                "{kind:<12} {:>6} {:>7} {:>7}",
+                c.nodes, c.cached, c.to_run
+            )?;
+        }
+        write!(
+            f,
+            "{} stages for {} naive per-cell stages: dedup ratio {:.2}",
+            self.nodes, self.naive, self.dedup_ratio
+        )
+    }
+}
+
+/// The plan as Graphviz, cached stages marked.
+pub fn plan_dot(plan: &Plan, cache: Option<&Cache>) -> Result<String> {
+    let states = exec::states(plan, cache)?;
+    let graph = plan.graph.map(
+        |idx, n| {
+            let cached = states[&idx] == NodeState::Cached;
+            format!("{}{}", n.name, if cached { " (cached)" } else { "" })
+        },
+        |_, role| role.clone(),
+    );
+    Ok(format!("{}", petgraph::dot::Dot::new(&graph)))
+}
+
+/// One stage kind's records in the cache and their compute time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KindRecords {
+    pub records: usize,
+    pub seconds: f64,
+}
+
+/// `sweep status`: what the cache holds, per stage kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheStatus {
+    pub cache: PathBuf,
+    pub kinds: BTreeMap<String, KindRecords>,
+}
+
+pub fn cache_status(cache: &Cache) -> Result<CacheStatus> {
+    let mut kinds: BTreeMap<String, KindRecords> = BTreeMap::new();
+    for rec in cache.records()? {
+        let k = kinds.entry(rec.kind.clone()).or_default();
+        k.records += 1;
+        k.seconds += rec.duration_s;
+    }
+    Ok(CacheStatus {
+        cache: cache.root().to_path_buf(),
+        kinds,
+    })
+}
+
+impl fmt::Display for CacheStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cache {}", self.cache.display())?;
+        for (kind, k) in &self.kinds {
+            write!(
+                f,
+                "\n{kind:<12} {:>6} record(s) {:>9.1}s of compute",
+                k.records, k.seconds
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `sweep gc`: deletes (or with `dry_run` only lists) the cached stages
+/// `keep` no longer reaches (all are kept without a plan), then every dir no
+/// record points to. Returns one line per deletion.
+pub fn gc(keep: Option<&Plan>, cache: &Cache, dry_run: bool) -> Result<Vec<String>> {
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    let mut lines = Vec::new();
+    if let Some(plan) = keep {
+        for rec in cache.records()? {
+            if plan.node(&rec.key).is_none() {
+                lines.push(format!(
+                    "{verb} {} ({})",
+                    rec.name,
+                    cache.artifact_dir(&rec).display()
+                ));
+                if !dry_run {
+                    cache.remove(&rec)?;
+                }
+            }
+        }
+    }
+    for dir in cache.unreferenced_dirs()? {
+        lines.push(format!("{verb} {}", dir.display()));
+        if !dry_run {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+    }
+    Ok(lines)
+}
+
+/// `sweep validate`: the manifests resolve and plan (bad input is an `Err`
+/// of `Diagnostics`), and every local file the cells need exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validation {
+    pub profile: String,
+    pub experiments: usize,
+    pub stages: usize,
+    /// Missing checkpoints or dataset files, each with how to get it.
+    pub missing: Vec<String>,
+}
+
+impl Validation {
+    pub fn ok(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+impl fmt::Display for Validation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ok() {
+            return write!(
+                f,
+                "ok: {} experiment(s), {} stage(s)",
+                self.experiments, self.stages
+            );
+        }
+        let lines: Vec<String> = self
+            .missing
+            .iter()
+            .map(|m| format!("error: profile `{}`: {m}", self.profile))
+            .collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+pub fn validate(paths: &[PathBuf], profile: &str) -> Result<Validation> {
+    let (plan, experiments) = plan::compile(paths, profile)?;
+    let profile = Profile::load(profile)?;
+    let cells = || experiments.iter().flat_map(|e| &e.cells);
+    let datasets = sorted_unique(cells().map(|c| c.settings.dataset.as_str()));
+    let models =
+        sorted_unique(cells().flat_map(|c| [c.weak_model.0.as_str(), c.strong_model.0.as_str()]));
+    Ok(Validation {
+        missing: profile.missing_paths(&datasets, &models),
+        profile: profile.name,
+        experiments: experiments.len(),
+        stages: plan.graph.node_count(),
+    })
+}
+
+fn sorted_unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = items.collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The cache under `results`, if one was ever created (read-only commands
+/// never create one).
+pub fn open_if_exists(results: &Path) -> Result<Option<Cache>> {
+    if Cache::exists(results) {
+        Ok(Some(Cache::open(results)?))
+    } else {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two experiments of 2 and 1 cells that stop after `split`; they share
+    /// the dataset and the seed-0 split.
+    fn two_experiments(dir: &Path) -> Vec<PathBuf> {
+        let body = |name: &str, seeds: &str| {
+            format!(
+                "[experiment]\nname = \"{name}\"\nuntil = \"split\"\n[axes]\nseed = [{seeds}]\n\
+                 [defaults]\ndataset = \"tldr\"\npair = \"opt\"\nobjective = \"dpo\"\nannotation = \"cw\"\n"
+            )
+        };
+        let (a, b) = (dir.join("a.toml"), dir.join("b.toml"));
+        std::fs::write(&a, body("a", "0, 1")).unwrap();
+        std::fs::write(&b, body("b", "0")).unwrap();
+        vec![a, b]
+    }
+
+    #[test]
+    fn plan_summary_counts_kinds_and_the_dedup_ratio() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let (plan, _) = plan::compile(&two_experiments(tmp.path()), "tiny")?;
+        let summary = plan_summary(&plan, None)?;
+        // One dataset, two splits (seeds 0, 1) for 3 cells × (dataset + split).
+        assert_eq!(summary.kinds["dataset"].nodes, 1);
+        assert_eq!(summary.kinds["split"].nodes, 2);
+        assert_eq!((summary.nodes, summary.naive, summary.to_run), (3, 6, 3));
+        assert!((summary.dedup_ratio - 0.5).abs() < 1e-12);
+        assert_eq!(summary.stages[0].kind, "dataset", "topological order");
+        assert!(summary.stages.iter().all(|s| s.state == "to_run"));
+        let cells: Vec<usize> = summary.experiments.iter().map(|e| e.cells).collect();
+        assert_eq!(cells, [2, 1]);
+        let text = summary.to_string();
+        let split_row = ["split", "2", "0", "2"];
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().eq(split_row.iter().copied())),
+            "{text}"
+        );
+        assert!(text.ends_with("dedup ratio 0.50"), "{text}");
+        assert!(plan_dot(&plan, None)?.contains("split/tldr/f0.3/seed1"));
+        Ok(())
+    }
+
+    #[test]
+    fn status_and_gc_of_an_empty_cache_and_its_orphans() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let results = tmp.path().join("results");
+        assert!(open_if_exists(&results)?.is_none(), "nothing created");
+        let cache = Cache::open(&results)?;
+        let status = cache_status(&cache)?;
+        assert!(status.kinds.is_empty());
+        assert_eq!(
+            status.to_string(),
+            format!("cache {}", cache.root().display())
+        );
+        // An orphan dir (no record points to it) is listed, then deleted.
+        let orphan = cache.root().join("split").join("0123abcd");
+        std::fs::create_dir_all(&orphan)?;
+        let (plan, _) = plan::compile(&two_experiments(tmp.path()), "tiny")?;
+        let listed = gc(Some(&plan), &cache, true)?;
+        assert_eq!(listed, [format!("would delete {}", orphan.display())]);
+        assert!(orphan.exists(), "a dry run deletes nothing");
+        let deleted = gc(None, &cache, false)?;
+        assert_eq!(deleted, [format!("deleted {}", orphan.display())]);
+        assert!(!orphan.exists());
+        Ok(())
+    }
+
+    #[test]
+    fn validate_counts_and_reports_missing_files() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let v = validate(&two_experiments(tmp.path()), "tiny")?;
+        assert!(v.ok(), "{v}");
+        assert_eq!(v.to_string(), "ok: 2 experiment(s), 3 stage(s)");
+        let missing = Validation {
+            missing: vec!["dataset `tldr`: /nowhere does not exist".into()],
+            ..v
+        };
+        assert!(!missing.ok());
+        assert_eq!(
+            missing.to_string(),
+            "error: profile `tiny`: dataset `tldr`: /nowhere does not exist"
+        );
+        Ok(())
+    }
+}

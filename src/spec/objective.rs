@@ -1,0 +1,68 @@
+//! The preference objectives a cell can align with, by name, and the
+//! defaults of their knobs. The loss itself (`train::PreferenceObjective`,
+//! its formula and its range checks) lives in `train/losses.rs`, a `custom`
+//! loss (an expression in `align.loss`) in `train/custom_loss.rs`; a
+//! manifest and every default read the numbers here, so each is defined once.
+use serde::{Deserialize, Serialize};
+
+/// β of DPO and rDPO (PAPER.md).
+pub const DEFAULT_BETA: f64 = 0.5;
+/// τ of IPO.
+pub const DEFAULT_TAU: f64 = 0.1;
+/// rDPO's assumed label-flip rate ε.
+pub const DEFAULT_EPSILON: f64 = 0.1;
+
+/// The alignment objective a manifest's `objective` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Direct preference optimisation (β).
+    Dpo,
+    /// Identity preference optimisation (τ).
+    Ipo,
+    /// Robust DPO under label noise (β, ε).
+    Rdpo,
+    /// A loss written in the manifest (`align.loss`; README: Writing a loss).
+    Custom,
+}
+
+impl Objective {
+    /// Every objective: the paper's, in the order its tables list them, then `custom`.
+    pub const ALL: [Objective; 4] = [
+        Objective::Dpo,
+        Objective::Ipo,
+        Objective::Rdpo,
+        Objective::Custom,
+    ];
+    /// Their names, as a manifest writes them.
+    pub const NAMES: &'static [&'static str] = &["dpo", "ipo", "rdpo", "custom"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// `None` for a name that is not an objective.
+    pub fn parse(name: &str) -> Option<Objective> {
+        Self::ALL.into_iter().find(|o| o.name() == name)
+    }
+}
+
+impl std::fmt::Display for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for o in Objective::ALL {
+            assert_eq!(Objective::parse(o.name()), Some(o));
+            assert_eq!(serde_json::to_value(o).unwrap(), o.name());
+        }
+        assert_eq!(Objective::parse("ppo"), None);
+    }
+}

@@ -1,0 +1,142 @@
+//! What stages write and read: the artifact file names of each kind, and
+//! readers of the inputs several kinds share (the dataset's pairs, the
+//! split into D_L / D_U, the weak labels).
+//!
+//! Artifact layout (each stage's `out_dir`):
+//! - `dataset`: `pairs.json`, `test_prompts.json`, `source.json`
+//! - `split`: `split.json`
+//! - `pretrain`, `sft`, `align`: `model/` (a checkpoint), `train.json`
+//! - `weak_train`: `weak/` (scorer or policy), `reference/` (DPO weak only), `weak.json`, `train.json`
+//! - `annotate`: `labels.json` (one [`WeakLabel`] per D_U pair, in D_U order)
+//! - `ref_logps`: `ref_logps.json` (one `PairLogProbs` per D_U pair)
+//! - `generate`: `generations.json`; `score`: `scores.json`
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::StageContext;
+use crate::data::PreferencePair;
+use crate::spec::DatasetSource;
+use crate::train::WeakLabel;
+
+pub const PAIRS_FILE: &str = "pairs.json";
+pub const TEST_PROMPTS_FILE: &str = "test_prompts.json";
+/// The dataset's source, written beside its pairs so later stages (the gold
+/// scorer) know which family they score.
+pub const SOURCE_FILE: &str = "source.json";
+pub const MODEL_DIR: &str = "model";
+pub const TRAIN_REPORT_FILE: &str = "train.json";
+pub const LABELS_FILE: &str = "labels.json";
+
+/// Indices into the dataset's `pairs.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitIndices {
+    pub labeled: Vec<usize>,
+    pub unlabeled: Vec<usize>,
+}
+
+pub const SPLIT_FILE: &str = "split.json";
+
+/// Writes `value` as pretty JSON to `dir/name`.
+pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
+    let path = dir.join(name);
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads JSON written by [`write_json`].
+pub fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
+    let path = dir.join(name);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The pairs of a `dataset` artifact dir.
+pub fn read_pairs(dir: &Path) -> Result<Vec<PreferencePair>> {
+    read_json(dir, PAIRS_FILE)
+}
+
+/// The test prompts of a `dataset` artifact dir.
+pub fn read_test_prompts(dir: &Path) -> Result<Vec<String>> {
+    read_json(dir, TEST_PROMPTS_FILE)
+}
+
+/// The indices of a `split` artifact dir.
+pub fn read_split(dir: &Path) -> Result<SplitIndices> {
+    read_json(dir, SPLIT_FILE)
+}
+
+/// The pairs of D_L or D_U, as the `dataset` and `split` inputs say.
+pub struct SplitPairs {
+    pub labeled: Vec<PreferencePair>,
+    pub unlabeled: Vec<PreferencePair>,
+}
+
+/// Reads the `dataset` and `split` inputs of a stage.
+pub fn split_pairs(ctx: &StageContext) -> Result<SplitPairs> {
+    let pairs = read_pairs(ctx.input("dataset")?)?;
+    let split = read_split(ctx.input("split")?)?;
+    let pick = |indices: &[usize]| -> Result<Vec<PreferencePair>> {
+        indices
+            .iter()
+            .map(|&i| {
+                pairs.get(i).cloned().with_context(|| {
+                    format!("split index {i} is out of range ({} pairs)", pairs.len())
+                })
+            })
+            .collect()
+    };
+    Ok(SplitPairs {
+        labeled: pick(&split.labeled)?,
+        unlabeled: pick(&split.unlabeled)?,
+    })
+}
+
+/// The dataset's held-out test prompts.
+pub fn test_prompts(ctx: &StageContext) -> Result<Vec<String>> {
+    read_test_prompts(ctx.input("dataset")?)
+}
+
+/// The dataset's source (which synthetic family or which files).
+pub fn dataset_source(ctx: &StageContext) -> Result<DatasetSource> {
+    read_json(ctx.input("dataset")?, SOURCE_FILE)
+}
+
+/// D_U as a labeller sees it: with an `annotation` input, each pair turned
+/// so that `chosen` is the weak annotator's choice, plus its labels; without
+/// one, the human labels as they are.
+pub fn labelled_unlabeled(
+    ctx: &StageContext,
+) -> Result<(Vec<PreferencePair>, Option<Vec<WeakLabel>>)> {
+    let unlabeled = split_pairs(ctx)?.unlabeled;
+    let Some(dir) = ctx.inputs.get("annotation") else {
+        return Ok((unlabeled, None));
+    };
+    let labels: Vec<WeakLabel> = read_json(dir, LABELS_FILE)?;
+    anyhow::ensure!(
+        labels.len() == unlabeled.len(),
+        "{}: {} labels for {} unlabelled pairs (stale annotation?)",
+        dir.display(),
+        labels.len(),
+        unlabeled.len()
+    );
+    let oriented = unlabeled
+        .into_iter()
+        .zip(&labels)
+        .map(|(p, l)| {
+            if l.prefers_chosen {
+                p
+            } else {
+                PreferencePair {
+                    prompt: p.prompt,
+                    chosen: p.rejected,
+                    rejected: p.chosen,
+                }
+            }
+        })
+        .collect();
+    Ok((oriented, Some(labels)))
+}
