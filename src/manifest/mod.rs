@@ -104,9 +104,13 @@ struct RawExperiment {
     until: Option<Spanned<String>>,
 }
 
+/// Directories a recursive search does not enter (they are read when named).
+const SKIPPED_DIRS: [&str; 3] = ["profiles", "paper", "ablations"];
+
 /// Every `*.toml` manifest under `paths` (files as given, directories
-/// recursively, sorted; `profiles/` and `paper/` directories, which hold
-/// profiles and the paper's published numbers, are skipped).
+/// recursively, sorted; `profiles/`, `paper/` and `ablations/` directories,
+/// which hold profiles, the paper's published numbers and experiments
+/// beyond the paper's tables, are skipped unless named themselves).
 pub fn collect_files(paths: &[PathBuf], errors: &mut Diagnostics) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Diagnostics) {
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -119,7 +123,7 @@ pub fn collect_files(paths: &[PathBuf], errors: &mut Diagnostics) -> Vec<PathBuf
         for p in entries {
             if p.is_dir() {
                 if p.file_name()
-                    .is_some_and(|n| n != "profiles" && n != "paper")
+                    .is_some_and(|n| !SKIPPED_DIRS.iter().any(|s| n == *s))
                 {
                     walk(&p, out, errors);
                 }

@@ -14,7 +14,7 @@ use crate::report::TableSpec;
 use crate::spec::diagnostic::{Diagnostic, Diagnostics, Loc};
 use crate::spec::settings::*;
 use crate::spec::{DatasetSource, GoldSpec, ModelSpec, Objective};
-use crate::train::{PreferenceObjective, WeightingScheme};
+use crate::train::{AlignLoss, CustomLoss, PreferenceObjective, WeightingScheme};
 
 /// One validated experiment: a named set of sweep cells and its report.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,8 +39,9 @@ pub struct Cell {
     pub coords: BTreeMap<String, String>,
     pub settings: Settings,
     pub annotation: Annotation,
-    /// The preference loss `objective` and `[align]` name, validated.
-    pub loss: PreferenceObjective,
+    /// The preference loss `objective` and `[align]` name, validated: a
+    /// built-in objective, or a custom loss parsed, checked and canonical.
+    pub loss: AlignLoss,
     /// How the cell weights its pairs: `align.weighting` under `cw`
     /// annotation, uniform otherwise; validated.
     pub weighting: WeightingScheme,
@@ -276,6 +277,7 @@ fn bind_cell(
     for (key, message) in check_numbers(&choices, &blocks) {
         errors.push(Diagnostic::at(&at.of(&key), message));
     }
+    let loss = bind_loss(choices.objective, &blocks.align, &at, errors);
     check_sampling(&blocks.generate, &at, errors);
     let labeled_fraction = typed.keys.labeled_fraction.unwrap_or(0.3);
     if !(labeled_fraction > 0.0 && labeled_fraction < 1.0) {
@@ -294,6 +296,7 @@ fn bind_cell(
         return None;
     }
     let (objective, annotation, weak_objective) = choices.resolved()?;
+    let loss = loss?;
     let settings_typed = Settings {
         dataset: names.dataset,
         pair: names.pair,
@@ -322,7 +325,7 @@ fn bind_cell(
             gold.kind_name(),
             coords,
         ),
-        loss: preference_objective(objective, &settings_typed.align),
+        loss,
         weighting: weighting_of(annotation, &settings_typed.align)?,
         annotation,
         dataset,
@@ -636,8 +639,10 @@ fn with_world(
 /// batch size.
 fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if let Some(objective) = choices.objective
-        && let Err(e) = preference_objective(objective, &blocks.align).validate()
+    if let Some(objective) = choices
+        .objective
+        .and_then(|o| preference_objective(o, &blocks.align))
+        && let Err(e) = objective.validate()
     {
         let e = format!("{e:#}");
         let key = if e.contains("`tau`") {
@@ -662,7 +667,7 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
         out.push((
             "align.weighting".into(),
             format!(
-                "`align.weighting = \"{}\"`: {e}; or a named scheme: {}",
+                "`align.weighting = \"{}\"`: weighting {e}; or a named scheme: {}",
                 blocks.align.weighting,
                 WEIGHTINGS.join(", ")
             ),
@@ -690,10 +695,14 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
     out
 }
 
-/// The preference loss a cell's `objective` and `[align]` block name: the
-/// one place a name becomes a loss (IPO on length-normalised log-probs).
-pub fn preference_objective(objective: Objective, align: &AlignBlock) -> PreferenceObjective {
-    match objective {
+/// The built-in preference loss a cell's `objective` and `[align]` block
+/// name: the one place a name becomes a loss (IPO on length-normalised
+/// log-probs). `None` for `custom`, whose loss is `align.loss` ([`bind_loss`]).
+pub fn preference_objective(
+    objective: Objective,
+    align: &AlignBlock,
+) -> Option<PreferenceObjective> {
+    Some(match objective {
         Objective::Dpo => PreferenceObjective::Dpo { beta: align.beta },
         Objective::Ipo => PreferenceObjective::Ipo {
             tau: align.tau,
@@ -703,6 +712,48 @@ pub fn preference_objective(objective: Objective, align: &AlignBlock) -> Prefere
             beta: align.beta,
             epsilon: align.eps,
         },
+        Objective::Custom => return None,
+    })
+}
+
+/// Step 5: the loss the cell aligns with. A built-in's knobs are
+/// range-checked by [`check_numbers`]; a custom loss is parsed and checked
+/// here by the loss module itself ([`CustomLoss::new`]: README, Writing a
+/// loss), an error in the expression located at its character in
+/// `align.loss`, one in the constants at `align.constants`. Built-ins ignore
+/// `align.loss`, so one manifest can sweep `objective = ["dpo", "custom"]`.
+fn bind_loss(
+    objective: Option<Objective>,
+    align: &AlignBlock,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<AlignLoss> {
+    let objective = objective?;
+    if let Some(built_in) = preference_objective(objective, align) {
+        return Some(AlignLoss::BuiltIn(built_in));
+    }
+    let Some(source) = &align.loss else {
+        errors.push(Diagnostic::at(
+            &at.of("objective"),
+            "`objective = \"custom\"` needs the loss itself: `[align] loss = \"<expression>\"`, \
+             e.g. \"relu(1 - beta*h)\" (README: Writing a loss)",
+        ));
+        return None;
+    };
+    let knobs = [align.beta, align.tau, align.eps];
+    match CustomLoss::new(source, align.length_normalised, knobs, &align.constants) {
+        Ok(loss) => Some(AlignLoss::Custom(loss.spec())),
+        Err(e) => {
+            let (setting, loc) = match e.offset {
+                Some(offset) => (
+                    "align.loss",
+                    at.of("align.loss").inside_string(source, offset),
+                ),
+                None => ("align.constants", at.of("align.constants")),
+            };
+            errors.push(Diagnostic::at(&loc, format!("`{setting}`: {}", e.message)));
+            None
+        }
     }
 }
 
@@ -788,7 +839,14 @@ fn labels(
             ("pair", s.pair.clone()),
             ("weak_model", weak_model.to_string()),
             ("strong_model", strong_model.to_string()),
-            ("objective", s.objective.to_string()),
+            // A custom loss is labelled by its expression, so a table can set it beside dpo.
+            (
+                "objective",
+                match (s.objective, &s.align.loss) {
+                    (Objective::Custom, Some(loss)) => loss.clone(),
+                    _ => s.objective.to_string(),
+                },
+            ),
             ("annotation", s.annotation.clone()),
             ("weak_objective", s.weak_objective.clone()),
             ("seed", s.seed.to_string()),
@@ -960,6 +1018,36 @@ mod tests {
         };
         let err = resolve_gold(&metric, "tldr", &paper).unwrap_err();
         assert!(err.contains("real dataset"), "{err}");
+    }
+
+    #[test]
+    fn a_custom_loss_reaches_its_cell_checked_and_labelled_by_its_expression() {
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\n[axes]\nobjective = [\"dpo\", \"custom\"]\n[align]\nloss = \"relu(1-beta*h)\"\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let cells = &exps[0].cells;
+        assert_eq!(
+            cells[0].loss,
+            AlignLoss::BuiltIn(PreferenceObjective::Dpo { beta: 0.5 })
+        );
+        assert_eq!(cells[0].coords["objective"], "dpo");
+        let AlignLoss::Custom(spec) = &cells[1].loss else {
+            panic!("{:?}", cells[1].loss);
+        };
+        assert_eq!(spec.expression, "relu(1 - beta*h)");
+        assert_eq!(cells[1].settings.objective, Objective::Custom);
+        assert_eq!(cells[1].coords["objective"], "relu(1-beta*h)");
+
+        let err = resolve_text(&format!(
+            "{HEAD}annotation = \"cw\"\n[axes]\nobjective = [\"custom\"]\n[align]\nloss = \"h/0\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("m.toml:11:11: `align.loss`") && err.contains("0 for every input"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -311,7 +311,8 @@ impl<'p> CellBuilder<'p> {
     }
 
     /// Preference optimisation of the cell's SFT model on D_U, with the
-    /// loss and weighting resolved from the manifest.
+    /// loss and weighting resolved from the manifest (a custom loss arrives
+    /// parsed, checked and canonical: `Cell.loss`, see `manifest::resolve`).
     fn add_align(
         &mut self,
         cell: &Cell,
@@ -327,7 +328,7 @@ impl<'p> CellBuilder<'p> {
         let [dataset, split] = data.roles();
         let align = self.add::<Align>(
             stage::align::Params {
-                objective: cell.loss,
+                objective: cell.loss.clone(),
                 weighting: cell.weighting.clone(),
                 filter_top,
                 train: s.align.train(),

@@ -28,6 +28,27 @@ impl Loc {
         }
     }
 
+    /// The place `offset` bytes into the string `value` written at this
+    /// location (as a string, or inside an array): exact when the file
+    /// spells the string without escapes, else this location.
+    pub fn inside_string(&self, value: &str, offset: usize) -> Loc {
+        let Some((start, end)) = self.span else {
+            return self.clone();
+        };
+        let written = self.source.text.get(start..end).unwrap_or_default();
+        let at = ['"', '\'']
+            .iter()
+            .find_map(|q| written.find(&format!("{q}{value}{q}")))
+            .map(|quote| start + quote + 1 + offset.min(value.len()));
+        match at {
+            Some(at) => Loc {
+                source: self.source.clone(),
+                span: Some((at, at)),
+            },
+            None => self.clone(),
+        }
+    }
+
     /// 1-based (line, column) of the span's start.
     pub fn line_col(&self) -> (usize, usize) {
         let offset = self.span.map_or(0, |s| s.0).min(self.source.text.len());

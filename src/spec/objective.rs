@@ -1,7 +1,8 @@
 //! The preference objectives a cell can align with, by name, and the
 //! defaults of their knobs. The loss itself (`train::PreferenceObjective`,
-//! its formula and its range checks) lives in `train/losses.rs`; a manifest
-//! and every default read the numbers here, so each is defined once.
+//! its formula and its range checks) lives in `train/losses.rs`, a `custom`
+//! loss (an expression in `align.loss`) in `train/custom_loss.rs`; a
+//! manifest and every default read the numbers here, so each is defined once.
 use serde::{Deserialize, Serialize};
 
 /// β of DPO and rDPO (PAPER.md).
@@ -23,13 +24,20 @@ pub enum Objective {
     Ipo,
     /// Robust DPO under label noise (β, ε).
     Rdpo,
+    /// A loss written in the manifest (`align.loss`; README: Writing a loss).
+    Custom,
 }
 
 impl Objective {
-    /// Every objective, in the order the paper's tables list them.
-    pub const ALL: [Objective; 3] = [Objective::Dpo, Objective::Ipo, Objective::Rdpo];
+    /// Every objective: the paper's, in the order its tables list them, then `custom`.
+    pub const ALL: [Objective; 4] = [
+        Objective::Dpo,
+        Objective::Ipo,
+        Objective::Rdpo,
+        Objective::Custom,
+    ];
     /// Their names, as a manifest writes them.
-    pub const NAMES: &'static [&'static str] = &["dpo", "ipo", "rdpo"];
+    pub const NAMES: &'static [&'static str] = &["dpo", "ipo", "rdpo", "custom"];
 
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]

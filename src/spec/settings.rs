@@ -28,7 +28,7 @@ pub struct CellKeys {
     pub weak_model: Option<String>,
     /// Overrides the pair's strong model (a profile model slot).
     pub strong_model: Option<String>,
-    /// Alignment objective: dpo | ipo | rdpo.
+    /// Alignment objective: dpo | ipo | rdpo | custom.
     pub objective: Option<String>,
     /// Who labels D_U and how pairs are weighted: human | ws | cw | weak | topN.
     pub annotation: Option<String>,
@@ -89,6 +89,17 @@ pub struct AlignBlock {
     /// `uniform`, `cw`, or an expression of `s_c`, `s_r` (used with annotation `cw`).
     #[serde(default = "d_weighting")]
     pub weighting: String,
+    /// The loss of `objective = "custom"`, an expression of the pair's
+    /// log-probs (`train::custom_loss`), e.g. `"relu(1 - beta*h)"`; parsed
+    /// and checked when the cell is resolved (`manifest::resolve`).
+    #[serde(default)]
+    pub loss: Option<String>,
+    /// `objective = "custom"`: per-token mean log-probs instead of sums.
+    #[serde(default)]
+    pub length_normalised: bool,
+    /// Named numbers a custom loss may read (`[align.constants]`).
+    #[serde(default)]
+    pub constants: std::collections::BTreeMap<String, f64>,
     #[serde(default = "d_lr")]
     pub learning_rate: f64,
     #[serde(default = "d_epochs")]
@@ -98,6 +109,7 @@ pub struct AlignBlock {
     #[serde(default)]
     pub lora_rank: Option<usize>,
 }
+
 fn d_beta() -> f64 {
     DEFAULT_BETA
 }

@@ -1,7 +1,8 @@
 //! `align`: preference optimisation of the SFT model on D_U: objective
-//! (dpo | ipo | rdpo) × per-pair weighting (CW-PO: each pair's loss times its
-//! weak confidence, nothing dropped) × an optional top-N% confidence filter
-//! (the filtering baseline: the most confident pairs, unweighted).
+//! (dpo | ipo | rdpo, or `custom`: a loss written in the manifest) ×
+//! per-pair weighting (CW-PO: each pair's loss times its weak confidence,
+//! nothing dropped) × an optional top-N% confidence filter (the filtering
+//! baseline: the most confident pairs, unweighted).
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
@@ -13,19 +14,22 @@ use super::ref_logps::REF_LOGPS_FILE;
 use super::training::{progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome, read_json};
 use crate::spec::TrainSettings;
+use crate::train::custom_loss::CustomLossSpec;
 use crate::train::po::{PairLogProbs, PoData, train_po};
 use crate::train::weighting::top_confident;
-use crate::train::{PreferenceObjective, WeakLabel, WeightingScheme};
+use crate::train::{AlignLoss, PreferenceObjective, WeakLabel, WeightingScheme};
 
 pub struct Align;
 
 /// The loss and the weighting arrive built and validated (at resolve time).
 /// Serde: the flat form the cache keys have always held (`objective`,
-/// `beta` — τ for IPO —, `eps`, `weighting` as text), so keys are unchanged.
+/// `beta` — τ for IPO —, `eps`, `weighting` as text), so keys are unchanged;
+/// a custom loss writes `objective = "custom"` and its `loss` instead of
+/// `beta` (the knobs it reads are in the loss).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "FlatParams", into = "FlatParams")]
 pub struct Params {
-    pub objective: PreferenceObjective,
+    pub objective: AlignLoss,
     /// `uniform`, `cw` (= `2*sigmoid(s_c - s_r) - 1`), another named scheme,
     /// or an expression of `s_c`, `s_r`, `delta`, `c`.
     pub weighting: WeightingScheme,
@@ -38,16 +42,21 @@ pub struct Params {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FlatParams {
-    /// `dpo` | `ipo` | `rdpo`.
+    /// `dpo` | `ipo` | `rdpo` | `custom`.
     objective: String,
-    /// β of DPO / rDPO, τ of IPO.
-    beta: f64,
-    /// rDPO label-noise rate ε (None for dpo / ipo).
+    /// β of DPO / rDPO, τ of IPO (absent for custom).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    beta: Option<f64>,
+    /// rDPO label-noise rate ε (None for dpo / ipo / custom).
     #[serde(default)]
     eps: Option<f64>,
     /// IPO on summed log-probs; only written when false.
     #[serde(default = "length_normalised", skip_serializing_if = "is_true")]
     length_normalised: bool,
+    /// The loss of `objective = "custom"`, in canonical form. Absent from
+    /// the built-ins' params, so their cache keys are what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    loss: Option<CustomLossSpec>,
     weighting: String,
     #[serde(default)]
     filter_top: Option<f64>,
@@ -67,19 +76,32 @@ impl TryFrom<FlatParams> for Params {
     type Error = anyhow::Error;
 
     fn try_from(flat: FlatParams) -> Result<Params> {
-        let objective = match flat.objective.as_str() {
-            "dpo" => PreferenceObjective::Dpo { beta: flat.beta },
-            "ipo" => PreferenceObjective::Ipo {
-                tau: flat.beta,
-                length_normalised: flat.length_normalised,
-            },
-            "rdpo" => PreferenceObjective::Rdpo {
-                beta: flat.beta,
-                epsilon: flat.eps.context("align: rdpo needs `eps`")?,
-            },
-            other => bail!("unknown objective `{other}`; valid objectives: dpo, ipo, rdpo"),
+        let beta = || {
+            flat.beta
+                .with_context(|| format!("align: {} needs `beta`", flat.objective))
         };
-        objective.validate()?;
+        let objective = match flat.objective.as_str() {
+            "dpo" => PreferenceObjective::Dpo { beta: beta()? }.into(),
+            "ipo" => PreferenceObjective::Ipo {
+                tau: beta()?,
+                length_normalised: flat.length_normalised,
+            }
+            .into(),
+            "rdpo" => PreferenceObjective::Rdpo {
+                beta: beta()?,
+                epsilon: flat.eps.context("align: rdpo needs `eps`")?,
+            }
+            .into(),
+            "custom" => AlignLoss::Custom(
+                flat.loss
+                    .clone()
+                    .context("align: objective `custom` without a loss expression")?,
+            ),
+            other => {
+                bail!("unknown objective `{other}`; valid objectives: dpo, ipo, rdpo, custom")
+            }
+        };
+        objective.build()?;
         Ok(Params {
             objective,
             weighting: flat.weighting.parse()?,
@@ -92,19 +114,25 @@ impl TryFrom<FlatParams> for Params {
 
 impl From<Params> for FlatParams {
     fn from(p: Params) -> FlatParams {
-        let (objective, beta, eps, length_normalised) = match p.objective {
-            PreferenceObjective::Dpo { beta } => ("dpo", beta, None, true),
-            PreferenceObjective::Ipo {
+        let (objective, beta, eps, length_normalised, loss) = match p.objective {
+            AlignLoss::BuiltIn(PreferenceObjective::Dpo { beta }) => {
+                ("dpo", Some(beta), None, true, None)
+            }
+            AlignLoss::BuiltIn(PreferenceObjective::Ipo {
                 tau,
                 length_normalised,
-            } => ("ipo", tau, None, length_normalised),
-            PreferenceObjective::Rdpo { beta, epsilon } => ("rdpo", beta, Some(epsilon), true),
+            }) => ("ipo", Some(tau), None, length_normalised, None),
+            AlignLoss::BuiltIn(PreferenceObjective::Rdpo { beta, epsilon }) => {
+                ("rdpo", Some(beta), Some(epsilon), true, None)
+            }
+            AlignLoss::Custom(spec) => ("custom", None, None, true, Some(spec)),
         };
         FlatParams {
             objective: objective.into(),
             beta,
             eps,
             length_normalised,
+            loss,
             weighting: p.weighting.into(),
             filter_top: p.filter_top,
             train: p.train,
@@ -147,7 +175,7 @@ impl Stage for Align {
     type Params = Params;
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
-        let objective = params.objective;
+        let objective = params.objective.build()?;
         let model_dir = ctx.input("sft")?.join(MODEL_DIR);
         let tokenizer = tokenizer_of_checkpoint(&model_dir)?;
         let tok = PairTokenizer {
@@ -182,7 +210,7 @@ impl Stage for Align {
         let report = train_po(
             &policy,
             &data,
-            &objective,
+            objective.as_ref(),
             &cfg,
             tokenizer.pad_id(),
             ctx.device,
@@ -194,5 +222,85 @@ impl Stage for Align {
         metrics.insert("pairs".into(), kept_weights.len() as f64);
         metrics.insert("mean_weight".into(), kept_weights.iter().sum::<f64>() / n);
         Ok(StageOutcome { metrics })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::CustomLoss;
+
+    fn params(objective: AlignLoss) -> Params {
+        Params {
+            objective,
+            weighting: WeightingScheme::Uniform,
+            filter_top: None,
+            train: TrainSettings::new(1e-3, 1, 16, None),
+            seed: 3,
+        }
+    }
+
+    #[test]
+    fn built_ins_keep_the_flat_form_of_their_cache_keys() {
+        let train = serde_json::json!({
+            "learning_rate": 1e-3, "epochs": 1, "batch_size": 16, "lora_rank": null
+        });
+        let cases = [
+            (
+                PreferenceObjective::Dpo { beta: 0.5 },
+                serde_json::json!({"objective": "dpo", "beta": 0.5, "eps": null}),
+            ),
+            (
+                PreferenceObjective::Ipo {
+                    tau: 0.1,
+                    length_normalised: true,
+                },
+                serde_json::json!({"objective": "ipo", "beta": 0.1, "eps": null}),
+            ),
+            (
+                PreferenceObjective::Rdpo {
+                    beta: 0.5,
+                    epsilon: 0.2,
+                },
+                serde_json::json!({"objective": "rdpo", "beta": 0.5, "eps": 0.2}),
+            ),
+        ];
+        for (objective, head) in cases {
+            let p = params(objective.into());
+            let mut want = head.as_object().unwrap().clone();
+            want.insert("weighting".into(), "uniform".into());
+            want.insert("filter_top".into(), serde_json::Value::Null);
+            want.insert("train".into(), train.clone());
+            want.insert("seed".into(), 3.into());
+            let got = serde_json::to_value(&p).unwrap();
+            assert_eq!(got, serde_json::Value::Object(want), "{objective:?}");
+            assert_eq!(serde_json::from_value::<Params>(got).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn a_custom_loss_is_keyed_by_its_spec_and_checked_when_read_back() {
+        let spec = CustomLoss::new(
+            "relu(1-beta*(h))",
+            false,
+            [0.5, 0.1, 0.1],
+            &Default::default(),
+        )
+        .unwrap()
+        .spec();
+        let p = params(AlignLoss::Custom(spec));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["objective"], "custom");
+        assert_eq!(json["loss"]["expression"], "relu(1 - beta*h)");
+        assert_eq!(json["loss"]["constants"], serde_json::json!({"beta": 0.5}));
+        assert!(json.get("beta").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Params>(json.clone()).unwrap(), p);
+        // A record edited into a loss the checks reject fails on reading.
+        let mut bad = json;
+        bad["loss"]["expression"] = "h - h".into();
+        let err = serde_json::from_value::<Params>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("custom loss `h - h`"), "{err}");
     }
 }

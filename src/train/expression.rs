@@ -1,9 +1,18 @@
-//! Weighting expressions written in TOML, e.g. `"2*sigmoid(s_c - s_r) - 1"`.
+//! Formulas written in TOML: weighting expressions (`"2*sigmoid(s_c - s_r) - 1"`,
+//! see [`super::weighting`]) and preference losses (`"relu(1 - beta*h)"`,
+//! see [`super::custom_loss`]).
 //!
-//! A small recursive-descent parser over f64 arithmetic: parsed once,
-//! evaluated once per pair, never executed as code. Every number is a float
-//! (`1/2` is 0.5, unlike integer-typed expression crates). Unknown names are
-//! rejected at parse time, so a typo fails before any training runs.
+//! A small recursive-descent parser: parsed once against the names its user
+//! offers, evaluated many times, never executed as code. Every number is a
+//! float (`1/2` is 0.5, unlike integer-typed expression crates). Unknown
+//! names are rejected at parse time with their offset, so a typo fails
+//! before any training runs.
+//!
+//! One evaluator serves both users. A [`Value`] is either one number
+//! ([`Value::Scalar`]: a constant, β, or a weighting's per-pair score) or one
+//! number per pair ([`Value::Batch`], a [B] tensor): scalars are combined in
+//! f64, anything touching a tensor becomes candle ops, so a loss is
+//! differentiable end to end.
 //!
 //! Grammar (usual precedence, `^` right-associative and binding tighter than
 //! unary minus, as in maths: `-x^2` = −(x²)):
@@ -14,26 +23,14 @@
 //! power   := primary ('^' unary)?
 //! primary := number | variable | function '(' expr (',' expr)* ')' | '(' expr ')'
 //! ```
+//! [`Expression::canonical`] prints the tree back with the fewest
+//! parentheses and fixed spacing, so `relu(1-beta*(h))` and
+//! `relu( 1 - beta*h )` print the same text.
 use std::fmt;
 
-/// The values of an expression's variables for one pair.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bindings {
-    pub s_c: f64,
-    pub s_r: f64,
-}
+use candle_core::Tensor;
 
-impl Bindings {
-    pub fn delta(&self) -> f64 {
-        self.s_c - self.s_r
-    }
-
-    /// 2σ(Δ) − 1, computed as tanh(Δ/2) (the same number, without the
-    /// cancellation of 2σ − 1 near Δ = 0).
-    pub fn confidence(&self) -> f64 {
-        (self.delta() / 2.0).tanh()
-    }
-}
+use super::losses::{log_sigmoid, softplus};
 
 /// σ(x), stable for large |x|.
 pub fn sigmoid(x: f64) -> f64 {
@@ -45,47 +42,52 @@ pub fn sigmoid(x: f64) -> f64 {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Variable {
-    ScoreChosen,
-    ScoreRejected,
-    Delta,
-    Confidence,
+/// softplus(x) = log(1 + eˣ), finite for every finite x.
+fn softplus_f64(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Function {
     Sigmoid,
+    LogSigmoid,
+    Softplus,
+    Relu,
     Exp,
     Log,
     Abs,
     Tanh,
     Sqrt,
+    Square,
+    Pow,
     Min,
     Max,
     Clamp,
 }
 
-/// The names an expression may read. `delta` = s_c − s_r, `c` = 2σ(delta) − 1.
-const VARIABLES: [(&str, Variable); 4] = [
-    ("s_c", Variable::ScoreChosen),
-    ("s_r", Variable::ScoreRejected),
-    ("delta", Variable::Delta),
-    ("c", Variable::Confidence),
-];
-
 /// The functions an expression may call, with their arity.
-const FUNCTIONS: [(&str, Function, usize); 9] = [
+const FUNCTIONS: [(&str, Function, usize); 14] = [
     ("sigmoid", Function::Sigmoid, 1),
+    ("log_sigmoid", Function::LogSigmoid, 1),
+    ("softplus", Function::Softplus, 1),
+    ("relu", Function::Relu, 1),
     ("exp", Function::Exp, 1),
     ("log", Function::Log, 1),
     ("abs", Function::Abs, 1),
     ("tanh", Function::Tanh, 1),
     ("sqrt", Function::Sqrt, 1),
+    ("square", Function::Square, 1),
+    ("pow", Function::Pow, 2),
     ("min", Function::Min, 2),
     ("max", Function::Max, 2),
     ("clamp", Function::Clamp, 3),
 ];
+
+/// Whether `name` is a function an expression may call (so a user's
+/// constant cannot take that name).
+pub fn is_function(name: &str) -> bool {
+    FUNCTIONS.iter().any(|f| f.0 == name)
+}
 
 /// "a, b, c" for an error message.
 fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
@@ -101,19 +103,42 @@ enum BinaryOp {
     Pow,
 }
 
+impl BinaryOp {
+    fn apply(self, l: f64, r: f64) -> f64 {
+        match self {
+            BinaryOp::Add => l + r,
+            BinaryOp::Sub => l - r,
+            BinaryOp::Mul => l * r,
+            BinaryOp::Div => l / r,
+            BinaryOp::Pow => l.powf(r),
+        }
+    }
+}
+
+/// A node of the parsed tree and the byte offset of its first character in
+/// the source (for error messages).
 #[derive(Debug, Clone, PartialEq)]
-enum Node {
+struct Node {
+    offset: usize,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
     Number(f64),
-    Variable(Variable),
+    /// An index into the expression's variable names.
+    Variable(usize),
     Negate(Box<Node>),
     Binary(BinaryOp, Box<Node>, Box<Node>),
     Call(Function, Vec<Node>),
 }
 
-/// A parsed expression; equality and display use its source text.
+/// A parsed expression over a fixed list of variable names; equality and
+/// display use its source text.
 #[derive(Debug, Clone)]
 pub struct Expression {
     source: String,
+    variables: Vec<String>,
     root: Node,
 }
 
@@ -129,20 +154,30 @@ impl fmt::Display for Expression {
     }
 }
 
-/// A parse error: the expression, the character offset and what was wrong.
+/// A parse error: the expression, the byte offset and what was wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("weighting expression `{source_text}`, at character {offset}: {message}")]
+#[error("expression `{source_text}`, at character {offset}: {message}")]
 pub struct ParseError {
     pub source_text: String,
     pub offset: usize,
     pub message: String,
 }
 
+/// One number, or one number per pair ([B]).
+#[derive(Debug, Clone)]
+pub enum Value {
+    Scalar(f64),
+    Batch(Tensor),
+}
+
 impl Expression {
-    pub fn parse(source: &str) -> Result<Self, ParseError> {
+    /// Parses `source`; it may read the names in `variables`, which
+    /// [`Self::eval`] later binds by position.
+    pub fn parse(source: &str, variables: &[&str]) -> Result<Self, ParseError> {
         let tokens = tokenize(source)?;
         let mut parser = Parser {
             source,
+            variables,
             tokens,
             next: 0,
         };
@@ -155,6 +190,7 @@ impl Expression {
         }
         Ok(Self {
             source: source.to_string(),
+            variables: variables.iter().map(|v| v.to_string()).collect(),
             root,
         })
     }
@@ -163,46 +199,257 @@ impl Expression {
         &self.source
     }
 
-    /// The value for one pair (may be NaN or infinite: the caller decides).
-    pub fn eval(&self, bindings: &Bindings) -> f64 {
-        eval(&self.root, bindings)
+    /// Whether the expression reads the variable `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        fn walk(node: &Node, index: usize) -> bool {
+            match &node.kind {
+                Kind::Number(_) => false,
+                Kind::Variable(i) => *i == index,
+                Kind::Negate(x) => walk(x, index),
+                Kind::Binary(_, l, r) => walk(l, index) || walk(r, index),
+                Kind::Call(_, args) => args.iter().any(|a| walk(a, index)),
+            }
+        }
+        self.variables
+            .iter()
+            .position(|v| v == name)
+            .is_some_and(|index| walk(&self.root, index))
+    }
+
+    /// The tree printed back: fewest parentheses, spaces around `+` and `-`
+    /// only, `**` as `^`, numbers in shortest form. Parsing it gives the
+    /// same tree, so it is a cache key that ignores spelling.
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        self.print(&self.root, 0, &mut out);
+        out
+    }
+
+    /// Every division's denominator, with its byte offset in the source, as
+    /// an expression of its own (same variables).
+    pub fn denominators(&self) -> Vec<(usize, Expression)> {
+        fn walk(node: &Node, out: &mut Vec<Node>) {
+            match &node.kind {
+                Kind::Number(_) | Kind::Variable(_) => {}
+                Kind::Negate(x) => walk(x, out),
+                Kind::Binary(op, l, r) => {
+                    if *op == BinaryOp::Div {
+                        out.push((**r).clone());
+                    }
+                    walk(l, out);
+                    walk(r, out);
+                }
+                Kind::Call(_, args) => args.iter().for_each(|a| walk(a, out)),
+            }
+        }
+        let mut nodes = Vec::new();
+        walk(&self.root, &mut nodes);
+        nodes
+            .into_iter()
+            .map(|node| {
+                let mut text = String::new();
+                self.print(&node, 0, &mut text);
+                let sub = Expression {
+                    source: text,
+                    variables: self.variables.clone(),
+                    root: node,
+                };
+                (sub.root.offset, sub)
+            })
+            .collect()
+    }
+
+    /// The value given one [`Value`] per variable, in the order `parse` got
+    /// the names. Scalars in, a scalar out; any batch in, candle ops.
+    pub fn eval(&self, values: &[Value]) -> candle_core::Result<Value> {
+        assert_eq!(
+            values.len(),
+            self.variables.len(),
+            "one value per variable of `{}`",
+            self.source
+        );
+        eval(&self.root, values)
+    }
+
+    /// The value given plain numbers (may be NaN or infinite: the caller decides).
+    pub fn eval_scalar(&self, values: &[f64]) -> f64 {
+        let values: Vec<Value> = values.iter().map(|v| Value::Scalar(*v)).collect();
+        match self.eval(&values) {
+            Ok(Value::Scalar(v)) => v,
+            // Scalars never reach candle, so nothing can fail or be a tensor.
+            other => unreachable!("scalar evaluation gave {other:?}"),
+        }
+    }
+
+    /// Appends `node` to `out`, parenthesised when its precedence is below
+    /// `min` (1: `+ -`, 2: `* /`, 3: unary `-`, 4: `^`, 5: atoms).
+    fn print(&self, node: &Node, min: u8, out: &mut String) {
+        let precedence = match &node.kind {
+            Kind::Binary(BinaryOp::Add | BinaryOp::Sub, ..) => 1,
+            Kind::Binary(BinaryOp::Mul | BinaryOp::Div, ..) => 2,
+            Kind::Negate(_) => 3,
+            Kind::Binary(BinaryOp::Pow, ..) => 4,
+            _ => 5,
+        };
+        if precedence < min {
+            out.push('(');
+        }
+        match &node.kind {
+            Kind::Number(v) => out.push_str(&v.to_string()),
+            Kind::Variable(i) => out.push_str(&self.variables[*i]),
+            Kind::Negate(x) => {
+                out.push('-');
+                self.print(x, 3, out);
+            }
+            Kind::Binary(op, l, r) => {
+                // Left-associative levels keep a same-level right operand in
+                // parentheses (a - (b - c)); `^` is right-associative.
+                let (left_min, right_min, symbol) = match op {
+                    BinaryOp::Add => (1, 2, " + "),
+                    BinaryOp::Sub => (1, 2, " - "),
+                    BinaryOp::Mul => (2, 3, "*"),
+                    BinaryOp::Div => (2, 3, "/"),
+                    BinaryOp::Pow => (5, 3, "^"),
+                };
+                self.print(l, left_min, out);
+                out.push_str(symbol);
+                self.print(r, right_min, out);
+            }
+            Kind::Call(f, args) => {
+                let name = FUNCTIONS.iter().find(|(_, g, _)| g == f).expect("known").0;
+                out.push_str(name);
+                out.push('(');
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    self.print(a, 0, out);
+                }
+                out.push(')');
+            }
+        }
+        if precedence < min {
+            out.push(')');
+        }
     }
 }
 
-fn eval(node: &Node, b: &Bindings) -> f64 {
-    match node {
-        Node::Number(v) => *v,
-        Node::Variable(Variable::ScoreChosen) => b.s_c,
-        Node::Variable(Variable::ScoreRejected) => b.s_r,
-        Node::Variable(Variable::Delta) => b.delta(),
-        Node::Variable(Variable::Confidence) => b.confidence(),
-        Node::Negate(x) => -eval(x, b),
-        Node::Binary(op, l, r) => {
-            let (l, r) = (eval(l, b), eval(r, b));
-            match op {
-                BinaryOp::Add => l + r,
-                BinaryOp::Sub => l - r,
-                BinaryOp::Mul => l * r,
-                BinaryOp::Div => l / r,
-                BinaryOp::Pow => l.powf(r),
-            }
-        }
-        Node::Call(f, args) => {
-            let a: Vec<f64> = args.iter().map(|x| eval(x, b)).collect();
+fn eval(node: &Node, values: &[Value]) -> candle_core::Result<Value> {
+    match &node.kind {
+        Kind::Number(v) => Ok(Value::Scalar(*v)),
+        Kind::Variable(i) => Ok(values[*i].clone()),
+        Kind::Negate(x) => match eval(x, values)? {
+            Value::Scalar(v) => Ok(Value::Scalar(-v)),
+            Value::Batch(t) => Ok(Value::Batch(t.neg()?)),
+        },
+        Kind::Binary(op, l, r) => binary(*op, eval(l, values)?, eval(r, values)?),
+        Kind::Call(f, args) => {
+            let mut a = args
+                .iter()
+                .map(|x| eval(x, values))
+                .collect::<candle_core::Result<Vec<Value>>>()?
+                .into_iter();
+            let mut next = || a.next().expect("arity checked at parse time");
             match f {
-                Function::Sigmoid => sigmoid(a[0]),
-                Function::Exp => a[0].exp(),
-                Function::Log => a[0].ln(),
-                Function::Abs => a[0].abs(),
-                Function::Tanh => a[0].tanh(),
-                Function::Sqrt => a[0].sqrt(),
-                Function::Min => a[0].min(a[1]),
-                Function::Max => a[0].max(a[1]),
-                // clamp(x, lo, hi); written out because f64::clamp panics when lo > hi.
-                Function::Clamp => a[0].max(a[1]).min(a[2]),
+                Function::Pow => binary(BinaryOp::Pow, next(), next()),
+                Function::Min => minimum(next(), next()),
+                Function::Max => maximum(next(), next()),
+                // clamp(x, lo, hi) = min(max(x, lo), hi); written out because
+                // f64::clamp panics when lo > hi.
+                Function::Clamp => {
+                    let (x, lo, hi) = (next(), next(), next());
+                    minimum(maximum(x, lo)?, hi)
+                }
+                unary => unary_call(*unary, next()),
             }
         }
     }
+}
+
+/// A one-argument function, in f64 or as candle ops.
+fn unary_call(f: Function, x: Value) -> candle_core::Result<Value> {
+    Ok(match x {
+        Value::Scalar(x) => Value::Scalar(match f {
+            Function::Sigmoid => sigmoid(x),
+            Function::LogSigmoid => -softplus_f64(-x),
+            Function::Softplus => softplus_f64(x),
+            Function::Relu => x.max(0.0),
+            Function::Exp => x.exp(),
+            Function::Log => x.ln(),
+            Function::Abs => x.abs(),
+            Function::Tanh => x.tanh(),
+            Function::Sqrt => x.sqrt(),
+            Function::Square => x * x,
+            _ => unreachable!("{f:?} takes more than one argument"),
+        }),
+        Value::Batch(x) => Value::Batch(match f {
+            Function::Sigmoid => candle_nn::ops::sigmoid(&x)?,
+            Function::LogSigmoid => log_sigmoid(&x)?,
+            Function::Softplus => softplus(&x)?,
+            Function::Relu => x.relu()?,
+            Function::Exp => x.exp()?,
+            Function::Log => x.log()?,
+            Function::Abs => x.abs()?,
+            Function::Tanh => x.tanh()?,
+            Function::Sqrt => x.sqrt()?,
+            Function::Square => x.sqr()?,
+            _ => unreachable!("{f:?} takes more than one argument"),
+        }),
+    })
+}
+
+/// `l op r`. A scalar next to a batch becomes an affine map of the batch
+/// (the same ops the built-in losses use, so their values match bit for bit).
+fn binary(op: BinaryOp, l: Value, r: Value) -> candle_core::Result<Value> {
+    use BinaryOp::*;
+    use Value::{Batch, Scalar};
+    Ok(match (l, r) {
+        (Scalar(a), Scalar(b)) => Scalar(op.apply(a, b)),
+        (Batch(a), Scalar(b)) => Batch(match op {
+            Add => a.affine(1.0, b)?,
+            Sub => a.affine(1.0, -b)?,
+            Mul => a.affine(b, 0.0)?,
+            Div => a.affine(1.0 / b, 0.0)?,
+            Pow if b == 2.0 => a.sqr()?,
+            Pow => a.powf(b)?,
+        }),
+        (Scalar(a), Batch(b)) => Batch(match op {
+            Add => b.affine(1.0, a)?,
+            Sub => b.affine(-1.0, a)?,
+            Mul => b.affine(a, 0.0)?,
+            Div => b.recip()?.affine(a, 0.0)?,
+            // aᵇ = e^{b ln a}.
+            Pow => b.affine(a.ln(), 0.0)?.exp()?,
+        }),
+        (Batch(a), Batch(b)) => Batch(match op {
+            Add => (a + b)?,
+            Sub => (a - b)?,
+            Mul => (a * b)?,
+            Div => (a / b)?,
+            // e^{b ln a}: NaN for a < 0, as in maths over the reals.
+            Pow => a.pow(&b)?,
+        }),
+    })
+}
+
+fn minimum(l: Value, r: Value) -> candle_core::Result<Value> {
+    Ok(match (l, r) {
+        (Value::Scalar(a), Value::Scalar(b)) => Value::Scalar(a.min(b)),
+        (Value::Batch(a), Value::Scalar(s)) | (Value::Scalar(s), Value::Batch(a)) => {
+            Value::Batch(a.minimum(s)?)
+        }
+        (Value::Batch(a), Value::Batch(b)) => Value::Batch(a.minimum(&b)?),
+    })
+}
+
+fn maximum(l: Value, r: Value) -> candle_core::Result<Value> {
+    Ok(match (l, r) {
+        (Value::Scalar(a), Value::Scalar(b)) => Value::Scalar(a.max(b)),
+        (Value::Batch(a), Value::Scalar(s)) | (Value::Scalar(s), Value::Batch(a)) => {
+            Value::Batch(a.maximum(s)?)
+        }
+        (Value::Batch(a), Value::Batch(b)) => Value::Batch(a.maximum(&b)?),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -272,7 +519,11 @@ fn tokenize(source: &str) -> Result<Vec<Token>, ParseError> {
                 let text = &source[offset..end];
                 let value = text
                     .parse::<f64>()
-                    .map_err(|_| error(chars[start].0, format!("`{text}` is not a number")))?;
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        error(chars[start].0, format!("`{text}` is not a finite number"))
+                    })?;
                 tokens.push(Token {
                     kind: TokenKind::Number(value),
                     offset,
@@ -308,6 +559,7 @@ fn tokenize(source: &str) -> Result<Vec<Token>, ParseError> {
 
 struct Parser<'a> {
     source: &'a str,
+    variables: &'a [&'a str],
     tokens: Vec<Token>,
     next: usize,
 }
@@ -357,6 +609,13 @@ impl Parser<'_> {
         }
     }
 
+    fn binary(op: BinaryOp, left: Node, right: Node) -> Node {
+        Node {
+            offset: left.offset,
+            kind: Kind::Binary(op, Box::new(left), Box::new(right)),
+        }
+    }
+
     fn expr(&mut self) -> Result<Node, ParseError> {
         let mut left = self.term()?;
         while let Some(op) = self.eat_op(&['+', '-']) {
@@ -365,7 +624,7 @@ impl Parser<'_> {
             } else {
                 BinaryOp::Sub
             };
-            left = Node::Binary(op, Box::new(left), Box::new(self.term()?));
+            left = Self::binary(op, left, self.term()?);
         }
         Ok(left)
     }
@@ -378,39 +637,43 @@ impl Parser<'_> {
             } else {
                 BinaryOp::Div
             };
-            left = Node::Binary(op, Box::new(left), Box::new(self.unary()?));
+            left = Self::binary(op, left, self.unary()?);
         }
         Ok(left)
     }
 
     fn unary(&mut self) -> Result<Node, ParseError> {
+        let offset = self.peek().map_or(self.source.len(), |t| t.offset);
         if self.eat_op(&['-']).is_some() {
-            return Ok(Node::Negate(Box::new(self.unary()?)));
+            return Ok(Node {
+                offset,
+                kind: Kind::Negate(Box::new(self.unary()?)),
+            });
         }
-        self.eat_op(&['+']);
+        if self.eat_op(&['+']).is_some() {
+            let mut inner = self.power()?;
+            inner.offset = offset;
+            return Ok(inner);
+        }
         self.power()
     }
 
     fn power(&mut self) -> Result<Node, ParseError> {
         let base = self.primary()?;
         if self.eat_op(&['^']).is_some() {
-            return Ok(Node::Binary(
-                BinaryOp::Pow,
-                Box::new(base),
-                Box::new(self.unary()?),
-            ));
+            return Ok(Self::binary(BinaryOp::Pow, base, self.unary()?));
         }
         Ok(base)
     }
 
     fn primary(&mut self) -> Result<Node, ParseError> {
         let tok = self.advance()?;
-        match tok.kind {
-            TokenKind::Number(v) => Ok(Node::Number(v)),
+        let kind = match tok.kind {
+            TokenKind::Number(v) => Kind::Number(v),
             TokenKind::Open => {
                 let inner = self.expr()?;
                 self.expect(TokenKind::Close)?;
-                Ok(inner)
+                inner.kind
             }
             TokenKind::Name(name)
                 if matches!(
@@ -421,26 +684,34 @@ impl Parser<'_> {
                     })
                 ) =>
             {
-                self.call(&name, tok.offset)
+                self.call(&name, tok.offset)?
             }
-            TokenKind::Name(name) => match VARIABLES.iter().find(|(n, _)| *n == name) {
-                Some((_, variable)) => Ok(Node::Variable(*variable)),
-                None => Err(self.error(
-                    tok.offset,
-                    format!(
-                        "unknown variable `{name}`; known variables: {}",
-                        names(VARIABLES.iter().map(|v| v.0))
-                    ),
-                )),
+            TokenKind::Name(name) => match self.variables.iter().position(|n| *n == name) {
+                Some(index) => Kind::Variable(index),
+                None => {
+                    return Err(self.error(
+                        tok.offset,
+                        format!(
+                            "unknown variable `{name}`; known variables: {}",
+                            names(self.variables.iter().copied())
+                        ),
+                    ));
+                }
             },
-            other => Err(self.error(
-                tok.offset,
-                format!("expected a number, a name or `(`, found {other}"),
-            )),
-        }
+            other => {
+                return Err(self.error(
+                    tok.offset,
+                    format!("expected a number, a name or `(`, found {other}"),
+                ));
+            }
+        };
+        Ok(Node {
+            offset: tok.offset,
+            kind,
+        })
     }
 
-    fn call(&mut self, name: &str, offset: usize) -> Result<Node, ParseError> {
+    fn call(&mut self, name: &str, offset: usize) -> Result<Kind, ParseError> {
         let Some(&(_, function, arity)) = FUNCTIONS.iter().find(|(n, _, _)| *n == name) else {
             let known = names(FUNCTIONS.iter().map(|f| f.0));
             return Err(self.error(
@@ -467,18 +738,21 @@ impl Parser<'_> {
                 format!("`{name}` takes {arity} argument(s), got {}", args.len()),
             ));
         }
-        Ok(Node::Call(function, args))
+        Ok(Kind::Call(function, args))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::{Device, Var};
 
-    fn value(src: &str, s_c: f64, s_r: f64) -> f64 {
-        Expression::parse(src)
+    const XY: [&str; 2] = ["x", "y"];
+
+    fn value(src: &str, x: f64, y: f64) -> f64 {
+        Expression::parse(src, &XY)
             .unwrap_or_else(|e| panic!("{e}"))
-            .eval(&Bindings { s_c, s_r })
+            .eval_scalar(&[x, y])
     }
 
     #[test]
@@ -491,43 +765,154 @@ mod tests {
         assert_eq!(value("-2^2", 0.0, 0.0), -4.0);
         assert_eq!(value("8 - 2 - 1", 0.0, 0.0), 5.0);
         assert_eq!(value("1e-1 * 20", 0.0, 0.0), 2.0);
-        assert_eq!(value("s_c - s_r + delta", 3.0, 1.0), 4.0);
+        assert_eq!(value("x - y + +x", 3.0, 1.0), 5.0);
     }
 
     #[test]
     fn functions_by_hand() {
-        assert!((value("sigmoid(delta)", 1.5, 0.5) - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-15);
-        assert!((value("c", 1.5, 0.5) - (2.0 / (1.0 + (-1.0f64).exp()) - 1.0)).abs() < 1e-15);
-        assert_eq!(value("clamp(delta, 0, 1)", 5.0, 0.0), 1.0);
-        assert_eq!(value("clamp(delta, 0, 1)", -5.0, 0.0), 0.0);
-        assert_eq!(value("min(s_c, s_r) + max(s_c, s_r)", 2.0, -1.0), 1.0);
+        let s1 = 1.0 / (1.0 + (-1.0f64).exp());
+        assert!((value("sigmoid(x - y)", 1.5, 0.5) - s1).abs() < 1e-15);
+        assert!((value("log_sigmoid(x)", 1.0, 0.0) - s1.ln()).abs() < 1e-15);
+        assert!((value("softplus(x)", -1.0, 0.0) - (1.0 + (-1f64).exp()).ln()).abs() < 1e-15);
+        assert_eq!(value("log_sigmoid(x)", -800.0, 0.0), -800.0);
+        assert_eq!(value("relu(x) + relu(y)", -2.0, 3.0), 3.0);
+        assert_eq!(value("clamp(x, 0, 1)", 5.0, 0.0), 1.0);
+        assert_eq!(value("clamp(x, 0, 1)", -5.0, 0.0), 0.0);
+        assert_eq!(value("min(x, y) + max(x, y)", 2.0, -1.0), 1.0);
+        assert_eq!(value("pow(x, 3) + square(y)", -2.0, 3.0), 1.0);
         assert!((value("log(exp(2)) + sqrt(abs(-9)) + tanh(0)", 0.0, 0.0) - 5.0).abs() < 1e-15);
+    }
+
+    /// Every function and operator, once as f64 and once as candle ops on
+    /// [B] tensors (and mixed with scalars): the same numbers.
+    #[test]
+    fn tensor_evaluation_matches_scalar_evaluation() -> candle_core::Result<()> {
+        let xs = [-3.0, -0.5, 0.25, 2.0];
+        let ys = [0.5, 1.5, -2.0, 4.0];
+        let sources = [
+            "sigmoid(x) + log_sigmoid(y) - softplus(x*y)",
+            "relu(x) * exp(y/4) + log(abs(x) + 1)",
+            "tanh(x) + sqrt(y^2 + 1) + square(x - y)",
+            "pow(abs(x), y) + 2^x + x^2 - (-x)^3",
+            "min(x, y) + max(x, 0.5) + clamp(y, -1, x)",
+            "1/(x*x + 1) - 2/(y + 10) + x/4",
+        ];
+        let t = |v: &[f64]| Value::Batch(Tensor::new(v, &Device::Cpu).unwrap());
+        for src in sources {
+            let e = Expression::parse(src, &XY).unwrap();
+            let Value::Batch(got) = e.eval(&[t(&xs), t(&ys)])? else {
+                panic!("{src}: a batch in, a batch out");
+            };
+            let got = got.to_vec1::<f64>()?;
+            for i in 0..xs.len() {
+                let want = e.eval_scalar(&[xs[i], ys[i]]);
+                assert!(
+                    (got[i] - want).abs() < 1e-12 * (1.0 + want.abs()),
+                    "{src} at ({}, {}): tensor {} vs scalar {want}",
+                    xs[i],
+                    ys[i],
+                    got[i]
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn tensor_evaluation_is_differentiable() -> candle_core::Result<()> {
+        // d/dx [x²·y + relu(x)] = 2xy + 1[x ≥ 0]; d/dy = x².
+        let x = Var::new(&[-1.5f64, 2.0], &Device::Cpu)?;
+        let y = Var::new(&[3.0f64, 0.5], &Device::Cpu)?;
+        let e = Expression::parse("x^2*y + relu(x)", &XY).unwrap();
+        let Value::Batch(out) = e.eval(&[
+            Value::Batch(x.as_tensor().clone()),
+            Value::Batch(y.as_tensor().clone()),
+        ])?
+        else {
+            panic!("a batch");
+        };
+        let grads = out.sum_all()?.backward()?;
+        let gx = grads.get(x.as_tensor()).unwrap().to_vec1::<f64>()?;
+        let gy = grads.get(y.as_tensor()).unwrap().to_vec1::<f64>()?;
+        assert_eq!(gx, vec![2.0 * -1.5 * 3.0, 2.0 * 2.0 * 0.5 + 1.0]);
+        assert_eq!(gy, vec![2.25, 4.0]);
+        Ok(())
+    }
+
+    #[test]
+    fn canonical_form_ignores_spacing_and_redundant_parentheses() {
+        let canonical = |s: &str| Expression::parse(s, &XY).unwrap().canonical();
+        assert_eq!(canonical("relu( 1-2*(x) )"), "relu(1 - 2*x)");
+        assert_eq!(canonical("relu(1 - 2 * x)"), "relu(1 - 2*x)");
+        assert_eq!(canonical("((x))**2"), "x^2");
+        assert_eq!(canonical("1e-1*x"), "0.1*x");
+        // Needed parentheses stay.
+        for kept in [
+            "x - (y - 1)",
+            "x/(y*2)",
+            "(x + y)*2",
+            "(-x)^2",
+            "-x^2",
+            "(x^y)^2",
+            "x^y^2",
+            "x^-y",
+            "--x",
+            "1 - -x",
+            "min(x, y + 1)",
+        ] {
+            assert_eq!(canonical(kept), kept);
+        }
+        assert_eq!(canonical("(x - y) - 1"), "x - y - 1");
+        assert_eq!(canonical("x + (y + 1)"), "x + (y + 1)");
+        // The canonical text parses to the same values.
+        for src in ["x - (y - 1)*-x^2/(y + 3)", "2^-x^2", "-(x + y)^-2"] {
+            let printed = canonical(src);
+            assert_eq!(canonical(&printed), printed);
+            let (a, b) = (value(src, 0.7, 1.3), value(&printed, 0.7, 1.3));
+            assert!((a - b).abs() < 1e-15, "{src} → {printed}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn reads_and_denominators() {
+        let e = Expression::parse("x/(y - y) + 1/2", &XY).unwrap();
+        assert!(e.reads("x") && e.reads("y") && !e.reads("z"));
+        assert!(!Expression::parse("x + 1", &XY).unwrap().reads("y"));
+        let d: Vec<(usize, String)> = e
+            .denominators()
+            .into_iter()
+            .map(|(at, d)| (at, d.canonical()))
+            .collect();
+        assert_eq!(d, vec![(2, "y - y".to_string()), (14, "2".to_string())]);
     }
 
     #[test]
     fn errors_name_the_expression_and_the_problem() {
-        let err = Expression::parse("2*sigmoid(s_w - s_r)").unwrap_err();
+        let err = Expression::parse("2*sigmoid(w - y)", &XY).unwrap_err();
         assert_eq!(err.offset, 10);
         let text = err.to_string();
         assert!(
-            text.contains("`2*sigmoid(s_w - s_r)`") && text.contains("unknown variable `s_w`"),
+            text.contains("`2*sigmoid(w - y)`") && text.contains("unknown variable `w`"),
             "{text}"
         );
-        let err = Expression::parse("softmax(delta)").unwrap_err().to_string();
+        let err = Expression::parse("softmax(x)", &XY)
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("unknown function `softmax`") && err.contains("sigmoid"),
+            err.contains("unknown function `softmax`") && err.contains("log_sigmoid"),
             "{err}"
         );
-        let err = Expression::parse("min(delta)").unwrap_err().to_string();
+        let err = Expression::parse("min(x)", &XY).unwrap_err().to_string();
         assert!(err.contains("takes 2"), "{err}");
         assert!(
-            Expression::parse("1 +")
+            Expression::parse("1 +", &XY)
                 .unwrap_err()
                 .to_string()
                 .contains("ends too early")
         );
-        assert!(Expression::parse("(delta").is_err());
-        assert!(Expression::parse("delta delta").is_err());
-        assert!(Expression::parse("delta; exit").is_err());
+        assert!(Expression::parse("1e999 * x", &XY).is_err());
+        assert!(Expression::parse("(x", &XY).is_err());
+        assert!(Expression::parse("x x", &XY).is_err());
+        assert!(Expression::parse("x; exit", &XY).is_err());
     }
 }

@@ -6,6 +6,7 @@
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::custom_loss::{CustomLoss, CustomLossSpec};
 use crate::model::ResponseLogProbs;
 
 /// softplus(z) = log(1 + e^z), computed as relu(z) + log(1 + e^{−|z|}) so
@@ -39,7 +40,8 @@ pub enum LogProbReduction {
     Mean,
 }
 
-fn reduce(lp: &ResponseLogProbs, reduction: LogProbReduction) -> Result<Tensor> {
+/// A response's log-prob under `reduction`. [B] → [B].
+pub(crate) fn reduce(lp: &ResponseLogProbs, reduction: LogProbReduction) -> Result<Tensor> {
     match reduction {
         LogProbReduction::Sum => Ok(lp.sum.clone()),
         LogProbReduction::Mean => lp.mean(),
@@ -102,6 +104,39 @@ pub fn pairwise_bce_loss(z_ab: &Tensor, z_ba: &Tensor) -> Result<Tensor> {
 /// response tokens in the batch), a token-level mean. Returns a scalar.
 pub fn sft_loss(lp: &ResponseLogProbs) -> Result<Tensor> {
     lp.sum.sum_all()?.neg()? / lp.count.sum_all()?
+}
+
+/// A loss the preference trainer minimises: the built-in
+/// [`PreferenceObjective`]s and the manifest's expressions
+/// ([`CustomLoss`](super::custom_loss::CustomLoss)).
+pub trait PreferenceLoss: std::fmt::Debug {
+    /// Fails on a knob outside its domain, naming it.
+    fn validate(&self) -> anyhow::Result<()>;
+
+    /// The scalar loss of B pairs: the mean over pairs of each pair's loss
+    /// scaled by its weight. `weights` is [B].
+    fn batch_loss(
+        &self,
+        policy: &PairResponseLogProbs,
+        reference: &PairResponseLogProbs,
+        weights: &Tensor,
+    ) -> Result<Tensor>;
+}
+
+impl PreferenceLoss for PreferenceObjective {
+    fn validate(&self) -> anyhow::Result<()> {
+        PreferenceObjective::validate(self)
+    }
+
+    /// mean_i(w_i · ℓ_i).
+    fn batch_loss(
+        &self,
+        policy: &PairResponseLogProbs,
+        reference: &PairResponseLogProbs,
+        weights: &Tensor,
+    ) -> Result<Tensor> {
+        weighted_mean(&self.per_pair_loss(policy, reference)?, weights)
+    }
 }
 
 /// Which preference loss aligns the strong model, with its knob. Serde:
@@ -192,6 +227,39 @@ impl PreferenceObjective {
                 epsilon,
             ),
         }
+    }
+}
+
+/// The loss an `align` stage trains with, as a resolved cell carries it: a
+/// built-in objective, or a loss written in the manifest (`objective =
+/// "custom"`) in the checked, canonical form its cache key holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlignLoss {
+    BuiltIn(PreferenceObjective),
+    Custom(CustomLossSpec),
+}
+
+impl From<PreferenceObjective> for AlignLoss {
+    fn from(objective: PreferenceObjective) -> Self {
+        Self::BuiltIn(objective)
+    }
+}
+
+impl AlignLoss {
+    /// The loss to train with: fails on a built-in's knob outside its
+    /// domain, or a custom loss that fails [`CustomLoss`]'s checks (a cache
+    /// record written by hand).
+    pub fn build(&self) -> anyhow::Result<Box<dyn PreferenceLoss>> {
+        Ok(match self {
+            Self::BuiltIn(objective) => {
+                objective.validate()?;
+                Box::new(*objective)
+            }
+            Self::Custom(spec) => Box::new(
+                CustomLoss::from_spec(spec)
+                    .map_err(|e| anyhow::anyhow!("custom loss `{}`: {e}", spec.expression))?,
+            ),
+        })
     }
 }
 

@@ -13,7 +13,7 @@
 //! | [`sft::train_sft`] | [`LanguageModel`](crate::model::LanguageModel) | mean NLL of response tokens |
 //! | [`bt::train_bradley_terry`] | [`ScalarScorer`](crate::model::ScalarScorer) | −log σ(s_w − s_l) (Eq. 5) |
 //! | [`pairrm::train_pairwise`] | [`ScalarScorer`](crate::model::ScalarScorer) over a pair template | BCE on both orders |
-//! | [`po::train_po`] | [`LanguageModel`](crate::model::LanguageModel) | mean_i w_i · ℓ_i, ℓ ∈ {DPO, IPO, rDPO} |
+//! | [`po::train_po`] | [`LanguageModel`](crate::model::LanguageModel) | mean_i w_i · ℓ_i, ℓ ∈ {DPO, IPO, rDPO} or a [`custom_loss`] expression |
 //!
 //! Inputs are already tokenised ([`TokenizedExample`], [`TokenizedPair`]):
 //! templates and tokenisers belong to the caller.
@@ -35,6 +35,7 @@
 //! ```
 pub mod adamw;
 pub mod bt;
+pub mod custom_loss;
 pub mod dpo_bench;
 pub mod expression;
 pub mod losses;
@@ -54,7 +55,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{PadSide, SeqBatch};
 
-pub use losses::PreferenceObjective;
+pub use custom_loss::CustomLoss;
+pub use losses::{AlignLoss, PreferenceLoss, PreferenceObjective};
 pub use optim::{TrainConfig, TrainError};
 pub use weak_label::WeakLabel;
 pub use weighting::WeightingScheme;

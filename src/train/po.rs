@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::losses::{PairResponseLogProbs, PreferenceObjective, weighted_mean};
+use super::losses::{PairResponseLogProbs, PreferenceLoss};
 use super::optim::{TrainConfig, run_training};
 use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel, halves};
 use crate::model::{LanguageModel, ResponseLogProbs};
@@ -115,12 +115,13 @@ impl PoData<'_> {
     }
 }
 
-/// mean_i(w_i · ℓ_i) over the pairs at `indices`. Scalar.
+/// `objective`'s batch loss over the pairs at `indices` (for the built-ins
+/// mean_i(w_i · ℓ_i)). Scalar.
 pub fn po_batch_loss(
     policy: &dyn LanguageModel,
     batching: &Batching,
     data: &PoData,
-    objective: &PreferenceObjective,
+    objective: &dyn PreferenceLoss,
     indices: &[usize],
 ) -> anyhow::Result<Tensor> {
     let selected: Vec<&TokenizedPair> = indices.iter().map(|&i| &data.pairs[i]).collect();
@@ -139,17 +140,16 @@ pub fn po_batch_loss(
     };
     let reference: Vec<&PairLogProbs> = indices.iter().map(|&i| &data.reference[i]).collect();
     let reference_lp = stored_as_tensors(&reference, lp.sum.dtype(), lp.sum.device())?;
-    let per_pair = objective.per_pair_loss(&policy_lp, &reference_lp)?; // [B]
     let weights: Vec<f64> = indices.iter().map(|&i| data.weights[i]).collect();
     let weights = Tensor::from_vec(weights, indices.len(), lp.sum.device())?; // [B]
-    Ok(weighted_mean(&per_pair, &weights)?)
+    Ok(objective.batch_loss(&policy_lp, &reference_lp, &weights)?)
 }
 
 /// Aligns `policy` on `data` with `objective`.
 pub fn train_po(
     policy: &dyn LanguageModel,
     data: &PoData,
-    objective: &PreferenceObjective,
+    objective: &dyn PreferenceLoss,
     config: &TrainConfig,
     pad_id: u32,
     device: &Device,
@@ -203,6 +203,7 @@ pub fn implicit_reward_labels(
 mod tests {
     use super::*;
     use crate::train::test_model::{TinyCausalModel, check_gradients, tiny_policy};
+    use crate::train::{CustomLoss, PreferenceObjective};
     use candle_core::Var;
 
     fn batching() -> Batching {
@@ -364,6 +365,155 @@ mod tests {
         };
         assert!(margin(&after) > 1.0, "mean h after DPO: {}", margin(&after));
         assert!(report.final_loss < report.losses[0]);
+        Ok(())
+    }
+
+    /// The built-ins written as custom expressions (README: Writing a loss),
+    /// each with its built-in twin.
+    fn built_ins_as_expressions() -> Vec<(PreferenceObjective, CustomLoss)> {
+        let (beta, tau, eps) = (0.5, 0.1, 0.2);
+        let custom = |src: &str, length_normalised: bool| {
+            CustomLoss::new(
+                src,
+                length_normalised,
+                [beta, tau, eps],
+                &Default::default(),
+            )
+            .unwrap_or_else(|e| panic!("{src}: {e}"))
+        };
+        let dpo = PreferenceObjective::Dpo { beta };
+        let ipo = PreferenceObjective::Ipo {
+            tau,
+            length_normalised: true,
+        };
+        let rdpo = PreferenceObjective::Rdpo { beta, epsilon: eps };
+        vec![
+            (dpo, custom("-log_sigmoid(beta*h)", false)),
+            // Reading `w` places the weight itself: the same CW-DPO.
+            (dpo, custom("-w*log_sigmoid(beta*h)", false)),
+            (ipo, custom("(h - 1/(2*tau))^2", true)),
+            // The same IPO spelled out on summed log-probs.
+            (
+                ipo,
+                custom(
+                    "square(logp_c/len_c - ref_c/len_c - (logp_r/len_r - ref_r/len_r) - 1/(2*tau))",
+                    false,
+                ),
+            ),
+            (
+                rdpo,
+                custom(
+                    "((1 - eps)*-log_sigmoid(beta*h) - eps*-log_sigmoid(-beta*h))/(1 - 2*eps)",
+                    false,
+                ),
+            ),
+        ]
+    }
+
+    #[test]
+    fn built_ins_written_as_expressions_match_in_value_and_gradient() -> anyhow::Result<()> {
+        let (policy, reference) = moved_policy_and_reference()?;
+        let pairs = pairs();
+        let weights = [0.9, 0.3, 0.6, 1.0, 0.2, 0.5, 0.7, 0.8];
+        let data = PoData {
+            pairs: &pairs,
+            reference: &reference,
+            weights: &weights,
+        };
+        let batch = [0, 3, 5, 6];
+        for (built_in, custom) in built_ins_as_expressions() {
+            let what = format!("{built_in:?} vs `{}`", custom.expression());
+            let want = po_batch_loss(&policy, &batching(), &data, &built_in, &batch)?;
+            let got = po_batch_loss(&policy, &batching(), &data, &custom, &batch)?;
+            let (w, g) = (want.to_scalar::<f64>()?, got.to_scalar::<f64>()?);
+            assert!((w - g).abs() < 1e-6, "{what}: loss {g} vs {w}");
+            let want = gradients(&policy, want)?;
+            let got = gradients(&policy, got)?;
+            for (a, b) in want.iter().flatten().zip(got.iter().flatten()) {
+                assert!((a - b).abs() < 1e-5, "{what}: gradient {b} vs {a}");
+            }
+            assert!(
+                want.iter().flatten().any(|g| g.abs() > 1e-3),
+                "{what}: a vacuous comparison"
+            );
+            // And backprop through the expression agrees with finite differences.
+            check_gradients(&policy.vars(), 4, &|| {
+                po_batch_loss(&policy, &batching(), &data, &custom, &batch)
+            })
+            .map_err(|e| e.context(what.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// TRL's reward accuracy: the fraction of pairs whose implicit reward
+    /// margin h = [log π(y_c) − log π_ref(y_c)] − [log π(y_r) − log π_ref(y_r)]
+    /// is positive.
+    fn reward_accuracy(after: &[PairLogProbs], reference: &[PairLogProbs]) -> f64 {
+        let right = after
+            .iter()
+            .zip(reference)
+            .filter(|(p, r)| {
+                (p.chosen_sum - r.chosen_sum) - (p.rejected_sum - r.rejected_sum) > 0.0
+            })
+            .count();
+        right as f64 / after.len() as f64
+    }
+
+    #[test]
+    fn a_hinge_loss_raises_pair_accuracy_on_a_separable_set() -> anyhow::Result<()> {
+        // Chosen responses repeat the prompt's token, rejected ones never do.
+        let policy = tiny_policy(5)?;
+        let pairs = pairs();
+        let reference = reference_logprobs(&policy, &pairs, &batching(), 4)?;
+        let before = reward_accuracy(
+            &reference_logprobs(&policy, &pairs, &batching(), 4)?,
+            &reference,
+        );
+        let weights = vec![1.0; pairs.len()];
+        let data = PoData {
+            pairs: &pairs,
+            reference: &reference,
+            weights: &weights,
+        };
+        let config = TrainConfig {
+            epochs: 10,
+            batch_size: 4,
+            lr: 1e-2,
+            ..TrainConfig::default()
+        };
+        let hinge = CustomLoss::new(
+            "relu(1 - beta*h)",
+            false,
+            [0.5, 0.1, 0.1],
+            &Default::default(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let report = train_po(
+            &policy,
+            &data,
+            &hinge,
+            &config,
+            0,
+            &Device::Cpu,
+            &mut |_| {},
+        )?;
+        // At the start policy = reference: h = 0, ℓ = relu(1) = 1, no pair right.
+        assert!(
+            (report.losses[0] - 1.0).abs() < 1e-5,
+            "first loss {}",
+            report.losses[0]
+        );
+        assert_eq!(before, 0.0);
+        let after = reward_accuracy(
+            &reference_logprobs(&policy, &pairs, &batching(), 4)?,
+            &reference,
+        );
+        assert!(after >= 0.875, "reward accuracy after the hinge: {after}");
+        assert!(
+            report.final_loss < 0.5 * report.losses[0],
+            "{:?}",
+            report.losses
+        );
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 //! the higher one wins.
 use serde::{Deserialize, Serialize};
 
-use super::expression::Bindings;
+use super::weighting::Bindings;
 use super::{TokenizedPair, halves};
 use crate::model::{ScalarScorer, SeqBatch};
 

@@ -9,7 +9,34 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::WeakLabel;
-use super::expression::{Bindings, Expression, ParseError, sigmoid};
+use super::expression::{Expression, ParseError, sigmoid};
+
+/// The values of a weighting expression's variables for one pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bindings {
+    pub s_c: f64,
+    pub s_r: f64,
+}
+
+impl Bindings {
+    pub fn delta(&self) -> f64 {
+        self.s_c - self.s_r
+    }
+
+    /// 2σ(Δ) − 1, computed as tanh(Δ/2) (the same number, without the
+    /// cancellation of 2σ − 1 near Δ = 0).
+    pub fn confidence(&self) -> f64 {
+        (self.delta() / 2.0).tanh()
+    }
+
+    /// The values of [`VARIABLES`], in order.
+    fn values(&self) -> [f64; 4] {
+        [self.s_c, self.s_r, self.delta(), self.confidence()]
+    }
+}
+
+/// The names a weighting expression may read. `delta` = s_c − s_r, `c` = 2σ(delta) − 1.
+const VARIABLES: [&str; 4] = ["s_c", "s_r", "delta", "c"];
 
 /// How a weak label's scores become a loss weight. Serde: one string, a
 /// scheme name or else an expression over `s_c`, `s_r`, `delta`, `c`:
@@ -86,7 +113,7 @@ impl WeightingScheme {
             Self::Margin => b.delta(),
             Self::Squared => b.confidence().powi(2),
             Self::Uniform => 1.0,
-            Self::Expression(e) => e.eval(b),
+            Self::Expression(e) => e.eval_scalar(&b.values()),
         }
     }
 
@@ -124,7 +151,7 @@ impl FromStr for WeightingScheme {
             "margin" => Self::Margin,
             "squared" => Self::Squared,
             "uniform" => Self::Uniform,
-            _ => Self::Expression(Expression::parse(s)?),
+            _ => Self::Expression(Expression::parse(s, &VARIABLES)?),
         })
     }
 }
