@@ -13,5 +13,6 @@ pub mod model;
 pub mod plan;
 pub mod profile;
 pub mod report;
+pub mod safe_name;
 pub mod stage;
 pub mod train;

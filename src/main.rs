@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use cwpo::cache::Cache;
+use cwpo::cache::snapshot::Snapshot;
+use cwpo::cache::{Cache, CacheRead};
 use cwpo::device::parse_device;
 use cwpo::exec::{self, NodeState, RunOptions};
 use cwpo::manifest::diagnostic::Diagnostics;
@@ -90,6 +91,16 @@ enum Command {
         #[command(flatten)]
         inputs: Inputs,
     },
+    /// Hash every cached file in full; drop records whose files changed (they re-run).
+    Verify {
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
+    /// Look after the cache itself.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Delete cached stages the given manifests no longer reach.
     Gc {
         /// Manifests whose stages to keep.
@@ -119,6 +130,16 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Rebuild the index from the record files in the artifact dirs,
+    /// hashing every file; untrusted dirs move to `failed/`.
+    Repair {
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
     },
 }
 
@@ -248,15 +269,27 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     "no stage named `{stage}` in this plan (or the key prefix is ambiguous); `sweep plan --json` lists them"
                 );
             };
-            let cache = open_if_exists(&inputs.results)?;
-            print!("{}", exec::why::explain(&plan, cache.as_ref(), node)?);
+            let cache = Snapshot::open(&inputs.results)?;
+            print!("{}", exec::why::explain(&plan, &cache, node)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { results, json } => status(&results, json),
+        Command::Verify { results } => {
+            let verified = Cache::open(&results)?.verify_all()?;
+            println!("{verified}");
+            Ok(ExitCode::from(u8::from(!verified.dropped.is_empty())))
+        }
+        Command::Cache {
+            command: CacheCommand::Repair { results },
+        } => {
+            let (_, found) = Cache::repair(&results)?;
+            print!("{found}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report { inputs } => {
             let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
-            let cache = open_if_exists(&inputs.results)?;
-            exec::results::write_reports(&plan, cache.as_ref(), &inputs.results)?;
+            let cache = Snapshot::open(&inputs.results)?;
+            exec::results::write_reports(&plan, &cache, &inputs.results)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { inputs } => {
@@ -340,7 +373,7 @@ fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<E
         eprintln!("cancelled: unfinished stages were discarded; `sweep run` again resumes");
         return Ok(ExitCode::from(130));
     }
-    exec::results::write_reports(&plan, Some(&cache), &inputs.results)?;
+    exec::results::write_reports(&plan, &cache, &inputs.results)?;
     if summary.failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -357,8 +390,8 @@ fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<E
 
 fn show_plan(inputs: &Inputs, json: bool, dot: Option<&Path>) -> Result<ExitCode> {
     let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
-    let cache = open_if_exists(&inputs.results)?;
-    let states = exec::states(&plan, cache.as_ref())?;
+    let cache = Snapshot::open(&inputs.results)?;
+    let states = exec::states(&plan, &cache)?;
     let mut per_kind: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
     let mut stages = Vec::new();
     for idx in plan.topological() {
@@ -430,10 +463,11 @@ fn show_plan(inputs: &Inputs, json: bool, dot: Option<&Path>) -> Result<ExitCode
 }
 
 fn status(results: &Path, json: bool) -> Result<ExitCode> {
-    let Some(cache) = open_if_exists(results)? else {
+    let cache = Snapshot::open(results)?;
+    if !cache.exists() {
         println!("no cache under {}", results.display());
         return Ok(ExitCode::SUCCESS);
-    };
+    }
     let mut per_kind: BTreeMap<String, (usize, f64)> = BTreeMap::new();
     for rec in cache.records()? {
         let e = per_kind.entry(rec.kind.clone()).or_default();

@@ -54,6 +54,7 @@ pub fn resolve(manifests: &[Manifest], profile: &Profile) -> Result<Vec<Experime
     let mut experiments = Vec::new();
     let mut names: BTreeMap<String, Loc> = BTreeMap::new();
     for m in manifests {
+        crate::safe_name::check_manifest(m, &mut errors);
         let Some(header) = &m.experiment else {
             continue;
         };
