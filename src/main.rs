@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use cwpo::cache::snapshot::Snapshot;
 use cwpo::cache::Cache;
 use cwpo::commands::{self, open_if_exists};
 use cwpo::device::parse_device;
@@ -90,6 +91,16 @@ enum Command {
         #[command(flatten)]
         inputs: Inputs,
     },
+    /// Hash every cached file in full; drop records whose files changed (they re-run).
+    Verify {
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
+    /// Look after the cache itself.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Delete cached stages the given manifests no longer reach.
     Gc {
         /// Manifests whose stages to keep.
@@ -119,6 +130,16 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Rebuild the index from the record files in the artifact dirs,
+    /// hashing every file; untrusted dirs move to `failed/`.
+    Repair {
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
     },
 }
 
@@ -292,15 +313,27 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     "no stage named `{stage}` in this plan (or the key prefix is ambiguous); `sweep plan --json` lists them"
                 );
             };
-            let cache = open_if_exists(&inputs.results)?;
-            print!("{}", exec::why::explain(&plan, cache.as_ref(), node)?);
+            let cache = Snapshot::open(&inputs.results)?;
+            print!("{}", exec::why::explain(&plan, &cache, node)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { results, json } => status(&results, json),
+        Command::Verify { results } => {
+            let verified = Cache::open(&results)?.verify_all()?;
+            println!("{verified}");
+            Ok(ExitCode::from(u8::from(!verified.dropped.is_empty())))
+        }
+        Command::Cache {
+            command: CacheCommand::Repair { results },
+        } => {
+            let (_, found) = Cache::repair(&results)?;
+            print!("{found}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report { inputs } => {
             let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
-            let cache = open_if_exists(&inputs.results)?;
-            exec::results::write_reports(&plan, cache.as_ref(), &inputs.results)?;
+            let cache = Snapshot::open(&inputs.results)?;
+            exec::results::write_reports(&plan, &cache, &inputs.results)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { inputs } => {
@@ -352,7 +385,7 @@ fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<E
         eprintln!("cancelled: unfinished stages were discarded; `sweep run` again resumes");
         return Ok(ExitCode::from(130));
     }
-    exec::results::write_reports(&plan, Some(&cache), &inputs.results)?;
+    exec::results::write_reports(&plan, &cache, &inputs.results)?;
     if summary.failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -369,23 +402,22 @@ fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<E
 
 fn show_plan(inputs: &Inputs, json: bool, dot: Option<&Path>) -> Result<ExitCode> {
     let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
-    let cache = open_if_exists(&inputs.results)?;
-    print_report(&commands::plan_summary(&plan, cache.as_ref())?, json)?;
+    let cache = Snapshot::open(&inputs.results)?;
+    print_report(&commands::plan_summary(&plan, &cache)?, json)?;
     if let Some(path) = dot {
-        let text = commands::plan_dot(&plan, cache.as_ref())?;
+        let text = commands::plan_dot(&plan, &cache)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn status(results: &Path, json: bool) -> Result<ExitCode> {
-    match open_if_exists(results)? {
-        Some(cache) => print_report(&commands::cache_status(&cache)?, json),
-        None => {
-            println!("no cache under {}", results.display());
-            Ok(ExitCode::SUCCESS)
-        }
+    let cache = Snapshot::open(results)?;
+    if !cache.exists() {
+        println!("no cache under {}", results.display());
+        return Ok(ExitCode::SUCCESS);
     }
+    print_report(&commands::cache_status(&cache)?, json)
 }
 
 fn gc(
