@@ -4,17 +4,9 @@
 //! for the crate's own tests and behind the `testing` feature, which the
 //! integration tests and benches enable (Cargo.toml's self dev-dependency);
 //! the release library does not ship it.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::anyhow;
-use candle_core::Device;
-use serde_json::{Value as Json, json};
-use tokenizers::models::wordlevel::WordLevel;
-use tokenizers::pre_tokenizers::whitespace::Whitespace;
-use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, Tokenizer};
-
-use crate::model::{Arch, DecoderConfig, Policy, RewardModel};
+use crate::model::{Arch, DecoderConfig};
 
 /// A 2-layer Llama-family decoder with grouped-query attention.
 pub fn tiny_llama() -> DecoderConfig {
@@ -74,6 +66,9 @@ pub use crate::model::hf_writer::{
 mod tests {
     use super::*;
     use crate::model::{LoadedModel, ModelKind, load_hf_dir};
+    use anyhow::anyhow;
+    use candle_core::Device;
+    use tokenizers::Tokenizer;
 
     fn tokenizer() -> Tokenizer {
         let bos = bos_template("<s>", 1);

@@ -41,8 +41,8 @@ pub fn usable(x: &Tensor) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testing::tiny_llama;
     use crate::model::{LanguageModel, PadSide, Policy, SeqBatch};
+    use crate::testing::tiny_llama;
     use crate::train::TrainConfig;
     use crate::train::optim::run_training;
     use candle_core::Device;

@@ -121,8 +121,8 @@ mod tests {
 
     use super::Precision;
     use crate::model::init::init_values;
-    use crate::model::testing::{tiny_llama, tiny_qwen3};
     use crate::model::{LanguageModel, LoraConfig, Policy, fused};
+    use crate::testing::{tiny_llama, tiny_qwen3};
     use crate::train::po::{PoData, po_batch_loss, reference_logprobs, train_po};
     use crate::train::{Batching, PreferenceObjective, TokenizedPair, TrainConfig};
 

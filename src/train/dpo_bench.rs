@@ -221,7 +221,7 @@ impl std::fmt::Display for BenchReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testing::tiny_llama;
+    use crate::testing::tiny_llama;
 
     /// tiny_llama: d 16, f 24, 2 layers, 4 heads x 4 (q width 16), 2 KV heads
     /// (kv width 8), vocabulary 37. Per layer: 2·16·16 + 2·16·8 + 3·16·24 =

@@ -193,7 +193,7 @@ pub fn check_gradients(
     Ok(())
 }
 
-/// The real decoder (2-layer Llama of `model::testing::tiny_llama`, vocab 37,
+/// The real decoder (2-layer Llama of `testing::tiny_llama`, vocab 37,
 /// pad 0) with an LM head: what the training-loop tests train.
 pub fn tiny_policy(seed: u64) -> anyhow::Result<crate::model::Policy> {
     crate::model::Policy::new_random(&crate::testing::tiny_llama(), None, seed, &Device::Cpu)
