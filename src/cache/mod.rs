@@ -13,33 +13,39 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 
 use crate::plan::Node;
 
 /// Name of a stage's log file inside its artifact dir.
 pub const LOG_FILE: &str = "stage.log";
 
-/// A finished stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub key: String,
-    pub kind: String,
-    pub version: u32,
-    pub name: String,
-    /// Always `"done"`: unfinished or failed stages get no record.
-    pub status: String,
-    /// Start, seconds since the Unix epoch.
-    pub started_unix_s: f64,
-    pub duration_s: f64,
-    pub metrics: BTreeMap<String, f64>,
-    /// Artifact dir relative to the cache root.
-    pub artifact_dir: String,
-    /// The params and input keys that produced it (for `sweep why`).
-    pub params: serde_json::Value,
-    pub inputs: BTreeMap<String, String>,
-    /// Relative file path → blake3 hex of its content.
-    pub files: BTreeMap<String, String>,
+// TEMP SHIM until the reliability branch lands (not committed).
+pub mod check;
+pub mod record;
+pub use record::{FileStat, RECORD_FILE, Record, RecordError, RecordHead};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("{0}")]
+    Files(String),
+    #[error("{0}")]
+    Index(String),
+}
+
+impl Cache {
+    pub fn ingest_record(&self, dir: &Path) -> std::result::Result<Record, IngestError> {
+        let rec = record::read_record_file(dir)?;
+        check::check_record(&self.root, &rec, check::Depth::Full).map_err(IngestError::Files)?;
+        self.db
+            .insert(rec.key.as_bytes(), serde_json::to_vec(&rec).unwrap())
+            .map_err(|e| IngestError::Index(e.to_string()))?;
+        self.db
+            .flush()
+            .map_err(|e| IngestError::Index(e.to_string()))?;
+        Ok(rec)
+    }
 }
 
 pub struct Cache {
@@ -195,6 +201,7 @@ impl Cache {
             params: node.params.clone(),
             inputs: node.inputs.clone(),
             files,
+            stats: Default::default(),
         };
         self.db
             .insert(node.key.as_bytes(), serde_json::to_vec(&record)?)?;

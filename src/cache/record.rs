@@ -1,0 +1,332 @@
+//! A finished stage's record, and its durable copy: the record file
+//! `sweep-record.json` inside the stage's artifact dir.
+//!
+//! The record file is the source of truth; the sled index is derived from
+//! the record files and can always be rebuilt from them
+//! ([`super::Cache::open`], `sweep cache repair`). The file is written with
+//! [`seal`] (write a temp file, fsync, rename, fsync the dir) *before* the
+//! index entry, and it carries its own checksum, so a torn or edited record
+//! file is detected and dropped, never trusted.
+//!
+//! Anything that can write files can finish a stage: a cluster worker that
+//! cannot open sled runs the stage into `<cache>/<kind>/<key>/`, calls
+//! [`seal`] on that dir, and the controller later calls
+//! [`super::Cache::ingest_record`] on it (or simply opens the cache, which
+//! ingests every sealed dir the index lacks).
+//!
+//! ```json
+//! {"format": 1, "blake3": "<hex of the record's canonical JSON>", "record": { … }}
+//! ```
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::key::canonical_json;
+
+/// Name of the record file inside an artifact dir.
+pub const RECORD_FILE: &str = "sweep-record.json";
+
+/// The record file layout this code writes and reads.
+const FORMAT: u32 = 1;
+
+/// A finished stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub key: String,
+    pub kind: String,
+    pub version: u32,
+    pub name: String,
+    /// Always `"done"`: unfinished or failed stages get no record.
+    pub status: String,
+    /// Start, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+    pub duration_s: f64,
+    pub metrics: BTreeMap<String, f64>,
+    /// Artifact dir relative to the cache root: `<kind>/<key>`.
+    pub artifact_dir: String,
+    /// The params and input keys that produced it (for `sweep why`).
+    pub params: serde_json::Value,
+    pub inputs: BTreeMap<String, String>,
+    /// Relative file path → blake3 hex of its content (the record file excluded).
+    pub files: BTreeMap<String, String>,
+    /// Relative file path → its size and mtime when the content was hashed:
+    /// a warm `sweep run` trusts a file whose size and mtime still match
+    /// (records of older caches have none and are hashed in full).
+    #[serde(default)]
+    pub stats: BTreeMap<String, FileStat>,
+}
+
+/// What a file looked like when its checksum was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStat {
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: u64,
+}
+
+impl FileStat {
+    pub fn of(meta: &fs::Metadata) -> FileStat {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        FileStat {
+            size: meta.len(),
+            mtime_ns,
+        }
+    }
+}
+
+/// What a stage's record says beyond its files (the caller's part of [`seal`]).
+#[derive(Debug, Clone)]
+pub struct RecordHead {
+    pub key: String,
+    pub kind: String,
+    pub version: u32,
+    pub name: String,
+    pub started_unix_s: f64,
+    pub duration_s: f64,
+    pub metrics: BTreeMap<String, f64>,
+    pub params: serde_json::Value,
+    pub inputs: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    format: u32,
+    blake3: String,
+    record: Record,
+}
+
+/// Why a record file cannot be trusted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RecordError {
+    #[error("no sweep-record.json")]
+    Missing,
+    #[error("sweep-record.json is unreadable: {0}")]
+    Unreadable(String),
+    #[error("sweep-record.json fails its own checksum (torn or edited)")]
+    BadChecksum,
+    #[error("sweep-record.json describes {0}, not this dir")]
+    Misplaced(String),
+}
+
+/// Relative path → (blake3 hex, size and mtime) of every file under `dir`,
+/// the record file excepted. Sizes and mtimes are read before hashing, so a
+/// file changed while it is hashed shows a newer mtime than recorded.
+pub fn stage_files(dir: &Path) -> Result<BTreeMap<String, (String, FileStat)>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, (String, FileStat)>) -> Result<()> {
+        for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(base, &path, out)?;
+                continue;
+            }
+            let rel = path
+                .strip_prefix(base)
+                .expect("under base")
+                .to_string_lossy()
+                .to_string();
+            if rel == RECORD_FILE || rel.starts_with(&format!(".{RECORD_FILE}")) {
+                continue;
+            }
+            let stat = FileStat::of(&fs::metadata(&path)?);
+            out.insert(rel, (hash_file(&path)?, stat));
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out)?;
+    Ok(out)
+}
+
+/// blake3 hex of a file's content.
+pub fn hash_file(path: &Path) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(File::open(path).with_context(|| format!("opening {}", path.display()))?)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Finishes a stage dir: fsyncs and hashes every file in `dir` and writes the
+/// record file last (atomically). `dir` may be a temp dir that is renamed to
+/// `<kind>/<key>` afterwards: the record names that final place.
+pub fn seal(dir: &Path, head: RecordHead) -> Result<Record> {
+    let found = stage_files(dir)?;
+    for file in found.keys() {
+        File::open(dir.join(file))?
+            .sync_all()
+            .with_context(|| format!("fsyncing {}/{file}", dir.display()))?;
+    }
+    let record = Record {
+        artifact_dir: format!("{}/{}", head.kind, head.key),
+        key: head.key,
+        kind: head.kind,
+        version: head.version,
+        name: head.name,
+        status: "done".into(),
+        started_unix_s: head.started_unix_s,
+        duration_s: head.duration_s,
+        metrics: head.metrics,
+        params: head.params,
+        inputs: head.inputs,
+        files: found
+            .iter()
+            .map(|(f, (sum, _))| (f.clone(), sum.clone()))
+            .collect(),
+        stats: found.iter().map(|(f, (_, st))| (f.clone(), *st)).collect(),
+    };
+    write_record_file(dir, &record)?;
+    Ok(record)
+}
+
+/// Writes `record` as `dir/sweep-record.json`: temp file, fsync, rename, fsync `dir`.
+pub fn write_record_file(dir: &Path, record: &Record) -> Result<()> {
+    let envelope = Envelope {
+        format: FORMAT,
+        blake3: record_checksum(record)?,
+        record: record.clone(),
+    };
+    let bytes = serde_json::to_vec_pretty(&envelope)?;
+    let tmp = dir.join(format!(".{RECORD_FILE}.tmp"));
+    let path = dir.join(RECORD_FILE);
+    let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(&bytes)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.sync_all()
+        .with_context(|| format!("fsyncing {}", tmp.display()))?;
+    drop(file);
+    fs::rename(&tmp, &path).with_context(|| format!("renaming onto {}", path.display()))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Reads and checks `dir/sweep-record.json`: its own checksum, and that it
+/// names `dir` (its `<kind>/<key>` are the last two components of `dir`).
+pub fn read_record_file(dir: &Path) -> std::result::Result<Record, RecordError> {
+    let path = dir.join(RECORD_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RecordError::Missing),
+        Err(e) => return Err(RecordError::Unreadable(e.to_string())),
+    };
+    let envelope: Envelope =
+        serde_json::from_slice(&bytes).map_err(|e| RecordError::Unreadable(e.to_string()))?;
+    if envelope.format != FORMAT {
+        return Err(RecordError::Unreadable(format!(
+            "format {} (this sweep reads {FORMAT})",
+            envelope.format
+        )));
+    }
+    let sum =
+        record_checksum(&envelope.record).map_err(|e| RecordError::Unreadable(e.to_string()))?;
+    if sum != envelope.blake3 {
+        return Err(RecordError::BadChecksum);
+    }
+    let record = envelope.record;
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map_or(String::new(), |n| n.to_string_lossy().to_string())
+    };
+    let here = format!("{}/{}", name(dir.parent()), name(Some(dir)));
+    if record.artifact_dir != here
+        || record.artifact_dir != format!("{}/{}", record.kind, record.key)
+    {
+        return Err(RecordError::Misplaced(record.artifact_dir));
+    }
+    Ok(record)
+}
+
+/// blake3 of the record's canonical JSON (object keys sorted at every level,
+/// so the sum does not depend on how a JSON library orders maps).
+fn record_checksum(record: &Record) -> Result<String> {
+    let text = canonical_json(&serde_json::to_value(record)?);
+    Ok(blake3::hash(text.as_bytes()).to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(key: &str) -> RecordHead {
+        RecordHead {
+            key: key.into(),
+            kind: "split".into(),
+            version: 1,
+            name: "split/x".into(),
+            started_unix_s: 1.5,
+            duration_s: 0.25,
+            metrics: BTreeMap::from([("n".into(), 3.0)]),
+            params: serde_json::json!({"seed": 0, "fraction": 0.3}),
+            inputs: BTreeMap::from([("dataset".into(), "k0".into())]),
+        }
+    }
+
+    fn stage_dir(root: &Path, key: &str) -> std::path::PathBuf {
+        let dir = root.join("split").join(key);
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("a.json"), b"[1, 2]").unwrap();
+        fs::write(dir.join("sub/b.bin"), b"bytes").unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_sealed_dir_reads_back_its_record_with_sums_and_stats() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = stage_dir(root.path(), "k1");
+        let sealed = seal(&dir, head("k1")).unwrap();
+        assert_eq!(
+            sealed.files.keys().collect::<Vec<_>>(),
+            ["a.json", "sub/b.bin"],
+            "the record file is not one of the stage's files"
+        );
+        assert_eq!(
+            sealed.files["a.json"],
+            blake3::hash(b"[1, 2]").to_hex().to_string()
+        );
+        assert_eq!(sealed.stats["sub/b.bin"].size, 5);
+        assert_eq!(read_record_file(&dir).unwrap(), sealed);
+    }
+
+    #[test]
+    fn an_edited_or_torn_record_file_is_rejected() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = stage_dir(root.path(), "k1");
+        seal(&dir, head("k1")).unwrap();
+        let path = dir.join(RECORD_FILE);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(
+            &path,
+            text.replace("\"duration_s\": 0.25", "\"duration_s\": 9.0"),
+        )
+        .unwrap();
+        assert_eq!(read_record_file(&dir), Err(RecordError::BadChecksum));
+        fs::write(&path, &text[..text.len() / 2]).unwrap();
+        assert!(matches!(
+            read_record_file(&dir),
+            Err(RecordError::Unreadable(_))
+        ));
+        fs::remove_file(&path).unwrap();
+        assert_eq!(read_record_file(&dir), Err(RecordError::Missing));
+    }
+
+    #[test]
+    fn a_record_file_copied_to_another_dir_is_misplaced() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = stage_dir(root.path(), "k1");
+        seal(&dir, head("k1")).unwrap();
+        let other = stage_dir(root.path(), "k2");
+        fs::copy(dir.join(RECORD_FILE), other.join(RECORD_FILE)).unwrap();
+        assert_eq!(
+            read_record_file(&other),
+            Err(RecordError::Misplaced("split/k1".into()))
+        );
+    }
+}
