@@ -346,7 +346,7 @@ fn a_gpu_kind_asks_slurm_for_a_gpu_and_sees_it() {
         return;
     }
     let manifest = "[experiment]\nname = \"g\"\nuntil = \"split\"\n[axes]\nseed = [0]\n\
-                    [defaults]\ndataset = \"tldr\"\npair = \"opt\"\n";
+                    [defaults]\ndataset = \"tldr\"\npair = \"opt\"\nobjective = \"dpo\"\nannotation = \"cw\"\n";
     let setup = Setup::new(Some(manifest), "[slurm.resources.split]\ngpus = 1\n");
     let prefix = setup.job_prefix();
     let out = setup.run();
@@ -377,7 +377,13 @@ fn a_gpu_kind_asks_slurm_for_a_gpu_and_sees_it() {
         "{shown}"
     );
     let stage_log = std::fs::read_to_string(split_dir.join("stage.log")).unwrap();
-    assert!(stage_log.contains("CUDA_VISIBLE_DEVICES=0"), "{stage_log}");
+    assert!(
+        stage_log
+            .split("CUDA_VISIBLE_DEVICES=")
+            .nth(1)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())),
+        "the job sees the GPU Slurm gave it:\n{stage_log}"
+    );
 }
 
 #[test]
@@ -388,7 +394,7 @@ fn bad_executor_settings_and_a_relative_cache_are_input_errors() {
     std::fs::write(
         &manifest,
         "[experiment]\nname = \"g\"\nuntil = \"split\"\n[axes]\nseed = [0]\n\
-         [defaults]\ndataset = \"tldr\"\npair = \"opt\"\n",
+         [defaults]\ndataset = \"tldr\"\npair = \"opt\"\nobjective = \"dpo\"\nannotation = \"cw\"\n",
     )
     .unwrap();
     let config = dir.join("slurm.toml");

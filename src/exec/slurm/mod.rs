@@ -198,6 +198,8 @@ pub fn run(
         eprintln!("{adopted} job(s) of this run are still queued or running: waiting for them");
     }
 
+    // Slurm opens each job's output file there before the job starts.
+    std::fs::create_dir_all(root.join("slurm/logs"))?;
     let order = plan.topological();
     let mut attempts: HashMap<NodeIndex, u32> = HashMap::new();
     let mut submitted = 0usize;
