@@ -12,6 +12,7 @@
 //! starts after a failure.
 pub mod progress;
 pub mod results;
+pub mod slurm;
 pub mod why;
 
 use std::collections::{BTreeMap, HashMap};
@@ -311,7 +312,7 @@ fn close_bar(display: &Display, bar: Arc<progress::StageProgress>) {
     }
 }
 
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
