@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use cwpo::cache::snapshot::Snapshot;
 use cwpo::cache::Cache;
+use cwpo::cache::snapshot::Snapshot;
 use cwpo::commands::{self, open_if_exists};
 use cwpo::device::parse_device;
 use cwpo::exec::{self, RunOptions};
@@ -362,10 +362,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let opts = slurm_options(&inputs, &executor, false, "cpu", 1)?;
             let cache = Snapshot::open(&inputs.results)?;
             let root = Cache::root_of(&inputs.results);
-            print!(
-                "{}",
-                exec::slurm::dry_run(&plan, &cache, &root, &opts)?
-            );
+            print!("{}", exec::slurm::dry_run(&plan, &cache, &root, &opts)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {

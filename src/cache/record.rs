@@ -36,7 +36,6 @@ use std::time::UNIX_EPOCH;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-
 /// Name of the record file inside an artifact dir.
 pub const RECORD_FILE: &str = "sweep-record.json";
 
@@ -231,7 +230,8 @@ pub fn write_record_file(dir: &Path, record: &Record) -> Result<Record> {
     drop(file);
     fs::rename(&tmp, &path).with_context(|| format!("renaming onto {}", path.display()))?;
     File::open(dir)?.sync_all()?;
-    parse_record_file(&bytes).map_err(|e| anyhow::anyhow!("{} reads back wrong: {e}", path.display()))
+    parse_record_file(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} reads back wrong: {e}", path.display()))
 }
 
 /// Parses and checks the bytes of a record file (not where it lies).

@@ -210,7 +210,10 @@ pub fn load(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Manifest, Diagnosti
         // The bad byte became U+FFFD (3 bytes) in the lossy text.
         let loc = Loc::new(&source, Some(at..at + '\u{FFFD}'.len_utf8()));
         let mut d = Diagnostics::default();
-        d.push(Diagnostic::at(&loc, "not UTF-8 text (a manifest must be UTF-8 TOML)"));
+        d.push(Diagnostic::at(
+            &loc,
+            "not UTF-8 text (a manifest must be UTF-8 TOML)",
+        ));
         d
     })?;
     let source = Arc::new(Source {
