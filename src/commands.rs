@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheRead};
 use crate::exec::{self, NodeState};
 use crate::plan::{self, Plan};
 use crate::profile::Profile;
@@ -54,8 +54,9 @@ pub struct PlanSummary {
     pub experiments: Vec<ExperimentSize>,
 }
 
-/// Counts `plan`'s stages against `cache` (`None`: no cache yet).
-pub fn plan_summary(plan: &Plan, cache: Option<&Cache>) -> Result<PlanSummary> {
+/// Counts `plan`'s stages against `cache` (a lock-free
+/// [`crate::cache::snapshot::Snapshot`] in `sweep plan`; empty when there is no cache yet).
+pub fn plan_summary(plan: &Plan, cache: &dyn CacheRead) -> Result<PlanSummary> {
     let states = exec::states(plan, cache)?;
     let mut kinds: BTreeMap<String, KindCounts> = BTreeMap::new();
     let mut stages = Vec::new();
@@ -128,7 +129,7 @@ impl fmt::Display for PlanSummary {
 }
 
 /// The plan as Graphviz, cached stages marked.
-pub fn plan_dot(plan: &Plan, cache: Option<&Cache>) -> Result<String> {
+pub fn plan_dot(plan: &Plan, cache: &dyn CacheRead) -> Result<String> {
     let states = exec::states(plan, cache)?;
     let graph = plan.graph.map(
         |idx, n| {
@@ -154,7 +155,7 @@ pub struct CacheStatus {
     pub kinds: BTreeMap<String, KindRecords>,
 }
 
-pub fn cache_status(cache: &Cache) -> Result<CacheStatus> {
+pub fn cache_status(cache: &dyn CacheRead) -> Result<CacheStatus> {
     let mut kinds: BTreeMap<String, KindRecords> = BTreeMap::new();
     for rec in cache.records()? {
         let k = kinds.entry(rec.kind.clone()).or_default();
@@ -300,7 +301,8 @@ mod tests {
     fn plan_summary_counts_kinds_and_the_dedup_ratio() -> Result<()> {
         let tmp = tempfile::tempdir()?;
         let (plan, _) = plan::compile(&two_experiments(tmp.path()), "tiny")?;
-        let summary = plan_summary(&plan, None)?;
+        let none = crate::cache::snapshot::Snapshot::open(&tmp.path().join("results"))?;
+        let summary = plan_summary(&plan, &none)?;
         // One dataset, two splits (seeds 0, 1) for 3 cells × (dataset + split).
         assert_eq!(summary.kinds["dataset"].nodes, 1);
         assert_eq!(summary.kinds["split"].nodes, 2);
@@ -318,7 +320,7 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("dedup ratio 0.50"), "{text}");
-        assert!(plan_dot(&plan, None)?.contains("split/tldr/f0.3/seed1"));
+        assert!(plan_dot(&plan, &none)?.contains("split/tldr/f0.3/seed1"));
         Ok(())
     }
 

@@ -16,6 +16,7 @@ pub mod model;
 pub mod plan;
 pub mod profile;
 pub mod report;
+pub mod safe_name;
 pub mod spec;
 pub mod stage;
 #[cfg(any(test, feature = "testing"))]

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use cwpo::cache::Cache;
+use cwpo::cache::snapshot::Snapshot;
 use cwpo::commands::{self, open_if_exists};
 use cwpo::device::parse_device;
 use cwpo::exec::{self, RunOptions};
@@ -40,6 +41,23 @@ struct Inputs {
     results: PathBuf,
 }
 
+/// Where stages run: this machine's thread pool, or Slurm jobs.
+#[derive(Args, Clone)]
+struct ExecutorArgs {
+    /// `local` (default) or `slurm` (needs an absolute --results on a shared filesystem).
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    executor: Executor,
+    /// A TOML file whose `[slurm]` table holds the cluster settings (else the profile's).
+    #[arg(long)]
+    executor_config: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Executor {
+    Local,
+    Slurm,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run every stage of the manifests that is not cached yet.
@@ -56,6 +74,8 @@ enum Command {
         /// `cpu` or `cuda:N` (needs the `cuda` feature).
         #[arg(long, default_value = "cpu")]
         device: String,
+        #[command(flatten)]
+        executor: ExecutorArgs,
     },
     /// Show the DAG: per kind, nodes / cached / to run, and the dedup ratio.
     Plan {
@@ -66,6 +86,11 @@ enum Command {
         /// Also write the DAG as Graphviz.
         #[arg(long)]
         dot: Option<PathBuf>,
+        #[command(flatten)]
+        executor: ExecutorArgs,
+        /// With `--executor slurm`: print the sbatch scripts a run would submit.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Why would STAGE (a readable name or key prefix) re-run?
     Why {
@@ -89,6 +114,18 @@ enum Command {
     Validate {
         #[command(flatten)]
         inputs: Inputs,
+        #[command(flatten)]
+        executor: ExecutorArgs,
+    },
+    /// Hash every cached file in full; drop records whose files changed (they re-run).
+    Verify {
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
+    /// Look after the cache itself.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
     },
     /// Delete cached stages the given manifests no longer reach.
     Gc {
@@ -119,6 +156,33 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: DataCommand,
+    },
+    /// What a Slurm job runs (internal).
+    #[command(hide = true)]
+    Stage {
+        #[command(subcommand)]
+        command: StageCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StageCommand {
+    /// Compute stage KEY from the spec the controller wrote under the cache.
+    Exec {
+        key: String,
+        /// The cache root (`<results>/cache`).
+        #[arg(long)]
+        cache: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Rebuild the index from the record files in the artifact dirs,
+    /// hashing every file; untrusted dirs move to `failed/`.
+    Repair {
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
     },
 }
 
@@ -280,11 +344,36 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             jobs,
             keep_going,
             device,
+            executor,
         } => {
             let jobs = jobs.unwrap_or_else(|| default_jobs(&device));
-            run(&inputs, jobs, keep_going, &device)
+            run(&inputs, jobs, keep_going, &device, &executor)
         }
-        Command::Plan { inputs, json, dot } => show_plan(&inputs, json, dot.as_deref()),
+        Command::Plan {
+            inputs,
+            executor,
+            dry_run: true,
+            ..
+        } => {
+            if executor.executor != Executor::Slurm {
+                bail!("--dry-run prints the sbatch scripts of `--executor slurm`; add it");
+            }
+            let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
+            let opts = slurm_options(&inputs, &executor, false, "cpu", 1)?;
+            let cache = Snapshot::open(&inputs.results)?;
+            let root = Cache::root_of(&inputs.results);
+            print!("{}", exec::slurm::dry_run(&plan, &cache, &root, &opts)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan {
+            inputs, json, dot, ..
+        } => show_plan(&inputs, json, dot.as_deref()),
+        Command::Stage {
+            command: StageCommand::Exec { key, cache },
+        } => {
+            exec::slurm::worker::exec_stage(&cache, &key)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Why { stage, inputs } => {
             let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
             let Some(node) = plan.find(&stage) else {
@@ -292,19 +381,34 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     "no stage named `{stage}` in this plan (or the key prefix is ambiguous); `sweep plan --json` lists them"
                 );
             };
-            let cache = open_if_exists(&inputs.results)?;
-            print!("{}", exec::why::explain(&plan, cache.as_ref(), node)?);
+            let cache = Snapshot::open(&inputs.results)?;
+            print!("{}", exec::why::explain(&plan, &cache, node)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { results, json } => status(&results, json),
-        Command::Report { inputs } => {
-            let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
-            let cache = open_if_exists(&inputs.results)?;
-            exec::results::write_reports(&plan, cache.as_ref(), &inputs.results)?;
+        Command::Verify { results } => {
+            let verified = Cache::open(&results)?.verify_all()?;
+            println!("{verified}");
+            Ok(ExitCode::from(u8::from(!verified.dropped.is_empty())))
+        }
+        Command::Cache {
+            command: CacheCommand::Repair { results },
+        } => {
+            let (_, found) = Cache::repair(&results)?;
+            print!("{found}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { inputs } => {
+        Command::Report { inputs } => {
+            let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
+            let cache = Snapshot::open(&inputs.results)?;
+            exec::results::write_reports(&plan, &cache, &inputs.results)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { inputs, executor } => {
             let validation = commands::validate(&inputs.paths, &inputs.profile)?;
+            if executor.executor == Executor::Slurm {
+                slurm_options(&inputs, &executor, false, "cpu", 1)?;
+            }
             if !validation.ok() {
                 eprintln!("{validation}");
                 return Ok(ExitCode::from(2));
@@ -322,25 +426,77 @@ fn dispatch(command: Command) -> Result<ExitCode> {
     }
 }
 
-fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<ExitCode> {
+/// `--executor slurm`'s options, validated: the settings (exit 2 at their
+/// `file:line:col`) and an absolute results dir, which every node must see.
+fn slurm_options(
+    inputs: &Inputs,
+    executor: &ExecutorArgs,
+    keep_going: bool,
+    device: &str,
+    jobs: usize,
+) -> Result<exec::slurm::SlurmOptions> {
+    let settings =
+        exec::slurm::SlurmSettings::load(&inputs.profile, executor.executor_config.as_deref())?;
+    if !inputs.results.is_absolute() {
+        let mut errors = Diagnostics::default();
+        errors.push(cwpo::spec::Diagnostic::file(
+            &inputs.results,
+            "--executor slurm needs an absolute --results dir on a filesystem every node sees \
+             (Slurm jobs run elsewhere, in other working dirs)",
+        ));
+        return Err(errors.into());
+    }
+    let binary = match &settings.binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("locating the sweep binary for the jobs")?,
+    };
+    Ok(exec::slurm::SlurmOptions {
+        settings,
+        keep_going,
+        device: device.to_string(),
+        jobs,
+        binary,
+    })
+}
+
+fn run(
+    inputs: &Inputs,
+    jobs: usize,
+    keep_going: bool,
+    device_name: &str,
+    executor: &ExecutorArgs,
+) -> Result<ExitCode> {
     // Everything is validated before the cache is touched.
-    let device = parse_device(device)?;
+    let device = parse_device(device_name)?;
     let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
+    let slurm = match executor.executor {
+        Executor::Slurm => Some(slurm_options(
+            inputs,
+            executor,
+            keep_going,
+            device_name,
+            jobs,
+        )?),
+        Executor::Local => None,
+    };
     let cache = Cache::open(&inputs.results)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
-    let summary = exec::run(
-        &plan,
-        &cache,
-        &RunOptions {
-            jobs,
-            keep_going,
-            device,
-        },
-        &cancel,
-    )?;
+    let summary = match &slurm {
+        Some(opts) => exec::slurm::run(&plan, &cache, opts, &cancel)?,
+        None => exec::run(
+            &plan,
+            &cache,
+            &RunOptions {
+                jobs,
+                keep_going,
+                device,
+            },
+            &cancel,
+        )?,
+    };
     eprintln!(
         "{} stage(s) run, {} cached, {} failed, {} not run",
         summary.ran.len(),
@@ -352,7 +508,7 @@ fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<E
         eprintln!("cancelled: unfinished stages were discarded; `sweep run` again resumes");
         return Ok(ExitCode::from(130));
     }
-    exec::results::write_reports(&plan, Some(&cache), &inputs.results)?;
+    exec::results::write_reports(&plan, &cache, &inputs.results)?;
     if summary.failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -369,23 +525,22 @@ fn run(inputs: &Inputs, jobs: usize, keep_going: bool, device: &str) -> Result<E
 
 fn show_plan(inputs: &Inputs, json: bool, dot: Option<&Path>) -> Result<ExitCode> {
     let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
-    let cache = open_if_exists(&inputs.results)?;
-    print_report(&commands::plan_summary(&plan, cache.as_ref())?, json)?;
+    let cache = Snapshot::open(&inputs.results)?;
+    print_report(&commands::plan_summary(&plan, &cache)?, json)?;
     if let Some(path) = dot {
-        let text = commands::plan_dot(&plan, cache.as_ref())?;
+        let text = commands::plan_dot(&plan, &cache)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn status(results: &Path, json: bool) -> Result<ExitCode> {
-    match open_if_exists(results)? {
-        Some(cache) => print_report(&commands::cache_status(&cache)?, json),
-        None => {
-            println!("no cache under {}", results.display());
-            Ok(ExitCode::SUCCESS)
-        }
+    let cache = Snapshot::open(results)?;
+    if !cache.exists() {
+        println!("no cache under {}", results.display());
+        return Ok(ExitCode::SUCCESS);
     }
+    print_report(&commands::cache_status(&cache)?, json)
 }
 
 fn gc(

@@ -7,57 +7,8 @@
 //!
 //! The full-size table is `sweep run experiments/table1.toml` (README).
 mod common;
+use common::table1_ci::{files_of, small_manifest, small_profile};
 use common::{sweep, text};
-use std::path::{Path, PathBuf};
-
-/// The embedded tiny profile with pretraining cut short.
-fn small_profile(dir: &Path) -> PathBuf {
-    let mut profile = common::tiny_profile();
-    common::set(&mut profile, "pretrain", "steps", 40);
-    common::write_profile(dir, &profile)
-}
-
-/// Table 1's manifest with a smaller world and two seeds (a CI needs two).
-fn small_manifest(dir: &Path) -> PathBuf {
-    let base = common::repo().join("experiments/table1.toml");
-    let manifest = format!(
-        r#"extends = "{}"
-[experiment]
-name = "table1"
-title = "Table 1 (CI-sized world)"
-
-[axes]
-seed = [0, 1]
-
-[world]
-n_pairs = 160
-n_test_prompts = 24
-
-[generate]
-max_new_tokens = 12
-"#,
-        base.display()
-    );
-    let path = dir.join("table1-ci.toml");
-    std::fs::write(&path, manifest).unwrap();
-    path
-}
-
-fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 #[test]
 fn table1_runs_end_to_end_and_reruns_nothing() {

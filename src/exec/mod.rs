@@ -1,13 +1,18 @@
 //! Exec: runs a plan against the cache in topological order.
 //!
-//! Cached nodes whose artifacts still match their checksums are skipped; a
-//! mismatch is reported and the node re-runs. Up to `--jobs` stages run at
+//! Cached nodes whose artifacts still match their record are skipped (the
+//! quick check: a file whose size and mtime are unchanged is trusted, any
+//! other is hashed, see [`crate::cache::check`]); a mismatch is reported and
+//! the node re-runs. Up to `--jobs` stages run at
 //! once on worker threads; results are committed by the scheduler thread
-//! only, so a cancelled or killed run never records an unfinished stage. A
+//! only, so a cancelled or killed run never records an unfinished stage; a
+//! stage whose results cannot be recorded (a full disk) fails like any
+//! other and leaves nothing half-recorded. A
 //! failing stage blocks its descendants; without `--keep-going` nothing new
 //! starts after a failure.
 pub mod progress;
 pub mod results;
+pub mod slurm;
 pub mod why;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +27,7 @@ use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::Dfs;
 
-use crate::cache::{Cache, LOG_FILE};
+use crate::cache::{Cache, CacheRead, LOG_FILE};
 use crate::plan::Plan;
 use crate::stage::{StageContext, StageOutcome, run_stage};
 use progress::Display;
@@ -63,18 +68,15 @@ pub enum NodeState {
     ToRun,
 }
 
-/// The cache state of every node (`cache = None`: no cache yet, all to run).
-pub fn states(plan: &Plan, cache: Option<&Cache>) -> Result<HashMap<NodeIndex, NodeState>> {
+/// The cache state of every node.
+pub fn states(plan: &Plan, cache: &dyn CacheRead) -> Result<HashMap<NodeIndex, NodeState>> {
     let mut out = HashMap::new();
     for idx in plan.graph.node_indices() {
-        let state = match cache {
+        let state = match cache.get(&plan.graph[idx].key)? {
             None => NodeState::ToRun,
-            Some(cache) => match cache.get(&plan.graph[idx].key)? {
-                None => NodeState::ToRun,
-                Some(rec) => match cache.verify(&rec) {
-                    Ok(()) => NodeState::Cached,
-                    Err(reason) => NodeState::Stale(reason),
-                },
+            Some(rec) => match cache.verify(&rec) {
+                Ok(()) => NodeState::Cached,
+                Err(reason) => NodeState::Stale(reason),
             },
         };
         out.insert(idx, state);
@@ -99,7 +101,7 @@ pub fn run(
 ) -> Result<RunSummary> {
     let mut summary = RunSummary::default();
     let mut slots: HashMap<NodeIndex, Slot> = HashMap::new();
-    for (idx, state) in states(plan, Some(cache))? {
+    for (idx, state) in states(plan, cache)? {
         let slot = match state {
             NodeState::Cached => {
                 summary.cached += 1;
@@ -218,32 +220,49 @@ pub fn run(
         match result {
             Ok(outcome) => {
                 close_bar(&display, bar);
-                cache.commit(node, &tmp, started_unix, seconds, outcome.metrics)?;
-                display.ended(&format!("done   {} ({seconds:.1}s)", node.name));
-                summary.ran.push(node.name.clone());
-                slots.insert(idx, Slot::Done);
+                match cache.commit(node, &tmp, started_unix, seconds, outcome.metrics) {
+                    Ok(_) => {
+                        display.ended(&format!("done   {} ({seconds:.1}s)", node.name));
+                        summary.ran.push(node.name.clone());
+                        slots.insert(idx, Slot::Done);
+                    }
+                    Err(err) => {
+                        let err = err.context("recording the finished stage");
+                        let log = cache
+                            .fail(&node.key, &tmp)
+                            .unwrap_or_else(|_| tmp.join(LOG_FILE));
+                        fail(
+                            &mut summary,
+                            &mut slots,
+                            plan,
+                            idx,
+                            seconds,
+                            err,
+                            log,
+                            &display,
+                        );
+                        stop_scheduling |= !opts.keep_going;
+                    }
+                }
             }
             Err(err) => {
                 use crate::stage::Progress;
                 bar.log(&format!("error: {err:#}"));
                 close_bar(&display, bar);
-                let log = cache.fail(&node.key, &tmp)?;
-                display.ended(&format!("FAILED {} ({seconds:.1}s): {err:#}", node.name));
-                summary.failed.push(Failure {
-                    name: node.name.clone(),
+                let log = cache
+                    .fail(&node.key, &tmp)
+                    .unwrap_or_else(|_| tmp.join(LOG_FILE));
+                fail(
+                    &mut summary,
+                    &mut slots,
+                    plan,
+                    idx,
+                    seconds,
+                    err,
                     log,
-                    error: format!("{err:#}"),
-                });
-                slots.insert(idx, Slot::Failed);
-                let mut dfs = Dfs::new(&plan.graph, idx);
-                while let Some(d) = dfs.next(&plan.graph) {
-                    if d != idx && matches!(slots[&d], Slot::Pending) {
-                        slots.insert(d, Slot::Blocked);
-                    }
-                }
-                if !opts.keep_going {
-                    stop_scheduling = true;
-                }
+                    &display,
+                );
+                stop_scheduling |= !opts.keep_going;
             }
         }
     }
@@ -256,6 +275,34 @@ pub fn run(
     Ok(summary)
 }
 
+/// Marks `idx` failed and every stage downstream of it blocked.
+#[allow(clippy::too_many_arguments)]
+fn fail(
+    summary: &mut RunSummary,
+    slots: &mut HashMap<NodeIndex, Slot>,
+    plan: &Plan,
+    idx: NodeIndex,
+    seconds: f64,
+    err: anyhow::Error,
+    log: PathBuf,
+    display: &Display,
+) {
+    let node = &plan.graph[idx];
+    display.ended(&format!("FAILED {} ({seconds:.1}s): {err:#}", node.name));
+    summary.failed.push(Failure {
+        name: node.name.clone(),
+        log,
+        error: format!("{err:#}"),
+    });
+    slots.insert(idx, Slot::Failed);
+    let mut dfs = Dfs::new(&plan.graph, idx);
+    while let Some(d) = dfs.next(&plan.graph) {
+        if d != idx && matches!(slots[&d], Slot::Pending) {
+            slots.insert(d, Slot::Blocked);
+        }
+    }
+}
+
 /// Closes a finished stage's bar and log; the worker thread dropped its
 /// handle before sending the result, so this is the last one.
 fn close_bar(display: &Display, bar: Arc<progress::StageProgress>) {
@@ -265,7 +312,7 @@ fn close_bar(display: &Display, bar: Arc<progress::StageProgress>) {
     }
 }
 
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::cache::Cache;
+use crate::cache::CacheRead;
 use crate::plan::Plan;
 use crate::report::{
     CellResult, IndexEntry, ReportContext, paper_table, write_index, write_report,
@@ -27,12 +27,9 @@ pub struct ExperimentResults {
 }
 
 /// Collects every experiment's cells whose last stage is cached.
-pub fn collect(plan: &Plan, cache: Option<&Cache>) -> Result<Vec<ExperimentResults>> {
+pub fn collect(plan: &Plan, cache: &dyn CacheRead) -> Result<Vec<ExperimentResults>> {
     let metrics_of = |key: &str| -> Result<Option<BTreeMap<String, f64>>> {
-        Ok(match cache {
-            Some(c) => c.get(key)?.map(|r| r.metrics),
-            None => None,
-        })
+        Ok(cache.get(key)?.map(|r| r.metrics))
     };
     let mut out = Vec::new();
     for exp in &plan.experiments {
@@ -68,11 +65,10 @@ pub fn collect(plan: &Plan, cache: Option<&Cache>) -> Result<Vec<ExperimentResul
 /// Writes `<results>/<experiment>/cells.json` for every experiment and, for
 /// those with a `[report]` block and finished cells, the report module's
 /// tables, figures and `report.md`; then `<results>/index.md` over them all.
-pub fn write_reports(plan: &Plan, cache: Option<&Cache>, results: &Path) -> Result<()> {
+pub fn write_reports(plan: &Plan, cache: &dyn CacheRead, results: &Path) -> Result<()> {
     let mut index = Vec::new();
     for (exp, found) in plan.experiments.iter().zip(collect(plan, cache)?) {
-        let dir = results.join(&exp.name);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = crate::safe_name::output_dir(results, &exp.name)?;
         let json = serde_json::to_string_pretty(&found)?;
         crate::report::atomic::write_bytes_atomic(&dir.join("cells.json"), json.as_bytes())?;
         let mut entry = IndexEntry {

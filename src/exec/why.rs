@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use crate::cache::{Cache, Record};
+use crate::cache::{CacheRead, Record};
 use crate::plan::{Node, Plan};
 
 /// Flattens JSON into `path → value` (`train.learning_rate → 0.001`).
@@ -30,7 +30,7 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, S
 /// The key components of `node` that differ from `record`, one line each.
 pub fn differences(
     plan: &Plan,
-    cache: &Cache,
+    cache: &dyn CacheRead,
     node: &Node,
     record: &Record,
 ) -> Result<Vec<String>> {
@@ -85,12 +85,12 @@ pub fn differences(
 }
 
 /// A human-readable answer for `node`.
-pub fn explain(plan: &Plan, cache: Option<&Cache>, node: &Node) -> Result<String> {
+pub fn explain(plan: &Plan, cache: &dyn CacheRead, node: &Node) -> Result<String> {
     let mut out = format!("{}  (kind {}, key {})\n", node.name, node.kind, node.key);
-    let Some(cache) = cache else {
+    if !cache.root().is_dir() {
         out.push_str("no cache yet: every stage will run\n");
         return Ok(out);
-    };
+    }
     if let Some(rec) = cache.get(&node.key)? {
         match cache.verify(&rec) {
             Ok(()) => out.push_str(&format!(

@@ -199,9 +199,25 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Manifest>, Diagnostics> {
 /// loaded above this one, to report loops.
 pub fn load(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Manifest, Diagnostics> {
     let mut errors = Diagnostics::default();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         let mut d = Diagnostics::default();
         d.push(Diagnostic::file(path, format!("cannot read manifest: {e}")));
+        d
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        // Located at the first bad byte (found by tests/reliability_fuzz.rs).
+        let at = e.utf8_error().valid_up_to();
+        let source = Arc::new(Source {
+            path: path.to_owned(),
+            text: String::from_utf8_lossy(e.as_bytes()).into_owned().into(),
+        });
+        // The bad byte became U+FFFD (3 bytes) in the lossy text.
+        let loc = Loc::new(&source, Some(at..at + '\u{FFFD}'.len_utf8()));
+        let mut d = Diagnostics::default();
+        d.push(Diagnostic::at(
+            &loc,
+            "not UTF-8 text (a manifest must be UTF-8 TOML)",
+        ));
         d
     })?;
     let source = Arc::new(Source {

@@ -65,6 +65,7 @@ pub fn resolve(
     let mut experiments = Vec::new();
     let mut names: BTreeMap<String, Loc> = BTreeMap::new();
     for m in manifests {
+        crate::safe_name::check_manifest(m, &mut errors);
         let Some(header) = &m.experiment else {
             continue;
         };

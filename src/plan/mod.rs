@@ -2,6 +2,7 @@
 //! (same key) across cells and experiments are one node; each node also has
 //! a readable name such as `align/hh-rlhf/opt/cw-dpo/seed0`.
 pub mod key;
+pub mod limit;
 pub mod pipeline;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -58,8 +59,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Compiles `experiments` under `profile` into one DAG.
-    pub fn build(experiments: &[Experiment], profile: &Profile) -> Result<Plan> {
+    /// Compiles `experiments` under `profile` into one DAG, stopping with
+    /// exit 2 once it holds more than `max_stages` stages ([`limit`]).
+    pub fn build(experiments: &[Experiment], profile: &Profile, max_stages: usize) -> Result<Plan> {
+        let budget = limit::StageBudget { limit: max_stages };
         let mut plan = Plan {
             profile: profile.name.clone(),
             ..Plan::default()
@@ -67,7 +70,8 @@ impl Plan {
         for exp in experiments {
             let mut cells = Vec::new();
             let mut naive = 0;
-            for cell in &exp.cells {
+            for (done, cell) in exp.cells.iter().enumerate() {
+                budget.check(plan.graph.node_count(), exp, done)?;
                 let mut builder = pipeline::CellBuilder::new(&mut plan, exp.until.as_deref());
                 let (result, weak_eval) = builder.add_cell(cell, profile)?;
                 naive += builder.stages_added;
@@ -92,6 +96,7 @@ impl Plan {
                     plan.models.insert(name.clone(), what);
                 }
             }
+            budget.check(plan.graph.node_count(), exp, exp.cells.len())?;
             plan.experiments.push(ExperimentPlan {
                 name: exp.name.clone(),
                 title: exp.title.clone(),
@@ -170,7 +175,9 @@ impl Plan {
 }
 
 /// Loads the profile and every manifest under `paths`, resolves and plans
-/// them. Bad input of any kind comes back as one `Diagnostics` (exit 2).
+/// them. Bad input of any kind comes back as one `Diagnostics` (exit 2),
+/// as does a sweep above the planned-stage limit ([`limit`]), which is
+/// caught before its cells are built.
 ///
 /// Two seeds of one dataset, planned up to the split: one `dataset` node
 /// serves both cells.
@@ -197,9 +204,18 @@ impl Plan {
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 pub fn compile(paths: &[std::path::PathBuf], profile: &str) -> Result<(Plan, Vec<Experiment>)> {
-    let profile = Profile::load(profile)?;
+    compile_with(paths, &Profile::load(profile)?, limit::max_stages()?)
+}
+
+/// [`compile`] with the profile already loaded and the stage limit given.
+pub fn compile_with(
+    paths: &[std::path::PathBuf],
+    profile: &Profile,
+    max_stages: usize,
+) -> Result<(Plan, Vec<Experiment>)> {
     let manifests = crate::manifest::load_all(paths)?;
-    let experiments = crate::manifest::resolve::resolve(&manifests, &profile, crate::stage::KINDS)?;
-    let plan = Plan::build(&experiments, &profile)?;
+    limit::check_cells(&manifests, max_stages)?;
+    let experiments = crate::manifest::resolve::resolve(&manifests, profile, crate::stage::KINDS)?;
+    let plan = Plan::build(&experiments, profile, max_stages)?;
     Ok((plan, experiments))
 }

@@ -39,6 +39,9 @@ pub struct Profile {
     pub datasets: BTreeMap<String, DatasetSlot>,
     pub models: BTreeMap<String, ModelSlot>,
     pub pairs: BTreeMap<String, PairSlot>,
+    /// Cluster settings of `--executor slurm`, checked by `exec::slurm::settings`.
+    #[serde(default)]
+    pub slurm: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

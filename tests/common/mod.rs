@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that drive the real `sweep` binary.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod table1_ci;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
