@@ -332,11 +332,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 }
                 None => None,
             };
-            let report = cwpo::data::real::inspect::inspect_dataset(
-                &dataset,
-                &path,
-                tokenizer.as_ref().map(|t| t as &dyn cwpo::data::Tokenizer),
-            )?;
+            let report =
+                cwpo::data::real::inspect::inspect_dataset(&dataset, &path, tokenizer.as_deref())?;
             print_report(&report, json)
         }
         Command::Run {

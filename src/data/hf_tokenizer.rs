@@ -44,11 +44,6 @@ impl HfTokenizer {
         self.inner.token_to_id(token)
     }
 
-    /// The token string of one id (its vocab form, e.g. `"Ġthe"`).
-    pub fn id_to_token(&self, id: u32) -> Option<String> {
-        self.inner.id_to_token(id)
-    }
-
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
     }
@@ -88,6 +83,10 @@ impl crate::data::Tokenizer for HfTokenizer {
 
     fn pad_id(&self) -> u32 {
         self.pad_id
+    }
+
+    fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
     }
 }
 

@@ -39,4 +39,7 @@ pub trait Tokenizer: Send + Sync {
     fn eos_id(&self) -> u32;
     /// Padding id (masked out everywhere, so any valid id works).
     fn pad_id(&self) -> u32;
+    /// The vocabulary form of one id (byte-level BPE shows a leading space
+    /// as `Ġ`), for showing the likeliest next tokens.
+    fn id_to_token(&self, id: u32) -> Option<String>;
 }

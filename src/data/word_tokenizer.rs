@@ -104,6 +104,10 @@ impl Tokenizer for WordTokenizer {
     fn pad_id(&self) -> u32 {
         0
     }
+
+    fn id_to_token(&self, id: u32) -> Option<String> {
+        self.words.get(id as usize).cloned()
+    }
 }
 
 #[cfg(test)]

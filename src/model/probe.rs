@@ -64,7 +64,7 @@ impl ModelSource {
 pub struct LoadedLm {
     pub source: ModelSource,
     pub policy: Policy,
-    pub tokenizer: HfTokenizer,
+    pub tokenizer: Box<dyn Tokenizer>,
 }
 
 /// Loads the LM at `path` with its tokenizer (`tokenizer.json` for
@@ -85,7 +85,8 @@ pub fn load_lm_in(path: &Path, device: &Device, precision: Precision) -> Result<
             let vb = VarBuilder::from_tensors(tensors, precision.master, device);
             let policy = Policy::from_varbuilder_in(&config, vb, None, precision)
                 .with_context(|| format!("building the decoder of {}", path.display()))?;
-            (policy, tokenizer_from_gguf(&gguf)?)
+            let tokenizer: Box<dyn Tokenizer> = Box::new(tokenizer_from_gguf(&gguf)?);
+            (policy, tokenizer)
         }
         ModelSource::HfDir | ModelSource::Checkpoint => {
             let loaded = match source {
@@ -97,7 +98,14 @@ pub fn load_lm_in(path: &Path, device: &Device, precision: Precision) -> Result<
                 .with_context(|| format!("model path {}", path.display()))?;
             let file: PathBuf = path.join("tokenizer.json");
             let cfg = policy.config();
-            let tokenizer = HfTokenizer::from_file(&file, cfg.eos_id, cfg.pad_id)?;
+            // A checkpoint of a tiny synthetic-world model has no
+            // tokenizer.json: it speaks the world's word vocabulary.
+            let tokenizer: Box<dyn Tokenizer> =
+                if source == ModelSource::Checkpoint && !file.exists() {
+                    Box::new(crate::data::synthetic::tokenizer())
+                } else {
+                    Box::new(HfTokenizer::from_file(&file, cfg.eos_id, cfg.pad_id)?)
+                };
             (policy, tokenizer)
         }
     };
@@ -272,5 +280,41 @@ impl fmt::Display for LogprobReport {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DecoderConfig;
+    use crate::testing::tiny_llama;
+
+    /// A checkpoint of a tiny synthetic-world model (what `pretrain`, `sft`
+    /// and `align` write) has no tokenizer.json: `load_lm` gives it the
+    /// world's word tokenizer, so `sweep model logprob/generate` work on it.
+    #[test]
+    fn a_synthetic_checkpoint_loads_with_the_word_tokenizer() {
+        let words = crate::data::synthetic::tokenizer();
+        let config = DecoderConfig {
+            vocab_size: words.vocab_size(),
+            bos_id: None,
+            eos_id: words.eos_id(),
+            pad_id: words.pad_id(),
+            ..tiny_llama()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        Policy::new_random(&config, None, 7, &Device::Cpu)
+            .unwrap()
+            .save(dir.path())
+            .unwrap();
+        let lm = load_lm(dir.path(), &Device::Cpu).unwrap();
+        assert_eq!(lm.source, ModelSource::Checkpoint);
+        let (ids, sum, _, top) = lm.logprob("what is 3 plus 5 ?").unwrap();
+        assert_eq!(ids, words.encode("what is 3 plus 5 ?").unwrap());
+        assert!(sum.is_finite() && sum < 0.0);
+        // Every top token is named by the world's vocabulary.
+        for next in &top {
+            assert_eq!(Some(next.token.clone()), words.id_to_token(next.id));
+        }
     }
 }
