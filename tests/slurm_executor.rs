@@ -324,6 +324,11 @@ fn through_slurm_as_locally(sweep: Sweep, controller_kinds: &[&str]) {
         jobs.values().all(|&n| n == 1),
         "each stage key submitted once: {jobs:?}"
     );
+    eprintln!(
+        "{} stages, {} of them Slurm jobs",
+        planned.values().map(Vec::len).sum::<usize>(),
+        jobs.len()
+    );
 
     let second = timed(&slurm, "second Slurm run", &args);
     let log = text(&second);
@@ -352,7 +357,7 @@ fn table1_block_through_slurm_matches_the_local_executor_byte_for_byte() {
 }
 
 #[test]
-#[ignore = "slow: the whole CI-sized Table 1 (685 stages, ~520 jobs at ~1 s of Slurm each on a 2-CPU node) locally and through Slurm; `cargo test --test slurm_executor table1_through -- --ignored --nocapture`"]
+#[ignore = "slow: the whole CI-sized Table 1 (685 stages, 412 jobs at ~1 s of Slurm each on a 2-CPU node) locally and through Slurm; `cargo test --test slurm_executor table1_through -- --ignored --nocapture`"]
 fn table1_through_slurm_matches_the_local_executor_byte_for_byte() {
     if cluster_up("table1_through_slurm_matches_the_local_executor_byte_for_byte") {
         through_slurm_as_locally(Sweep::Table1Ci, &tiny_controller_kinds());
