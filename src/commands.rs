@@ -246,8 +246,8 @@ impl fmt::Display for Validation {
     }
 }
 
-pub fn validate(paths: &[PathBuf], profile: &str) -> Result<Validation> {
-    let (plan, experiments) = plan::compile(paths, profile)?;
+pub fn validate(paths: &[PathBuf], profile: &str, max_stages: Option<usize>) -> Result<Validation> {
+    let (plan, experiments) = plan::compile_limited(paths, profile, max_stages)?;
     let profile = Profile::load(profile)?;
     let cells = || experiments.iter().flat_map(|e| &e.cells);
     let datasets = sorted_unique(cells().map(|c| c.settings.dataset.as_str()));
@@ -352,7 +352,7 @@ mod tests {
     #[test]
     fn validate_counts_and_reports_missing_files() -> Result<()> {
         let tmp = tempfile::tempdir()?;
-        let v = validate(&two_experiments(tmp.path()), "tiny")?;
+        let v = validate(&two_experiments(tmp.path()), "tiny", None)?;
         assert!(v.ok(), "{v}");
         assert_eq!(v.to_string(), "ok: 2 experiment(s), 3 stage(s)");
         let missing = Validation {

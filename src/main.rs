@@ -39,6 +39,9 @@ struct Inputs {
     /// Results dir; the cache lives in `<results>/cache`.
     #[arg(long, default_value = "results")]
     results: PathBuf,
+    /// Refuse (exit 2) to plan more stages than this [default: $SWEEP_MAX_STAGES, else 100000].
+    #[arg(long, value_name = "N")]
+    max_stages: Option<usize>,
 }
 
 /// Where stages run: this machine's thread pool, or Slurm jobs.
@@ -355,7 +358,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             if executor.executor != Executor::Slurm {
                 bail!("--dry-run prints the sbatch scripts of `--executor slurm`; add it");
             }
-            let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
+            let (plan, _) =
+                plan::compile_limited(&inputs.paths, &inputs.profile, inputs.max_stages)?;
             let opts = slurm_options(&inputs, &executor, false, "cpu", 1)?;
             let cache = Snapshot::open(&inputs.results)?;
             let root = Cache::root_of(&inputs.results);
@@ -372,7 +376,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Why { stage, inputs } => {
-            let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
+            let (plan, _) =
+                plan::compile_limited(&inputs.paths, &inputs.profile, inputs.max_stages)?;
             let Some(node) = plan.find(&stage) else {
                 bail!(
                     "no stage named `{stage}` in this plan (or the key prefix is ambiguous); `sweep plan --json` lists them"
@@ -396,13 +401,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { inputs } => {
-            let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
+            let (plan, _) =
+                plan::compile_limited(&inputs.paths, &inputs.profile, inputs.max_stages)?;
             let cache = Snapshot::open(&inputs.results)?;
             exec::results::write_reports(&plan, &cache, &inputs.results)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { inputs, executor } => {
-            let validation = commands::validate(&inputs.paths, &inputs.profile)?;
+            let validation = commands::validate(&inputs.paths, &inputs.profile, inputs.max_stages)?;
             if executor.executor == Executor::Slurm {
                 slurm_options(&inputs, &executor, false, "cpu", 1)?;
             }
@@ -465,7 +471,7 @@ fn run(
 ) -> Result<ExitCode> {
     // Everything is validated before the cache is touched.
     let device = parse_device(device_name)?;
-    let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
+    let (plan, _) = plan::compile_limited(&inputs.paths, &inputs.profile, inputs.max_stages)?;
     let slurm = match executor.executor {
         Executor::Slurm => Some(slurm_options(
             inputs,
@@ -505,10 +511,7 @@ fn run(
         eprintln!("cancelled: unfinished stages were discarded; `sweep run` again resumes");
         return Ok(ExitCode::from(130));
     }
-    exec::results::write_reports(&plan, &cache, &inputs.results)?;
-    if summary.failed.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
+    // Failures first: writing the reports can fail for the same reason (a full disk).
     for f in &summary.failed {
         eprintln!(
             "error: stage {} failed: {}\n  log: {}",
@@ -517,11 +520,12 @@ fn run(
             f.log.display()
         );
     }
-    Ok(ExitCode::from(1))
+    exec::results::write_reports(&plan, &cache, &inputs.results)?;
+    Ok(ExitCode::from(u8::from(!summary.failed.is_empty())))
 }
 
 fn show_plan(inputs: &Inputs, json: bool, dot: Option<&Path>) -> Result<ExitCode> {
-    let (plan, _) = plan::compile(&inputs.paths, &inputs.profile)?;
+    let (plan, _) = plan::compile_limited(&inputs.paths, &inputs.profile, inputs.max_stages)?;
     let cache = Snapshot::open(&inputs.results)?;
     print_report(&commands::plan_summary(&plan, &cache)?, json)?;
     if let Some(path) = dot {

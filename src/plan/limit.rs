@@ -9,19 +9,28 @@
 //! - [`StageBudget`], while the DAG is built: planning stops as soon as the
 //!   DAG holds more stages than the limit.
 //!
-//! Memory and time of planning are thus bounded by the limit. It is
-//! [`DEFAULT_MAX_STAGES`] unless the environment sets [`MAX_STAGES_VAR`].
+//! Memory and time of planning are thus bounded by the limit: the
+//! `--max-stages N` of `sweep run/plan/validate/why/report`, else the
+//! environment's [`MAX_STAGES_VAR`] (for scripts and CI), else
+//! [`DEFAULT_MAX_STAGES`] ([`max_stages`]).
 use crate::manifest::Manifest;
 use crate::manifest::diagnostic::{Diagnostic, Diagnostics, Loc};
 
 /// Planned stages allowed by default (the shipped manifests plan ~4,500).
 pub const DEFAULT_MAX_STAGES: usize = 100_000;
 
-/// The environment variable that sets another limit.
+/// The environment variable that sets another limit when no flag does.
 pub const MAX_STAGES_VAR: &str = "SWEEP_MAX_STAGES";
 
-/// The limit in force: `SWEEP_MAX_STAGES` if set, else the default.
-pub fn max_stages() -> Result<usize, Diagnostics> {
+/// How a refusal tells the user to raise the limit.
+const RAISE: &str = "raise the limit with --max-stages N (or SWEEP_MAX_STAGES=N)";
+
+/// The limit in force: the `--max-stages` flag if given, else
+/// `SWEEP_MAX_STAGES` if set, else the default.
+pub fn max_stages(flag: Option<usize>) -> Result<usize, Diagnostics> {
+    if let Some(limit) = flag {
+        return Ok(limit);
+    }
     match std::env::var(MAX_STAGES_VAR) {
         Err(_) => Ok(DEFAULT_MAX_STAGES),
         Ok(text) => text.trim().parse::<usize>().map_err(|e| {
@@ -30,7 +39,7 @@ pub fn max_stages() -> Result<usize, Diagnostics> {
                 loc: None,
                 path: None,
                 message: format!(
-                    "{MAX_STAGES_VAR}={text:?} is not a stage count ({e}); give a whole number such as {DEFAULT_MAX_STAGES}"
+                    "{MAX_STAGES_VAR}={text:?} is not a stage count ({e}); give a whole number such as {DEFAULT_MAX_STAGES}, or use --max-stages N"
                 ),
             });
             d
@@ -76,7 +85,7 @@ pub fn check_cells(manifests: &[Manifest], limit: usize) -> Result<(), Diagnosti
         errors.push(Diagnostic::at(
             loc,
             format!(
-                "experiment `{}` would plan more than {limit} stages: its axes multiply to {product} cells ({}{includes}), and each cell plans at least one stage; shrink an axis, or raise the limit with {MAX_STAGES_VAR}=N",
+                "experiment `{}` would plan more than {limit} stages: its axes multiply to {product} cells ({}{includes}), and each cell plans at least one stage; shrink an axis, or {RAISE}",
                 header.name,
                 factors.join(" × ")
             ),
@@ -106,7 +115,7 @@ impl StageBudget {
         d.push(Diagnostic::file(
             &experiment.file,
             format!(
-                "planning stopped: {planned} stages after {cells_done} of the {} cells of experiment `{}` (sweep axes: {}), above the limit of {}; shrink an axis, or raise the limit with {MAX_STAGES_VAR}=N",
+                "planning stopped: {planned} stages after {cells_done} of the {} cells of experiment `{}` (sweep axes: {}), above the limit of {}; shrink an axis, or {RAISE}",
                 experiment.cells.len(),
                 experiment.name,
                 experiment.axes.join(", "),

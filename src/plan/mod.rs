@@ -204,7 +204,21 @@ impl Plan {
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 pub fn compile(paths: &[std::path::PathBuf], profile: &str) -> Result<(Plan, Vec<Experiment>)> {
-    compile_with(paths, &Profile::load(profile)?, limit::max_stages()?)
+    compile_limited(paths, profile, None)
+}
+
+/// [`compile`] under the stage limit of a `--max-stages` flag (`None`: the
+/// environment's or the default, see [`limit::max_stages`]).
+pub fn compile_limited(
+    paths: &[std::path::PathBuf],
+    profile: &str,
+    max_stages: Option<usize>,
+) -> Result<(Plan, Vec<Experiment>)> {
+    compile_with(
+        paths,
+        &Profile::load(profile)?,
+        limit::max_stages(max_stages)?,
+    )
 }
 
 /// [`compile`] with the profile already loaded and the stage limit given.

@@ -12,8 +12,9 @@
 //! whose record file appeared, after checking its checksums. The record file
 //! is the truth of success; the job state only explains a failure.
 //!
-//! Cheap kinds listed in `controller_kinds` run beside the controller as a
-//! child `sweep stage exec` (the same worker code), without queueing.
+//! Cheap kinds listed in `controller_kinds` (by default dataset, split and
+//! metric: [`settings::DEFAULT_CONTROLLER_KINDS`]) run beside the controller
+//! as a child `sweep stage exec` (the same worker code), without queueing.
 //!
 //! - A failed, cancelled, timed-out, out-of-memory or NODE_FAIL job fails
 //!   its stage (after `retries` resubmissions): the exit message names the

@@ -11,6 +11,7 @@
 //! poll_interval_s = 5.0               # one squeue call per interval for all jobs
 //! retries = 0                         # resubmit a failed job up to N times
 //! controller_kinds = ["dataset", "split", "metric"]  # run beside the controller, not as jobs
+//!                                     # (default: DEFAULT_CONTROLLER_KINDS; `[]` submits every kind)
 //! binary = "/shared/bin/sweep"        # the worker binary (default: this sweep)
 //!
 //! [slurm.resources.align]             # per stage kind; `default` for every other kind
@@ -81,12 +82,21 @@ impl Default for SlurmSettings {
             max_jobs: 100,
             poll_interval: Duration::from_secs(5),
             retries: 0,
-            controller_kinds: BTreeSet::new(),
+            controller_kinds: DEFAULT_CONTROLLER_KINDS
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
             binary: None,
             resources: BTreeMap::new(),
         }
     }
 }
+
+/// Kinds that run beside the controller unless `controller_kinds` says
+/// otherwise: they compute for well under Slurm's ~2.5 s of scheduling per
+/// job (BENCHMARKS.md, "Slurm executor"), so queueing them only adds
+/// latency, and they need no GPU.
+pub const DEFAULT_CONTROLLER_KINDS: &[&str] = &["dataset", "split", "metric"];
 
 /// Options the executor sets itself: a user's `sbatch_args` may not.
 const OWNED_OPTIONS: &[&str] = &[
@@ -119,8 +129,7 @@ struct RawSlurm {
     max_jobs: Option<Spanned<i64>>,
     poll_interval_s: Option<Spanned<f64>>,
     retries: Option<Spanned<i64>>,
-    #[serde(default)]
-    controller_kinds: Vec<Spanned<String>>,
+    controller_kinds: Option<Vec<Spanned<String>>>,
     binary: Option<Spanned<String>>,
     #[serde(default)]
     resources: BTreeMap<String, Spanned<RawResources>>,
@@ -223,7 +232,10 @@ impl SlurmSettings {
                 out.poll_interval = Duration::from_secs_f64(*s.get_ref());
             }
         }
-        for kind in &raw.controller_kinds {
+        if raw.controller_kinds.is_some() {
+            out.controller_kinds.clear();
+        }
+        for kind in raw.controller_kinds.iter().flatten() {
             match known_kind(kind.get_ref(), false) {
                 Ok(()) => {
                     out.controller_kinds.insert(kind.get_ref().clone());
@@ -394,6 +406,23 @@ cpus = 2
         assert_eq!(align.mem.as_deref(), Some("64G"));
         assert_eq!(s.resources("sft").cpus, 2, "`default` covers other kinds");
         assert_eq!(parse("").unwrap(), SlurmSettings::default());
+    }
+
+    #[test]
+    fn cheap_kinds_run_on_the_controller_unless_the_settings_list_others() {
+        let default = parse("[slurm]\n").unwrap();
+        for kind in DEFAULT_CONTROLLER_KINDS {
+            assert!(default.in_controller(kind), "{kind}");
+        }
+        assert!(!default.in_controller("align"));
+        let listed = parse("[slurm]\ncontroller_kinds = [\"metric\"]\n").unwrap();
+        assert!(listed.in_controller("metric") && !listed.in_controller("dataset"));
+        let none = parse("[slurm]\ncontroller_kinds = []\n").unwrap();
+        assert!(
+            DEFAULT_CONTROLLER_KINDS
+                .iter()
+                .all(|k| !none.in_controller(k))
+        );
     }
 
     #[test]
