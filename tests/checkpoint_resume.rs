@@ -126,7 +126,7 @@ fn kill_after_a_checkpoint(dir: &Path, args: &[&str], extra: Duration) -> bool {
 #[test]
 fn a_run_killed_inside_pretraining_resumes_and_ends_byte_identical() {
     let clean = tempfile::tempdir().unwrap();
-    let (m, p) = (manifest(clean.path()), profile(clean.path(), 60, 3e-3));
+    let (m, p) = (manifest(clean.path()), profile(clean.path(), 30, 3e-3));
     let out = sweep(clean.path(), &run_args(&m, &p));
     assert!(out.status.success(), "{}", text(&out));
     let want = pretrained_models(&clean.path().join("results"));
@@ -137,7 +137,7 @@ fn a_run_killed_inside_pretraining_resumes_and_ends_byte_identical() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let (m, p) = (manifest(dir.path()), profile(dir.path(), 60, 3e-3));
+    let (m, p) = (manifest(dir.path()), profile(dir.path(), 30, 3e-3));
     let args = run_args(&m, &p);
     let mut killed = 0;
     for extra_ms in [0, 40, 15] {
@@ -175,7 +175,7 @@ fn a_run_killed_inside_pretraining_resumes_and_ends_byte_identical() {
 #[test]
 fn a_changed_parameter_starts_over_and_gc_removes_the_old_partial_work() {
     let dir = tempfile::tempdir().unwrap();
-    let (m, p) = (manifest(dir.path()), profile(dir.path(), 60, 3e-3));
+    let (m, p) = (manifest(dir.path()), profile(dir.path(), 30, 3e-3));
     assert!(kill_after_a_checkpoint(
         dir.path(),
         &run_args(&m, &p),
@@ -184,7 +184,7 @@ fn a_changed_parameter_starts_over_and_gc_removes_the_old_partial_work() {
     let old = checkpoints(&dir.path().join("results"));
     assert!(!old.is_empty());
 
-    let p = profile(dir.path(), 60, 2e-3);
+    let p = profile(dir.path(), 30, 2e-3);
     let out = sweep(dir.path(), &run_args(&m, &p));
     assert!(out.status.success(), "{}", text(&out));
     assert!(!text(&out).contains("resuming"), "{}", text(&out));
