@@ -56,8 +56,11 @@ fn run_args<'a>(m: &'a str, p: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// A dir's files: (name, bytes), sorted by name.
+type Files = Vec<(String, Vec<u8>)>;
+
 /// Every `pretrain` artifact's model files, by stage dir name.
-fn pretrained_models(results: &Path) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+fn pretrained_models(results: &Path) -> Vec<(String, Files)> {
     let root = results.join("cache/pretrain");
     let mut out: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
@@ -199,4 +202,48 @@ fn a_changed_parameter_starts_over_and_gc_removes_the_old_partial_work() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// SIGTERM (Slurm's preemption and time-limit signal; Ctrl-C works the
+/// same) during pretraining: the running stage saves where it is, without
+/// waiting for its interval, and the run exits 130.
+#[test]
+fn sigterm_saves_a_checkpoint_before_the_run_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    // Long enough that the signal lands inside the first pretraining stage.
+    let (m, p) = (manifest(dir.path()), profile(dir.path(), 400, 3e-3));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .current_dir(dir.path())
+        .args(["run", &m, "--profile", &p, "--jobs", "1"])
+        .args(["--checkpoint-steps", "100000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tmp = dir.path().join("results/cache/tmp");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_dir(&tmp).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(Instant::now() < deadline, "no stage started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{msg}");
+    assert!(msg.contains("cancelled"), "{msg}");
+    let status = status_json(dir.path());
+    let loops: Vec<&serde_json::Value> = status["partial"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["loops"].as_array().unwrap())
+        .collect();
+    assert_eq!(loops.len(), 1, "the one running stage saved: {status}");
+    let (step, total) = (loops[0]["step"].as_u64(), loops[0]["total_steps"].as_u64());
+    assert!(step >= Some(1) && step < total, "{status}");
 }

@@ -82,7 +82,7 @@ pub fn generate_resuming(
     cfg.validate()?;
     anyhow::ensure!(
         done.len() <= prompts.len()
-            && (done.len() % cfg.batch_size == 0 || done.len() == prompts.len()),
+            && (done.len().is_multiple_of(cfg.batch_size) || done.len() == prompts.len()),
         "sampling: {} finished outputs is not a whole number of {}-prompt batches of {} prompts",
         done.len(),
         cfg.batch_size,
