@@ -212,7 +212,7 @@ fn sigterm_saves_a_checkpoint_before_the_run_exits() {
     let dir = tempfile::tempdir().unwrap();
     // Long enough that the signal lands inside the first pretraining stage.
     let (m, p) = (manifest(dir.path()), profile(dir.path(), 400, 3e-3));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+    let child = Command::new(env!("CARGO_BIN_EXE_sweep"))
         .current_dir(dir.path())
         .args(["run", &m, "--profile", &p, "--jobs", "1"])
         .args(["--checkpoint-steps", "100000"])
