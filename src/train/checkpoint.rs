@@ -274,19 +274,7 @@ impl<'a> Checkpointer<'a> {
                 Ok(Some(resumed))
             }
             Err(reason) => {
-                let aside = self.path.with_extension("safetensors.corrupt");
-                fs::rename(&self.path, &aside).with_context(|| {
-                    format!(
-                        "moving the unusable checkpoint {} aside",
-                        self.path.display()
-                    )
-                })?;
-                (self.log)(&format!(
-                    "warning: checkpoint {} is unusable ({reason:#}); moved to {} and {} restarts from step 0",
-                    self.path.display(),
-                    aside.display(),
-                    self.phase
-                ));
+                set_aside(&self.path, &reason, &self.log, &self.phase, "step 0")?;
                 Ok(None)
             }
         }
@@ -566,19 +554,13 @@ impl<'a> OutputsCheckpointer<'a> {
                 Ok(outputs)
             }
             Err(reason) => {
-                let aside = self.path.with_extension("json.corrupt");
-                fs::rename(&self.path, &aside).with_context(|| {
-                    format!(
-                        "moving the unusable checkpoint {} aside",
-                        self.path.display()
-                    )
-                })?;
-                (self.log)(&format!(
-                    "warning: checkpoint {} is unusable ({reason:#}); moved to {} and {} restarts from the first batch",
-                    self.path.display(),
-                    aside.display(),
-                    self.phase
-                ));
+                set_aside(
+                    &self.path,
+                    &reason,
+                    &self.log,
+                    &self.phase,
+                    "the first batch",
+                )?;
                 Ok(Vec::new())
             }
         }
@@ -616,6 +598,28 @@ impl<'a> OutputsCheckpointer<'a> {
         }
         Ok(())
     }
+}
+
+/// Moves an unusable checkpoint to `<file>.corrupt` (kept for a look, not
+/// read again) and warns that loop `phase` restarts from `restart`.
+fn set_aside(
+    path: &Path,
+    reason: &anyhow::Error,
+    log: &dyn Fn(&str),
+    phase: &str,
+    restart: &str,
+) -> Result<()> {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".corrupt");
+    let aside = PathBuf::from(aside);
+    fs::rename(path, &aside)
+        .with_context(|| format!("moving the unusable checkpoint {} aside", path.display()))?;
+    log(&format!(
+        "warning: checkpoint {} is unusable ({reason:#}); moved to {} and {phase} restarts from {restart}",
+        path.display(),
+        aside.display(),
+    ));
+    Ok(())
 }
 
 fn outputs_checksum<T: Serialize>(outputs: &[T]) -> Result<String> {
