@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::cache::partial::{PartialStage, partial_stages};
 use crate::cache::{Cache, CacheRead};
 use crate::exec::{self, NodeState};
 use crate::plan::{self, Plan};
@@ -148,11 +149,13 @@ pub struct KindRecords {
     pub seconds: f64,
 }
 
-/// `sweep status`: what the cache holds, per stage kind.
+/// `sweep status`: what the cache holds, per stage kind, and the saved
+/// progress of unfinished stages (their partial dirs).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CacheStatus {
     pub cache: PathBuf,
     pub kinds: BTreeMap<String, KindRecords>,
+    pub partial: Vec<PartialStage>,
 }
 
 pub fn cache_status(cache: &dyn CacheRead) -> Result<CacheStatus> {
@@ -165,6 +168,7 @@ pub fn cache_status(cache: &dyn CacheRead) -> Result<CacheStatus> {
     Ok(CacheStatus {
         cache: cache.root().to_path_buf(),
         kinds,
+        partial: partial_stages(cache.root())?,
     })
 }
 
@@ -178,13 +182,37 @@ impl fmt::Display for CacheStatus {
                 k.records, k.seconds
             )?;
         }
+        if !self.partial.is_empty() {
+            write!(
+                f,
+                "\n{} unfinished stage(s) with saved progress (`sweep run` resumes them):",
+                self.partial.len()
+            )?;
+        }
+        for p in &self.partial {
+            let key = &p.key[..p.key.len().min(12)];
+            for l in &p.loops {
+                write!(
+                    f,
+                    "\n  {} [{}] step {}/{} ({key})",
+                    l.stage, l.phase, l.step, l.total_steps
+                )?;
+            }
+            if p.loops.is_empty() && p.unreadable.is_empty() {
+                write!(f, "\n  {key}: no checkpoint yet")?;
+            }
+            for u in &p.unreadable {
+                write!(f, "\n  {key}: unreadable {u}")?;
+            }
+        }
         Ok(())
     }
 }
 
 /// `sweep gc`: deletes (or with `dry_run` only lists) the cached stages
 /// `keep` no longer reaches (all are kept without a plan), then every dir no
-/// record points to. Returns one line per deletion.
+/// record points to, then the partial dirs (saved progress) of keys `keep`
+/// does not have (all are kept without a plan). Returns one line per deletion.
 pub fn gc(keep: Option<&Plan>, cache: &Cache, dry_run: bool) -> Result<Vec<String>> {
     let verb = if dry_run { "would delete" } else { "deleted" };
     let mut lines = Vec::new();
@@ -202,7 +230,15 @@ pub fn gc(keep: Option<&Plan>, cache: &Cache, dry_run: bool) -> Result<Vec<Strin
             }
         }
     }
-    for dir in cache.unreferenced_dirs()? {
+    let mut dirs = cache.unreferenced_dirs()?;
+    if let Some(plan) = keep {
+        for p in partial_stages(cache.root())? {
+            if plan.node(&p.key).is_none() {
+                dirs.push(p.dir);
+            }
+        }
+    }
+    for dir in dirs {
         lines.push(format!("{verb} {}", dir.display()));
         if !dry_run {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;

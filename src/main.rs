@@ -15,6 +15,7 @@ use cwpo::device::parse_device;
 use cwpo::exec::{self, RunOptions};
 use cwpo::plan;
 use cwpo::spec::Diagnostics;
+use cwpo::train::checkpoint::CheckpointEvery;
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +56,33 @@ struct ExecutorArgs {
     executor_config: Option<PathBuf>,
 }
 
+/// How often training stages save their progress (execution only: it
+/// changes no cache key and no result).
+#[derive(Args, Clone)]
+struct CheckpointArgs {
+    /// Save a training checkpoint every N optimiser steps (0: by time only).
+    #[arg(long, default_value_t = CheckpointEvery::default().steps)]
+    checkpoint_steps: usize,
+    /// ... and at least every M minutes of training.
+    #[arg(long, default_value_t = CheckpointEvery::default().interval.as_secs_f64() / 60.0)]
+    checkpoint_minutes: f64,
+}
+
+impl CheckpointArgs {
+    fn every(&self) -> Result<CheckpointEvery> {
+        if !(self.checkpoint_minutes.is_finite() && self.checkpoint_minutes > 0.0) {
+            bail!(
+                "--checkpoint-minutes {} must be a positive number of minutes",
+                self.checkpoint_minutes
+            );
+        }
+        Ok(CheckpointEvery {
+            steps: self.checkpoint_steps,
+            interval: std::time::Duration::from_secs_f64(self.checkpoint_minutes * 60.0),
+        })
+    }
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
 enum Executor {
     Local,
@@ -79,6 +107,8 @@ enum Command {
         device: String,
         #[command(flatten)]
         executor: ExecutorArgs,
+        #[command(flatten)]
+        checkpoint: CheckpointArgs,
     },
     /// Show the DAG: per kind, nodes / cached / to run, and the dedup ratio.
     Plan {
@@ -101,7 +131,7 @@ enum Command {
         #[command(flatten)]
         inputs: Inputs,
     },
-    /// What the cache holds, per stage kind.
+    /// What the cache holds, per stage kind, and the unfinished stages' saved progress.
     Status {
         #[arg(long, default_value = "results")]
         results: PathBuf,
@@ -345,9 +375,17 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             keep_going,
             device,
             executor,
+            checkpoint,
         } => {
             let jobs = jobs.unwrap_or_else(|| default_jobs(&device));
-            run(&inputs, jobs, keep_going, &device, &executor)
+            run(
+                &inputs,
+                jobs,
+                keep_going,
+                &device,
+                &executor,
+                checkpoint.every()?,
+            )
         }
         Command::Plan {
             inputs,
@@ -372,7 +410,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Stage {
             command: StageCommand::Exec { key, cache },
         } => {
-            exec::slurm::worker::exec_stage(&cache, &key)?;
+            // Slurm sends SIGTERM before a time limit (`--signal`) or on
+            // preemption: training loops save, and the resubmitted job resumes.
+            let cancel = Arc::new(AtomicBool::new(false));
+            let flag = cancel.clone();
+            ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+                .context("installing the SIGTERM/SIGINT handler")?;
+            exec::slurm::worker::exec_stage(&cache, &key, &cancel)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Why { stage, inputs } => {
@@ -468,6 +512,7 @@ fn run(
     keep_going: bool,
     device_name: &str,
     executor: &ExecutorArgs,
+    checkpoint_every: CheckpointEvery,
 ) -> Result<ExitCode> {
     // Everything is validated before the cache is touched.
     let device = parse_device(device_name)?;
@@ -496,6 +541,7 @@ fn run(
                 jobs,
                 keep_going,
                 device,
+                checkpoint_every,
             },
             &cancel,
         )?,
@@ -508,7 +554,10 @@ fn run(
         summary.skipped
     );
     if summary.cancelled {
-        eprintln!("cancelled: unfinished stages were discarded; `sweep run` again resumes");
+        eprintln!(
+            "cancelled: unfinished stages were discarded (training stages saved a checkpoint first); \
+             `sweep run` again resumes"
+        );
         return Ok(ExitCode::from(130));
     }
     // Failures first: writing the reports can fail for the same reason (a full disk).

@@ -18,10 +18,15 @@
 //! dir moved to `failed/`) so the stage re-runs. `sweep cache repair` does
 //! the same from scratch.
 //!
+//! A training stage's checkpoints live in its partial dir
+//! (`results/cache/partial/<key>/`, [`partial`]), which the sweep on open
+//! keeps: a re-run of the key resumes from it.
+//!
 //! A lock file (`results/cache/.lock`) keeps two writers off one cache: the
 //! second refuses, naming the holder's pid. Read-only commands never take
 //! it: they read a [`snapshot::Snapshot`] of the record files.
 pub mod check;
+pub mod partial;
 pub mod record;
 pub mod snapshot;
 
@@ -422,7 +427,8 @@ impl Cache {
         Ok(out)
     }
 
-    /// Dirs under the cache that no record points to (orphans, failed and temp dirs).
+    /// Dirs under the cache that no record points to (orphans, failed and
+    /// temp dirs; not the partial dirs of unfinished stages).
     pub fn unreferenced_dirs(&self) -> Result<Vec<PathBuf>> {
         let referenced: std::collections::HashSet<PathBuf> = self
             .index()
@@ -437,7 +443,12 @@ impl Cache {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
-            if !kind_dir.is_dir() || name == INDEX_DIR || name.starts_with(INDEX_DIR) {
+            // Partial dirs are resumable work, not orphans: `sweep gc` judges them by its plan.
+            if !kind_dir.is_dir()
+                || name == INDEX_DIR
+                || name.starts_with(INDEX_DIR)
+                || name == partial::PARTIAL_DIR
+            {
                 continue;
             }
             for sub in fs::read_dir(&kind_dir)? {

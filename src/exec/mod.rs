@@ -10,6 +10,12 @@
 //! other and leaves nothing half-recorded. A
 //! failing stage blocks its descendants; without `--keep-going` nothing new
 //! starts after a failure.
+//!
+//! Training stages save checkpoints in their partial dir
+//! ([`crate::cache::partial`]) as [`RunOptions::checkpoint_every`] says; a
+//! re-run continues from them, and a recorded stage's partial dir goes. On
+//! Ctrl-C the scheduler waits (up to [`CANCEL_GRACE`]) for running training
+//! stages to save at their step boundary before it exits.
 pub mod progress;
 pub mod results;
 pub mod slurm;
@@ -27,9 +33,12 @@ use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::Dfs;
 
+use crate::cache::partial::partial_dir;
 use crate::cache::{Cache, CacheRead, LOG_FILE};
 use crate::plan::Plan;
+use crate::stage::training::CHECKPOINTING_KINDS;
 use crate::stage::{StageContext, StageOutcome, run_stage};
+use crate::train::checkpoint::{CheckpointEvery, CheckpointPlace};
 use progress::Display;
 
 pub struct RunOptions {
@@ -38,7 +47,12 @@ pub struct RunOptions {
     /// Let branches independent of a failed stage continue.
     pub keep_going: bool,
     pub device: candle_core::Device,
+    /// How often training loops save their progress (not part of any key).
+    pub checkpoint_every: CheckpointEvery,
 }
+
+/// How long a cancelled run waits for its training stages to save.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(30);
 
 /// A failed stage, for the exit message.
 #[derive(Debug, Clone)]
@@ -86,7 +100,7 @@ pub fn states(plan: &Plan, cache: &dyn CacheRead) -> Result<HashMap<NodeIndex, N
 
 enum Slot {
     Pending,
-    Running { tmp: PathBuf },
+    Running { tmp: PathBuf, kind: String },
     Done,
     Failed,
     Blocked,
@@ -130,9 +144,27 @@ pub fn run(
 
     loop {
         if cancel.load(Ordering::Relaxed) {
-            // Ctrl-C: abandon the running stages (their temp dirs go, nothing is recorded).
+            // Ctrl-C: training stages save at their next step boundary and
+            // stop; wait for them a while. Then abandon every running stage
+            // (temp dirs go, nothing is recorded; partial dirs stay).
+            let deadline = Instant::now() + CANCEL_GRACE;
+            while Instant::now() < deadline
+                && slots.values().any(|s| {
+                    matches!(s, Slot::Running { kind, .. } if CHECKPOINTING_KINDS.contains(&kind.as_str()))
+                })
+            {
+                if let Ok((idx, ..)) = rx.recv_timeout(Duration::from_millis(100)) {
+                    if let Some(Slot::Running { tmp, .. }) = slots.remove(&idx) {
+                        let _ = std::fs::remove_dir_all(tmp);
+                    }
+                    slots.insert(idx, Slot::Pending);
+                    if let Some(bar) = bars.remove(&idx) {
+                        close_bar(&display, bar);
+                    }
+                }
+            }
             for slot in slots.values() {
-                if let Slot::Running { tmp } = slot {
+                if let Slot::Running { tmp, .. } = slot {
                     let _ = std::fs::remove_dir_all(tmp);
                 }
             }
@@ -173,6 +205,11 @@ pub fn run(
                 .collect::<Result<_>>()?;
             let bar = Arc::new(display.stage(&node.name, &tmp.join(LOG_FILE))?);
             bars.insert(idx, bar.clone());
+            let place = CheckpointPlace {
+                dir: partial_dir(cache.root(), &node.key),
+                stage: node.name.clone(),
+                every: opts.checkpoint_every,
+            };
             let (tx, cancel, device, out_dir) =
                 (tx.clone(), cancel.clone(), opts.device.clone(), tmp.clone());
             let started_unix = SystemTime::now()
@@ -187,6 +224,7 @@ pub fn run(
                     device: &device,
                     progress: bar.as_ref(),
                     cancel: &cancel,
+                    checkpoint: Some(&place),
                 };
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     run_stage(&node.kind, &ctx)
@@ -195,7 +233,13 @@ pub fn run(
                 drop(bar); // the scheduler takes the bar back once the result arrives
                 let _ = tx.send((idx, started_unix, started, result));
             });
-            slots.insert(idx, Slot::Running { tmp });
+            slots.insert(
+                idx,
+                Slot::Running {
+                    tmp,
+                    kind: plan.graph[idx].kind.clone(),
+                },
+            );
             free -= 1;
         }
 
@@ -211,7 +255,7 @@ pub fn run(
             Ok(msg) => msg,
             Err(_) => continue,
         };
-        let Some(Slot::Running { tmp }) = slots.remove(&idx) else {
+        let Some(Slot::Running { tmp, .. }) = slots.remove(&idx) else {
             unreachable!("a result comes from a running stage")
         };
         let node = &plan.graph[idx];
@@ -222,6 +266,11 @@ pub fn run(
                 close_bar(&display, bar);
                 match cache.commit(node, &tmp, started_unix, seconds, outcome.metrics) {
                     Ok(_) => {
+                        // Recorded: its checkpoints are no longer needed.
+                        let partial = partial_dir(cache.root(), &node.key);
+                        if partial.exists() {
+                            let _ = std::fs::remove_dir_all(&partial);
+                        }
                         display.ended(&format!("done   {} ({seconds:.1}s)", node.name));
                         summary.ran.push(node.name.clone());
                         slots.insert(idx, Slot::Done);

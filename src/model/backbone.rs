@@ -95,6 +95,11 @@ impl Backbone {
         self.params.trainable_vars()
     }
 
+    /// The LoRA dropout stream (a training checkpoint saves its position).
+    pub fn dropout_state(&self) -> Arc<DropoutState> {
+        self.dropout.clone()
+    }
+
     /// Folds every LoRA adapter into its base weight; afterwards the model
     /// has no adapters and computes the same function with fewer ops.
     pub fn merge_lora(&mut self) -> anyhow::Result<()> {

@@ -74,7 +74,7 @@ mod tests {
                     Ok((lp.sum.sum_all()? / count)?.neg()?)
                 };
                 let vars = policy.trainable_vars();
-                Ok(run_training(vars, seqs.len(), &config, &mut loss, &mut |_| {})?.losses)
+                Ok(run_training(vars, seqs.len(), &config, &mut loss, &mut |_| {}, None)?.losses)
             })
         };
         let (fused, composed) = (trace(true)?, trace(false)?);

@@ -113,6 +113,23 @@ impl DropoutState {
         self.training.store(training, Ordering::Relaxed);
     }
 
+    /// Where the stream stands: its seed and how many 32-bit words it has
+    /// given out. A training checkpoint saves it so a resumed run draws the
+    /// same masks an uninterrupted one would.
+    pub fn position(&self) -> ([u8; 32], u128) {
+        let rng = self.rng.lock().expect("dropout rng poisoned");
+        (rng.get_seed(), rng.get_word_pos())
+    }
+
+    /// Moves the stream to a position taken by [`Self::position`] of a
+    /// stream with the same seed.
+    pub fn seek(&self, word_pos: u128) {
+        self.rng
+            .lock()
+            .expect("dropout rng poisoned")
+            .set_word_pos(word_pos);
+    }
+
     pub fn is_training(&self) -> bool {
         self.training.load(Ordering::Relaxed)
     }

@@ -181,6 +181,7 @@ mod tests {
             0,
             &Device::Cpu,
             &mut |_| {},
+            None,
         )
         .unwrap();
         let total = policy

@@ -64,9 +64,34 @@ pub fn generate(
     prompts: &[Vec<u32>],
     cfg: &SamplingConfig,
 ) -> anyhow::Result<Vec<Vec<u32>>> {
+    generate_resuming(policy, prompts, cfg, Vec::new(), &mut |_| Ok(()))
+}
+
+/// [`generate`] continuing after `done`, the outputs of the first whole
+/// batches of an earlier attempt, and calling `after_batch` with every
+/// output so far after each batch (a checkpoint saves them). The result is
+/// an uninterrupted call's: a batch depends only on its own prompts and
+/// their streams.
+pub fn generate_resuming(
+    policy: &Policy,
+    prompts: &[Vec<u32>],
+    cfg: &SamplingConfig,
+    done: Vec<Vec<u32>>,
+    after_batch: &mut dyn FnMut(&[Vec<u32>]) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Vec<u32>>> {
     cfg.validate()?;
-    let mut out = Vec::with_capacity(prompts.len());
-    for (chunk_index, chunk) in prompts.chunks(cfg.batch_size).enumerate() {
+    anyhow::ensure!(
+        done.len() <= prompts.len()
+            && (done.len().is_multiple_of(cfg.batch_size) || done.len() == prompts.len()),
+        "sampling: {} finished outputs is not a whole number of {}-prompt batches of {} prompts",
+        done.len(),
+        cfg.batch_size,
+        prompts.len()
+    );
+    let skip = done.len().div_ceil(cfg.batch_size);
+    let mut out = done;
+    out.reserve(prompts.len() - out.len());
+    for (chunk_index, chunk) in prompts.chunks(cfg.batch_size).enumerate().skip(skip) {
         let first = chunk_index * cfg.batch_size;
         let mut rngs: Vec<ChaCha8Rng> = (first..first + chunk.len())
             .map(|i| tensor_rng(cfg.seed, &format!("sample/{i}")))
@@ -76,6 +101,7 @@ pub fn generate(
                 format!("generating for prompts {first}..{}", first + chunk.len())
             })?,
         );
+        after_batch(&out)?;
     }
     Ok(out)
 }
@@ -360,6 +386,47 @@ mod tests {
         )?;
         assert_ne!(a, b);
         assert!(a.iter().all(|s| s.len() <= 8));
+        Ok(())
+    }
+
+    /// Resumed after its first batch (the outputs a checkpoint kept), the
+    /// loop gives an uninterrupted run's outputs and reports each batch.
+    #[test]
+    fn generation_resumed_after_whole_batches_matches_one_run() -> anyhow::Result<()> {
+        let policy = Policy::new_random(&tiny_opt(), None, 34, &Device::Cpu)?;
+        let cfg = SamplingConfig {
+            temperature: 1.0,
+            top_p: 1.0,
+            max_new_tokens: 6,
+            batch_size: 2,
+            seed: 3,
+        };
+        let prompts = prompts();
+        let whole = generate(&policy, &prompts, &cfg)?;
+        let mut seen = Vec::new();
+        let resumed = generate_resuming(
+            &policy,
+            &prompts,
+            &cfg,
+            whole[..2].to_vec(),
+            &mut |so_far| {
+                seen.push(so_far.len());
+                Ok(())
+            },
+        )?;
+        assert_eq!(resumed, whole);
+        assert_eq!(seen, [4], "one batch left of two");
+        // Half a batch is not a place a checkpoint saves at.
+        assert!(
+            generate_resuming(
+                &policy,
+                &prompts,
+                &cfg,
+                whole[..1].to_vec(),
+                &mut |_| Ok(())
+            )
+            .is_err()
+        );
         Ok(())
     }
 

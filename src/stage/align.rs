@@ -11,7 +11,7 @@ use super::models::{
     PairTokenizer, load_policy, save_model, tokenizer_of_checkpoint, trainable_copy,
 };
 use super::ref_logps::REF_LOGPS_FILE;
-use super::training::{progress_callback, record_training, train_config};
+use super::training::{checkpointer, progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome, read_json};
 use crate::spec::TrainSettings;
 use crate::train::custom_loss::CustomLossSpec;
@@ -215,6 +215,7 @@ impl Stage for Align {
             tokenizer.pad_id(),
             ctx.device,
             &mut progress_callback(ctx),
+            checkpointer(ctx, "align", policy.backbone()).as_mut(),
         )?;
         save_model(&policy, Some(&model_dir), ctx.out_dir)?;
         let mut metrics = record_training(ctx, &report)?;

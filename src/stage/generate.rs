@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::artifacts::{MODEL_DIR, test_prompts};
 use super::models::{load_policy, tokenizer_of_checkpoint};
 use super::{Stage, StageContext, StageOutcome, write_json};
-use crate::model::{SamplingConfig, generate};
+use crate::model::SamplingConfig;
+use crate::model::sample::generate_resuming;
+use crate::train::checkpoint::OutputsCheckpointer;
 
 pub struct Generate;
 
@@ -77,7 +79,28 @@ impl Stage for Generate {
             seed: params.seed,
         };
         ctx.progress.set_total(prompts.len() as u64);
-        let outputs = generate(&policy, &ids, &sampling)?;
+        // Finished batches survive a kill: their outputs are saved in the
+        // partial dir as the checkpoint interval says.
+        let mut checkpoint = ctx.checkpoint.map(|place| {
+            let fingerprint = serde_json::to_vec(&(&sampling, &ids)).expect("serialisable");
+            let stage = place.stage.clone();
+            OutputsCheckpointer::new(place, "generate", &fingerprint, move |line: &str| {
+                ctx.progress.log(line);
+                eprintln!("{stage}: {line}");
+            })
+            .with_cancel(ctx.cancel)
+        });
+        let done = match checkpoint.as_mut() {
+            Some(c) => c.resume::<Vec<u32>>()?,
+            None => Vec::new(),
+        };
+        let outputs = generate_resuming(&policy, &ids, &sampling, done, &mut |so_far| {
+            ctx.progress.set_step(so_far.len() as u64, None);
+            match checkpoint.as_mut() {
+                Some(c) => c.after_batch(so_far, ids.len()),
+                None => Ok(()),
+            }
+        })?;
         let generations = prompts
             .into_iter()
             .zip(&outputs)

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::artifacts::MODEL_DIR;
 use super::models::{PairTokenizer, load_policy};
-use super::training::{progress_callback, record_training, train_config};
+use super::training::{checkpointer, progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome};
 use crate::data::Tokenizer;
 use crate::data::synthetic::{FAMILIES, WorldConfig, gold_labelled_pairs, tokenizer};
@@ -63,6 +63,7 @@ impl Stage for GoldTrain {
             tokenizer.pad_id(),
             ctx.device,
             &mut progress_callback(ctx),
+            checkpointer(ctx, "gold_train", scorer.backbone()).as_mut(),
         )?;
         scorer.backbone().set_training(false);
         scorer.save(&ctx.out_dir.join(GOLD_DIR))?;

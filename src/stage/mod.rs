@@ -69,6 +69,9 @@ pub struct StageContext<'a> {
     pub progress: &'a dyn Progress,
     /// Set by Ctrl-C: long loops should check [`StageContext::check_cancel`].
     pub cancel: &'a AtomicBool,
+    /// Where training loops save their progress (the stage's partial dir,
+    /// kept across runs until the stage is recorded); `None` = never save.
+    pub checkpoint: Option<&'a crate::train::checkpoint::CheckpointPlace>,
 }
 
 impl StageContext<'_> {

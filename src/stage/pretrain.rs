@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::artifacts::MODEL_DIR;
-use super::training::{progress_callback, record_training};
+use super::training::{checkpointer, progress_callback, record_training};
 use super::{Stage, StageContext, StageOutcome};
 use crate::data::Tokenizer;
 use crate::data::synthetic::{WorldConfig, pretraining_corpus};
@@ -77,6 +77,7 @@ impl Stage for Pretrain {
             tokenizer.pad_id(),
             ctx.device,
             &mut progress_callback(ctx),
+            checkpointer(ctx, "pretrain", policy.backbone()).as_mut(),
         )?;
         policy.save(&ctx.out_dir.join(MODEL_DIR))?;
         let mut metrics = record_training(ctx, &report)?;

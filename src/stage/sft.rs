@@ -8,7 +8,7 @@ use super::artifacts::labelled_unlabeled;
 use super::models::{
     PairTokenizer, load_base_policy, max_len, origin_of, save_model, tokenizer_for, trainable_copy,
 };
-use super::training::{progress_callback, record_training, train_config};
+use super::training::{checkpointer, progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome};
 use crate::spec::{ModelSpec, TrainSettings};
 use crate::train::sft::train_sft;
@@ -46,6 +46,7 @@ impl Stage for Sft {
             tokenizer.pad_id(),
             ctx.device,
             &mut progress_callback(ctx),
+            checkpointer(ctx, "sft", policy.backbone()).as_mut(),
         )?;
         save_model(&policy, origin_of(&params.model), ctx.out_dir)?;
         Ok(StageOutcome {

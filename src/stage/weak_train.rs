@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::artifacts::split_pairs;
 use super::models::{PairTokenizer, load_base_policy, max_len, tokenizer_for, trainable_copy};
-use super::training::{progress_callback, record_training, train_config};
+use super::training::{checkpointer, progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::model::RewardModel;
 use crate::spec::{ModelSpec, TrainSettings};
@@ -84,11 +84,28 @@ impl Stage for WeakTrain {
             "bt" | "pairrm" => {
                 let lora = super::models::lora_of(&params.train);
                 let scorer = RewardModel::from_policy(&base, lora.as_ref(), params.seed)?;
+                let mut checkpoint = checkpointer(ctx, &params.objective, scorer.backbone());
                 let report = if params.objective == "bt" {
-                    bt::train_bradley_terry(&scorer, &pairs, &cfg, pad, ctx.device, &mut progress)?
+                    bt::train_bradley_terry(
+                        &scorer,
+                        &pairs,
+                        &cfg,
+                        pad,
+                        ctx.device,
+                        &mut progress,
+                        checkpoint.as_mut(),
+                    )?
                 } else {
                     let inputs = pairwise_inputs(&pairs);
-                    pairrm::train_pairwise(&scorer, &inputs, &cfg, pad, ctx.device, &mut progress)?
+                    pairrm::train_pairwise(
+                        &scorer,
+                        &inputs,
+                        &cfg,
+                        pad,
+                        ctx.device,
+                        &mut progress,
+                        checkpoint.as_mut(),
+                    )?
                 };
                 scorer.save(&out.join(WEAK_DIR))?;
                 report
@@ -103,7 +120,19 @@ impl Stage for WeakTrain {
                 let reference = if params.objective == "sft_dpo" {
                     let sft_model = trainable_copy(&base, &params.train, params.seed)?;
                     let examples = tok.chosen_examples(&labeled)?;
-                    sft::train_sft(&sft_model, &examples, &cfg, pad, ctx.device, &mut |_| {})?;
+                    // The DPO loop below starts from this one's result: keep
+                    // its final state so a re-run skips it.
+                    let mut checkpoint =
+                        checkpointer(ctx, "sft", sft_model.backbone()).map(|c| c.keeping_final());
+                    sft::train_sft(
+                        &sft_model,
+                        &examples,
+                        &cfg,
+                        pad,
+                        ctx.device,
+                        &mut |_| {},
+                        checkpoint.as_mut(),
+                    )?;
                     sft_model.backbone().set_training(false);
                     sft_model
                 } else {
@@ -131,6 +160,7 @@ impl Stage for WeakTrain {
                     pad,
                     ctx.device,
                     &mut progress,
+                    checkpointer(ctx, "dpo", policy.backbone()).as_mut(),
                 )?;
                 policy.save(&out.join(WEAK_DIR))?;
                 reference.save(&out.join(REFERENCE_DIR))?;

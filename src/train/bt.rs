@@ -2,6 +2,7 @@
 //! train a [`ScalarScorer`] on D_L, then label D_U with its scores.
 use candle_core::{Device, Tensor};
 
+use super::checkpoint::Checkpointer;
 use super::losses::bradley_terry_loss;
 use super::optim::{TrainConfig, train_on_items};
 use super::weak_label::label_with_scorer;
@@ -27,6 +28,7 @@ pub fn train_bradley_terry(
     pad_id: u32,
     device: &Device,
     progress: &mut dyn FnMut(StepInfo),
+    checkpoint: Option<&mut Checkpointer>,
 ) -> anyhow::Result<TrainReport> {
     let batching = Batching::for_training(pad_id, config, device);
     batching.check_pairs(pairs)?;
@@ -36,6 +38,7 @@ pub fn train_bradley_terry(
         config,
         &|batch: &[&TokenizedPair]| bt_batch_loss(scorer, &batching, batch),
         progress,
+        checkpoint,
     )
 }
 
@@ -118,7 +121,8 @@ mod tests {
             lr: 2e-2,
             ..TrainConfig::default()
         };
-        let report = train_bradley_terry(&model, &train, &config, 0, &Device::Cpu, &mut |_| {})?;
+        let report =
+            train_bradley_terry(&model, &train, &config, 0, &Device::Cpu, &mut |_| {}, None)?;
         let labels = score_pairs(&model, &test, &batching, 16)?;
         let after = accuracy(&labels);
         assert!(

@@ -168,6 +168,7 @@ pub fn dpo_step_bench(
         &train,
         &mut loss,
         &mut progress,
+        None,
     )
     .context("bench: the DPO step failed")?;
     device.synchronize()?;

@@ -35,6 +35,7 @@
 //! ```
 pub mod adamw;
 pub mod bt;
+pub mod checkpoint;
 pub mod custom_loss;
 pub mod dpo_bench;
 pub mod expression;

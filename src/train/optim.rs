@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::adamw::AdamW;
+use super::checkpoint::Checkpointer;
 use super::schedule::CosineSchedule;
 use super::{StepInfo, TrainReport};
 
@@ -243,12 +244,13 @@ pub fn train_on_items<T>(
     config: &TrainConfig,
     batch_loss: &dyn Fn(&[&T]) -> anyhow::Result<Tensor>,
     progress: &mut dyn FnMut(StepInfo),
+    checkpoint: Option<&mut Checkpointer>,
 ) -> anyhow::Result<TrainReport> {
     let mut loss = |indices: &[usize]| {
         let selected: Vec<&T> = indices.iter().map(|&i| &items[i]).collect();
         batch_loss(&selected)
     };
-    run_training(vars, items.len(), config, &mut loss, progress)
+    run_training(vars, items.len(), config, &mut loss, progress, checkpoint)
 }
 
 /// Runs `config.epochs` passes over `n_examples` examples and updates `vars`.
@@ -258,12 +260,18 @@ pub fn train_on_items<T>(
 /// step's examples before `backward`, so the accumulated gradient is that of
 /// the mean over the whole step: `batch_size = 4, grad_accum = 2` follows the
 /// same path as `batch_size = 8, grad_accum = 1`.
+///
+/// With a `checkpoint`, the loop first continues from that loop's last
+/// checkpoint if there is one (skipping the steps it holds; `progress` sees
+/// only the steps run now) and saves as its interval says: the result is
+/// the same, bit for bit, as one uninterrupted run's.
 pub fn run_training(
     vars: Vec<Var>,
     n_examples: usize,
     config: &TrainConfig,
     micro_batch_loss: &mut dyn FnMut(&[usize]) -> anyhow::Result<Tensor>,
     progress: &mut dyn FnMut(StepInfo),
+    mut checkpoint: Option<&mut Checkpointer>,
 ) -> anyhow::Result<TrainReport> {
     config.validate()?;
     if n_examples == 0 {
@@ -283,10 +291,19 @@ pub fn run_training(
     };
     let mut optimiser = AdamW::new(vars.clone(), params).context("building the AdamW optimiser")?;
     let mut losses = Vec::with_capacity(total_steps);
+    let mut earlier_seconds = 0.0;
+    if let Some(c) = checkpoint.as_deref_mut()
+        && let Some(resumed) = c.resume(config, n_examples, &mut optimiser)?
+    {
+        losses = resumed.losses;
+        earlier_seconds = resumed.seconds;
+    }
+    let steps_per_epoch = n_examples.div_ceil(config.examples_per_step());
 
-    for epoch in 0..config.epochs {
+    for epoch in losses.len() / steps_per_epoch..config.epochs {
         let order = epoch_order(config.seed, epoch, n_examples);
-        for step_examples in order.chunks(config.examples_per_step()) {
+        let done_in_epoch = losses.len().saturating_sub(epoch * steps_per_epoch);
+        for step_examples in order.chunks(config.examples_per_step()).skip(done_in_epoch) {
             let step = losses.len();
             let lr = schedule.lr(step);
             optimiser.set_learning_rate(lr);
@@ -328,13 +345,17 @@ pub fn run_training(
                 loss: step_loss,
                 lr,
             });
+            if let Some(c) = checkpoint.as_deref_mut() {
+                let seconds = earlier_seconds + started.elapsed().as_secs_f64();
+                c.after_step(step + 1, total_steps, &losses, seconds, &optimiser)?;
+            }
         }
     }
     Ok(TrainReport {
         final_loss: *losses.last().expect("at least one step ran"),
         steps: losses.len(),
         losses,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: earlier_seconds + started.elapsed().as_secs_f64(),
     })
 }
 
@@ -504,7 +525,15 @@ mod tests {
                 composed_reference_loop(vars.clone(), seqs.len(), &config, &loss)?
             } else {
                 let mut loss = loss;
-                run_training(vars.clone(), seqs.len(), &config, &mut loss, &mut |_| {})?.losses
+                run_training(
+                    vars.clone(),
+                    seqs.len(),
+                    &config,
+                    &mut loss,
+                    &mut |_| {},
+                    None,
+                )?
+                .losses
             };
             let bits = vars
                 .iter()
@@ -586,9 +615,14 @@ mod tests {
             Ok(w.as_tensor().broadcast_sub(&t)?.sqr()?.mean_all()?)
         };
         let mut seen = Vec::new();
-        let report = run_training(vec![w.clone()], 12, &config, &mut loss_of, &mut |s| {
-            seen.push(s)
-        })?;
+        let report = run_training(
+            vec![w.clone()],
+            12,
+            &config,
+            &mut loss_of,
+            &mut |s| seen.push(s),
+            None,
+        )?;
         assert_eq!(report.steps, 120);
         assert_eq!(seen.len(), 120);
         assert_eq!(seen.last().unwrap().step, 120);
@@ -608,8 +642,15 @@ mod tests {
             let l = w.as_tensor().sqr()?.sum_all()?;
             Ok(if idx.contains(&5) { (l * f64::NAN)? } else { l })
         };
-        let err =
-            run_training(vec![w.clone()], 12, &one_batch, &mut nan_loss, &mut |_| {}).unwrap_err();
+        let err = run_training(
+            vec![w.clone()],
+            12,
+            &one_batch,
+            &mut nan_loss,
+            &mut |_| {},
+            None,
+        )
+        .unwrap_err();
         match err.downcast_ref::<TrainError>() {
             Some(TrainError::NonFiniteLoss {
                 step,

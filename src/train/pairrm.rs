@@ -8,6 +8,7 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::Checkpointer;
 use super::losses::pairwise_bce_loss;
 use super::optim::{TrainConfig, train_on_items};
 use super::weak_label::label_with_scorer;
@@ -76,6 +77,7 @@ pub fn train_pairwise(
     pad_id: u32,
     device: &Device,
     progress: &mut dyn FnMut(StepInfo),
+    checkpoint: Option<&mut Checkpointer>,
 ) -> anyhow::Result<TrainReport> {
     let batching = Batching::for_training(pad_id, config, device);
     check_inputs(&batching, inputs)?;
@@ -85,6 +87,7 @@ pub fn train_pairwise(
         config,
         &|batch: &[&PairwiseInput]| pairwise_batch_loss(scorer, &batching, batch),
         progress,
+        checkpoint,
     )
 }
 
@@ -194,6 +197,7 @@ mod tests {
             0,
             &Device::Cpu,
             &mut |_| {},
+            None,
         )?;
         let (test, good_is_a) = inputs(40, 4);
         let batching = Batching {

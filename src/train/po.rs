@@ -4,6 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::Checkpointer;
 use super::losses::{PairResponseLogProbs, PreferenceLoss};
 use super::optim::{TrainConfig, run_training};
 use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel, halves};
@@ -145,7 +146,9 @@ pub fn po_batch_loss(
     Ok(objective.batch_loss(&policy_lp, &reference_lp, &weights)?)
 }
 
-/// Aligns `policy` on `data` with `objective`.
+/// Aligns `policy` on `data` with `objective`; with a `checkpoint`,
+/// resumably (see [`run_training`]).
+#[allow(clippy::too_many_arguments)]
 pub fn train_po(
     policy: &dyn LanguageModel,
     data: &PoData,
@@ -154,6 +157,7 @@ pub fn train_po(
     pad_id: u32,
     device: &Device,
     progress: &mut dyn FnMut(StepInfo),
+    checkpoint: Option<&mut Checkpointer>,
 ) -> anyhow::Result<TrainReport> {
     objective.validate()?;
     data.validate()?;
@@ -166,6 +170,7 @@ pub fn train_po(
         config,
         &mut loss,
         progress,
+        checkpoint,
     )
 }
 
@@ -348,6 +353,7 @@ mod tests {
             0,
             &Device::Cpu,
             &mut |_| {},
+            None,
         )?;
         // At the start policy = reference: h = 0 and ℓ = log 2 for every pair.
         assert!(
@@ -496,6 +502,7 @@ mod tests {
             0,
             &Device::Cpu,
             &mut |_| {},
+            None,
         )?;
         // At the start policy = reference: h = 0, ℓ = relu(1) = 1, no pair right.
         assert!(
@@ -604,6 +611,7 @@ mod tests {
             0,
             &Device::Cpu,
             &mut |_| {},
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("3 weights"), "{err}");
@@ -622,6 +630,7 @@ mod tests {
             0,
             &Device::Cpu,
             &mut |_| {},
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("pair 6"), "{err}");

@@ -3,6 +3,7 @@
 //! and the weak model's SFT step of WS-DPO's "SFT+DPO" variant).
 use candle_core::{Device, Tensor};
 
+use super::checkpoint::Checkpointer;
 use super::losses::sft_loss;
 use super::optim::{TrainConfig, train_on_items};
 use super::{Batching, StepInfo, TokenizedExample, TrainReport};
@@ -18,7 +19,8 @@ pub fn sft_batch_loss(
     Ok(sft_loss(&model.response_logprobs(&batch)?)?)
 }
 
-/// Trains `model` on `examples` and returns the per-step losses.
+/// Trains `model` on `examples` and returns the per-step losses; with a
+/// `checkpoint`, resumably (see [`super::optim::run_training`]).
 pub fn train_sft(
     model: &dyn LanguageModel,
     examples: &[TokenizedExample],
@@ -26,6 +28,7 @@ pub fn train_sft(
     pad_id: u32,
     device: &Device,
     progress: &mut dyn FnMut(StepInfo),
+    checkpoint: Option<&mut Checkpointer>,
 ) -> anyhow::Result<TrainReport> {
     let batching = Batching::for_training(pad_id, config, device);
     batching.check_examples(examples)?;
@@ -35,6 +38,7 @@ pub fn train_sft(
         config,
         &|batch: &[&TokenizedExample]| sft_batch_loss(model, &batching, batch),
         progress,
+        checkpoint,
     )
 }
 
@@ -88,9 +92,15 @@ mod tests {
             ..TrainConfig::default()
         };
         let mut steps = 0;
-        let report = train_sft(&model, &corpus, &config, 0, &Device::Cpu, &mut |_| {
-            steps += 1
-        })?;
+        let report = train_sft(
+            &model,
+            &corpus,
+            &config,
+            0,
+            &Device::Cpu,
+            &mut |_| steps += 1,
+            None,
+        )?;
         assert_eq!(steps, report.steps);
         assert_eq!(report.steps, 60 * 2);
         let first = report.losses[0];
@@ -114,7 +124,7 @@ mod tests {
                 seed,
                 ..TrainConfig::default()
             };
-            Ok(train_sft(&model, &corpus, &config, 0, &Device::Cpu, &mut |_| {})?.losses)
+            Ok(train_sft(&model, &corpus, &config, 0, &Device::Cpu, &mut |_| {}, None)?.losses)
         };
         let a = run(11)?;
         assert_eq!(a, run(11)?, "same seed, same numbers");
@@ -136,7 +146,7 @@ mod tests {
                 lr: 1e-2,
                 ..TrainConfig::default()
             };
-            Ok(train_sft(&model, &corpus, &config, 0, &Device::Cpu, &mut |_| {})?.losses)
+            Ok(train_sft(&model, &corpus, &config, 0, &Device::Cpu, &mut |_| {}, None)?.losses)
         };
         let (big, accumulated) = (run(8, 1)?, run(4, 2)?);
         assert_eq!(big.len(), accumulated.len());
@@ -164,6 +174,7 @@ mod tests {
             0,
             &Device::Cpu,
             &mut |_| {},
+            None,
         )
         .unwrap_err()
         .to_string();

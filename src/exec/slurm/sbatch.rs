@@ -80,6 +80,10 @@ pub fn script(
     if gpus > 0 {
         lines.push(format!("#SBATCH --gres=gpu:{gpus}"));
     }
+    // SIGTERM to the job's shell (our `exec`ed worker) two minutes before
+    // the time limit: a training stage saves a checkpoint, and the job
+    // resubmitted under `retries` resumes from it.
+    lines.push("#SBATCH --signal=B:TERM@120".into());
     for arg in &settings.sbatch_args {
         lines.push(format!("#SBATCH {arg}"));
     }
@@ -140,6 +144,7 @@ mod tests {
             "#SBATCH --cpus-per-task=8",
             "#SBATCH --gres=gpu:1",
             "#SBATCH --constraint=a100",
+            "#SBATCH --signal=B:TERM@120",
             r"exec '/bin/sweep' stage exec abc123 --cache '/shared/it'\''s/cache'",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");

@@ -18,11 +18,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::partial::partial_dir;
 use crate::cache::record::{RecordHead, read_record_file, seal};
 use crate::cache::{LOG_FILE, Record};
 use crate::exec::progress::Display;
 use crate::plan::Node;
 use crate::stage::{Progress, StageContext, run_stage};
+use crate::train::checkpoint::{CheckpointEvery, CheckpointPlace};
 
 /// Everything a worker needs to compute one stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +88,8 @@ pub fn write_spec(cache_root: &Path, spec: &StageSpec) -> Result<PathBuf> {
 
 /// `sweep stage exec KEY --cache DIR`: computes the stage, seals it and
 /// renames it into the cache. `Err` after its work dir went to `failed/`.
-pub fn exec_stage(cache_root: &Path, key: &str) -> Result<()> {
+/// `cancel` (SIGTERM, SIGINT) makes a training loop save and stop.
+pub fn exec_stage(cache_root: &Path, key: &str, cancel: &AtomicBool) -> Result<()> {
     let path = spec_path(cache_root, key);
     let spec: StageSpec = serde_json::from_slice(
         &fs::read(&path).with_context(|| format!("reading the stage spec {}", path.display()))?,
@@ -128,18 +131,25 @@ pub fn exec_stage(cache_root: &Path, key: &str) -> Result<()> {
         std::env::var("CUDA_VISIBLE_DEVICES")
             .map_or(String::new(), |d| format!(", CUDA_VISIBLE_DEVICES={d}"))
     ));
-    let cancel = AtomicBool::new(false);
     let started_unix_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let started = Instant::now();
+    // Keyed like the local runner's, so a resubmitted (preempted, timed
+    // out) job continues from the last checkpoint of any earlier attempt.
+    let checkpoint = CheckpointPlace {
+        dir: partial_dir(cache_root, key),
+        stage: spec.name.clone(),
+        every: CheckpointEvery::default(),
+    };
     let ctx = StageContext {
         params: &spec.params,
         inputs: &inputs,
         out_dir: &work,
         device: &device,
         progress: &progress,
-        cancel: &cancel,
+        cancel,
+        checkpoint: Some(&checkpoint),
     };
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_stage(&spec.kind, &ctx)))
@@ -183,6 +193,7 @@ pub fn exec_stage(cache_root: &Path, key: &str) -> Result<()> {
         },
     )?;
     move_into_place(&work, &dest)?;
+    let _ = fs::remove_dir_all(&checkpoint.dir);
     println!(
         "{} done in {:.1}s",
         spec.name,
