@@ -112,6 +112,7 @@ pub fn write_reports(plan: &Plan, cache: &dyn CacheRead, results: &Path) -> Resu
             slots,
             seeds,
             notes,
+            uncalibrated: plan.uncalibrated.clone(),
         };
         let paper = match &spec.paper {
             Some(id) => paper_table(id)?,

@@ -56,6 +56,9 @@ pub struct Plan {
     pub profile: String,
     /// Model slot name → what it is in this profile (for reports).
     pub models: BTreeMap<String, String>,
+    /// Dataset slot name → why it fails the calibration precondition
+    /// (the profile's `fails_calibration`), for reports.
+    pub uncalibrated: BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -65,6 +68,11 @@ impl Plan {
         let budget = limit::StageBudget { limit: max_stages };
         let mut plan = Plan {
             profile: profile.name.clone(),
+            uncalibrated: profile
+                .datasets
+                .iter()
+                .filter_map(|(name, slot)| Some((name.clone(), slot.fails_calibration.clone()?)))
+                .collect(),
             ..Plan::default()
         };
         for exp in experiments {

@@ -85,6 +85,12 @@ pub struct DatasetSlot {
     /// TL;DR with OpenAssistant's RM and SHP with SteamSHP).
     #[serde(default)]
     pub gold: Option<GoldSpec>,
+    /// Why this family fails the calibration precondition (alignment on
+    /// clean or human labels does not beat its own SFT model; docs/world.md),
+    /// if it does: every report with rows of this dataset marks them `†` and
+    /// prints this reason, so nobody reads its orderings as evidence.
+    #[serde(default)]
+    pub fails_calibration: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 //! - the paper's number as a white diamond on each bar or point it publishes;
 //! - a bracket over each pair a claim compares whose CIs separate: `*` when
 //!   the claim holds, a red `×` when the CIs separate the wrong way round.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
@@ -57,6 +57,9 @@ pub struct Overlays<'a> {
     pub paper: Option<&'a PaperTable>,
     /// Checked claims: a bracket over each pair whose CIs separate.
     pub claims: &'a [ClaimCheck],
+    /// Datasets that fail the calibration precondition: their x labels or
+    /// panel captions get `†`.
+    pub uncalibrated: Option<&'a BTreeSet<String>>,
 }
 
 /// Where a drawn figure put things, in pixels of the PNG (for tests and for
@@ -135,6 +138,19 @@ struct FigureData {
     neutral: Option<f64>,
     range: Option<(f64, f64)>,
     interval: Interval,
+    /// x values and panels (datasets) to label with `†`.
+    marked: BTreeSet<String>,
+}
+
+impl FigureData {
+    /// `label`, with `†` if it names an uncalibrated dataset.
+    fn marked(&self, label: &str) -> String {
+        if self.marked.contains(label) {
+            format!("{label} {}", super::render::UNCALIBRATED_MARK)
+        } else {
+            label.to_string()
+        }
+    }
 }
 
 impl FigureData {
@@ -220,6 +236,12 @@ impl FigureData {
             neutral: table.metric_info().neutral,
             range: table.metric_info().range,
             interval,
+            // Only where datasets are the x axis or the panels.
+            marked: if spec.x == "dataset" || spec.panel.as_deref() == Some("dataset") {
+                overlays.uncalibrated.cloned().unwrap_or_default()
+            } else {
+                BTreeSet::new()
+            },
         };
         data.brackets = overlays
             .claims
@@ -384,7 +406,10 @@ pub fn draw_figure(
         let (plots, legend) = root.split_horizontally(width - LEGEND_WIDTH);
         let areas = plots.split_evenly((1, data.panels.len()));
         for (area, panel) in areas.iter().zip(&data.panels) {
-            let caption = spec.panel.as_ref().map(|k| format!("{k} = {panel}"));
+            let caption = spec
+                .panel
+                .as_ref()
+                .map(|k| format!("{k} = {}", data.marked(panel)));
             panels.push(match spec.kind {
                 FigureKind::GroupedBars => {
                     draw_bar_panel(area, &data, panel, caption, spec, table)?
@@ -491,7 +516,12 @@ fn draw_bar_panel(
         .build_cartesian_2d(x_axis, y_lo..y_hi)
         .map_err(plot_err)?;
     let y_tick = y_tick_formatter(y_hi - y_lo, data.range);
-    let x_name = |x: &f64| data.xs.get(x.round() as usize).cloned().unwrap_or_default();
+    let x_name = |x: &f64| {
+        data.xs
+            .get(x.round() as usize)
+            .map(|x| data.marked(x))
+            .unwrap_or_default()
+    };
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -870,6 +900,7 @@ mod tests {
         let overlays = Overlays {
             paper: Some(&paper),
             claims: &checks,
+            uncalibrated: None,
         };
         let figure = spec.figure.as_ref().unwrap();
         let layout = draw_figure(figure, &spec, &cells, overlays, &path).unwrap();

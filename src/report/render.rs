@@ -36,6 +36,9 @@ pub struct ReportContext {
     pub seeds: Vec<u64>,
     /// Free sentences for the end of the report (tie rates, device, …).
     pub notes: Vec<String>,
+    /// Dataset → why it fails the calibration precondition (the profile's
+    /// `fails_calibration`): its rows are marked `†` in tables and figures.
+    pub uncalibrated: BTreeMap<String, String>,
 }
 
 /// Template context: everything pre-formatted, so the template only lays out.
@@ -65,6 +68,14 @@ struct Page {
     claims_separated: usize,
     extra_tables: Vec<ExtraTable>,
     notes: Vec<String>,
+    uncalibrated: Vec<UncalibratedRow>,
+}
+
+/// A dataset of this report that fails the calibration precondition.
+#[derive(Serialize)]
+struct UncalibratedRow {
+    dataset: String,
+    why: String,
 }
 
 #[derive(Serialize)]
@@ -113,6 +124,8 @@ pub fn write_report(
     let context = || format!("report of experiment `{}`", ctx.experiment);
     let grid = Grid::build(spec, cells).with_context(context)?;
     let decimals = decimals_for(spec);
+    let uncalibrated = uncalibrated_in(ctx, cells);
+    let mark = |grid: &Grid| mark_uncalibrated(grid, &uncalibrated);
     let csv = format!("{}.csv", ctx.experiment);
     write_csv(&mut grid_to_frame(&grid)?, &out_dir.join(&csv)).with_context(context)?;
 
@@ -125,7 +138,7 @@ pub fn write_report(
         extra_tables.push(ExtraTable {
             value: extra_spec.value.clone(),
             scale_note: scale_note(extra_spec.scale),
-            table: grid_to_markdown(&extra, decimals_for(&extra_spec)),
+            table: grid_to_markdown(&mark(&extra), decimals_for(&extra_spec)),
             csv: file,
         });
     }
@@ -144,6 +157,7 @@ pub fn write_report(
             let overlays = Overlays {
                 paper,
                 claims: &checks,
+                uncalibrated: Some(&uncalibrated.keys().cloned().collect()),
             };
             draw_figure(figure_spec, spec, cells, overlays, &out_dir.join(&file))
                 .with_context(context)?;
@@ -190,7 +204,7 @@ pub fn write_report(
         neutral: spec.metric_info().neutral.map(|v| format!("{v}")),
         avg_row: spec.avg_row,
         single_run: !grid.has_any_ci(),
-        table: grid_to_markdown(&grid, decimals),
+        table: grid_to_markdown(&mark(&grid), decimals),
         csv,
         figure,
         paper: paper_section,
@@ -201,6 +215,13 @@ pub fn write_report(
         claims: claim_rows,
         extra_tables,
         notes: ctx.notes.clone(),
+        uncalibrated: uncalibrated
+            .iter()
+            .map(|(dataset, why)| UncalibratedRow {
+                dataset: dataset.clone(),
+                why: why.clone(),
+            })
+            .collect(),
     };
     let markdown = render_page(&page)?;
     write_bytes_atomic(&out_dir.join("report.md"), markdown.as_bytes()).with_context(context)?;
@@ -267,6 +288,32 @@ fn claim_row(c: &ClaimCheck, decimals: usize) -> ClaimRow {
             .unwrap_or_else(|| "—".to_string()),
         paper_holds: c.paper_holds().map(yes_no).unwrap_or("—"),
     }
+}
+
+/// The mark of a dataset that fails the calibration precondition.
+pub const UNCALIBRATED_MARK: &str = "†";
+
+/// The datasets of `cells` that the profile says fail the calibration
+/// precondition, with the reason.
+fn uncalibrated_in(ctx: &ReportContext, cells: &[CellResult]) -> BTreeMap<String, String> {
+    cells
+        .iter()
+        .filter_map(|c| c.labels.get("dataset"))
+        .filter_map(|d| Some((d.clone(), ctx.uncalibrated.get(d)?.clone())))
+        .collect()
+}
+
+/// `grid` with `†` after every `dataset` row label in `uncalibrated`.
+fn mark_uncalibrated(grid: &Grid, uncalibrated: &BTreeMap<String, String>) -> Grid {
+    let mut marked = grid.clone();
+    if let Some(at) = grid.row_keys.iter().position(|k| k == "dataset") {
+        for row in &mut marked.rows {
+            if uncalibrated.contains_key(&row[at]) {
+                row[at] = format!("{} {UNCALIBRATED_MARK}", row[at]);
+            }
+        }
+    }
+    marked
 }
 
 #[cfg(test)]
@@ -346,6 +393,42 @@ mod tests {
             csv.starts_with("pair,dataset,dpo_human,dpo_human_lo,dpo_human_hi,dpo_ws,"),
             "{csv}"
         );
+    }
+
+    /// A dataset the profile marks as failing calibration gets `†` on its
+    /// rows and its reason under the table; the others stay unmarked.
+    #[test]
+    fn uncalibrated_datasets_are_marked_with_their_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ReportContext {
+            uncalibrated: BTreeMap::from([
+                (
+                    "tldr".to_string(),
+                    "clean-label DPO loses to SFT".to_string(),
+                ),
+                ("not-in-this-table".to_string(), "never shown".to_string()),
+            ]),
+            ..context()
+        };
+        write_report(&ctx, &table1_spec(), &table1_cells(), None, dir.path()).unwrap();
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        assert!(md.contains("| opt | tldr † | "), "{md}");
+        assert!(md.contains("| opt | hh-rlhf | "), "{md}");
+        assert!(!md.contains("hh-rlhf †"), "{md}");
+        assert!(md.contains("`tldr`: clean-label DPO loses to SFT"), "{md}");
+        assert!(!md.contains("never shown"), "{md}");
+        // Without the profile's flags nothing is marked.
+        let plain = tempfile::tempdir().unwrap();
+        write_report(
+            &context(),
+            &table1_spec(),
+            &table1_cells(),
+            None,
+            plain.path(),
+        )
+        .unwrap();
+        let md = std::fs::read_to_string(plain.path().join("report.md")).unwrap();
+        assert!(!md.contains(UNCALIBRATED_MARK), "{md}");
     }
 
     #[test]
