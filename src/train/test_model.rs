@@ -193,6 +193,16 @@ pub fn check_gradients(
     Ok(())
 }
 
+/// CPU batches padded with id 0 and cut at 32 tokens: the batching of the
+/// loss and gradient tests.
+pub fn test_batching() -> crate::train::Batching {
+    crate::train::Batching {
+        pad_id: 0,
+        max_len: 32,
+        device: Device::Cpu,
+    }
+}
+
 /// The real decoder (2-layer Llama of `testing::tiny_llama`, vocab 37,
 /// pad 0) with an LM head: what the training-loop tests train.
 pub fn tiny_policy(seed: u64) -> anyhow::Result<crate::model::Policy> {
