@@ -84,6 +84,35 @@ pub fn states(plan: &Plan, cache: &dyn CacheRead) -> Result<HashMap<NodeIndex, N
     Ok(out)
 }
 
+/// Whether each node of `plan` must run (a run's first step, whatever
+/// the executor): cached nodes are counted in `summary`; a stale one is
+/// warned about and dropped from the cache, so it re-runs.
+pub(crate) fn needs_run(
+    plan: &Plan,
+    cache: &Cache,
+    summary: &mut RunSummary,
+) -> Result<HashMap<NodeIndex, bool>> {
+    let mut out = HashMap::new();
+    for (idx, state) in states(plan, cache)? {
+        let run = match state {
+            NodeState::Cached => {
+                summary.cached += 1;
+                false
+            }
+            NodeState::Stale(reason) => {
+                eprintln!("warning: {}: {reason}; re-running it", plan.graph[idx].name);
+                if let Some(rec) = cache.get(&plan.graph[idx].key)? {
+                    cache.remove(&rec)?;
+                }
+                true
+            }
+            NodeState::ToRun => true,
+        };
+        out.insert(idx, run);
+    }
+    Ok(out)
+}
+
 enum Slot {
     Pending,
     Running { tmp: PathBuf },
@@ -100,24 +129,10 @@ pub fn run(
     cancel: &Arc<AtomicBool>,
 ) -> Result<RunSummary> {
     let mut summary = RunSummary::default();
-    let mut slots: HashMap<NodeIndex, Slot> = HashMap::new();
-    for (idx, state) in states(plan, cache)? {
-        let slot = match state {
-            NodeState::Cached => {
-                summary.cached += 1;
-                Slot::Done
-            }
-            NodeState::Stale(reason) => {
-                eprintln!("warning: {}: {reason}; re-running it", plan.graph[idx].name);
-                if let Some(rec) = cache.get(&plan.graph[idx].key)? {
-                    cache.remove(&rec)?;
-                }
-                Slot::Pending
-            }
-            NodeState::ToRun => Slot::Pending,
-        };
-        slots.insert(idx, slot);
-    }
+    let mut slots: HashMap<NodeIndex, Slot> = needs_run(plan, cache, &mut summary)?
+        .into_iter()
+        .map(|(idx, run)| (idx, if run { Slot::Pending } else { Slot::Done }))
+        .collect();
     let order = plan.topological();
     let to_run = slots
         .values()
