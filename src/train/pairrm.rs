@@ -106,10 +106,7 @@ pub fn label_pairwise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::test_model::{
-        TinyCausalModel, check_gradients, test_batching, tiny_reward_model,
-    };
-    use candle_core::DType;
+    use crate::train::test_model::{check_batch_loss_gradients, test_batching, tiny_reward_model};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -167,12 +164,8 @@ mod tests {
 
     #[test]
     fn pairwise_loss_gradient_matches_finite_differences() -> anyhow::Result<()> {
-        let model = TinyCausalModel::new(16, 6, 5, 8, DType::F64)?;
-        let data = training_inputs(3, 2);
-        let rows: Vec<&PairwiseInput> = data.iter().collect();
-        let batching = test_batching();
-        check_gradients(&model.vars(), 6, &|| {
-            pairwise_batch_loss(&model, &batching, &rows)
+        check_batch_loss_gradients(8, &training_inputs(3, 2), |model, batching, rows| {
+            pairwise_batch_loss(model, batching, rows)
         })
     }
 

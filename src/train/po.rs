@@ -234,6 +234,19 @@ mod tests {
         },
     ];
 
+    /// `PoData` over borrowed pairs, reference log-probs and weights.
+    fn po_data<'a>(
+        pairs: &'a [TokenizedPair],
+        reference: &'a [PairLogProbs],
+        weights: &'a [f64],
+    ) -> PoData<'a> {
+        PoData {
+            pairs,
+            reference,
+            weights,
+        }
+    }
+
     /// A policy that has moved away from its reference, so that h ≠ 0.
     fn moved_policy_and_reference() -> anyhow::Result<(TinyCausalModel, Vec<PairLogProbs>)> {
         let reference = TinyCausalModel::new(16, 6, 5, 21, DType::F64)?;
@@ -270,11 +283,7 @@ mod tests {
         let pairs = pairs();
         let reference = reference_logprobs(policy, &pairs, &test_batching(), 4)?;
         let weights = vec![1.0; pairs.len()];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &weights,
-        };
+        let data = po_data(&pairs, &reference, &weights);
         let config = TrainConfig {
             epochs: 10,
             batch_size: 4,
@@ -290,11 +299,7 @@ mod tests {
         let (policy, reference) = moved_policy_and_reference()?;
         let pairs = pairs();
         let weights = [0.9, 0.3, 0.6, 1.0, 0.2, 0.5, 0.7, 0.8];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &weights,
-        };
+        let data = po_data(&pairs, &reference, &weights);
         for objective in OBJECTIVES {
             check_gradients(&policy.vars(), 4, &|| {
                 po_batch_loss(&policy, &test_batching(), &data, &objective, &[0, 3, 5])
@@ -321,11 +326,7 @@ mod tests {
         let (policy, reference) = moved_policy_and_reference()?;
         let pairs = pairs();
         let weights = [1.0, 0.0, 0.4, 1.0, 1.0, 1.0, 1.0, 1.0];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &weights,
-        };
+        let data = po_data(&pairs, &reference, &weights);
         for objective in OBJECTIVES {
             // Alone, the zero-weight pair's gradient is exactly zero.
             let alone = gradients(
@@ -428,11 +429,7 @@ mod tests {
         let (policy, reference) = moved_policy_and_reference()?;
         let pairs = pairs();
         let weights = [0.9, 0.3, 0.6, 1.0, 0.2, 0.5, 0.7, 0.8];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &weights,
-        };
+        let data = po_data(&pairs, &reference, &weights);
         let batch = [0, 3, 5, 6];
         for (built_in, custom) in built_ins_as_expressions() {
             let what = format!("{built_in:?} vs `{}`", custom.expression());
@@ -579,20 +576,12 @@ mod tests {
         let objective = PreferenceObjective::Dpo { beta: 0.5 };
         let config = TrainConfig::default();
         let short = vec![1.0; 3];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &short,
-        };
+        let data = po_data(&pairs, &reference, &short);
         let err = train(&model, &data, &objective, &config).unwrap_err();
         assert!(err.to_string().contains("3 weights"), "{err}");
         let mut nan = vec![1.0; 8];
         nan[6] = f64::NAN;
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &nan,
-        };
+        let data = po_data(&pairs, &reference, &nan);
         let err = train(&model, &data, &objective, &config).unwrap_err();
         assert!(err.to_string().contains("pair 6"), "{err}");
     }

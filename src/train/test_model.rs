@@ -193,6 +193,20 @@ pub fn check_gradients(
     Ok(())
 }
 
+/// [`check_gradients`] (6 entries per variable) of a batch loss over all
+/// of `items`, for a fresh f64 [`TinyCausalModel`] seeded by `seed` and
+/// [`test_batching`].
+pub fn check_batch_loss_gradients<T>(
+    seed: u64,
+    items: &[T],
+    batch_loss: impl Fn(&TinyCausalModel, &crate::train::Batching, &[&T]) -> anyhow::Result<Tensor>,
+) -> anyhow::Result<()> {
+    let model = TinyCausalModel::new(16, 6, 5, seed, DType::F64)?;
+    let rows: Vec<&T> = items.iter().collect();
+    let batching = test_batching();
+    check_gradients(&model.vars(), 6, &|| batch_loss(&model, &batching, &rows))
+}
+
 /// CPU batches padded with id 0 and cut at 32 tokens: the batching of the
 /// loss and gradient tests.
 pub fn test_batching() -> crate::train::Batching {
