@@ -232,38 +232,29 @@ pub fn run(
         let node = &plan.graph[idx];
         let bar = bars.remove(&idx).expect("bar of a running stage");
         let seconds = started.elapsed().as_secs_f64();
-        match result {
+        // A stage that failed and one whose result could not be recorded
+        // end alike: its dir kept under failed/, its dependents blocked.
+        let recorded = match result {
             Ok(outcome) => {
                 close_bar(&display, bar);
-                match cache.commit(node, &tmp, started_unix, seconds, outcome.metrics) {
-                    Ok(_) => {
-                        display.ended(&format!("done   {} ({seconds:.1}s)", node.name));
-                        summary.ran.push(node.name.clone());
-                        slots.insert(idx, Slot::Done);
-                    }
-                    Err(err) => {
-                        let err = err.context("recording the finished stage");
-                        let log = cache
-                            .fail(&node.key, &tmp)
-                            .unwrap_or_else(|_| tmp.join(LOG_FILE));
-                        fail(
-                            &mut summary,
-                            &mut slots,
-                            plan,
-                            idx,
-                            seconds,
-                            err,
-                            log,
-                            &display,
-                        );
-                        stop_scheduling |= !opts.keep_going;
-                    }
-                }
+                cache
+                    .commit(node, &tmp, started_unix, seconds, outcome.metrics)
+                    .map_err(|err| err.context("recording the finished stage"))
             }
             Err(err) => {
                 use crate::stage::Progress;
                 bar.log(&format!("error: {err:#}"));
                 close_bar(&display, bar);
+                Err(err)
+            }
+        };
+        match recorded {
+            Ok(_) => {
+                display.ended(&format!("done   {} ({seconds:.1}s)", node.name));
+                summary.ran.push(node.name.clone());
+                slots.insert(idx, Slot::Done);
+            }
+            Err(err) => {
                 let log = cache
                     .fail(&node.key, &tmp)
                     .unwrap_or_else(|_| tmp.join(LOG_FILE));
