@@ -1,22 +1,9 @@
 //! How long a `sweep run` of an unchanged, fully cached manifest takes (the
 //! issue's aim: well under 2 s). Measured here, never asserted in tests.
-use std::path::Path;
-use std::process::Command;
-
+#[path = "common/sweep.rs"]
+mod sweep;
 use criterion::{Criterion, criterion_group, criterion_main};
-
-fn sweep(dir: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("sweep runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use sweep::sweep;
 
 fn noop_rerun(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device};
 use candle_nn::{Optimizer, ParamsAdamW};
 use cwpo::model::fused::with_fused;
-use cwpo::model::{Arch, DecoderConfig, LanguageModel, PadSide, Policy, SeqBatch};
+use cwpo::model::{DecoderConfig, LanguageModel, PadSide, Policy, SeqBatch};
 use cwpo::train::adamw::AdamW;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,7 +32,6 @@ const SEQ: usize = 64;
 
 fn config() -> DecoderConfig {
     DecoderConfig {
-        arch: Arch::Llama,
         vocab_size: 512,
         hidden_size: 128,
         intermediate_size: 344,
@@ -41,15 +40,7 @@ fn config() -> DecoderConfig {
         num_kv_heads: 4,
         head_dim: 32,
         max_position: 128,
-        rope_theta: 10_000.0,
-        rope_scaling: None,
-        norm_eps: 1e-6,
-        qkv_bias: false,
-        qk_norm: false,
-        tie_embeddings: true,
-        bos_id: Some(1),
-        eos_id: 2,
-        pad_id: 0,
+        ..cwpo::testing::tiny_llama()
     }
 }
 

@@ -11,26 +11,15 @@
 //! - `sweep verify` (every file hashed: what every warm run used to do).
 //!
 //! Run: `cargo bench --bench warm_rerun` (`STAGE_KB=n`, default 64).
+#[path = "common/sweep.rs"]
+mod sweep;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use sweep::sweep;
 
 use cwpo::cache::record::{RecordHead, seal};
-
-fn sweep(dir: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("sweep runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Writes a sealed dir for every stage of the shipped manifests' plan.
 fn fabricate(results: &Path, stage_kb: usize) -> usize {

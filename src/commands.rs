@@ -1,8 +1,10 @@
-//! What the read-only subcommands compute, as library functions the binary
-//! only prints: `sweep plan` ([`plan_summary`], [`plan_dot`]), `sweep status`
-//! ([`cache_status`]), `sweep gc` ([`gc`]) and `sweep validate`
-//! ([`validate`]). Each returns data (JSON via serde, text via `Display`),
-//! so a test can check it without running the binary.
+//! What the subcommands compute, as library functions the binary only
+//! parses for and prints: `sweep plan` ([`plan_summary`], [`plan_dot`]),
+//! `sweep status` ([`cache_status`]), `sweep gc` ([`gc`]), `sweep validate`
+//! ([`validate`]), `sweep verify` ([`verify`]), `sweep cache repair`
+//! ([`repair_cache`]) and the options of `--executor slurm`
+//! ([`slurm_options`]). Each returns data (JSON via serde, text via
+//! `Display`), so a test can check it without running the binary.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,10 +13,12 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cache::partial::{PartialStage, partial_stages};
-use crate::cache::{Cache, CacheRead};
+use crate::cache::{Cache, CacheRead, Reconciled, Verified};
+use crate::exec::slurm::{SlurmOptions, SlurmSettings};
 use crate::exec::{self, NodeState};
 use crate::plan::{self, Plan};
 use crate::profile::Profile;
+use crate::spec::{Diagnostic, Diagnostics};
 
 /// One stage kind's count of nodes in a plan.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -304,6 +308,65 @@ fn sorted_unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     v
 }
 
+/// `sweep verify`: hashes every file of every record of the cache under
+/// `results`; a record whose files changed is dropped, so its stage re-runs.
+/// The binary exits 1 when anything was dropped.
+pub fn verify(results: &Path) -> Result<Verified> {
+    Cache::open(results)?.verify_all()
+}
+
+/// `sweep cache repair`: rebuilds the index of the cache under `results`
+/// from the record files in the artifact dirs, hashing every file; dirs that
+/// cannot be trusted move to `failed/`.
+pub fn repair_cache(results: &Path) -> Result<Reconciled> {
+    Ok(Cache::repair(results)?.1)
+}
+
+/// How `sweep run` and `sweep plan --dry-run` run stages under
+/// `--executor slurm`.
+#[derive(Debug, Clone, Copy)]
+pub struct SlurmRun<'a> {
+    /// `--profile`: its file's `[slurm]` table holds the cluster settings.
+    pub profile: &'a str,
+    /// `--executor-config`: a TOML file whose `[slurm]` wins over the profile's.
+    pub executor_config: Option<&'a Path>,
+    /// `--results`.
+    pub results: &'a Path,
+    pub keep_going: bool,
+    /// `--device`, handed to every worker.
+    pub device: &'a str,
+    /// Controller-side stages run at once.
+    pub jobs: usize,
+}
+
+/// `--executor slurm`'s options, validated: the settings (bad ones are
+/// `Diagnostics` at their `file:line:col`, exit 2) and an absolute results
+/// dir, which every node must see. The jobs run the settings' `binary`, else
+/// this very executable.
+pub fn slurm_options(run: &SlurmRun) -> Result<SlurmOptions> {
+    let settings = SlurmSettings::load(run.profile, run.executor_config)?;
+    if !run.results.is_absolute() {
+        let mut errors = Diagnostics::default();
+        errors.push(Diagnostic::file(
+            run.results,
+            "--executor slurm needs an absolute --results dir on a filesystem every node sees \
+             (Slurm jobs run elsewhere, in other working dirs)",
+        ));
+        return Err(errors.into());
+    }
+    let binary = match &settings.binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("locating the sweep binary for the jobs")?,
+    };
+    Ok(SlurmOptions {
+        settings,
+        keep_going: run.keep_going,
+        device: run.device.to_string(),
+        jobs: run.jobs,
+        binary,
+    })
+}
+
 /// The cache under `results`, if one was ever created (read-only commands
 /// never create one).
 pub fn open_if_exists(results: &Path) -> Result<Option<Cache>> {
@@ -382,6 +445,98 @@ mod tests {
         let deleted = gc(None, &cache, false)?;
         assert_eq!(deleted, [format!("deleted {}", orphan.display())]);
         assert!(!orphan.exists());
+        Ok(())
+    }
+
+    /// A cache under `results` holding `split`'s first stage, its one file
+    /// `split.json` = `body`. Returns the cache and the artifact file.
+    fn cache_with_one_stage(results: &Path, body: &str) -> Result<(Cache, PathBuf)> {
+        let (plan, _) = plan::compile(&two_experiments(results.parent().unwrap()), "tiny")?;
+        let node = &plan.graph[plan.topological()[0]];
+        let cache = Cache::open(results)?;
+        let tmp = cache.begin(&node.key)?;
+        std::fs::write(tmp.join("split.json"), body)?;
+        let record = cache.commit(node, &tmp, 0.0, 1.5, BTreeMap::new())?;
+        let file = cache.artifact_dir(&record).join("split.json");
+        Ok((cache, file))
+    }
+
+    #[test]
+    fn verify_drops_a_record_whose_file_changed() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let results = tmp.path().join("results");
+        let (cache, file) = cache_with_one_stage(&results, "[1, 2]")?;
+        drop(cache);
+        let clean = verify(&results)?;
+        assert_eq!((clean.checked, clean.dropped.len()), (1, 0), "{clean}");
+        std::fs::write(&file, "[1, 3]")?;
+        let changed = verify(&results)?;
+        assert_eq!(
+            (changed.checked, changed.dropped.len()),
+            (1, 1),
+            "{changed}"
+        );
+        assert!(!file.exists(), "the changed stage's dir is deleted");
+        assert!(cache_status(&Cache::open(&results)?)?.kinds.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn repair_rebuilds_the_index_from_the_record_files() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let results = tmp.path().join("results");
+        let (cache, _) = cache_with_one_stage(&results, "[1, 2]")?;
+        let root = cache.root().to_path_buf();
+        drop(cache);
+        let found = repair_cache(&results)?;
+        assert!(found.rebuilt.is_some(), "{found}");
+        assert!(found.dropped.is_empty(), "{found}");
+        let status = cache_status(&Cache::open(&results)?)?;
+        assert_eq!(status.kinds.values().map(|k| k.records).sum::<usize>(), 1);
+        assert_eq!(status.cache, root);
+        Ok(())
+    }
+
+    #[test]
+    fn slurm_options_need_an_absolute_results_dir() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let run = SlurmRun {
+            profile: "tiny",
+            executor_config: None,
+            results: Path::new("results"),
+            keep_going: true,
+            device: "cpu",
+            jobs: 3,
+        };
+        let Err(err) = slurm_options(&run) else {
+            panic!("a relative --results dir was accepted")
+        };
+        let diagnostics = err.downcast_ref::<Diagnostics>().expect("exit 2");
+        assert!(
+            diagnostics.to_string().contains("absolute --results"),
+            "{diagnostics}"
+        );
+        let config = tmp.path().join("cluster.toml");
+        std::fs::write(&config, "[slurm]\nbinary = \"/shared/bin/sweep\"\n")?;
+        let opts = slurm_options(&SlurmRun {
+            results: tmp.path(),
+            executor_config: Some(&config),
+            ..run
+        })?;
+        assert_eq!(opts.binary, Path::new("/shared/bin/sweep"));
+        assert_eq!(
+            (opts.keep_going, opts.jobs, opts.device.as_str()),
+            (true, 3, "cpu")
+        );
+        let own = slurm_options(&SlurmRun {
+            results: tmp.path(),
+            ..run
+        })?;
+        assert_eq!(
+            own.binary,
+            std::env::current_exe()?,
+            "no binary set: this one"
+        );
         Ok(())
     }
 

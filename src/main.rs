@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use cwpo::cache::Cache;
 use cwpo::cache::snapshot::Snapshot;
-use cwpo::commands::{self, open_if_exists};
+use cwpo::commands::{self, SlurmRun, open_if_exists};
 use cwpo::device::parse_device;
 use cwpo::exec::{self, RunOptions};
 use cwpo::plan;
@@ -433,15 +433,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Status { results, json } => status(&results, json),
         Command::Verify { results } => {
-            let verified = Cache::open(&results)?.verify_all()?;
+            let verified = commands::verify(&results)?;
             println!("{verified}");
             Ok(ExitCode::from(u8::from(!verified.dropped.is_empty())))
         }
         Command::Cache {
             command: CacheCommand::Repair { results },
         } => {
-            let (_, found) = Cache::repair(&results)?;
-            print!("{found}");
+            print!("{}", commands::repair_cache(&results)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { inputs } => {
@@ -473,8 +472,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
     }
 }
 
-/// `--executor slurm`'s options, validated: the settings (exit 2 at their
-/// `file:line:col`) and an absolute results dir, which every node must see.
+/// `--executor slurm`'s options for these flags ([`commands::slurm_options`]).
 fn slurm_options(
     inputs: &Inputs,
     executor: &ExecutorArgs,
@@ -482,27 +480,13 @@ fn slurm_options(
     device: &str,
     jobs: usize,
 ) -> Result<exec::slurm::SlurmOptions> {
-    let settings =
-        exec::slurm::SlurmSettings::load(&inputs.profile, executor.executor_config.as_deref())?;
-    if !inputs.results.is_absolute() {
-        let mut errors = Diagnostics::default();
-        errors.push(cwpo::spec::Diagnostic::file(
-            &inputs.results,
-            "--executor slurm needs an absolute --results dir on a filesystem every node sees \
-             (Slurm jobs run elsewhere, in other working dirs)",
-        ));
-        return Err(errors.into());
-    }
-    let binary = match &settings.binary {
-        Some(path) => path.clone(),
-        None => std::env::current_exe().context("locating the sweep binary for the jobs")?,
-    };
-    Ok(exec::slurm::SlurmOptions {
-        settings,
+    commands::slurm_options(&SlurmRun {
+        profile: &inputs.profile,
+        executor_config: executor.executor_config.as_deref(),
+        results: &inputs.results,
         keep_going,
-        device: device.to_string(),
+        device,
         jobs,
-        binary,
     })
 }
 

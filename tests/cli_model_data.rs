@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 #[test]
 fn data_inspect_counts_kept_and_bad_rows_of_an_hh_file() {
-    let out = common::sweep(
+    let report = common::sweep_json(
         common::repo(),
         &[
             "data",
@@ -16,12 +16,6 @@ fn data_inspect_counts_kept_and_bad_rows_of_an_hh_file() {
             "--json",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = report.to_string();
     // The fixture holds 3 good rows and 2 malformed ones (a missing field, broken JSON).
     assert!(text.contains("\"kept\":3"), "{text}");
@@ -55,7 +49,7 @@ fn model_logprob_and_generate_on_smollm2() {
         return;
     };
     let model = gguf.to_str().unwrap();
-    let out = common::sweep(
+    let report = common::sweep_json(
         common::repo(),
         &[
             "model",
@@ -67,15 +61,9 @@ fn model_logprob_and_generate_on_smollm2() {
             "--json",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["token_ids"].as_array().unwrap().len(), 5);
     assert_eq!(report["top_next"][0]["token"], "\u{120}Paris");
-    let out = common::sweep(
+    let out = common::sweep_ok(
         common::repo(),
         &[
             "model",
@@ -87,11 +75,6 @@ fn model_logprob_and_generate_on_smollm2() {
             "--max-new-tokens",
             "3",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(" Paris"));
 }

@@ -3,8 +3,7 @@
 //! the shipped ablation manifest plans, sharing one align stage between
 //! spellings of the same loss.
 mod common;
-use common::{repo, sweep, text};
-use std::path::Path;
+use common::{assert_each_case_exits_2, plan_json, shipped_plan_json};
 
 /// A CW cell with a custom loss; the loss string starts at line 9, column 9.
 fn manifest(loss_line: &str, extra: &str) -> String {
@@ -12,12 +11,6 @@ fn manifest(loss_line: &str, extra: &str) -> String {
         "[experiment]\nname = \"bad\"\n[defaults]\ndataset = \"hh-rlhf\"\npair = \"opt\"\n\
          annotation = \"cw\"\nobjective = \"custom\"\n[align]\n{loss_line}\n{extra}"
     )
-}
-
-fn plan_json(dir: &Path, manifest: &str) -> serde_json::Value {
-    let out = sweep(dir, &["plan", "--json", manifest]);
-    assert!(out.status.success(), "plan failed: {}", text(&out));
-    serde_json::from_slice(&out.stdout).expect("plan --json is JSON")
 }
 
 #[test]
@@ -97,21 +90,12 @@ fn every_bad_loss_exits_2_at_its_place_and_runs_nothing() {
             vec!["axis.toml:11:40:", "0 for every input"],
         ),
     ];
-    for (file, body, expected) in &cases {
-        std::fs::write(dir.path().join(file), body).unwrap();
-        for cmd in ["run", "plan", "validate"] {
-            let out = sweep(dir.path(), &[cmd, file]);
-            let msg = text(&out);
-            assert_eq!(out.status.code(), Some(2), "{cmd} {file}: {msg}");
-            for e in expected {
-                assert!(msg.contains(e), "{cmd} {file}: expected `{e}` in:\n{msg}");
-            }
-            assert!(
-                !dir.path().join("results").exists(),
-                "{cmd} {file} wrote results/"
-            );
-        }
-    }
+    assert_each_case_exits_2(dir.path(), &cases, |cmd, file| {
+        assert!(
+            !dir.path().join("results").exists(),
+            "{cmd} {file} wrote results/"
+        );
+    });
 }
 
 #[test]
@@ -137,34 +121,12 @@ fn spellings_of_one_loss_share_an_align_stage_and_built_ins_ignore_it() {
 #[test]
 fn the_ablation_manifest_plans_and_a_whole_experiments_run_skips_it() {
     let ablation = "experiments/ablations/losses.toml";
-    let out = sweep(
-        repo(),
-        &[
-            "plan",
-            "--json",
-            "--results",
-            "/nonexistent-sweep-results",
-            ablation,
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = shipped_plan_json(ablation);
     assert_eq!(plan["experiments"][0]["name"], "ablation_losses");
     assert_eq!(plan["experiments"][0]["cells"], 9, "3 losses × 3 seeds");
     assert_eq!(plan["kinds"]["align"]["nodes"], 9, "{plan:#}");
 
-    let out = sweep(
-        repo(),
-        &[
-            "plan",
-            "--json",
-            "--results",
-            "/nonexistent-sweep-results",
-            "experiments",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = shipped_plan_json("experiments");
     let names: Vec<&str> = plan["experiments"]
         .as_array()
         .unwrap()

@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use cwpo::data::Tokenizer;
 use cwpo::data::real::{DatasetFormat, LengthFilter, LoadOptions, OnBadRow};
 use cwpo::model::probe::load_lm;
 use cwpo::model::reward::RewardModel;
@@ -47,7 +46,7 @@ fn smollm2_bt_weak_annotator_on_hh_fixture() {
     let options = LoadOptions {
         on_bad_row: OnBadRow::Skip,
         length_filter: Some(LengthFilter {
-            tokenizer: &lm.tokenizer,
+            tokenizer: lm.tokenizer.as_ref(),
             max_tokens: DatasetFormat::HhRlhf.max_tokens(),
         }),
     };
@@ -151,6 +150,23 @@ struct DpoStep {
     beta: f64,
 }
 
+impl DpoStep {
+    /// The frozen reference's margin, log π_ref(y_c) − log π_ref(y_r). [B]
+    fn reference_margin(&self) -> Tensor {
+        let reference = &self.reference;
+        let margin = sum(reference, &self.chosen_batch) - sum(reference, &self.rejected_batch);
+        margin.unwrap().detach()
+    }
+
+    /// The DPO loss, mean over pairs, given the reference's margin.
+    fn loss(&self, reference_margin: &Tensor) -> Tensor {
+        let policy = &self.lm.policy;
+        let margin = (sum(policy, &self.chosen_batch) - sum(policy, &self.rejected_batch)).unwrap();
+        let h = (margin - reference_margin).unwrap(); // [B]
+        dpo_loss(&h, self.beta).unwrap().mean_all().unwrap()
+    }
+}
+
 fn dpo_step(path: &Path) -> DpoStep {
     let device = Device::Cpu;
     let lm = load_lm(path, &device).unwrap();
@@ -187,23 +203,12 @@ fn sum(model: &dyn LanguageModel, batch: &SeqBatch) -> Tensor {
 #[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights numbers"]
 fn smollm2_one_dpo_step() {
     let Some(path) = smollm2_gguf() else { return };
-    let DpoStep {
-        lm,
-        reference,
-        chosen_batch,
-        rejected_batch,
-        beta,
-    } = dpo_step(&path);
+    let step = dpo_step(&path);
     let (pairs, prompt_len, response_len) = (PAIRS, LEN, LEN);
 
-    let mut opt = AdamW::new(lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
+    let mut opt = AdamW::new(step.lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
     let start = Instant::now();
-    let ref_margin = (sum(&reference, &chosen_batch) - sum(&reference, &rejected_batch))
-        .unwrap()
-        .detach();
-    let margin = (sum(&lm.policy, &chosen_batch) - sum(&lm.policy, &rejected_batch)).unwrap();
-    let h = (margin - ref_margin).unwrap(); // [B]
-    let loss = dpo_loss(&h, beta).unwrap().mean_all().unwrap();
+    let loss = step.loss(&step.reference_margin());
     opt.backward_step(&loss).unwrap();
     let step_s = start.elapsed().as_secs_f64();
     let loss = loss
@@ -227,25 +232,13 @@ fn smollm2_one_dpo_step() {
 #[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights profile"]
 fn smollm2_dpo_step_split() {
     let Some(path) = smollm2_gguf() else { return };
-    let DpoStep {
-        lm,
-        reference,
-        chosen_batch,
-        rejected_batch,
-        beta,
-    } = dpo_step(&path);
-    let mut opt = AdamW::new(lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
+    let dpo = dpo_step(&path);
+    let mut opt = AdamW::new(dpo.lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
     for step in 0..3 {
         let t0 = Instant::now();
-        let ref_margin = (sum(&reference, &chosen_batch) - sum(&reference, &rejected_batch))
-            .unwrap()
-            .detach();
+        let ref_margin = dpo.reference_margin();
         let t1 = Instant::now();
-        let margin = (sum(&lm.policy, &chosen_batch) - sum(&lm.policy, &rejected_batch)).unwrap();
-        let loss = dpo_loss(&(margin - ref_margin).unwrap(), beta)
-            .unwrap()
-            .mean_all()
-            .unwrap();
+        let loss = dpo.loss(&ref_margin);
         let loss_value = loss.to_scalar::<f32>().unwrap();
         let t2 = Instant::now();
         let grads = loss.backward().unwrap();

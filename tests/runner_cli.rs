@@ -2,17 +2,11 @@
 //! temp dirs, with manifests that stop after the cheap real stages
 //! (`[experiment] until = "split"`), or only plan (no stage runs).
 mod common;
-use common::{snapshot, sweep, text};
+use common::{assert_each_case_exits_2, plan_json, shipped_plan_json, snapshot, sweep, text};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn plan_json(dir: &Path, manifest: &str) -> serde_json::Value {
-    let out = sweep(dir, &["plan", "--json", manifest]);
-    assert!(out.status.success(), "plan failed: {}", text(&out));
-    serde_json::from_slice(&out.stdout).expect("plan --json is JSON")
-}
 
 fn count(plan: &serde_json::Value, kind: &str, field: &str) -> u64 {
     plan["kinds"][kind][field].as_u64().unwrap_or(0)
@@ -282,22 +276,13 @@ fn bad_input_exits_2_with_its_message_and_writes_nothing() {
         ),
     ];
     write(dir.path(), "loop_b.toml", "extends = \"loop_a.toml\"\n");
-    for (file, body, expected) in &cases {
-        write(dir.path(), file, body);
-        for cmd in ["run", "plan", "validate"] {
-            let out = sweep(dir.path(), &[cmd, file]);
-            let msg = text(&out);
-            assert_eq!(out.status.code(), Some(2), "{cmd} {file}: {msg}");
-            for e in expected {
-                assert!(msg.contains(e), "{cmd} {file}: expected `{e}` in:\n{msg}");
-            }
-        }
+    assert_each_case_exits_2(dir.path(), &cases, |cmd, file| {
         assert_eq!(
             snapshot(&dir.path().join("results")),
             before,
-            "{file} changed the cache"
+            "{cmd} {file} changed the cache"
         );
-    }
+    });
     // All errors of a run are reported together.
     let two = good
         .replace("seed = [0]", "seed = [0]\nobjective = [\"ppo\"]")
@@ -359,19 +344,7 @@ fn why_names_the_param_that_changed() {
 
 #[test]
 fn every_shipped_manifest_validates_under_the_tiny_profile() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = sweep(
-        repo,
-        &[
-            "plan",
-            "--json",
-            "--results",
-            "/nonexistent-sweep-results",
-            "experiments",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = shipped_plan_json("experiments");
     assert!(plan["experiments"].as_array().unwrap().len() >= 10);
     assert!(plan["dedup_ratio"].as_f64().unwrap() < 1.0);
 }

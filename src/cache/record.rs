@@ -335,7 +335,7 @@ mod tests {
         h.started_unix_s = 1764677777.1234567;
         h.duration_s = 0.30000000000000004;
         h.metrics = BTreeMap::from([
-            ("loss".into(), std::f64::consts::LN_2), // 0.6931471805599453
+            ("loss".into(), std::f64::consts::LN_2),
             ("acc".into(), 1.0 / 3.0),
             ("big".into(), 9007199254740993.0),
         ]);

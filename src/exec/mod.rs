@@ -98,6 +98,35 @@ pub fn states(plan: &Plan, cache: &dyn CacheRead) -> Result<HashMap<NodeIndex, N
     Ok(out)
 }
 
+/// Whether each node of `plan` must run (a run's first step, whatever
+/// the executor): cached nodes are counted in `summary`; a stale one is
+/// warned about and dropped from the cache, so it re-runs.
+pub(crate) fn needs_run(
+    plan: &Plan,
+    cache: &Cache,
+    summary: &mut RunSummary,
+) -> Result<HashMap<NodeIndex, bool>> {
+    let mut out = HashMap::new();
+    for (idx, state) in states(plan, cache)? {
+        let run = match state {
+            NodeState::Cached => {
+                summary.cached += 1;
+                false
+            }
+            NodeState::Stale(reason) => {
+                eprintln!("warning: {}: {reason}; re-running it", plan.graph[idx].name);
+                if let Some(rec) = cache.get(&plan.graph[idx].key)? {
+                    cache.remove(&rec)?;
+                }
+                true
+            }
+            NodeState::ToRun => true,
+        };
+        out.insert(idx, run);
+    }
+    Ok(out)
+}
+
 enum Slot {
     Pending,
     Running { tmp: PathBuf, kind: String },
@@ -114,24 +143,10 @@ pub fn run(
     cancel: &Arc<AtomicBool>,
 ) -> Result<RunSummary> {
     let mut summary = RunSummary::default();
-    let mut slots: HashMap<NodeIndex, Slot> = HashMap::new();
-    for (idx, state) in states(plan, cache)? {
-        let slot = match state {
-            NodeState::Cached => {
-                summary.cached += 1;
-                Slot::Done
-            }
-            NodeState::Stale(reason) => {
-                eprintln!("warning: {}: {reason}; re-running it", plan.graph[idx].name);
-                if let Some(rec) = cache.get(&plan.graph[idx].key)? {
-                    cache.remove(&rec)?;
-                }
-                Slot::Pending
-            }
-            NodeState::ToRun => Slot::Pending,
-        };
-        slots.insert(idx, slot);
-    }
+    let mut slots: HashMap<NodeIndex, Slot> = needs_run(plan, cache, &mut summary)?
+        .into_iter()
+        .map(|(idx, run)| (idx, if run { Slot::Pending } else { Slot::Done }))
+        .collect();
     let order = plan.topological();
     let to_run = slots
         .values()
@@ -261,43 +276,34 @@ pub fn run(
         let node = &plan.graph[idx];
         let bar = bars.remove(&idx).expect("bar of a running stage");
         let seconds = started.elapsed().as_secs_f64();
-        match result {
+        // A stage that failed and one whose result could not be recorded
+        // end alike: its dir kept under failed/, its dependents blocked.
+        let recorded = match result {
             Ok(outcome) => {
                 close_bar(&display, bar);
-                match cache.commit(node, &tmp, started_unix, seconds, outcome.metrics) {
-                    Ok(_) => {
-                        // Recorded: its checkpoints are no longer needed.
-                        let partial = partial_dir(cache.root(), &node.key);
-                        if partial.exists() {
-                            let _ = std::fs::remove_dir_all(&partial);
-                        }
-                        display.ended(&format!("done   {} ({seconds:.1}s)", node.name));
-                        summary.ran.push(node.name.clone());
-                        slots.insert(idx, Slot::Done);
-                    }
-                    Err(err) => {
-                        let err = err.context("recording the finished stage");
-                        let log = cache
-                            .fail(&node.key, &tmp)
-                            .unwrap_or_else(|_| tmp.join(LOG_FILE));
-                        fail(
-                            &mut summary,
-                            &mut slots,
-                            plan,
-                            idx,
-                            seconds,
-                            err,
-                            log,
-                            &display,
-                        );
-                        stop_scheduling |= !opts.keep_going;
-                    }
-                }
+                cache
+                    .commit(node, &tmp, started_unix, seconds, outcome.metrics)
+                    .map_err(|err| err.context("recording the finished stage"))
             }
             Err(err) => {
                 use crate::stage::Progress;
                 bar.log(&format!("error: {err:#}"));
                 close_bar(&display, bar);
+                Err(err)
+            }
+        };
+        match recorded {
+            Ok(_) => {
+                // Recorded: its checkpoints are no longer needed.
+                let partial = partial_dir(cache.root(), &node.key);
+                if partial.exists() {
+                    let _ = std::fs::remove_dir_all(&partial);
+                }
+                display.ended(&format!("done   {} ({seconds:.1}s)", node.name));
+                summary.ran.push(node.name.clone());
+                slots.insert(idx, Slot::Done);
+            }
+            Err(err) => {
                 let log = cache
                     .fail(&node.key, &tmp)
                     .unwrap_or_else(|_| tmp.join(LOG_FILE));

@@ -13,6 +13,116 @@ use super::lora::{ADAPTERS_FILE, DropoutState, LoraConfig, LoraContext};
 use super::params::{ParamBuilder, ParamStore};
 use super::precision::Precision;
 
+/// The constructors and accessors of a model that is a [`Backbone`] plus a
+/// head tensor ([`Policy`](super::Policy), [`RewardModel`](super::RewardModel)),
+/// written once. `backbone_model!(Policy, lm_head)` needs a struct `Policy
+/// { backbone: Backbone, lm_head: Tensor }` and an inherent
+/// `fn new_head(pb: &ParamBuilder, decoder: &Decoder, lora) ->
+/// candle_core::Result<Tensor>` that loads or initialises the head (and
+/// marks it trainable or not).
+macro_rules! backbone_model {
+    ($model:ident, $head:ident) => {
+        impl $model {
+            /// Builds the decoder, then the head, from `pb`.
+            fn build(
+                cfg: &DecoderConfig,
+                pb: $crate::model::params::ParamBuilder,
+                lora: Option<&LoraConfig>,
+            ) -> anyhow::Result<Self> {
+                let (backbone, $head) =
+                    $crate::model::backbone::Backbone::build(cfg, pb, lora, |pb, decoder| {
+                        Self::new_head(pb, decoder, lora)
+                    })?;
+                Ok(Self { backbone, $head })
+            }
+
+            /// [`Self::from_varbuilder`] in `precision`: trainable tensors
+            /// are read into its master dtype, frozen ones into its compute
+            /// dtype.
+            pub fn from_varbuilder_in(
+                cfg: &DecoderConfig,
+                vb: candle_nn::VarBuilder,
+                lora: Option<&LoraConfig>,
+                precision: Precision,
+            ) -> anyhow::Result<Self> {
+                let pb = $crate::model::params::ParamBuilder::with_precision(vb, precision);
+                Self::build(cfg, pb, lora)
+            }
+
+            /// A freshly initialised model with f32 parameters (in the
+            /// device's default [`Precision`]): N(0, 0.02) weights, zero
+            /// biases, unit norms, every tensor from its own ChaCha8 stream
+            /// of `seed`.
+            pub fn new_random(
+                cfg: &DecoderConfig,
+                lora: Option<&LoraConfig>,
+                seed: u64,
+                device: &candle_core::Device,
+            ) -> anyhow::Result<Self> {
+                let vb =
+                    $crate::model::init::seeded_varbuilder(seed, candle_core::DType::F32, device);
+                let precision = Precision::for_device(device, candle_core::DType::F32);
+                let model = Self::from_varbuilder_in(cfg, vb, lora, precision)?;
+                model.backbone.set_dropout_seed(seed);
+                Ok(model)
+            }
+
+            /// Loads (or, with a seeded backend, initialises) every tensor
+            /// from `vb` by HF name, in `vb`'s dtype. With `lora`, the
+            /// adapters are read from `vb` too: use a
+            /// [`SeededInit`]($crate::model::init::SeededInit) backend for
+            /// fresh ones.
+            pub fn from_varbuilder(
+                cfg: &DecoderConfig,
+                vb: candle_nn::VarBuilder,
+                lora: Option<&LoraConfig>,
+            ) -> anyhow::Result<Self> {
+                let precision = Precision::uniform(vb.dtype());
+                Self::from_varbuilder_in(cfg, vb, lora, precision)
+            }
+
+            /// A model of `like`'s config, precision and device whose
+            /// tensors are `tensors`, and whose tensors missing from them
+            /// (fresh LoRA adapters, a fresh head) and dropout are seeded by
+            /// `seed`.
+            fn seeded_over(
+                tensors: std::collections::HashMap<String, candle_core::Tensor>,
+                like: &$crate::model::backbone::Backbone,
+                lora: Option<&LoraConfig>,
+                seed: u64,
+            ) -> anyhow::Result<Self> {
+                let init = $crate::model::init::SeededInit::over(seed, Box::new(tensors));
+                let precision = like.precision();
+                let vb = candle_nn::VarBuilder::from_backend(
+                    Box::new(init),
+                    precision.master,
+                    like.device().clone(),
+                );
+                let model = Self::from_varbuilder_in(like.config(), vb, lora, precision)?;
+                model.backbone.set_dropout_seed(seed);
+                Ok(model)
+            }
+
+            pub fn backbone(&self) -> &$crate::model::backbone::Backbone {
+                &self.backbone
+            }
+
+            pub fn backbone_mut(&mut self) -> &mut $crate::model::backbone::Backbone {
+                &mut self.backbone
+            }
+
+            pub fn config(&self) -> &DecoderConfig {
+                self.backbone.config()
+            }
+
+            pub fn lora_config(&self) -> Option<&LoraConfig> {
+                self.backbone.lora_config()
+            }
+        }
+    };
+}
+pub(crate) use backbone_model;
+
 /// Not `Clone`: a copy would share (and silently co-train) the variables.
 #[derive(Debug)]
 pub struct Backbone {

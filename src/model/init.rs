@@ -21,6 +21,12 @@ use rand_chacha::ChaCha8Rng;
 /// Standard deviation of GPT-2 style weight initialisation.
 pub const INIT_STD: f64 = 0.02;
 
+/// The initialisation of a fresh weight matrix: N(0, [`INIT_STD`]).
+pub const WEIGHT_INIT: Init = Init::Randn {
+    mean: 0.0,
+    stdev: INIT_STD,
+};
+
 /// A `VarBuilder` backend that draws missing tensors from seeded ChaCha8 streams.
 pub struct SeededInit {
     seed: u64,

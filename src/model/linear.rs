@@ -6,7 +6,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::Init;
 
-use super::init::INIT_STD;
+use super::init::WEIGHT_INIT;
 use super::lora::{LoraAdapter, LoraContext};
 use super::params::{ParamBuilder, ParamStore};
 use super::precision::cast_like;
@@ -36,15 +36,7 @@ impl Linear {
     ) -> Result<Self> {
         let pb = parent.pp(name);
         let trainable = lora.is_none();
-        let weight = pb.param(
-            (out_dim, in_dim),
-            "weight",
-            Init::Randn {
-                mean: 0.0,
-                stdev: INIT_STD,
-            },
-            trainable,
-        )?;
+        let weight = pb.param((out_dim, in_dim), "weight", WEIGHT_INIT, trainable)?;
         let bias = match bias {
             true => Some(pb.param(out_dim, "bias", Init::Const(0.0), trainable)?),
             false => None,

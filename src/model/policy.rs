@@ -2,13 +2,14 @@
 //! DPO/IPO/rDPO, and the generator of responses.
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Result, Tensor, Var};
-use candle_nn::{Init, VarBuilder};
+use candle_core::{Result, Tensor, Var};
+use candle_nn::VarBuilder;
 
 use super::attention::KvCache;
-use super::backbone::Backbone;
+use super::backbone::{Backbone, backbone_model};
 use super::config::DecoderConfig;
-use super::init::{INIT_STD, SeededInit, seeded_varbuilder};
+use super::decoder::Decoder;
+use super::init::WEIGHT_INIT;
 use super::lora::LoraConfig;
 use super::ops::token_logprobs;
 use super::params::ParamBuilder;
@@ -25,68 +26,18 @@ pub struct Policy {
     lm_head: Tensor,
 }
 
+backbone_model!(Policy, lm_head);
+
 impl Policy {
-    /// A freshly initialised model with f32 parameters (in the device's
-    /// default [`Precision`]): N(0, 0.02) weights, zero biases, unit norms,
-    /// every tensor from its own ChaCha8 stream of `seed`.
-    pub fn new_random(
-        cfg: &DecoderConfig,
-        lora: Option<&LoraConfig>,
-        seed: u64,
-        device: &Device,
-    ) -> anyhow::Result<Self> {
-        let vb = seeded_varbuilder(seed, DType::F32, device);
-        let precision = Precision::for_device(device, DType::F32);
-        let policy = Self::from_varbuilder_in(cfg, vb, lora, precision)?;
-        policy.backbone.set_dropout_seed(seed);
-        Ok(policy)
-    }
-
-    /// Loads (or, with a seeded backend, initialises) every tensor from `vb`
-    /// by HF name, in `vb`'s dtype. With `lora`, the adapters are read from
-    /// `vb` too: use a [`SeededInit`] backend (or [`Policy::with_lora`]) for
-    /// fresh ones.
-    pub fn from_varbuilder(
-        cfg: &DecoderConfig,
-        vb: VarBuilder,
-        lora: Option<&LoraConfig>,
-    ) -> anyhow::Result<Self> {
-        let precision = Precision::uniform(vb.dtype());
-        Self::from_varbuilder_in(cfg, vb, lora, precision)
-    }
-
-    /// [`Policy::from_varbuilder`] in `precision`: trainable tensors are
-    /// read into its master dtype, frozen ones into its compute dtype.
-    pub fn from_varbuilder_in(
-        cfg: &DecoderConfig,
-        vb: VarBuilder,
-        lora: Option<&LoraConfig>,
-        precision: Precision,
-    ) -> anyhow::Result<Self> {
-        Self::build(cfg, ParamBuilder::with_precision(vb, precision), lora)
-    }
-
-    fn build(
-        cfg: &DecoderConfig,
-        pb: ParamBuilder,
-        lora: Option<&LoraConfig>,
-    ) -> anyhow::Result<Self> {
-        let (backbone, lm_head) = Backbone::build(cfg, pb, lora, |pb, decoder| {
-            if cfg.tie_embeddings {
-                return Ok(decoder.embed_tokens().clone());
-            }
-            let randn = Init::Randn {
-                mean: 0.0,
-                stdev: INIT_STD,
-            };
-            pb.param(
-                (cfg.vocab_size, cfg.hidden_size),
-                LM_HEAD,
-                randn,
-                lora.is_none(),
-            )
-        })?;
-        Ok(Self { backbone, lm_head })
+    /// The LM head [V, D]: the token embedding itself when tied, else a
+    /// fresh weight, trainable unless LoRA trains adapters instead.
+    fn new_head(pb: &ParamBuilder, decoder: &Decoder, lora: Option<&LoraConfig>) -> Result<Tensor> {
+        let cfg = decoder.config();
+        if cfg.tie_embeddings {
+            return Ok(decoder.embed_tokens().clone());
+        }
+        let shape = (cfg.vocab_size, cfg.hidden_size);
+        pb.param(shape, LM_HEAD, WEIGHT_INIT, lora.is_none())
     }
 
     /// An inference-only copy (a frozen reference model, a generator): the
@@ -107,16 +58,12 @@ impl Policy {
     /// The same weights (adapters folded in) with fresh LoRA adapters, seeded
     /// by `seed`; base weights become frozen. The original is untouched.
     pub fn with_lora(&self, lora: &LoraConfig, seed: u64) -> anyhow::Result<Self> {
-        let tensors = self.backbone.merged_tensors()?;
-        let precision = self.backbone.precision();
-        let vb = VarBuilder::from_backend(
-            Box::new(SeededInit::over(seed, Box::new(tensors))),
-            precision.master,
-            self.backbone.device().clone(),
-        );
-        let policy = Self::from_varbuilder_in(self.config(), vb, Some(lora), precision)?;
-        policy.backbone.set_dropout_seed(seed);
-        Ok(policy)
+        Self::seeded_over(
+            self.backbone.merged_tensors()?,
+            &self.backbone,
+            Some(lora),
+            seed,
+        )
     }
 
     /// An independent copy (new variables) of this model, adapters included.
@@ -136,22 +83,6 @@ impl Policy {
             .collect::<Result<_>>()?;
         let vb = VarBuilder::from_tensors(tensors, precision.master, self.backbone.device());
         Self::from_varbuilder_in(self.config(), vb, self.lora_config(), precision)
-    }
-
-    pub fn backbone(&self) -> &Backbone {
-        &self.backbone
-    }
-
-    pub fn backbone_mut(&mut self) -> &mut Backbone {
-        &mut self.backbone
-    }
-
-    pub fn config(&self) -> &DecoderConfig {
-        self.backbone.config()
-    }
-
-    pub fn lora_config(&self) -> Option<&LoraConfig> {
-        self.backbone.lora_config()
     }
 
     /// LM logits for hidden states: [B, S, D] → [B, S, V], in the

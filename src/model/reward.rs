@@ -1,12 +1,12 @@
 //! A scalar reward model: decoder + linear score head read at each row's last
 //! real token (HF `*ForSequenceClassification` layout, head `score.weight`
 //! [1, D], no bias). The Bradley–Terry weak annotator of CW-PO.
-use candle_core::{DType, Device, Result, Tensor, Var};
-use candle_nn::{Init, VarBuilder};
+use candle_core::{Result, Tensor, Var};
 
-use super::backbone::Backbone;
+use super::backbone::{Backbone, backbone_model};
 use super::config::DecoderConfig;
-use super::init::{INIT_STD, SeededInit, seeded_varbuilder};
+use super::decoder::Decoder;
+use super::init::WEIGHT_INIT;
 use super::lora::LoraConfig;
 use super::params::ParamBuilder;
 use super::policy::{LM_HEAD, Policy};
@@ -23,47 +23,13 @@ pub struct RewardModel {
     score: Tensor,
 }
 
+backbone_model!(RewardModel, score);
+
 impl RewardModel {
-    /// A freshly initialised reward model with f32 parameters (see [`Policy::new_random`]).
-    pub fn new_random(
-        cfg: &DecoderConfig,
-        lora: Option<&LoraConfig>,
-        seed: u64,
-        device: &Device,
-    ) -> anyhow::Result<Self> {
-        let vb = seeded_varbuilder(seed, DType::F32, device);
-        let precision = Precision::for_device(device, DType::F32);
-        let rm = Self::from_varbuilder_in(cfg, vb, lora, precision)?;
-        rm.backbone.set_dropout_seed(seed);
-        Ok(rm)
-    }
-
-    /// Loads (or initialises) every tensor from `vb` by HF name, in `vb`'s dtype.
-    pub fn from_varbuilder(
-        cfg: &DecoderConfig,
-        vb: VarBuilder,
-        lora: Option<&LoraConfig>,
-    ) -> anyhow::Result<Self> {
-        let precision = Precision::uniform(vb.dtype());
-        Self::from_varbuilder_in(cfg, vb, lora, precision)
-    }
-
-    /// [`RewardModel::from_varbuilder`] in `precision` (see [`Policy::from_varbuilder_in`]).
-    pub fn from_varbuilder_in(
-        cfg: &DecoderConfig,
-        vb: VarBuilder,
-        lora: Option<&LoraConfig>,
-        precision: Precision,
-    ) -> anyhow::Result<Self> {
-        let pb = ParamBuilder::with_precision(vb, precision);
-        let (backbone, score) = Backbone::build(cfg, pb, lora, |pb, _| {
-            let randn = Init::Randn {
-                mean: 0.0,
-                stdev: INIT_STD,
-            };
-            pb.param((1, cfg.hidden_size), SCORE_HEAD, randn, true)
-        })?;
-        Ok(Self { backbone, score })
+    /// The score head [1, D], fresh and trainable even with LoRA on.
+    fn new_head(pb: &ParamBuilder, decoder: &Decoder, _: Option<&LoraConfig>) -> Result<Tensor> {
+        let shape = (1, decoder.config().hidden_size);
+        pb.param(shape, SCORE_HEAD, WEIGHT_INIT, true)
     }
 
     /// A reward model whose backbone starts from `policy`'s weights (its
@@ -76,32 +42,7 @@ impl RewardModel {
     ) -> anyhow::Result<Self> {
         let mut tensors = policy.backbone().merged_tensors()?;
         tensors.remove(LM_HEAD);
-        let backbone = policy.backbone();
-        let precision = backbone.precision();
-        let vb = VarBuilder::from_backend(
-            Box::new(SeededInit::over(seed, Box::new(tensors))),
-            precision.master,
-            backbone.device().clone(),
-        );
-        let rm = Self::from_varbuilder_in(policy.config(), vb, lora, precision)?;
-        rm.backbone.set_dropout_seed(seed);
-        Ok(rm)
-    }
-
-    pub fn backbone(&self) -> &Backbone {
-        &self.backbone
-    }
-
-    pub fn backbone_mut(&mut self) -> &mut Backbone {
-        &mut self.backbone
-    }
-
-    pub fn config(&self) -> &DecoderConfig {
-        self.backbone.config()
-    }
-
-    pub fn lora_config(&self) -> Option<&LoraConfig> {
-        self.backbone.lora_config()
+        Self::seeded_over(tensors, policy.backbone(), lora, seed)
     }
 }
 

@@ -11,27 +11,10 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).with_context(|| {
-        format!(
-            "cannot create directory {} for {}",
-            dir.display(),
-            path.display()
-        )
-    })?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let mut tmp = temp_file_beside(path, "")?;
     fill(tmp.as_file_mut()).with_context(|| format!("while writing {}", path.display()))?;
     tmp.as_file_mut().flush()?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot rename the temporary file onto {}", path.display()))?;
-    Ok(())
+    sync_and_rename(tmp, path)
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -48,6 +31,14 @@ pub fn write_atomic_via_path(
     suffix: &str,
     fill: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let tmp = temp_file_beside(path, suffix)?;
+    fill(tmp.path()).with_context(|| format!("while writing {}", path.display()))?;
+    sync_and_rename(tmp, path)
+}
+
+/// A fresh `.tmp-…{suffix}` file in `path`'s directory (created if
+/// missing): a rename onto `path` is then atomic, on one filesystem.
+fn temp_file_beside(path: &Path, suffix: &str) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -59,12 +50,15 @@ pub fn write_atomic_via_path(
             path.display()
         )
     })?;
-    let tmp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(".tmp-")
         .suffix(suffix)
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    fill(tmp.path()).with_context(|| format!("while writing {}", path.display()))?;
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
+
+/// fsyncs the written temp file, then renames it onto `path`.
+fn sync_and_rename(tmp: tempfile::NamedTempFile, path: &Path) -> anyhow::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .with_context(|| format!("cannot rename the temporary file onto {}", path.display()))?;

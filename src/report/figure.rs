@@ -13,8 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
+use plotters::chart::MeshStyle;
 use plotters::coord::CoordTranslate;
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::ranged1d::{
+    AsRangedCoord, DefaultFormatting, KeyPointHint, Ranged, ValueFormatter,
+};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -405,16 +408,16 @@ pub fn draw_figure(
         let root = root.titled(&title, (FAMILY, 22)).map_err(plot_err)?;
         let (plots, legend) = root.split_horizontally(width - LEGEND_WIDTH);
         let areas = plots.split_evenly((1, data.panels.len()));
-        for (area, panel) in areas.iter().zip(&data.panels) {
-            let caption = spec
-                .panel
-                .as_ref()
-                .map(|k| format!("{k} = {}", data.marked(panel)));
+        for (area, name) in areas.iter().zip(&data.panels) {
+            let panel = Panel {
+                data: &data,
+                spec,
+                table,
+                name,
+            };
             panels.push(match spec.kind {
-                FigureKind::GroupedBars => {
-                    draw_bar_panel(area, &data, panel, caption, spec, table)?
-                }
-                FigureKind::Line => draw_line_panel(area, &data, panel, caption, spec, table)?,
+                FigureKind::GroupedBars => draw_bar_panel(area, panel)?,
+                FigureKind::Line => draw_line_panel(area, panel)?,
             });
         }
         draw_legend(&legend, &data, spec)?;
@@ -435,6 +438,66 @@ fn plot_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 type Chart<'a, 'b, X> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>;
+
+/// One panel to draw: the figure's data and specs, and which panel.
+#[derive(Clone, Copy)]
+struct Panel<'a> {
+    data: &'a FigureData,
+    spec: &'a FigureSpec,
+    table: &'a TableSpec,
+    /// This panel's value of the `spec.panel` label.
+    name: &'a str,
+}
+
+impl Panel<'_> {
+    /// `label = value` above the panel; none when the figure has one panel.
+    fn caption(&self) -> String {
+        let label = self.spec.panel.as_ref();
+        label.map_or_else(String::new, |k| {
+            format!("{k} = {}", self.data.marked(self.name))
+        })
+    }
+
+    /// The claim cues drawn in this panel.
+    fn brackets(&self) -> impl Iterator<Item = &Bracket> {
+        self.data.brackets.iter().filter(|b| b.panel == self.name)
+    }
+}
+
+/// A panel's chart over `x` × [y_lo, y_hi], with the caption, margin and
+/// label areas every panel kind shares.
+fn panel_chart<'a, 'b, X: AsRangedCoord>(
+    area: &'a Area<'b>,
+    panel: Panel,
+    x: X,
+    (y_lo, y_hi): (f64, f64),
+) -> anyhow::Result<Chart<'a, 'b, X::CoordDescType>> {
+    ChartBuilder::on(area)
+        .caption(panel.caption(), (FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x, y_lo..y_hi)
+        .map_err(plot_err)
+}
+
+/// Draws a panel's mesh once the caller has styled its x axis: the axis
+/// titles, the value axis's ticks (`y_tick`) and the fonts every panel
+/// kind shares.
+fn draw_mesh<'b, X: Ranged<ValueType = f64> + ValueFormatter<f64>>(
+    mut mesh: MeshStyle<'_, 'b, X, plotters::coord::types::RangedCoordf64, BitMapBackend<'_>>,
+    panel: Panel,
+    y_tick: &'b dyn Fn(&f64) -> String,
+) -> anyhow::Result<()> {
+    mesh.x_desc(panel.spec.x.as_str())
+        .y_desc(value_axis_label(panel.table))
+        .y_label_formatter(y_tick)
+        .y_max_light_lines(1)
+        .label_style((FAMILY, 15))
+        .axis_desc_style((FAMILY, 16))
+        .draw()
+        .map_err(plot_err)
+}
 
 /// The dashed neutral line across the panel, and where it landed.
 fn draw_reference_line<'a, 'b, X>(
@@ -497,24 +560,12 @@ fn bracket_style(separation: Separation) -> (&'static str, RGBColor) {
     }
 }
 
-fn draw_bar_panel(
-    area: &Area,
-    data: &FigureData,
-    panel: &str,
-    caption: Option<String>,
-    spec: &FigureSpec,
-    table: &TableSpec,
-) -> anyhow::Result<PanelLayout> {
+fn draw_bar_panel(area: &Area, panel: Panel) -> anyhow::Result<PanelLayout> {
+    let Panel { data, .. } = panel;
     let nx = data.xs.len();
     let (y_lo, y_hi) = data.y_range(true);
     let x_axis = GroupAxis { groups: nx };
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption.unwrap_or_default(), (FAMILY, 20))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_axis, y_lo..y_hi)
-        .map_err(plot_err)?;
+    let mut chart = panel_chart(area, panel, x_axis, (y_lo, y_hi))?;
     let y_tick = y_tick_formatter(y_hi - y_lo, data.range);
     let x_name = |x: &f64| {
         data.xs
@@ -522,18 +573,9 @@ fn draw_bar_panel(
             .map(|x| data.marked(x))
             .unwrap_or_default()
     };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_label_formatter(&x_name)
-        .x_desc(spec.x.as_str())
-        .y_desc(value_axis_label(table))
-        .y_label_formatter(&y_tick)
-        .y_max_light_lines(1)
-        .label_style((FAMILY, 15))
-        .axis_desc_style((FAMILY, 16))
-        .draw()
-        .map_err(plot_err)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh().x_label_formatter(&x_name);
+    draw_mesh(mesh, panel, &y_tick)?;
 
     // Each x group is 0.8 wide, split evenly among the series.
     let bar_width = 0.8 / data.series.len() as f64;
@@ -542,7 +584,7 @@ fn draw_bar_panel(
         let si = data.series_index(series) as f64;
         gx - 0.4 + si * bar_width + bar_width / 2.0
     };
-    let panel_points = || data.points.iter().filter(|p| p.panel == panel);
+    let panel_points = || data.points.iter().filter(|p| p.panel == panel.name);
     for point in panel_points() {
         let centre = centre_of(&point.x, &point.series);
         let half = bar_width / 2.0;
@@ -577,7 +619,7 @@ fn draw_bar_panel(
             paper_marker(chart.plotting_area(), at, BLACK)?;
         }
     }
-    let brackets: Vec<&Bracket> = data.brackets.iter().filter(|b| b.panel == panel).collect();
+    let brackets: Vec<&Bracket> = panel.brackets().collect();
     let tick = data.bracket_step() * 0.3;
     for b in &brackets {
         let (a, z) = (centre_of(&b.x, &b.better), centre_of(&b.x, &b.worse));
@@ -593,14 +635,8 @@ fn draw_bar_panel(
     Ok(PanelLayout::of(&chart, reference_row, brackets.len()))
 }
 
-fn draw_line_panel(
-    area: &Area,
-    data: &FigureData,
-    panel: &str,
-    caption: Option<String>,
-    spec: &FigureSpec,
-    table: &TableSpec,
-) -> anyhow::Result<PanelLayout> {
+fn draw_line_panel(area: &Area, panel: Panel) -> anyhow::Result<PanelLayout> {
+    let Panel { data, spec, .. } = panel;
     let numeric: BTreeMap<&str, f64> = data
         .xs
         .iter()
@@ -622,30 +658,16 @@ fn draw_line_panel(
     };
     let (y_lo, y_hi) = data.y_range(false);
     let y_tick = y_tick_formatter(y_hi - y_lo, data.range);
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption.unwrap_or_default(), (FAMILY, 20))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_lo - x_pad..x_hi + x_pad, y_lo..y_hi)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_max_light_lines(1)
-        .x_desc(spec.x.as_str())
-        .y_desc(value_axis_label(table))
-        .y_label_formatter(&y_tick)
-        .y_max_light_lines(1)
-        .label_style((FAMILY, 15))
-        .axis_desc_style((FAMILY, 16))
-        .draw()
-        .map_err(plot_err)?;
+    let mut chart = panel_chart(area, panel, x_lo - x_pad..x_hi + x_pad, (y_lo, y_hi))?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_max_light_lines(1);
+    draw_mesh(mesh, panel, &y_tick)?;
     for series in &data.series {
         let colour = data.colour(series);
         let mut line: Vec<(f64, &Point)> = data
             .points
             .iter()
-            .filter(|p| p.panel == panel && p.series == *series)
+            .filter(|p| p.panel == panel.name && p.series == *series)
             .map(|p| (numeric[p.x.as_str()], p))
             .collect();
         line.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -684,7 +706,7 @@ fn draw_line_panel(
     // Over the bands, so that their tint does not hide it.
     let reference_row = draw_reference_line(&mut chart, data, (x_lo - x_pad, x_hi + x_pad))?;
     // Lines share an x: a claim's cue is its text above the points there.
-    let brackets: Vec<&Bracket> = data.brackets.iter().filter(|b| b.panel == panel).collect();
+    let brackets: Vec<&Bracket> = panel.brackets().collect();
     for b in &brackets {
         let (mark, colour) = bracket_style(b.separation);
         chart

@@ -60,8 +60,7 @@ pub fn score_pairs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::test_model::{TinyCausalModel, check_gradients, tiny_reward_model};
-    use candle_core::DType;
+    use crate::train::test_model::{check_batch_loss_gradients, test_batching, tiny_reward_model};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -88,16 +87,8 @@ mod tests {
 
     #[test]
     fn bt_loss_gradient_matches_finite_differences() -> anyhow::Result<()> {
-        let model = TinyCausalModel::new(16, 6, 5, 4, DType::F64)?;
-        let pairs = separable_pairs(3, 1);
-        let rows: Vec<&TokenizedPair> = pairs.iter().collect();
-        let batching = Batching {
-            pad_id: 0,
-            max_len: 32,
-            device: Device::Cpu,
-        };
-        check_gradients(&model.vars(), 6, &|| {
-            bt_batch_loss(&model, &batching, &rows)
+        check_batch_loss_gradients(4, &separable_pairs(3, 1), |model, batching, rows| {
+            bt_batch_loss(model, batching, rows)
         })
     }
 
@@ -106,11 +97,7 @@ mod tests {
         let model = tiny_reward_model(2)?;
         let train = separable_pairs(48, 7);
         let test = separable_pairs(40, 8);
-        let batching = Batching {
-            pad_id: 0,
-            max_len: 32,
-            device: Device::Cpu,
-        };
+        let batching = test_batching();
         let accuracy = |labels: &[WeakLabel]| {
             labels.iter().filter(|l| l.prefers_chosen).count() as f64 / labels.len() as f64
         };

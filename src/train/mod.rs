@@ -131,8 +131,13 @@ impl Batching {
             .iter()
             .map(|e| (e.prompt.as_slice(), e.response.as_slice()))
             .collect();
+        self.prompt_response_rows(&rows)
+    }
+
+    /// (prompt, response) rows, right-padded, each cut to `max_len`.
+    fn prompt_response_rows(&self, rows: &[(&[u32], &[u32])]) -> candle_core::Result<SeqBatch> {
         SeqBatch::from_prompt_response(
-            &rows,
+            rows,
             self.pad_id,
             PadSide::Right,
             self.max_len,
@@ -150,13 +155,7 @@ impl Batching {
             .iter()
             .map(|p| (p.prompt.as_slice(), p.rejected.as_slice()));
         let rows: Vec<(&[u32], &[u32])> = chosen.chain(rejected).collect();
-        SeqBatch::from_prompt_response(
-            &rows,
-            self.pad_id,
-            PadSide::Right,
-            self.max_len,
-            &self.device,
-        )
+        self.prompt_response_rows(&rows)
     }
 
     /// Fails unless every response keeps at least one token within

@@ -110,6 +110,26 @@ impl TrainConfig {
     pub fn total_steps(&self, n_examples: usize) -> usize {
         self.epochs * n_examples.div_ceil(self.examples_per_step())
     }
+
+    /// The learning rate of each of `total_steps` steps: warmup to `lr`,
+    /// then cosine decay.
+    pub fn schedule(&self, total_steps: usize) -> CosineSchedule {
+        CosineSchedule {
+            peak_lr: self.lr,
+            warmup_steps: self.warmup_steps,
+            total_steps,
+        }
+    }
+
+    /// AdamW's settings: `lr` and `weight_decay`, with candle-nn's default
+    /// β₁ = 0.9, β₂ = 0.999 and ε = 1e-8 (PyTorch's).
+    pub fn adamw_params(&self) -> ParamsAdamW {
+        ParamsAdamW {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            ..Default::default()
+        }
+    }
 }
 
 /// Why a loop stopped. The caller adds the stage name.
@@ -279,17 +299,9 @@ pub fn run_training(
     }
     let started = Instant::now();
     let total_steps = config.total_steps(n_examples);
-    let schedule = CosineSchedule {
-        peak_lr: config.lr,
-        warmup_steps: config.warmup_steps,
-        total_steps,
-    };
-    let params = ParamsAdamW {
-        lr: config.lr,
-        weight_decay: config.weight_decay,
-        ..Default::default()
-    };
-    let mut optimiser = AdamW::new(vars.clone(), params).context("building the AdamW optimiser")?;
+    let schedule = config.schedule(total_steps);
+    let mut optimiser =
+        AdamW::new(vars.clone(), config.adamw_params()).context("building the AdamW optimiser")?;
     let mut losses = Vec::with_capacity(total_steps);
     let mut earlier_seconds = 0.0;
     if let Some(c) = checkpoint.as_deref_mut()
@@ -433,17 +445,8 @@ mod tests {
         micro_batch_loss: &dyn Fn(&[usize]) -> anyhow::Result<Tensor>,
     ) -> anyhow::Result<Vec<f64>> {
         let total_steps = config.total_steps(n_examples);
-        let schedule = CosineSchedule {
-            peak_lr: config.lr,
-            warmup_steps: config.warmup_steps,
-            total_steps,
-        };
-        let params = ParamsAdamW {
-            lr: config.lr,
-            weight_decay: config.weight_decay,
-            ..Default::default()
-        };
-        let mut opt = candle_nn::AdamW::new(vars.clone(), params)?;
+        let schedule = config.schedule(total_steps);
+        let mut opt = candle_nn::AdamW::new(vars.clone(), config.adamw_params())?;
         let mut losses = Vec::new();
         for epoch in 0..config.epochs {
             let order = epoch_order(config.seed, epoch, n_examples);

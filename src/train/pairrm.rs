@@ -109,8 +109,7 @@ pub fn label_pairwise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::test_model::{TinyCausalModel, check_gradients, tiny_reward_model};
-    use candle_core::DType;
+    use crate::train::test_model::{check_batch_loss_gradients, test_batching, tiny_reward_model};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -168,16 +167,8 @@ mod tests {
 
     #[test]
     fn pairwise_loss_gradient_matches_finite_differences() -> anyhow::Result<()> {
-        let model = TinyCausalModel::new(16, 6, 5, 8, DType::F64)?;
-        let data = training_inputs(3, 2);
-        let rows: Vec<&PairwiseInput> = data.iter().collect();
-        let batching = Batching {
-            pad_id: 0,
-            max_len: 32,
-            device: Device::Cpu,
-        };
-        check_gradients(&model.vars(), 6, &|| {
-            pairwise_batch_loss(&model, &batching, &rows)
+        check_batch_loss_gradients(8, &training_inputs(3, 2), |model, batching, rows| {
+            pairwise_batch_loss(model, batching, rows)
         })
     }
 
@@ -200,11 +191,7 @@ mod tests {
             None,
         )?;
         let (test, good_is_a) = inputs(40, 4);
-        let batching = Batching {
-            pad_id: 0,
-            max_len: 32,
-            device: Device::Cpu,
-        };
+        let batching = test_batching();
         let labels = label_pairwise(&model, &test, &batching, 16)?;
         let correct = labels
             .iter()
@@ -233,11 +220,7 @@ mod tests {
         let model = tiny_reward_model(0).unwrap();
         let (mut data, _) = inputs(4, 1);
         data[2].rejected_first = vec![1; 40];
-        let batching = Batching {
-            pad_id: 0,
-            max_len: 32,
-            device: Device::Cpu,
-        };
+        let batching = test_batching();
         let err = label_pairwise(&model, &data, &batching, 4)
             .unwrap_err()
             .to_string();

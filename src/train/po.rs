@@ -207,17 +207,9 @@ pub fn implicit_reward_labels(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::test_model::{TinyCausalModel, check_gradients, tiny_policy};
+    use crate::train::test_model::{TinyCausalModel, check_gradients, test_batching, tiny_policy};
     use crate::train::{CustomLoss, PreferenceObjective};
     use candle_core::Var;
-
-    fn batching() -> Batching {
-        Batching {
-            pad_id: 0,
-            max_len: 32,
-            device: Device::Cpu,
-        }
-    }
 
     /// Pairs whose chosen responses repeat the prompt token and whose
     /// rejected ones do not, with varied lengths.
@@ -247,12 +239,65 @@ mod tests {
         },
     ];
 
+    /// `PoData` over borrowed pairs, reference log-probs and weights.
+    fn po_data<'a>(
+        pairs: &'a [TokenizedPair],
+        reference: &'a [PairLogProbs],
+        weights: &'a [f64],
+    ) -> PoData<'a> {
+        PoData {
+            pairs,
+            reference,
+            weights,
+        }
+    }
+
     /// A policy that has moved away from its reference, so that h ≠ 0.
     fn moved_policy_and_reference() -> anyhow::Result<(TinyCausalModel, Vec<PairLogProbs>)> {
         let reference = TinyCausalModel::new(16, 6, 5, 21, DType::F64)?;
-        let stored = reference_logprobs(&reference, &pairs(), &batching(), 3)?;
+        let stored = reference_logprobs(&reference, &pairs(), &test_batching(), 3)?;
         let policy = TinyCausalModel::new(16, 6, 5, 22, DType::F64)?;
         Ok((policy, stored))
+    }
+
+    /// `train_po` on the CPU with pad id 0 and no progress callback.
+    fn train(
+        policy: &dyn LanguageModel,
+        data: &PoData,
+        objective: &dyn PreferenceLoss,
+        config: &TrainConfig,
+    ) -> anyhow::Result<TrainReport> {
+        train_po(
+            policy,
+            data,
+            objective,
+            config,
+            0,
+            &Device::Cpu,
+            &mut |_| {},
+            None,
+        )
+    }
+
+    /// Trains `policy` for 10 epochs (batch 4, lr 1e-2) with `objective` on
+    /// [`pairs`] at unit weights, against its own starting log-probs as the
+    /// reference. Returns the reference and the report.
+    fn train_from_itself(
+        policy: &dyn LanguageModel,
+        objective: &dyn PreferenceLoss,
+    ) -> anyhow::Result<(Vec<PairLogProbs>, TrainReport)> {
+        let pairs = pairs();
+        let reference = reference_logprobs(policy, &pairs, &test_batching(), 4)?;
+        let weights = vec![1.0; pairs.len()];
+        let data = po_data(&pairs, &reference, &weights);
+        let config = TrainConfig {
+            epochs: 10,
+            batch_size: 4,
+            lr: 1e-2,
+            ..TrainConfig::default()
+        };
+        let report = train(policy, &data, objective, &config)?;
+        Ok((reference, report))
     }
 
     #[test]
@@ -260,14 +305,10 @@ mod tests {
         let (policy, reference) = moved_policy_and_reference()?;
         let pairs = pairs();
         let weights = [0.9, 0.3, 0.6, 1.0, 0.2, 0.5, 0.7, 0.8];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &weights,
-        };
+        let data = po_data(&pairs, &reference, &weights);
         for objective in OBJECTIVES {
             check_gradients(&policy.vars(), 4, &|| {
-                po_batch_loss(&policy, &batching(), &data, &objective, &[0, 3, 5])
+                po_batch_loss(&policy, &test_batching(), &data, &objective, &[0, 3, 5])
             })
             .map_err(|e| e.context(format!("{objective:?}")))?;
         }
@@ -291,27 +332,23 @@ mod tests {
         let (policy, reference) = moved_policy_and_reference()?;
         let pairs = pairs();
         let weights = [1.0, 0.0, 0.4, 1.0, 1.0, 1.0, 1.0, 1.0];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &weights,
-        };
+        let data = po_data(&pairs, &reference, &weights);
         for objective in OBJECTIVES {
             // Alone, the zero-weight pair's gradient is exactly zero.
             let alone = gradients(
                 &policy,
-                po_batch_loss(&policy, &batching(), &data, &objective, &[1])?,
+                po_batch_loss(&policy, &test_batching(), &data, &objective, &[1])?,
             )?;
             assert!(alone.iter().flatten().all(|g| *g == 0.0), "{objective:?}");
             // With it, the batch's gradient is that of the batch without it,
             // scaled by 2/3 because the mean still counts it (nothing filtered).
             let with = gradients(
                 &policy,
-                po_batch_loss(&policy, &batching(), &data, &objective, &[0, 1, 2])?,
+                po_batch_loss(&policy, &test_batching(), &data, &objective, &[0, 1, 2])?,
             )?;
             let without = gradients(
                 &policy,
-                po_batch_loss(&policy, &batching(), &data, &objective, &[0, 2])?,
+                po_batch_loss(&policy, &test_batching(), &data, &objective, &[0, 2])?,
             )?;
             for (w, wo) in with.iter().flatten().zip(without.iter().flatten()) {
                 assert!(
@@ -330,38 +367,15 @@ mod tests {
     #[test]
     fn dpo_raises_the_chosen_minus_rejected_margin() -> anyhow::Result<()> {
         let policy = tiny_policy(5)?;
-        let pairs = pairs();
-        let reference = reference_logprobs(&policy, &pairs, &batching(), 4)?;
-        let weights = vec![1.0; pairs.len()];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &weights,
-        };
-        let config = TrainConfig {
-            epochs: 10,
-            batch_size: 4,
-            lr: 1e-2,
-            ..TrainConfig::default()
-        };
         let objective = PreferenceObjective::Dpo { beta: 0.5 };
-        let report = train_po(
-            &policy,
-            &data,
-            &objective,
-            &config,
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
-        )?;
+        let (reference, report) = train_from_itself(&policy, &objective)?;
         // At the start policy = reference: h = 0 and ℓ = log 2 for every pair.
         assert!(
             (report.losses[0] - 2f64.ln()).abs() < 1e-5,
             "first loss {}",
             report.losses[0]
         );
-        let after = reference_logprobs(&policy, &pairs, &batching(), 4)?;
+        let after = reference_logprobs(&policy, &pairs(), &test_batching(), 4)?;
         let margin = |lp: &[PairLogProbs]| -> f64 {
             lp.iter()
                 .zip(&reference)
@@ -421,16 +435,12 @@ mod tests {
         let (policy, reference) = moved_policy_and_reference()?;
         let pairs = pairs();
         let weights = [0.9, 0.3, 0.6, 1.0, 0.2, 0.5, 0.7, 0.8];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &weights,
-        };
+        let data = po_data(&pairs, &reference, &weights);
         let batch = [0, 3, 5, 6];
         for (built_in, custom) in built_ins_as_expressions() {
             let what = format!("{built_in:?} vs `{}`", custom.expression());
-            let want = po_batch_loss(&policy, &batching(), &data, &built_in, &batch)?;
-            let got = po_batch_loss(&policy, &batching(), &data, &custom, &batch)?;
+            let want = po_batch_loss(&policy, &test_batching(), &data, &built_in, &batch)?;
+            let got = po_batch_loss(&policy, &test_batching(), &data, &custom, &batch)?;
             let (w, g) = (want.to_scalar::<f64>()?, got.to_scalar::<f64>()?);
             assert!((w - g).abs() < 1e-6, "{what}: loss {g} vs {w}");
             let want = gradients(&policy, want)?;
@@ -444,7 +454,7 @@ mod tests {
             );
             // And backprop through the expression agrees with finite differences.
             check_gradients(&policy.vars(), 4, &|| {
-                po_batch_loss(&policy, &batching(), &data, &custom, &batch)
+                po_batch_loss(&policy, &test_batching(), &data, &custom, &batch)
             })
             .map_err(|e| e.context(what.clone()))?;
         }
@@ -469,24 +479,6 @@ mod tests {
     fn a_hinge_loss_raises_pair_accuracy_on_a_separable_set() -> anyhow::Result<()> {
         // Chosen responses repeat the prompt's token, rejected ones never do.
         let policy = tiny_policy(5)?;
-        let pairs = pairs();
-        let reference = reference_logprobs(&policy, &pairs, &batching(), 4)?;
-        let before = reward_accuracy(
-            &reference_logprobs(&policy, &pairs, &batching(), 4)?,
-            &reference,
-        );
-        let weights = vec![1.0; pairs.len()];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &weights,
-        };
-        let config = TrainConfig {
-            epochs: 10,
-            batch_size: 4,
-            lr: 1e-2,
-            ..TrainConfig::default()
-        };
         let hinge = CustomLoss::new(
             "relu(1 - beta*h)",
             false,
@@ -494,25 +486,17 @@ mod tests {
             &Default::default(),
         )
         .map_err(anyhow::Error::msg)?;
-        let report = train_po(
-            &policy,
-            &data,
-            &hinge,
-            &config,
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
-        )?;
-        // At the start policy = reference: h = 0, ℓ = relu(1) = 1, no pair right.
+        let (reference, report) = train_from_itself(&policy, &hinge)?;
+        // At the start policy = reference: h = 0, ℓ = relu(1) = 1, no pair
+        // right (h > 0 is strict).
         assert!(
             (report.losses[0] - 1.0).abs() < 1e-5,
             "first loss {}",
             report.losses[0]
         );
-        assert_eq!(before, 0.0);
+        assert_eq!(reward_accuracy(&reference, &reference), 0.0);
         let after = reward_accuracy(
-            &reference_logprobs(&policy, &pairs, &batching(), 4)?,
+            &reference_logprobs(&policy, &pairs(), &test_batching(), 4)?,
             &reference,
         );
         assert!(after >= 0.875, "reward accuracy after the hinge: {after}");
@@ -528,9 +512,9 @@ mod tests {
     fn reference_logprobs_match_a_direct_forward_and_survive_serde() -> anyhow::Result<()> {
         let model = tiny_policy(1)?;
         let pairs = pairs();
-        let stored = reference_logprobs(&model, &pairs, &batching(), 3)?;
+        let stored = reference_logprobs(&model, &pairs, &test_batching(), 3)?;
         // Pair 4 alone, unpadded, against its row in a padded batch of 3.
-        let direct = model.response_logprobs(&batching().pairs(&[&pairs[4]])?)?;
+        let direct = model.response_logprobs(&test_batching().pairs(&[&pairs[4]])?)?;
         let sums = direct.sum.to_vec1::<f32>()?;
         assert!(
             (stored[4].chosen_sum - sums[0] as f64).abs() < 1e-4
@@ -594,45 +578,17 @@ mod tests {
     fn mismatched_lengths_and_nan_weights_are_errors() {
         let model = tiny_policy(0).unwrap();
         let pairs = pairs();
-        let reference = reference_logprobs(&model, &pairs, &batching(), 8).unwrap();
+        let reference = reference_logprobs(&model, &pairs, &test_batching(), 8).unwrap();
         let objective = PreferenceObjective::Dpo { beta: 0.5 };
         let config = TrainConfig::default();
         let short = vec![1.0; 3];
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &short,
-        };
-        let err = train_po(
-            &model,
-            &data,
-            &objective,
-            &config,
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
-        )
-        .unwrap_err();
+        let data = po_data(&pairs, &reference, &short);
+        let err = train(&model, &data, &objective, &config).unwrap_err();
         assert!(err.to_string().contains("3 weights"), "{err}");
         let mut nan = vec![1.0; 8];
         nan[6] = f64::NAN;
-        let data = PoData {
-            pairs: &pairs,
-            reference: &reference,
-            weights: &nan,
-        };
-        let err = train_po(
-            &model,
-            &data,
-            &objective,
-            &config,
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
-        )
-        .unwrap_err();
+        let data = po_data(&pairs, &reference, &nan);
+        let err = train(&model, &data, &objective, &config).unwrap_err();
         assert!(err.to_string().contains("pair 6"), "{err}");
     }
 }

@@ -45,7 +45,7 @@ pub fn train_sft(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::test_model::{TinyCausalModel, check_gradients, tiny_policy};
+    use crate::train::test_model::{TinyCausalModel, check_gradients, test_batching, tiny_policy};
     use candle_core::DType;
 
     /// A fixed corpus: after prompt [p], the response counts up from p.
@@ -56,14 +56,6 @@ mod tests {
                 response: (3 + p..7 + p).collect(),
             })
             .collect()
-    }
-
-    fn batching() -> Batching {
-        Batching {
-            pad_id: 0,
-            max_len: 32,
-            device: Device::Cpu,
-        }
     }
 
     #[test]
@@ -77,7 +69,7 @@ mod tests {
         };
         let rows = vec![&corpus[0], &short, &corpus[5]];
         check_gradients(&model.vars(), 6, &|| {
-            sft_batch_loss(&model, &batching(), &rows)
+            sft_batch_loss(&model, &test_batching(), &rows)
         })
     }
 

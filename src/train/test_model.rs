@@ -193,6 +193,30 @@ pub fn check_gradients(
     Ok(())
 }
 
+/// [`check_gradients`] (6 entries per variable) of a batch loss over all
+/// of `items`, for a fresh f64 [`TinyCausalModel`] seeded by `seed` and
+/// [`test_batching`].
+pub fn check_batch_loss_gradients<T>(
+    seed: u64,
+    items: &[T],
+    batch_loss: impl Fn(&TinyCausalModel, &crate::train::Batching, &[&T]) -> anyhow::Result<Tensor>,
+) -> anyhow::Result<()> {
+    let model = TinyCausalModel::new(16, 6, 5, seed, DType::F64)?;
+    let rows: Vec<&T> = items.iter().collect();
+    let batching = test_batching();
+    check_gradients(&model.vars(), 6, &|| batch_loss(&model, &batching, &rows))
+}
+
+/// CPU batches padded with id 0 and cut at 32 tokens: the batching of the
+/// loss and gradient tests.
+pub fn test_batching() -> crate::train::Batching {
+    crate::train::Batching {
+        pad_id: 0,
+        max_len: 32,
+        device: Device::Cpu,
+    }
+}
+
 /// The real decoder (2-layer Llama of `testing::tiny_llama`, vocab 37,
 /// pad 0) with an LM head: what the training-loop tests train.
 pub fn tiny_policy(seed: u64) -> anyhow::Result<crate::model::Policy> {

@@ -25,6 +25,62 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// `sweep plan --json MANIFEST` in `dir`, which must succeed, as JSON.
+pub fn plan_json(dir: &Path, manifest: &str) -> serde_json::Value {
+    plan_json_with(dir, &[manifest])
+}
+
+/// The plan of a shipped manifest or folder (relative to the repository
+/// root) against a results folder that does not exist, so nothing counts as
+/// cached.
+pub fn shipped_plan_json(path: &str) -> serde_json::Value {
+    plan_json_with(repo(), &["--results", "/nonexistent-sweep-results", path])
+}
+
+fn plan_json_with(dir: &Path, args: &[&str]) -> serde_json::Value {
+    sweep_json(dir, &[&["plan", "--json"], args].concat())
+}
+
+/// Runs `sweep ARGS…` in `dir`, which must succeed.
+pub fn sweep_ok(dir: &Path, args: &[&str]) -> Output {
+    let out = sweep(dir, args);
+    assert!(
+        out.status.success(),
+        "sweep {args:?} failed: {}",
+        text(&out)
+    );
+    out
+}
+
+/// What `sweep ARGS…` (which must succeed) printed on stdout, as JSON.
+pub fn sweep_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = sweep_ok(dir, args);
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Writes each `(file, body, expected)` case into `dir` and checks that
+/// `sweep run`, `plan` and `validate` all refuse it with exit 2 and a message
+/// holding every expected piece; `after_each(file)` then checks what the
+/// case must not have written.
+pub fn assert_each_case_exits_2(
+    dir: &Path,
+    cases: &[(&str, String, Vec<&str>)],
+    after_each: impl Fn(&str, &str),
+) {
+    for (file, body, expected) in cases {
+        std::fs::write(dir.join(file), body).unwrap();
+        for cmd in ["run", "plan", "validate"] {
+            let out = sweep(dir, &[cmd, file]);
+            let msg = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {file}: {msg}");
+            for e in expected {
+                assert!(msg.contains(e), "{cmd} {file}: expected `{e}` in:\n{msg}");
+            }
+            after_each(cmd, file);
+        }
+    }
+}
+
 /// The repository root (where `experiments/` and `tests/fixtures/` live).
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

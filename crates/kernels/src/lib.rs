@@ -17,9 +17,13 @@
 //! | [`adamw`] | AdamW's update of θ, m, v in place | ≈ 15 temporaries per parameter |
 //! | [`grad`] | squared norm and in-place scaling (clipping) | 3 temporaries per gradient |
 //!
-//! The custom ops take contiguous f32/f64 CPU tensors (the shared plumbing
-//! is in `plumbing`); the caller (`cwpo::model::fused`) picks the composed
-//! ops elsewhere (CUDA, half types). Forward kernels accumulate in f64.
+//! The custom ops take contiguous f32/f64 CPU tensors; the caller
+//! (`cwpo::model::fused`) picks the composed ops elsewhere (CUDA, half
+//! types). Forward kernels accumulate in f64. A kernel's file holds only its
+//! loops and its backward: each op implements `plumbing::Kernel` (the loop,
+//! generic over the float type) and writes `cpu_forward!(arity, name)` in its
+//! `CustomOpN` impl, which borrows the inputs, picks f32 or f64 and wraps
+//! the output.
 //!
 //! They are a crate of their own so that debug builds (`cargo test`) compile
 //! them optimised too: the workspace sets

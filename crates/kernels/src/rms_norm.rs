@@ -1,9 +1,9 @@
 //! RMSNorm over the last dim, y = x · rsqrt(mean(x²) + ε) · w, and its
 //! backward (dx and dw in one pass).
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CustomOp2, CustomOp3, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use crate::plumbing::{contiguous_slice, dispatch, owned};
+use crate::plumbing::{Inputs, Kernel, cpu_forward};
 
 /// y = x · rsqrt(mean(x²) + eps) · w over the last dim. x: [..., D], w: [D].
 struct RmsNorm {
@@ -21,41 +21,23 @@ fn inv_rms<T: WithDType>(row: &[T], eps: f64) -> f64 {
     1.0 / (ms + eps).sqrt()
 }
 
-impl CustomOp2 for RmsNorm {
-    fn name(&self) -> &'static str {
-        "fused-rms-norm"
+impl Kernel for RmsNorm {
+    fn run<T: WithDType>(&self, inputs: &Inputs) -> Result<(Vec<T>, Shape)> {
+        let [x, w] = inputs.slices::<T, 2>()?;
+        let d = w.len();
+        let mut y = vec![T::zero(); x.len()];
+        y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(y, x)| {
+            let r = inv_rms(x, self.eps);
+            for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+                *y = T::from_f64(x.to_f64() * r * w.to_f64());
+            }
+        });
+        Ok((y, inputs.shape(0).clone()))
     }
+}
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        fn run<T: WithDType>(
-            op: &RmsNorm,
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-        ) -> Result<(CpuStorage, Shape)> {
-            let (x, w) = (
-                contiguous_slice::<T>(s1, l1)?,
-                contiguous_slice::<T>(s2, l2)?,
-            );
-            let d = w.len();
-            let mut y = vec![T::zero(); x.len()];
-            y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(y, x)| {
-                let r = inv_rms(x, op.eps);
-                for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
-                    *y = T::from_f64(x.to_f64() * r * w.to_f64());
-                }
-            });
-            Ok(owned(y, l1.shape()))
-        }
-        dispatch!(s1, run(self, s1, l1, s2, l2))
-    }
+impl CustomOp2 for RmsNorm {
+    cpu_forward!(2, "fused-rms-norm");
 
     fn bwd(
         &self,
@@ -74,70 +56,48 @@ impl CustomOp2 for RmsNorm {
     }
 }
 
-impl CustomOp3 for RmsNormBackward {
-    fn name(&self) -> &'static str {
-        "fused-rms-norm-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        fn run<T: WithDType>(
-            eps: f64,
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-            s3: &CpuStorage,
-            l3: &Layout,
-        ) -> Result<(CpuStorage, Shape)> {
-            let (x, w, dy) = (
-                contiguous_slice::<T>(s1, l1)?,
-                contiguous_slice::<T>(s2, l2)?,
-                contiguous_slice::<T>(s3, l3)?,
-            );
-            let d = w.len();
-            let rows = x.len() / d;
-            let mut out = vec![T::zero(); x.len() + d];
-            let (dx, _) = out.split_at_mut(x.len());
-            // dx = r · (dy·w − x̂ · mean(dy·w·x̂)), x̂ = x·r
-            dx.par_chunks_mut(d)
-                .zip(x.par_chunks(d))
-                .zip(dy.par_chunks(d))
-                .for_each(|((dx, x), dy)| {
-                    let r = inv_rms(x, eps);
-                    let dot = x
-                        .iter()
-                        .zip(dy)
-                        .zip(w)
-                        .map(|((x, dy), w)| dy.to_f64() * w.to_f64() * x.to_f64() * r)
-                        .sum::<f64>()
-                        / d as f64;
-                    for (((dx, x), dy), w) in dx.iter_mut().zip(x).zip(dy).zip(w) {
-                        *dx = T::from_f64(r * (dy.to_f64() * w.to_f64() - x.to_f64() * r * dot));
-                    }
-                });
-            // dw = Σ_rows dy · x̂
-            let mut dw = vec![0f64; d];
-            for (x, dy) in x.chunks(d).zip(dy.chunks(d)) {
+impl Kernel for RmsNormBackward {
+    fn run<T: WithDType>(&self, inputs: &Inputs) -> Result<(Vec<T>, Shape)> {
+        let [x, w, dy] = inputs.slices::<T, 3>()?;
+        let eps = self.eps;
+        let d = w.len();
+        let rows = x.len() / d;
+        let mut out = vec![T::zero(); x.len() + d];
+        let (dx, _) = out.split_at_mut(x.len());
+        // dx = r · (dy·w − x̂ · mean(dy·w·x̂)), x̂ = x·r
+        dx.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .zip(dy.par_chunks(d))
+            .for_each(|((dx, x), dy)| {
                 let r = inv_rms(x, eps);
-                for ((acc, x), dy) in dw.iter_mut().zip(x).zip(dy) {
-                    *acc += dy.to_f64() * x.to_f64() * r;
+                let dot = x
+                    .iter()
+                    .zip(dy)
+                    .zip(w)
+                    .map(|((x, dy), w)| dy.to_f64() * w.to_f64() * x.to_f64() * r)
+                    .sum::<f64>()
+                    / d as f64;
+                for (((dx, x), dy), w) in dx.iter_mut().zip(x).zip(dy).zip(w) {
+                    *dx = T::from_f64(r * (dy.to_f64() * w.to_f64() - x.to_f64() * r * dot));
                 }
+            });
+        // dw = Σ_rows dy · x̂
+        let mut dw = vec![0f64; d];
+        for (x, dy) in x.chunks(d).zip(dy.chunks(d)) {
+            let r = inv_rms(x, eps);
+            for ((acc, x), dy) in dw.iter_mut().zip(x).zip(dy) {
+                *acc += dy.to_f64() * x.to_f64() * r;
             }
-            for (o, v) in out[x.len()..].iter_mut().zip(dw) {
-                *o = T::from_f64(v);
-            }
-            Ok(owned(out, &Shape::from((rows + 1, d))))
         }
-        dispatch!(s1, run(self.eps, s1, l1, s2, l2, s3, l3))
+        for (o, v) in out[x.len()..].iter_mut().zip(dw) {
+            *o = T::from_f64(v);
+        }
+        Ok((out, Shape::from((rows + 1, d))))
     }
+}
+
+impl CustomOp3 for RmsNormBackward {
+    cpu_forward!(3, "fused-rms-norm-backward");
 }
 
 /// Fused RMSNorm; x: [..., D] (made contiguous), weight: [D].

@@ -1,9 +1,9 @@
 //! Rotate-half rotary position embedding; its backward is the inverse
 //! rotation.
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CustomOp3, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use crate::plumbing::{contiguous_slice, dispatch, owned};
+use crate::plumbing::{Inputs, Kernel, cpu_forward};
 
 /// Rotate-half RoPE on x: [B, S, H, hd] with cos, sin: [B, S, hd].
 /// `inverse` rotates by −θ (the backward of the forward rotation).
@@ -11,58 +11,35 @@ struct Rope {
     inverse: bool,
 }
 
-impl CustomOp3 for Rope {
-    fn name(&self) -> &'static str {
-        "fused-rope"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        fn run<T: WithDType>(
-            inverse: bool,
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-            s3: &CpuStorage,
-            l3: &Layout,
-        ) -> Result<(CpuStorage, Shape)> {
-            let (x, cos, sin) = (
-                contiguous_slice::<T>(s1, l1)?,
-                contiguous_slice::<T>(s2, l2)?,
-                contiguous_slice::<T>(s3, l3)?,
-            );
-            let (_, _, h, hd) = l1.shape().dims4()?;
-            let half = hd / 2;
-            let sign = if inverse { -1.0 } else { 1.0 };
-            let mut y = vec![T::zero(); x.len()];
-            // One chunk per (b, s): H heads sharing one row of angles.
-            y.par_chunks_mut(h * hd)
-                .zip(x.par_chunks(h * hd))
-                .enumerate()
-                .for_each(|(bs, (y, x))| {
-                    let (c, s) = (&cos[bs * hd..(bs + 1) * hd], &sin[bs * hd..(bs + 1) * hd]);
-                    for (y, x) in y.chunks_mut(hd).zip(x.chunks(hd)) {
-                        for i in 0..half {
-                            let (x1, x2) = (x[i].to_f64(), x[i + half].to_f64());
-                            let (c1, s1) = (c[i].to_f64(), sign * s[i].to_f64());
-                            let (c2, s2) = (c[i + half].to_f64(), sign * s[i + half].to_f64());
-                            y[i] = T::from_f64(x1 * c1 - x2 * s1);
-                            y[i + half] = T::from_f64(x2 * c2 + x1 * s2);
-                        }
+impl Kernel for Rope {
+    fn run<T: WithDType>(&self, inputs: &Inputs) -> Result<(Vec<T>, Shape)> {
+        let [x, cos, sin] = inputs.slices::<T, 3>()?;
+        let (_, _, h, hd) = inputs.shape(0).dims4()?;
+        let half = hd / 2;
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let mut y = vec![T::zero(); x.len()];
+        // One chunk per (b, s): H heads sharing one row of angles.
+        y.par_chunks_mut(h * hd)
+            .zip(x.par_chunks(h * hd))
+            .enumerate()
+            .for_each(|(bs, (y, x))| {
+                let (c, s) = (&cos[bs * hd..(bs + 1) * hd], &sin[bs * hd..(bs + 1) * hd]);
+                for (y, x) in y.chunks_mut(hd).zip(x.chunks(hd)) {
+                    for i in 0..half {
+                        let (x1, x2) = (x[i].to_f64(), x[i + half].to_f64());
+                        let (c1, s1) = (c[i].to_f64(), sign * s[i].to_f64());
+                        let (c2, s2) = (c[i + half].to_f64(), sign * s[i + half].to_f64());
+                        y[i] = T::from_f64(x1 * c1 - x2 * s1);
+                        y[i + half] = T::from_f64(x2 * c2 + x1 * s2);
                     }
-                });
-            Ok(owned(y, l1.shape()))
-        }
-        dispatch!(s1, run(self.inverse, s1, l1, s2, l2, s3, l3))
+                }
+            });
+        Ok((y, inputs.shape(0).clone()))
     }
+}
+
+impl CustomOp3 for Rope {
+    cpu_forward!(3, "fused-rope");
 
     fn bwd(
         &self,

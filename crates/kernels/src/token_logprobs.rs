@@ -1,10 +1,10 @@
 //! The log-probability of each row's target token, log softmax(logits)[t],
 //! without materialising the [N, V] log-softmax; backward
 //! dlogits = dy · (onehot(t) − softmax(logits)).
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CustomOp2, CustomOp3, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use crate::plumbing::{contiguous_slice, dispatch, owned};
+use crate::plumbing::{Inputs, Kernel, cpu_forward};
 
 /// log softmax(logits)[target] per row; logits: [N, V], targets: [N] u32 → [N].
 struct TokenLogProbs;
@@ -21,40 +21,23 @@ fn row_logsumexp<T: WithDType>(x: &[T]) -> f64 {
     max + x.iter().map(|v| (v.to_f64() - max).exp()).sum::<f64>().ln()
 }
 
-impl CustomOp2 for TokenLogProbs {
-    fn name(&self) -> &'static str {
-        "fused-token-logprobs"
+impl Kernel for TokenLogProbs {
+    fn run<T: WithDType>(&self, inputs: &Inputs) -> Result<(Vec<T>, Shape)> {
+        let (x, targets) = (inputs.slice::<T>(0)?, inputs.slice::<u32>(1)?);
+        let (n, v) = inputs.shape(0).dims2()?;
+        let mut out = vec![T::zero(); n];
+        out.par_iter_mut()
+            .zip(x.par_chunks(v))
+            .zip(targets.par_iter())
+            .for_each(|((o, x), &t)| {
+                *o = T::from_f64(x[t as usize].to_f64() - row_logsumexp(x));
+            });
+        Ok((out, Shape::from(n)))
     }
+}
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        fn run<T: WithDType>(
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-        ) -> Result<(CpuStorage, Shape)> {
-            let (x, targets) = (
-                contiguous_slice::<T>(s1, l1)?,
-                contiguous_slice::<u32>(s2, l2)?,
-            );
-            let (n, v) = l1.shape().dims2()?;
-            let mut out = vec![T::zero(); n];
-            out.par_iter_mut()
-                .zip(x.par_chunks(v))
-                .zip(targets.par_iter())
-                .for_each(|((o, x), &t)| {
-                    *o = T::from_f64(x[t as usize].to_f64() - row_logsumexp(x));
-                });
-            Ok(owned(out, &Shape::from(n)))
-        }
-        dispatch!(s1, run(s1, l1, s2, l2))
-    }
+impl CustomOp2 for TokenLogProbs {
+    cpu_forward!(2, "fused-token-logprobs");
 
     fn bwd(
         &self,
@@ -68,49 +51,31 @@ impl CustomOp2 for TokenLogProbs {
     }
 }
 
-impl CustomOp3 for TokenLogProbsBackward {
-    fn name(&self) -> &'static str {
-        "fused-token-logprobs-backward"
+impl Kernel for TokenLogProbsBackward {
+    fn run<T: WithDType>(&self, inputs: &Inputs) -> Result<(Vec<T>, Shape)> {
+        let (x, targets, dy) = (
+            inputs.slice::<T>(0)?,
+            inputs.slice::<u32>(1)?,
+            inputs.slice::<T>(2)?,
+        );
+        let (_, v) = inputs.shape(0).dims2()?;
+        let mut dx = vec![T::zero(); x.len()];
+        dx.par_chunks_mut(v)
+            .zip(x.par_chunks(v))
+            .zip(targets.par_iter().zip(dy.par_iter()))
+            .for_each(|((dx, x), (&t, dy))| {
+                let (lse, dy) = (row_logsumexp(x), dy.to_f64());
+                for (i, (dx, x)) in dx.iter_mut().zip(x).enumerate() {
+                    let onehot = if i == t as usize { 1.0 } else { 0.0 };
+                    *dx = T::from_f64(dy * (onehot - (x.to_f64() - lse).exp()));
+                }
+            });
+        Ok((dx, inputs.shape(0).clone()))
     }
+}
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        fn run<T: WithDType>(
-            s1: &CpuStorage,
-            l1: &Layout,
-            s2: &CpuStorage,
-            l2: &Layout,
-            s3: &CpuStorage,
-            l3: &Layout,
-        ) -> Result<(CpuStorage, Shape)> {
-            let (x, targets, dy) = (
-                contiguous_slice::<T>(s1, l1)?,
-                contiguous_slice::<u32>(s2, l2)?,
-                contiguous_slice::<T>(s3, l3)?,
-            );
-            let (_, v) = l1.shape().dims2()?;
-            let mut dx = vec![T::zero(); x.len()];
-            dx.par_chunks_mut(v)
-                .zip(x.par_chunks(v))
-                .zip(targets.par_iter().zip(dy.par_iter()))
-                .for_each(|((dx, x), (&t, dy))| {
-                    let (lse, dy) = (row_logsumexp(x), dy.to_f64());
-                    for (i, (dx, x)) in dx.iter_mut().zip(x).enumerate() {
-                        let onehot = if i == t as usize { 1.0 } else { 0.0 };
-                        *dx = T::from_f64(dy * (onehot - (x.to_f64() - lse).exp()));
-                    }
-                });
-            Ok(owned(dx, l1.shape()))
-        }
-        dispatch!(s1, run(s1, l1, s2, l2, s3, l3))
-    }
+impl CustomOp3 for TokenLogProbsBackward {
+    cpu_forward!(3, "fused-token-logprobs-backward");
 }
 
 /// Fused log-prob of each row's target; logits [N, V], targets [N] u32 → [N].

@@ -47,7 +47,7 @@ use petgraph::visit::Dfs;
 use crate::cache::record::RECORD_FILE;
 use crate::cache::{Cache, CacheRead, LOG_FILE, Record};
 use crate::exec::progress::Display;
-use crate::exec::{Failure, NodeState, RunSummary, states};
+use crate::exec::{Failure, NodeState, RunSummary, needs_run, states};
 use crate::plan::{Node, Plan};
 use queue::Phase;
 pub use settings::SlurmSettings;
@@ -138,24 +138,10 @@ pub fn run(
     let run = sbatch::run_id(&root);
     let prefix = sbatch::job_prefix(&run);
     let mut summary = RunSummary::default();
-    let mut slots: HashMap<NodeIndex, Slot> = HashMap::new();
-    for (idx, state) in states(plan, cache)? {
-        let slot = match state {
-            NodeState::Cached => {
-                summary.cached += 1;
-                Slot::Done
-            }
-            NodeState::Stale(reason) => {
-                eprintln!("warning: {}: {reason}; re-running it", plan.graph[idx].name);
-                if let Some(rec) = cache.get(&plan.graph[idx].key)? {
-                    cache.remove(&rec)?;
-                }
-                Slot::Pending
-            }
-            NodeState::ToRun => Slot::Pending,
-        };
-        slots.insert(idx, slot);
-    }
+    let mut slots: HashMap<NodeIndex, Slot> = needs_run(plan, cache, &mut summary)?
+        .into_iter()
+        .map(|(idx, run)| (idx, if run { Slot::Pending } else { Slot::Done }))
+        .collect();
     let display = Display::new(
         slots
             .values()
