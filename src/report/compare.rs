@@ -4,16 +4,20 @@
 //! two, and does it hold in the paper's own numbers? [`tally`] sums the
 //! entries up per claim, for `report.md`'s header and `results/index.md`.
 //!
-//! A further test of a pair (e.g. a paired per-seed difference) is one more
-//! field of [`ClaimCheck`], computed in [`check_claims`] from the cells at
-//! `better_at` / `worse_at`, and one more count in [`ClaimTally`].
+//! Two tests answer "do they separate?". Whether the two 95% CIs overlap
+//! ([`Separation::of`]) is what a figure shows. But the Human, WS and CW
+//! cells of one seed share the split, the weak model and the test prompts,
+//! so the question "CW > Human?" is about the per-seed difference: the
+//! paired test ([`paired_difference`]: mean of better − worse over the
+//! seeds both ran, Student t 95% CI) can separate two entries whose CIs
+//! overlap when the difference is consistent from seed to seed.
 use std::collections::BTreeMap;
 
 use anyhow::bail;
 
-use super::grid::Grid;
+use super::grid::{Grid, Samples};
 use super::paper::PaperTable;
-use super::stats::Summary;
+use super::stats::{Interval, Summary};
 
 /// `better > worse` on the last column label (e.g. annotation `cw > ws`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +75,17 @@ impl Separation {
         }
     }
 
+    /// Of a paired difference better − worse: separated when its 95% CI
+    /// lies wholly above 0, reversed when wholly below.
+    pub fn of_difference(difference: Option<&Summary>) -> Separation {
+        match difference.and_then(|d| d.ci95) {
+            Some((lo, _)) if lo > 0.0 => Separation::Separated,
+            Some((_, hi)) if hi < 0.0 => Separation::Reversed,
+            Some(_) => Separation::Overlap,
+            None => Separation::NoInterval,
+        }
+    }
+
     pub fn describe(&self) -> &'static str {
         match self {
             Separation::Separated => "yes",
@@ -98,7 +113,12 @@ pub struct ClaimCheck {
     pub ours_worse: Summary,
     /// Our means order the two as claimed.
     pub holds: bool,
+    /// Whether the two entries' 95% CIs separate.
     pub separation: Separation,
+    /// better − worse per seed, over the seeds both ran ([`paired_difference`]).
+    pub paired: Option<Summary>,
+    /// Whether the paired difference's 95% CI excludes 0.
+    pub paired_separation: Separation,
     /// The paper's two numbers, where it has this entry.
     pub paper: Option<(f64, f64)>,
 }
@@ -122,6 +142,10 @@ pub struct ClaimTally {
     pub separated: usize,
     /// Entries where the CIs separate the other way.
     pub reversed: usize,
+    /// Entries where the paired difference's CI lies above 0.
+    pub paired_separated: usize,
+    /// Entries where it lies below 0.
+    pub paired_reversed: usize,
     /// Entries the paper publishes both numbers of.
     pub paper_entries: usize,
     /// Of those, entries where the paper's numbers order the two as claimed.
@@ -154,6 +178,8 @@ pub fn tally(checks: &[ClaimCheck]) -> Vec<ClaimTally> {
                     holds: 0,
                     separated: 0,
                     reversed: 0,
+                    paired_separated: 0,
+                    paired_reversed: 0,
                     paper_entries: 0,
                     paper_holds: 0,
                 });
@@ -165,10 +191,24 @@ pub fn tally(checks: &[ClaimCheck]) -> Vec<ClaimTally> {
         t.holds += usize::from(c.holds);
         t.separated += usize::from(c.separation == Separation::Separated);
         t.reversed += usize::from(c.separation == Separation::Reversed);
+        t.paired_separated += usize::from(c.paired_separation == Separation::Separated);
+        t.paired_reversed += usize::from(c.paired_separation == Separation::Reversed);
         t.paper_entries += usize::from(c.paper.is_some());
         t.paper_holds += usize::from(c.paper_holds() == Some(true));
     }
     tallies
+}
+
+/// better − worse per `over` value (seed) that both ran, its mean and
+/// Student t 95% CI (a paired t test); `None` when they share no seed.
+/// The values are on the table's scale, so the difference is in its unit
+/// (points of GRA for `scale = 100`).
+pub fn paired_difference(better: &Samples, worse: &Samples) -> Option<Summary> {
+    let differences: Vec<f64> = better
+        .iter()
+        .filter_map(|(seed, b)| Some(b - worse.get(seed)?))
+        .collect();
+    Summary::of(&differences, Interval::StudentT)
 }
 
 /// Checks every claim at every row × column group of `grid` where both sides
@@ -207,6 +247,10 @@ pub fn check_claims(grid: &Grid, claims: &[Claim], paper: Option<&PaperTable>) -
                 let (better_at, worse_at) = (labels_at(&better_col), labels_at(&worse_col));
                 let paper_at = |labels| paper.and_then(|p| p.lookup(labels));
                 let paper_pair = paper_at(&better_at).zip(paper_at(&worse_at));
+                let paired = grid
+                    .samples_at(row, &better_col)
+                    .zip(grid.samples_at(row, &worse_col))
+                    .and_then(|(b, w)| paired_difference(b, w));
                 checks.push(ClaimCheck {
                     claim: claim.clone(),
                     row: row.clone(),
@@ -217,6 +261,8 @@ pub fn check_claims(grid: &Grid, claims: &[Claim], paper: Option<&PaperTable>) -
                     ours_worse: w,
                     holds: b.mean > w.mean,
                     separation: Separation::of(&b, &w),
+                    paired,
+                    paired_separation: Separation::of_difference(paired.as_ref()),
                     paper: paper_pair,
                 });
             }
@@ -253,6 +299,13 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The grid of `cells` in points (scale 100), as Table 1 prints GRA.
+    fn grid_of(cells: &[CellResult]) -> Grid {
+        let mut spec = TableSpec::new(&["pair", "dataset"], &["objective", "annotation"], "gra");
+        spec.scale = 100.0;
+        Grid::build(&spec, cells).unwrap()
     }
 
     fn checks(values: &[(&str, [f64; 3])]) -> Vec<ClaimCheck> {
@@ -334,5 +387,48 @@ mod tests {
         assert!(Claim::parse("cw ws").is_err());
         assert!(Claim::parse("cw > ").is_err());
         assert_eq!(Claim::parse(" cw>ws ").unwrap().to_string(), "cw > ws");
+    }
+
+    /// Overlapping CIs can hide a difference that every seed shows: the
+    /// paired test separates it, the CI-overlap test cannot. Worked by hand:
+    /// better − worse per seed = 1.0, 1.5, 2.0 → mean 1.5, s = 0.5,
+    /// t_{0.975,2} = 4.303, half-width 4.303 · 0.5 / √3 = 1.242.
+    #[test]
+    fn the_paired_test_separates_a_consistent_difference_that_overlapping_cis_hide() {
+        let grid = grid_of(&cells(&[
+            ("human", [0.500, 0.600, 0.700]),
+            ("cw", [0.510, 0.615, 0.720]),
+        ]));
+        let checks = check_claims(&grid, &[Claim::parse("cw > human").unwrap()], None);
+        assert_eq!(checks.len(), 1);
+        let c = &checks[0];
+        assert_eq!(c.separation, Separation::Overlap);
+        let d = c.paired.unwrap();
+        assert_eq!(d.n, 3);
+        assert!((d.mean - 1.5).abs() < 1e-9, "{d:?}");
+        let (lo, hi) = d.ci95.unwrap();
+        assert!(
+            (lo - (1.5 - 1.242)).abs() < 1e-3 && (hi - (1.5 + 1.242)).abs() < 1e-3,
+            "{d:?}"
+        );
+        assert_eq!(c.paired_separation, Separation::Separated);
+        let t = &tally(&checks)[0];
+        assert_eq!(
+            (t.separated, t.paired_separated, t.paired_reversed),
+            (0, 1, 0)
+        );
+        // The other way round the paired test says reversed.
+        let reversed = check_claims(&grid, &[Claim::parse("human > cw").unwrap()], None);
+        assert_eq!(reversed[0].paired_separation, Separation::Reversed);
+    }
+
+    /// Seeds only one side ran are left out of the pairing.
+    #[test]
+    fn the_paired_difference_uses_the_seeds_both_sides_ran() {
+        let better = Samples::from([("0".into(), 3.0), ("1".into(), 5.0), ("2".into(), 9.0)]);
+        let worse = Samples::from([("0".into(), 1.0), ("1".into(), 2.0), ("7".into(), 0.0)]);
+        let d = paired_difference(&better, &worse).unwrap();
+        assert_eq!((d.n, d.mean), (2, 2.5));
+        assert!(paired_difference(&better, &Samples::new()).is_none());
     }
 }

@@ -33,6 +33,9 @@ pub struct Grid {
     pub entries: Vec<Vec<Option<Summary>>>,
     /// The interval every entry's `ci95` is.
     pub interval: Interval,
+    /// Each data entry's values per `over` label (seed), keyed by its row
+    /// then column label values: what a paired test of two entries reads.
+    pub samples: BTreeMap<Vec<String>, Samples>,
 }
 
 impl Grid {
@@ -113,7 +116,14 @@ impl Grid {
             columns,
             entries,
             interval,
+            samples: groups,
         })
+    }
+
+    /// The per-seed values of the entry at this row and column.
+    pub fn samples_at(&self, row: &[String], column: &[String]) -> Option<&Samples> {
+        let key: Vec<String> = row.iter().chain(column).cloned().collect();
+        self.samples.get(&key)
     }
 
     /// The summary at the row and column with these label values.

@@ -66,6 +66,8 @@ struct Page {
     claims_total: usize,
     claims_held: usize,
     claims_separated: usize,
+    claims_paired_separated: usize,
+    claims_paired_reversed: usize,
     extra_tables: Vec<ExtraTable>,
     notes: Vec<String>,
     uncalibrated: Vec<UncalibratedRow>,
@@ -99,6 +101,8 @@ struct ClaimRow {
     ours: String,
     holds: &'static str,
     separated: &'static str,
+    paired: String,
+    paired_separated: &'static str,
     paper: String,
     paper_holds: &'static str,
 }
@@ -212,6 +216,8 @@ pub fn write_report(
         claims_total: checks.len(),
         claims_held: tallies.iter().map(|t| t.holds).sum(),
         claims_separated: tallies.iter().map(|t| t.separated).sum(),
+        claims_paired_separated: tallies.iter().map(|t| t.paired_separated).sum(),
+        claims_paired_reversed: tallies.iter().map(|t| t.paired_reversed).sum(),
         claims: claim_rows,
         extra_tables,
         notes: ctx.notes.clone(),
@@ -282,6 +288,8 @@ fn claim_row(c: &ClaimCheck, decimals: usize) -> ClaimRow {
         ),
         holds: yes_no(c.holds),
         separated: c.separation.describe(),
+        paired: format_summary(c.paired, decimals),
+        paired_separated: c.paired_separation.describe(),
         paper: c
             .paper
             .map(|(b, w)| format!("{b:.1} vs {w:.1}"))
