@@ -74,7 +74,18 @@ pub struct WorldConfig {
     pub flip: f64,
     /// Standard deviation of the `ufb` judge's Gaussian noise on the gold reward.
     pub ufb_judge_noise: f64,
+    /// How much the text every tiny model is pretrained on leans the way the
+    /// gold judge does: the share of pretraining documents whose response is
+    /// the gold-best of [`PRIOR_CANDIDATES`] base-policy samples instead of a
+    /// single sample. The paper's weak annotator and gold RM have read the
+    /// same web text, so their priors agree; at 0 (the default, today's
+    /// world) nothing links them. Changes only the `pretrain` corpus, never
+    /// the pairs, their labels, the test prompts or the judge (issue 18).
+    pub pretrain_gold_share: f64,
 }
+
+/// Base-policy samples a gold-leaning pretraining document picks the best of.
+pub const PRIOR_CANDIDATES: usize = 4;
 
 impl Default for WorldConfig {
     fn default() -> Self {
@@ -89,6 +100,7 @@ impl Default for WorldConfig {
             human: HumanNoise::default(),
             flip: 0.05,
             ufb_judge_noise: 0.9,
+            pretrain_gold_share: 0.0,
         }
     }
 }
@@ -131,6 +143,11 @@ impl WorldConfig {
             self.ufb_judge_noise.is_finite() && self.ufb_judge_noise >= 0.0,
             "world `ufb_judge_noise` = {} must be a finite number ≥ 0",
             self.ufb_judge_noise
+        );
+        ensure!(
+            (0.0..=1.0).contains(&self.pretrain_gold_share),
+            "world `pretrain_gold_share` = {} must be in [0, 1]",
+            self.pretrain_gold_share
         );
         self.policy.validate()?;
         self.human.validate()
@@ -184,7 +201,8 @@ pub fn generate_family(cfg: &WorldConfig, family: &str) -> anyhow::Result<Family
 }
 
 /// `n_docs` base-policy samples `"prompt response"` over all families (test
-/// prompts excluded): the corpus tiny models are pretrained on.
+/// prompts excluded): the corpus tiny models are pretrained on. A share
+/// `pretrain_gold_share` of them carry the gold-best of several samples.
 ///
 /// # Panics
 /// If `cfg` does not validate (the `dataset` stage validates it first).
@@ -197,10 +215,31 @@ pub fn pretraining_corpus(cfg: &WorldConfig, n_docs: usize) -> Vec<String> {
         .map(|_| {
             let family = FAMILIES.choose(&mut rng).unwrap();
             let task = training_task(cfg, family, &mut rng);
-            let response = cfg.policy.sample(&task, cfg.max_response_words, &mut rng);
+            // No draw at share 0, so the default world's corpus is unchanged.
+            let leans_gold =
+                cfg.pretrain_gold_share > 0.0 && rng.random_bool(cfg.pretrain_gold_share);
+            let response = if leans_gold {
+                gold_best_sample(cfg, &task, &mut rng)
+            } else {
+                cfg.policy.sample(&task, cfg.max_response_words, &mut rng)
+            };
             format!("{} {response}", task.prompt())
         })
         .collect()
+}
+
+/// The best by gold reward of [`PRIOR_CANDIDATES`] base-policy samples (the
+/// first of equals): a document of a corpus that leans the gold judge's way.
+fn gold_best_sample(cfg: &WorldConfig, task: &Task, rng: &mut ChaCha8Rng) -> String {
+    let samples: Vec<String> = (0..PRIOR_CANDIDATES)
+        .map(|_| cfg.policy.sample(task, cfg.max_response_words, rng))
+        .collect();
+    let gold = |s: &String| reward::gold_reward(task, s);
+    let best = samples
+        .iter()
+        .reduce(|best, s| if gold(s) > gold(best) { s } else { best })
+        .expect("PRIOR_CANDIDATES ≥ 1");
+    best.clone()
 }
 
 /// `n` pairs of base-policy responses labelled by the *true* reward (chosen =

@@ -344,3 +344,49 @@ fn gold_labelled_pairs_side_with_the_true_reward_avoid_test_prompts_and_are_seed
     let human = generate_family(&cfg, "tldr").unwrap().pairs;
     assert_ne!(human[..50], valid[..]);
 }
+
+/// The pretraining corpus of the default world, pinned: `pretrain_gold_share
+/// = 0` (the default) must give today's corpus byte for byte, so every
+/// cached `pretrain` stays valid (issue 18).
+#[test]
+fn the_default_pretraining_corpus_is_pinned() {
+    let corpus = pretraining_corpus(&WorldConfig::default(), 500);
+    let hash = blake3::hash(corpus.join("\n").as_bytes());
+    assert_eq!(
+        hash.to_hex().as_str(),
+        "debe3b871de18ace71cbb5e35c62b107d36bf7351b1667457d610da25684282e"
+    );
+}
+
+/// At `pretrain_gold_share = 1` every document's response is the gold-best
+/// of several base-policy samples, so the corpus's mean gold reward rises;
+/// the prompts (drawn first, from the same stream position) are unchanged
+/// for the first document and the share must be in [0, 1].
+#[test]
+fn a_gold_leaning_corpus_carries_better_responses() {
+    let mean_gold = |share: f64| {
+        let cfg = WorldConfig {
+            pretrain_gold_share: share,
+            ..WorldConfig::default()
+        };
+        let corpus = pretraining_corpus(&cfg, 400);
+        let mut total = 0.0;
+        for doc in &corpus {
+            // A document is `prompt response`: split where the prompt parses.
+            let words: Vec<&str> = doc.split(' ').collect();
+            let (task, cut) = (1..words.len())
+                .find_map(|i| Some((Task::parse(&words[..i].join(" ")).ok()?, i)))
+                .expect("every document starts with a world prompt");
+            total += reward::gold_reward(&task, &words[cut..].join(" "));
+        }
+        total / corpus.len() as f64
+    };
+    let (plain, leaning) = (mean_gold(0.0), mean_gold(1.0));
+    assert!(leaning > plain + 0.1, "mean gold {plain:.3} → {leaning:.3}");
+    let bad = WorldConfig {
+        pretrain_gold_share: 1.5,
+        ..WorldConfig::default()
+    };
+    let err = bad.validate().unwrap_err().to_string();
+    assert!(err.contains("pretrain_gold_share"), "{err}");
+}
