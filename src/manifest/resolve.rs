@@ -675,22 +675,13 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
         ));
     }
     let training = [
-        ("weak", blocks.weak.learning_rate, blocks.weak.batch_size),
-        ("sft", blocks.sft.learning_rate, blocks.sft.batch_size),
-        ("align", blocks.align.learning_rate, blocks.align.batch_size),
+        ("weak", blocks.weak.train()),
+        ("sft", blocks.sft.train()),
+        ("align", blocks.align.train()),
     ];
-    for (block, learning_rate, batch_size) in training {
-        if !(learning_rate.is_finite() && learning_rate > 0.0) {
-            out.push((
-                format!("{block}.learning_rate"),
-                format!("`{block}.learning_rate = {learning_rate}` must be a positive number"),
-            ));
-        }
-        if batch_size == 0 {
-            out.push((
-                format!("{block}.batch_size"),
-                format!("`{block}.batch_size = 0` must be at least 1"),
-            ));
+    for (block, train) in training {
+        for (key, problem) in train.problems() {
+            out.push((format!("{block}.{key}"), format!("`{block}.{}", &problem[1..])));
         }
     }
     out

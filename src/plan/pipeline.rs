@@ -371,12 +371,12 @@ impl<'p> CellBuilder<'p> {
                 world: world.clone(),
                 n_pairs: learned.n_pairs,
                 n_valid_pairs: learned.n_valid_pairs,
-                train: TrainSettings {
-                    learning_rate: learned.learning_rate,
-                    epochs: learned.epochs,
-                    batch_size: learned.batch_size,
-                    lora_rank: None,
-                },
+                train: TrainSettings::new(
+                    learned.learning_rate,
+                    learned.epochs,
+                    learned.batch_size,
+                    None,
+                ),
                 seed: learned.seed,
             },
             &[("base", gold_base.as_ref())],

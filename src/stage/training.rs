@@ -25,16 +25,7 @@ pub const CHECKPOINTING_KINDS: &[&str] = &[
 
 /// A manifest's training block as the training loops' config.
 pub fn train_config(train: &TrainSettings, seed: u64, max_len: usize) -> TrainConfig {
-    TrainConfig {
-        epochs: train.epochs,
-        batch_size: train.batch_size,
-        lr: train.learning_rate,
-        seed,
-        max_len,
-        warmup_steps: 10,
-        weight_decay: 0.0,
-        ..TrainConfig::default()
-    }
+    train.config(seed, max_len)
 }
 
 /// A training-loop progress callback that drives the stage's bar.
