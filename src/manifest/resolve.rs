@@ -660,9 +660,17 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
         .as_ref()
         .is_some_and(|w| w.contains("dpo"))
         && let Some(beta) = blocks.weak.beta
-        && let Err(e) = (PreferenceObjective::Dpo { beta }).validate()
+        && let Err(e) = PreferenceObjective::dpo(beta).validate()
     {
         out.push(("weak.beta".into(), format!("`weak.beta`: {e:#}")));
+    }
+    if choices.objective == Some(Objective::Rdpo) && blocks.align.length_normalised == Some(true) {
+        out.push((
+            "align.length_normalised".into(),
+            "`align.length_normalised = true`: rDPO is defined on summed log-probs and has no \
+             length-normalised form; drop the key or use objective dpo / ipo / custom"
+                .into(),
+        ));
     }
     if let Err(e) = blocks.align.weighting.parse::<WeightingScheme>() {
         out.push((
@@ -689,16 +697,20 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
 
 /// The built-in preference loss a cell's `objective` and `[align]` block
 /// name: the one place a name becomes a loss (IPO on length-normalised
-/// log-probs). `None` for `custom`, whose loss is `align.loss` ([`bind_loss`]).
+/// log-probs unless `align.length_normalised = false`, DPO on sums unless it
+/// is true). `None` for `custom`, whose loss is `align.loss` ([`bind_loss`]).
 pub fn preference_objective(
     objective: Objective,
     align: &AlignBlock,
 ) -> Option<PreferenceObjective> {
     Some(match objective {
-        Objective::Dpo => PreferenceObjective::Dpo { beta: align.beta },
+        Objective::Dpo => PreferenceObjective::Dpo {
+            beta: align.beta,
+            length_normalised: align.length_normalised.unwrap_or(false),
+        },
         Objective::Ipo => PreferenceObjective::Ipo {
             tau: align.tau,
-            length_normalised: true,
+            length_normalised: align.length_normalised.unwrap_or(true),
         },
         Objective::Rdpo => PreferenceObjective::Rdpo {
             beta: align.beta,
@@ -733,7 +745,8 @@ fn bind_loss(
         return None;
     };
     let knobs = [align.beta, align.tau, align.eps];
-    match CustomLoss::new(source, align.length_normalised, knobs, &align.constants) {
+    let length_normalised = align.length_normalised.unwrap_or(false);
+    match CustomLoss::new(source, length_normalised, knobs, &align.constants) {
         Ok(loss) => Some(AlignLoss::Custom(loss.spec())),
         Err(e) => {
             let (setting, loc) = match e.offset {
@@ -1021,7 +1034,7 @@ mod tests {
         let cells = &exps[0].cells;
         assert_eq!(
             cells[0].loss,
-            AlignLoss::BuiltIn(PreferenceObjective::Dpo { beta: 0.5 })
+            AlignLoss::BuiltIn(PreferenceObjective::dpo(0.5))
         );
         assert_eq!(cells[0].coords["objective"], "dpo");
         let AlignLoss::Custom(spec) = &cells[1].loss else {

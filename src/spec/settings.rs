@@ -146,9 +146,11 @@ pub struct AlignBlock {
     /// and checked when the cell is resolved (`manifest::resolve`).
     #[serde(default)]
     pub loss: Option<String>,
-    /// `objective = "custom"`: per-token mean log-probs instead of sums.
+    /// Per-token mean log-probs instead of sums, for `dpo`, `ipo` and
+    /// `custom`. Unset: on for IPO (TRL's, which the paper trains with), off
+    /// for DPO and custom losses; rDPO has no normalised form.
     #[serde(default)]
-    pub length_normalised: bool,
+    pub length_normalised: Option<bool>,
     /// Named numbers a custom loss may read (`[align.constants]`).
     #[serde(default)]
     pub constants: std::collections::BTreeMap<String, f64>,
