@@ -392,7 +392,7 @@ impl TrainSettings {
             .problems()
             .into_iter()
             .map(|(key, problem)| match key {
-                "lr" => ("learning_rate", problem.replace("`lr`", "`learning_rate`")),
+                "lr" => ("learning_rate", problem.replacen("`lr", "`learning_rate", 1)),
                 _ => (key, problem),
             })
             .collect();

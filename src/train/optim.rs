@@ -83,14 +83,14 @@ impl TrainConfig {
         ];
         for (key, value) in positive {
             if value < 1 {
-                out.push((key, format!("`{key}` = {value} must be at least 1")));
+                out.push((key, format!("`{key} = {value}` must be at least 1")));
             }
         }
         if self.max_len < 2 {
             out.push((
                 "max_len",
                 format!(
-                    "`max_len` = {} must be at least 2 (a prompt token and a response token)",
+                    "`max_len = {}` must be at least 2 (a prompt token and a response token)",
                     self.max_len
                 ),
             ));
@@ -98,7 +98,7 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             out.push((
                 "lr",
-                format!("`lr` = {} must be a positive finite number", self.lr),
+                format!("`lr = {}` must be a positive finite number", self.lr),
             ));
         }
         let non_negative = [
@@ -107,7 +107,7 @@ impl TrainConfig {
         ];
         for (key, value) in non_negative {
             if !(value.is_finite() && value >= 0.0) {
-                out.push((key, format!("`{key}` = {value} must be a finite number >= 0")));
+                out.push((key, format!("`{key} = {value}` must be a finite number >= 0")));
             }
         }
         out
@@ -597,7 +597,7 @@ mod tests {
             lr: f64::NAN,
             ..TrainConfig::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("`lr`"));
+        assert!(bad.validate().unwrap_err().to_string().contains("`lr = NaN`"));
     }
 
     #[test]
