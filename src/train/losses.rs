@@ -199,7 +199,7 @@ fn reduction_of(length_normalised: bool) -> LogProbReduction {
 
 impl PreferenceObjective {
     /// DPO on summed log-probs, as the DPO paper and ours write it.
-    pub fn dpo(beta: f64) -> Self {
+    pub const fn dpo(beta: f64) -> Self {
         Self::Dpo {
             beta,
             length_normalised: false,
