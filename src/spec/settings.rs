@@ -432,3 +432,53 @@ pub enum TieRule {
     /// since then neither side was preferred.
     Exclude,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+
+    /// The paper profile's training blocks hold Appendix G's recipe.
+    #[test]
+    fn paper_profile_carries_appendix_g() {
+        let paper = Profile::load("paper").unwrap();
+        let block = |name: &str| paper.defaults[name].as_table().unwrap().clone();
+        let weak: TrainBlock = block("weak").try_into().unwrap();
+        let sft: TrainBlock = block("sft").try_into().unwrap();
+        let align: AlignBlock = block("align").try_into().unwrap();
+        let weak = weak.train();
+        assert_eq!((weak.epochs, weak.batch_size, weak.grad_accum), (5, 32, 1));
+        assert_eq!(weak.lora_rank, None, "the weak model is fully fine-tuned");
+        for (train, epochs) in [(sft.train(), 3), (align.train(), 5)] {
+            assert_eq!(train.epochs, epochs);
+            assert_eq!((train.batch_size, train.grad_accum), (16, 4));
+            assert_eq!((train.warmup_steps, train.weight_decay), (100, 0.05));
+            assert_eq!(train.lora_rank, Some(8));
+            assert_eq!((train.lora_alpha, train.lora_dropout), (Some(16.0), Some(0.05)));
+            assert!(train.problems().is_empty(), "{:?}", train.problems());
+        }
+    }
+
+    /// The recipe knobs at their defaults are not in a stage's params, so
+    /// the keys of runs from before they existed still match; off their
+    /// defaults they are.
+    #[test]
+    fn default_knobs_stay_out_of_params() {
+        let plain = TrainSettings::new(1e-3, 1, 16, Some(8));
+        let json = serde_json::to_value(&plain).unwrap();
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["batch_size", "epochs", "learning_rate", "lora_rank"]);
+        let paper = TrainSettings {
+            grad_accum: 4,
+            warmup_steps: 100,
+            weight_decay: 0.05,
+            lora_alpha: Some(16.0),
+            ..plain
+        };
+        let json = serde_json::to_value(&paper).unwrap();
+        for key in ["grad_accum", "warmup_steps", "weight_decay", "lora_alpha"] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert_eq!(serde_json::from_value::<TrainSettings>(json).unwrap(), paper);
+    }
+}
