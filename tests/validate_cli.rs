@@ -192,6 +192,20 @@ fn out_of_range_numbers_exit_2_at_their_line() {
         ),
         (
             "dpo",
+            "cw",
+            "[generate]\ntop_p = 0.0\n",
+            "top_p.toml",
+            &["top_p.toml:10:9", "`generate.top_p = 0`", "(0, 1]"],
+        ),
+        (
+            "dpo",
+            "cw",
+            "[generate]\ntemperature = 0.0\ntop_p = 0.9\n",
+            "greedy_top_p.toml",
+            &["greedy_top_p.toml:11:9", "`generate.top_p = 0.9`", "temperature"],
+        ),
+        (
+            "dpo",
             "top0",
             "",
             "top0.toml",

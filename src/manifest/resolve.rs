@@ -672,6 +672,21 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
                 .into(),
         ));
     }
+    let top_p = blocks.generate.top_p;
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        out.push((
+            "generate.top_p".into(),
+            format!("`generate.top_p = {top_p}` must be in (0, 1] (1 keeps every token)"),
+        ));
+    } else if top_p < 1.0 && blocks.generate.temperature == 0.0 {
+        out.push((
+            "generate.top_p".into(),
+            format!(
+                "`generate.top_p = {top_p}` needs sampling: greedy decoding (temperature 0) \
+                 ignores it; set `generate.temperature` > 0 or drop top_p"
+            ),
+        ));
+    }
     if let Err(e) = blocks.align.weighting.parse::<WeightingScheme>() {
         out.push((
             "align.weighting".into(),

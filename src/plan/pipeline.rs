@@ -412,6 +412,7 @@ impl<'p> CellBuilder<'p> {
                 num_prompts: g.num_prompts,
                 samples: g.samples,
                 seed: s.seed,
+                top_p: g.top_p,
             },
             &[("dataset", data.dataset.as_ref()), ("policy", Some(policy))],
             tail.clone(),

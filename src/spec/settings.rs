@@ -219,12 +219,21 @@ pub struct GenerateBlock {
     /// reference over every prompt and k: more comparisons, less noise.
     #[serde(default = "d_samples")]
     pub samples: usize,
+    /// Nucleus sampling: each token is drawn from the smallest set of most
+    /// likely tokens whose probability reaches `top_p` (in (0, 1]; 1 keeps
+    /// every token, the default). Needs `temperature > 0`. Appendix G names
+    /// none.
+    #[serde(default = "d_top_p")]
+    pub top_p: f64,
 }
 fn d_new_tokens() -> usize {
     32
 }
 fn d_samples() -> usize {
     1
+}
+fn d_top_p() -> f64 {
+    1.0
 }
 
 /// `[metric]`.
