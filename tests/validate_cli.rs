@@ -146,14 +146,22 @@ fn out_of_range_numbers_exit_2_at_their_line() {
             "cw",
             "[sft]\ngrad_accum = 0\n",
             "grad_accum.toml",
-            &["grad_accum.toml:10:14", "`sft.grad_accum = 0`", "at least 1"],
+            &[
+                "grad_accum.toml:10:14",
+                "`sft.grad_accum = 0`",
+                "at least 1",
+            ],
         ),
         (
             "dpo",
             "cw",
             "[align]\nweight_decay = -0.05\n",
             "weight_decay.toml",
-            &["weight_decay.toml:10:16", "`align.weight_decay = -0.05`", ">= 0"],
+            &[
+                "weight_decay.toml:10:16",
+                "`align.weight_decay = -0.05`",
+                ">= 0",
+            ],
         ),
         (
             "dpo",
@@ -167,7 +175,10 @@ fn out_of_range_numbers_exit_2_at_their_line() {
             "cw",
             "[sft]\nlora_alpha = 16.0\n",
             "alpha_no_rank.toml",
-            &["alpha_no_rank.toml:10:14", "`sft.lora_alpha` needs `lora_rank`"],
+            &[
+                "alpha_no_rank.toml:10:14",
+                "`sft.lora_alpha` needs `lora_rank`",
+            ],
         ),
         (
             "dpo",
@@ -188,7 +199,11 @@ fn out_of_range_numbers_exit_2_at_their_line() {
             "cw",
             "[align]\nlength_normalised = true\n",
             "rdpo_normalised.toml",
-            &["rdpo_normalised.toml:10:21", "`align.length_normalised = true`", "rDPO"],
+            &[
+                "rdpo_normalised.toml:10:21",
+                "`align.length_normalised = true`",
+                "rDPO",
+            ],
         ),
         (
             "dpo",
@@ -202,7 +217,11 @@ fn out_of_range_numbers_exit_2_at_their_line() {
             "cw",
             "[generate]\ntemperature = 0.0\ntop_p = 0.9\n",
             "greedy_top_p.toml",
-            &["greedy_top_p.toml:11:9", "`generate.top_p = 0.9`", "temperature"],
+            &[
+                "greedy_top_p.toml:11:9",
+                "`generate.top_p = 0.9`",
+                "temperature",
+            ],
         ),
         (
             "dpo",

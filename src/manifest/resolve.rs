@@ -704,7 +704,10 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
     ];
     for (block, train) in training {
         for (key, problem) in train.problems() {
-            out.push((format!("{block}.{key}"), format!("`{block}.{}", &problem[1..])));
+            out.push((
+                format!("{block}.{key}"),
+                format!("`{block}.{}", &problem[1..]),
+            ));
         }
     }
     out

@@ -401,12 +401,18 @@ impl TrainSettings {
             .problems()
             .into_iter()
             .map(|(key, problem)| match key {
-                "lr" => ("learning_rate", problem.replacen("`lr", "`learning_rate", 1)),
+                "lr" => (
+                    "learning_rate",
+                    problem.replacen("`lr", "`learning_rate", 1),
+                ),
                 _ => (key, problem),
             })
             .collect();
 
-        for (key, value) in [("lora_alpha", self.lora_alpha), ("lora_dropout", self.lora_dropout)] {
+        for (key, value) in [
+            ("lora_alpha", self.lora_alpha),
+            ("lora_dropout", self.lora_dropout),
+        ] {
             if value.is_some() && self.lora_rank.is_none() {
                 out.push((
                     key,
@@ -417,12 +423,18 @@ impl TrainSettings {
         if let Some(alpha) = self.lora_alpha
             && !(alpha.is_finite() && alpha > 0.0)
         {
-            out.push(("lora_alpha", format!("`lora_alpha = {alpha}` must be a positive number")));
+            out.push((
+                "lora_alpha",
+                format!("`lora_alpha = {alpha}` must be a positive number"),
+            ));
         }
         if let Some(p) = self.lora_dropout
             && !(0.0..1.0).contains(&p)
         {
-            out.push(("lora_dropout", format!("`lora_dropout = {p}` must be in [0, 1)")));
+            out.push((
+                "lora_dropout",
+                format!("`lora_dropout = {p}` must be in [0, 1)"),
+            ));
         }
         out
     }
@@ -463,7 +475,10 @@ mod tests {
             assert_eq!((train.batch_size, train.grad_accum), (16, 4));
             assert_eq!((train.warmup_steps, train.weight_decay), (100, 0.05));
             assert_eq!(train.lora_rank, Some(8));
-            assert_eq!((train.lora_alpha, train.lora_dropout), (Some(16.0), Some(0.05)));
+            assert_eq!(
+                (train.lora_alpha, train.lora_dropout),
+                (Some(16.0), Some(0.05))
+            );
             assert!(train.problems().is_empty(), "{:?}", train.problems());
         }
     }
@@ -488,6 +503,9 @@ mod tests {
         for key in ["grad_accum", "warmup_steps", "weight_decay", "lora_alpha"] {
             assert!(json.get(key).is_some(), "{key} missing from {json}");
         }
-        assert_eq!(serde_json::from_value::<TrainSettings>(json).unwrap(), paper);
+        assert_eq!(
+            serde_json::from_value::<TrainSettings>(json).unwrap(),
+            paper
+        );
     }
 }

@@ -175,7 +175,10 @@ mod tests {
         };
         let one_step = "learning_rate = 0.1\nbatch_size = 4\nwarmup_steps = 0\n";
         let decayed = shrink(&format!("{one_step}weight_decay = 0.05"))?;
-        assert!((decayed - 2.0 * (1.0 - 0.1 * 0.05)).abs() < 1e-6, "{decayed}");
+        assert!(
+            (decayed - 2.0 * (1.0 - 0.1 * 0.05)).abs() < 1e-6,
+            "{decayed}"
+        );
         assert_eq!(shrink(one_step)?, 2.0, "no decay without the knob");
         Ok(())
     }

@@ -209,7 +209,9 @@ impl PreferenceObjective {
     /// Fails on a knob outside its domain, naming it.
     pub fn validate(&self) -> anyhow::Result<()> {
         match *self {
-            Self::Dpo { beta, .. } | Self::Rdpo { beta, .. } if !(beta.is_finite() && beta > 0.0) => {
+            Self::Dpo { beta, .. } | Self::Rdpo { beta, .. }
+                if !(beta.is_finite() && beta > 0.0) =>
+            {
                 anyhow::bail!("preference loss: `beta` = {beta} must be a positive finite number")
             }
             Self::Ipo { tau, .. } if !(tau.is_finite() && tau > 0.0) => {

@@ -107,7 +107,10 @@ impl TrainConfig {
         ];
         for (key, value) in non_negative {
             if !(value.is_finite() && value >= 0.0) {
-                out.push((key, format!("`{key} = {value}` must be a finite number >= 0")));
+                out.push((
+                    key,
+                    format!("`{key} = {value}` must be a finite number >= 0"),
+                ));
             }
         }
         out
@@ -597,7 +600,12 @@ mod tests {
             lr: f64::NAN,
             ..TrainConfig::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("`lr = NaN`"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`lr = NaN`")
+        );
     }
 
     #[test]
