@@ -660,9 +660,32 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
         .as_ref()
         .is_some_and(|w| w.contains("dpo"))
         && let Some(beta) = blocks.weak.beta
-        && let Err(e) = (PreferenceObjective::Dpo { beta }).validate()
+        && let Err(e) = PreferenceObjective::dpo(beta).validate()
     {
         out.push(("weak.beta".into(), format!("`weak.beta`: {e:#}")));
+    }
+    if choices.objective == Some(Objective::Rdpo) && blocks.align.length_normalised == Some(true) {
+        out.push((
+            "align.length_normalised".into(),
+            "`align.length_normalised = true`: rDPO is defined on summed log-probs and has no \
+             length-normalised form; drop the key or use objective dpo / ipo / custom"
+                .into(),
+        ));
+    }
+    let top_p = blocks.generate.top_p;
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        out.push((
+            "generate.top_p".into(),
+            format!("`generate.top_p = {top_p}` must be in (0, 1] (1 keeps every token)"),
+        ));
+    } else if top_p < 1.0 && blocks.generate.temperature == 0.0 {
+        out.push((
+            "generate.top_p".into(),
+            format!(
+                "`generate.top_p = {top_p}` needs sampling: greedy decoding (temperature 0) \
+                 ignores it; set `generate.temperature` > 0 or drop top_p"
+            ),
+        ));
     }
     if let Err(e) = blocks.align.weighting.parse::<WeightingScheme>() {
         out.push((
@@ -675,21 +698,15 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
         ));
     }
     let training = [
-        ("weak", blocks.weak.learning_rate, blocks.weak.batch_size),
-        ("sft", blocks.sft.learning_rate, blocks.sft.batch_size),
-        ("align", blocks.align.learning_rate, blocks.align.batch_size),
+        ("weak", blocks.weak.train()),
+        ("sft", blocks.sft.train()),
+        ("align", blocks.align.train()),
     ];
-    for (block, learning_rate, batch_size) in training {
-        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+    for (block, train) in training {
+        for (key, problem) in train.problems() {
             out.push((
-                format!("{block}.learning_rate"),
-                format!("`{block}.learning_rate = {learning_rate}` must be a positive number"),
-            ));
-        }
-        if batch_size == 0 {
-            out.push((
-                format!("{block}.batch_size"),
-                format!("`{block}.batch_size = 0` must be at least 1"),
+                format!("{block}.{key}"),
+                format!("`{block}.{}", &problem[1..]),
             ));
         }
     }
@@ -698,16 +715,20 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
 
 /// The built-in preference loss a cell's `objective` and `[align]` block
 /// name: the one place a name becomes a loss (IPO on length-normalised
-/// log-probs). `None` for `custom`, whose loss is `align.loss` ([`bind_loss`]).
+/// log-probs unless `align.length_normalised = false`, DPO on sums unless it
+/// is true). `None` for `custom`, whose loss is `align.loss` ([`bind_loss`]).
 pub fn preference_objective(
     objective: Objective,
     align: &AlignBlock,
 ) -> Option<PreferenceObjective> {
     Some(match objective {
-        Objective::Dpo => PreferenceObjective::Dpo { beta: align.beta },
+        Objective::Dpo => PreferenceObjective::Dpo {
+            beta: align.beta,
+            length_normalised: align.length_normalised.unwrap_or(false),
+        },
         Objective::Ipo => PreferenceObjective::Ipo {
             tau: align.tau,
-            length_normalised: true,
+            length_normalised: align.length_normalised.unwrap_or(true),
         },
         Objective::Rdpo => PreferenceObjective::Rdpo {
             beta: align.beta,
@@ -742,7 +763,8 @@ fn bind_loss(
         return None;
     };
     let knobs = [align.beta, align.tau, align.eps];
-    match CustomLoss::new(source, align.length_normalised, knobs, &align.constants) {
+    let length_normalised = align.length_normalised.unwrap_or(false);
+    match CustomLoss::new(source, length_normalised, knobs, &align.constants) {
         Ok(loss) => Some(AlignLoss::Custom(loss.spec())),
         Err(e) => {
             let (setting, loc) = match e.offset {
@@ -1030,7 +1052,7 @@ mod tests {
         let cells = &exps[0].cells;
         assert_eq!(
             cells[0].loss,
-            AlignLoss::BuiltIn(PreferenceObjective::Dpo { beta: 0.5 })
+            AlignLoss::BuiltIn(PreferenceObjective::dpo(0.5))
         );
         assert_eq!(cells[0].coords["objective"], "dpo");
         let AlignLoss::Custom(spec) = &cells[1].loss else {

@@ -172,7 +172,7 @@ mod tests {
             reference: &reference,
             weights: &weights,
         };
-        let objective = PreferenceObjective::Dpo { beta: 0.5 };
+        let objective = PreferenceObjective::dpo(0.5);
         let report = train_po(
             policy,
             &data,
@@ -281,7 +281,7 @@ mod tests {
             reference: &reference,
             weights: &weights,
         };
-        let objective = PreferenceObjective::Dpo { beta: 0.5 };
+        let objective = PreferenceObjective::dpo(0.5);
         let all: Vec<usize> = (0..pairs.len()).collect();
         let loss = po_batch_loss(policy, &batching, &data, &objective, &all).unwrap();
         assert_eq!(loss.dtype(), DType::F32, "the loss is reduced in f32");

@@ -29,6 +29,6 @@ pub use gold::GoldSpec;
 pub use model::{Arch, ModelSpec, TinyModelSpec};
 pub use objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 pub use settings::{
-    AlignBlock, Annotation, CellKeys, GenerateBlock, MetricBlock, Settings, TieRule, TrainBlock,
-    TrainSettings,
+    AlignBlock, Annotation, CellKeys, DEFAULT_LORA_DROPOUT, GenerateBlock, MetricBlock, Settings,
+    TieRule, TrainBlock, TrainSettings,
 };

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
+use crate::train::TrainConfig;
 
 /// The per-stage blocks, in the order they appear in a manifest.
 pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
@@ -47,6 +48,38 @@ fn d_epochs() -> usize {
 fn d_batch() -> usize {
     16
 }
+/// The warmup the stages hard-coded before it was a setting (the tiny
+/// profile's; the paper's is 100).
+fn d_warmup() -> usize {
+    10
+}
+fn d_grad_accum() -> usize {
+    1
+}
+/// transformers' `max_grad_norm` default.
+fn d_max_grad_norm() -> f64 {
+    1.0
+}
+
+/// The [`TrainSettings`] of a block with the training keys (`[weak]`,
+/// `[sft]` and `[align]` name them alike, in two structs because serde's
+/// `flatten` cannot deny unknown keys).
+macro_rules! train_settings_of {
+    ($block:expr) => {
+        TrainSettings {
+            learning_rate: $block.learning_rate,
+            epochs: $block.epochs,
+            batch_size: $block.batch_size,
+            lora_rank: $block.lora_rank,
+            warmup_steps: $block.warmup_steps,
+            weight_decay: $block.weight_decay,
+            grad_accum: $block.grad_accum,
+            max_grad_norm: $block.max_grad_norm,
+            lora_alpha: $block.lora_alpha,
+            lora_dropout: $block.lora_dropout,
+        }
+    };
+}
 
 /// `[weak]` and `[sft]`: a training loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,13 +96,32 @@ pub struct TrainBlock {
     /// DPO β of a DPO-trained weak LM (`[weak]` only; ignored by bt/pairrm).
     #[serde(default)]
     pub beta: Option<f64>,
+    /// Optimiser steps of linear warmup before the cosine decay (Appendix
+    /// G: 100). The default is the tiny profile's 10, so its keys are stable.
+    #[serde(default = "d_warmup")]
+    pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay λ (Appendix G: 0.05).
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Micro-batches of `batch_size` per optimiser step (Appendix G: 4, so
+    /// batch 16 × 4 = 64 examples a step).
+    #[serde(default = "d_grad_accum")]
+    pub grad_accum: usize,
+    /// Global gradient-norm clip; 0 turns clipping off.
+    #[serde(default = "d_max_grad_norm")]
+    pub max_grad_norm: f64,
+    /// LoRA scale α (needs `lora_rank`); default 2·rank (Appendix G: r 8, α 16).
+    #[serde(default)]
+    pub lora_alpha: Option<f64>,
+    /// LoRA dropout (needs `lora_rank`); default 0.05 (Appendix G).
+    #[serde(default)]
+    pub lora_dropout: Option<f64>,
 }
 
 impl TrainBlock {
     /// The optimisation knobs of this block's training loop.
     pub fn train(&self) -> TrainSettings {
-        let (lr, epochs, batch) = (self.learning_rate, self.epochs, self.batch_size);
-        TrainSettings::new(lr, epochs, batch, self.lora_rank)
+        train_settings_of!(self)
     }
 }
 
@@ -94,9 +146,11 @@ pub struct AlignBlock {
     /// and checked when the cell is resolved (`manifest::resolve`).
     #[serde(default)]
     pub loss: Option<String>,
-    /// `objective = "custom"`: per-token mean log-probs instead of sums.
+    /// Per-token mean log-probs instead of sums, for `dpo`, `ipo` and
+    /// `custom`. Unset: on for IPO (TRL's, which the paper trains with), off
+    /// for DPO and custom losses; rDPO has no normalised form.
     #[serde(default)]
-    pub length_normalised: bool,
+    pub length_normalised: Option<bool>,
     /// Named numbers a custom loss may read (`[align.constants]`).
     #[serde(default)]
     pub constants: std::collections::BTreeMap<String, f64>,
@@ -108,6 +162,26 @@ pub struct AlignBlock {
     pub batch_size: usize,
     #[serde(default)]
     pub lora_rank: Option<usize>,
+    /// Optimiser steps of linear warmup before the cosine decay (Appendix
+    /// G: 100). The default is the tiny profile's 10, so its keys are stable.
+    #[serde(default = "d_warmup")]
+    pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay λ (Appendix G: 0.05).
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Micro-batches of `batch_size` per optimiser step (Appendix G: 4, so
+    /// batch 16 × 4 = 64 examples a step).
+    #[serde(default = "d_grad_accum")]
+    pub grad_accum: usize,
+    /// Global gradient-norm clip; 0 turns clipping off.
+    #[serde(default = "d_max_grad_norm")]
+    pub max_grad_norm: f64,
+    /// LoRA scale α (needs `lora_rank`); default 2·rank (Appendix G: r 8, α 16).
+    #[serde(default)]
+    pub lora_alpha: Option<f64>,
+    /// LoRA dropout (needs `lora_rank`); default 0.05 (Appendix G).
+    #[serde(default)]
+    pub lora_dropout: Option<f64>,
 }
 
 fn d_beta() -> f64 {
@@ -126,8 +200,7 @@ fn d_weighting() -> String {
 impl AlignBlock {
     /// The optimisation knobs of the alignment loop.
     pub fn train(&self) -> TrainSettings {
-        let (lr, epochs, batch) = (self.learning_rate, self.epochs, self.batch_size);
-        TrainSettings::new(lr, epochs, batch, self.lora_rank)
+        train_settings_of!(self)
     }
 }
 
@@ -146,12 +219,21 @@ pub struct GenerateBlock {
     /// reference over every prompt and k: more comparisons, less noise.
     #[serde(default = "d_samples")]
     pub samples: usize,
+    /// Nucleus sampling: each token is drawn from the smallest set of most
+    /// likely tokens whose probability reaches `top_p` (in (0, 1]; 1 keeps
+    /// every token, the default). Needs `temperature > 0`. Appendix G names
+    /// none.
+    #[serde(default = "d_top_p")]
+    pub top_p: f64,
 }
 fn d_new_tokens() -> usize {
     32
 }
 fn d_samples() -> usize {
     1
+}
+fn d_top_p() -> f64 {
+    1.0
 }
 
 /// `[metric]`.
@@ -236,9 +318,44 @@ pub struct TrainSettings {
     /// LoRA rank on the projections; `None` = full fine-tuning.
     #[serde(default)]
     pub lora_rank: Option<usize>,
+    // The recipe knobs below are left out of a stage's params (and so of
+    // its cache key) at their defaults: keys from before they were settings
+    // still name the same runs.
+    #[serde(default = "d_warmup", skip_serializing_if = "is_default_warmup")]
+    pub warmup_steps: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub weight_decay: f64,
+    #[serde(default = "d_grad_accum", skip_serializing_if = "is_one")]
+    pub grad_accum: usize,
+    #[serde(default = "d_max_grad_norm", skip_serializing_if = "is_default_clip")]
+    pub max_grad_norm: f64,
+    /// LoRA α; `None` = 2·rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_alpha: Option<f64>,
+    /// LoRA dropout; `None` = [`DEFAULT_LORA_DROPOUT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_dropout: Option<f64>,
+}
+
+/// LoRA dropout when a block sets none (Appendix G's 0.05).
+pub const DEFAULT_LORA_DROPOUT: f64 = 0.05;
+
+fn is_default_warmup(v: &usize) -> bool {
+    *v == d_warmup()
+}
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+fn is_default_clip(v: &f64) -> bool {
+    *v == d_max_grad_norm()
 }
 
 impl TrainSettings {
+    /// A loop with the default recipe (warmup 10, no weight decay, no
+    /// accumulation, clip at 1, LoRA α = 2r and dropout 0.05).
     pub fn new(
         learning_rate: f64,
         epochs: usize,
@@ -250,7 +367,76 @@ impl TrainSettings {
             epochs,
             batch_size,
             lora_rank,
+            warmup_steps: d_warmup(),
+            weight_decay: 0.0,
+            grad_accum: d_grad_accum(),
+            max_grad_norm: d_max_grad_norm(),
+            lora_alpha: None,
+            lora_dropout: None,
         }
+    }
+
+    /// The training loop's config: these knobs, the example order of
+    /// `seed`, sequences cut to `max_len` tokens.
+    pub fn config(&self, seed: u64, max_len: usize) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            grad_accum: self.grad_accum,
+            lr: self.learning_rate,
+            warmup_steps: self.warmup_steps,
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+            seed,
+            max_len,
+        }
+    }
+
+    /// Every value no run could use, as (key in the block, message): the
+    /// optimiser's ranges ([`TrainConfig::problems`], its `lr` named
+    /// `learning_rate` as the block does) and LoRA's.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let config = self.config(0, usize::MAX);
+        let mut out: Vec<(&'static str, String)> = config
+            .problems()
+            .into_iter()
+            .map(|(key, problem)| match key {
+                "lr" => (
+                    "learning_rate",
+                    problem.replacen("`lr", "`learning_rate", 1),
+                ),
+                _ => (key, problem),
+            })
+            .collect();
+
+        for (key, value) in [
+            ("lora_alpha", self.lora_alpha),
+            ("lora_dropout", self.lora_dropout),
+        ] {
+            if value.is_some() && self.lora_rank.is_none() {
+                out.push((
+                    key,
+                    format!("`{key}` needs `lora_rank`: without a rank the block fine-tunes every weight and has no adapters"),
+                ));
+            }
+        }
+        if let Some(alpha) = self.lora_alpha
+            && !(alpha.is_finite() && alpha > 0.0)
+        {
+            out.push((
+                "lora_alpha",
+                format!("`lora_alpha = {alpha}` must be a positive number"),
+            ));
+        }
+        if let Some(p) = self.lora_dropout
+            && !(0.0..1.0).contains(&p)
+        {
+            out.push((
+                "lora_dropout",
+                format!("`lora_dropout = {p}` must be in [0, 1)"),
+            ));
+        }
+        out
     }
 }
 
@@ -266,4 +452,60 @@ pub enum TieRule {
     /// Ties are left out: GRA = wins / (all − ties); ½ when everything ties,
     /// since then neither side was preferred.
     Exclude,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+
+    /// The paper profile's training blocks hold Appendix G's recipe.
+    #[test]
+    fn paper_profile_carries_appendix_g() {
+        let paper = Profile::load("paper").unwrap();
+        let block = |name: &str| paper.defaults[name].as_table().unwrap().clone();
+        let weak: TrainBlock = block("weak").try_into().unwrap();
+        let sft: TrainBlock = block("sft").try_into().unwrap();
+        let align: AlignBlock = block("align").try_into().unwrap();
+        let weak = weak.train();
+        assert_eq!((weak.epochs, weak.batch_size, weak.grad_accum), (5, 32, 1));
+        assert_eq!(weak.lora_rank, None, "the weak model is fully fine-tuned");
+        for (train, epochs) in [(sft.train(), 3), (align.train(), 5)] {
+            assert_eq!(train.epochs, epochs);
+            assert_eq!((train.batch_size, train.grad_accum), (16, 4));
+            assert_eq!((train.warmup_steps, train.weight_decay), (100, 0.05));
+            assert_eq!(train.lora_rank, Some(8));
+            assert_eq!(
+                (train.lora_alpha, train.lora_dropout),
+                (Some(16.0), Some(0.05))
+            );
+            assert!(train.problems().is_empty(), "{:?}", train.problems());
+        }
+    }
+
+    /// The recipe knobs at their defaults are not in a stage's params, so
+    /// the keys of runs from before they existed still match; off their
+    /// defaults they are.
+    #[test]
+    fn default_knobs_stay_out_of_params() {
+        let plain = TrainSettings::new(1e-3, 1, 16, Some(8));
+        let json = serde_json::to_value(&plain).unwrap();
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["batch_size", "epochs", "learning_rate", "lora_rank"]);
+        let paper = TrainSettings {
+            grad_accum: 4,
+            warmup_steps: 100,
+            weight_decay: 0.05,
+            lora_alpha: Some(16.0),
+            ..plain
+        };
+        let json = serde_json::to_value(&paper).unwrap();
+        for key in ["grad_accum", "warmup_steps", "weight_decay", "lora_alpha"] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert_eq!(
+            serde_json::from_value::<TrainSettings>(json).unwrap(),
+            paper
+        );
+    }
 }

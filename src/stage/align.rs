@@ -50,9 +50,11 @@ struct FlatParams {
     /// rDPO label-noise rate ε (None for dpo / ipo / custom).
     #[serde(default)]
     eps: Option<f64>,
-    /// IPO on summed log-probs; only written when false.
-    #[serde(default = "length_normalised", skip_serializing_if = "is_true")]
-    length_normalised: bool,
+    /// Per-token mean log-probs instead of sums; only written when it is
+    /// not the objective's default (on for IPO, off for DPO), so the keys of
+    /// the defaults are what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    length_normalised: Option<bool>,
     /// The loss of `objective = "custom"`, in canonical form. Absent from
     /// the built-ins' params, so their cache keys are what they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,12 +66,9 @@ struct FlatParams {
     seed: u64,
 }
 
-fn length_normalised() -> bool {
-    true
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
+/// `length_normalised` as params write it: `None` at `default`.
+fn unless_default(length_normalised: bool, default: bool) -> Option<bool> {
+    (length_normalised != default).then_some(length_normalised)
 }
 
 impl TryFrom<FlatParams> for Params {
@@ -81,10 +80,14 @@ impl TryFrom<FlatParams> for Params {
                 .with_context(|| format!("align: {} needs `beta`", flat.objective))
         };
         let objective = match flat.objective.as_str() {
-            "dpo" => PreferenceObjective::Dpo { beta: beta()? }.into(),
+            "dpo" => PreferenceObjective::Dpo {
+                beta: beta()?,
+                length_normalised: flat.length_normalised.unwrap_or(false),
+            }
+            .into(),
             "ipo" => PreferenceObjective::Ipo {
                 tau: beta()?,
-                length_normalised: flat.length_normalised,
+                length_normalised: flat.length_normalised.unwrap_or(true),
             }
             .into(),
             "rdpo" => PreferenceObjective::Rdpo {
@@ -115,17 +118,30 @@ impl TryFrom<FlatParams> for Params {
 impl From<Params> for FlatParams {
     fn from(p: Params) -> FlatParams {
         let (objective, beta, eps, length_normalised, loss) = match p.objective {
-            AlignLoss::BuiltIn(PreferenceObjective::Dpo { beta }) => {
-                ("dpo", Some(beta), None, true, None)
-            }
+            AlignLoss::BuiltIn(PreferenceObjective::Dpo {
+                beta,
+                length_normalised,
+            }) => (
+                "dpo",
+                Some(beta),
+                None,
+                unless_default(length_normalised, false),
+                None,
+            ),
             AlignLoss::BuiltIn(PreferenceObjective::Ipo {
                 tau,
                 length_normalised,
-            }) => ("ipo", Some(tau), None, length_normalised, None),
+            }) => (
+                "ipo",
+                Some(tau),
+                None,
+                unless_default(length_normalised, true),
+                None,
+            ),
             AlignLoss::BuiltIn(PreferenceObjective::Rdpo { beta, epsilon }) => {
-                ("rdpo", Some(beta), Some(epsilon), true, None)
+                ("rdpo", Some(beta), Some(epsilon), None, None)
             }
-            AlignLoss::Custom(spec) => ("custom", None, None, true, Some(spec)),
+            AlignLoss::Custom(spec) => ("custom", None, None, None, Some(spec)),
         };
         FlatParams {
             objective: objective.into(),
@@ -248,7 +264,7 @@ mod tests {
         });
         let cases = [
             (
-                PreferenceObjective::Dpo { beta: 0.5 },
+                PreferenceObjective::dpo(0.5),
                 serde_json::json!({"objective": "dpo", "beta": 0.5, "eps": null}),
             ),
             (
@@ -264,6 +280,23 @@ mod tests {
                     epsilon: 0.2,
                 },
                 serde_json::json!({"objective": "rdpo", "beta": 0.5, "eps": 0.2}),
+            ),
+            // Off the objective's default, `length_normalised` is written.
+            (
+                PreferenceObjective::Dpo {
+                    beta: 0.5,
+                    length_normalised: true,
+                },
+                serde_json::json!({"objective": "dpo", "beta": 0.5, "eps": null,
+                    "length_normalised": true}),
+            ),
+            (
+                PreferenceObjective::Ipo {
+                    tau: 0.1,
+                    length_normalised: false,
+                },
+                serde_json::json!({"objective": "ipo", "beta": 0.1, "eps": null,
+                    "length_normalised": false}),
             ),
         ];
         for (objective, head) in cases {

@@ -26,6 +26,17 @@ pub struct Params {
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub samples: usize,
     pub seed: u64,
+    /// Nucleus mass (1 keeps every token). Left out of the params when 1,
+    /// as `samples` is.
+    #[serde(default = "one_f64", skip_serializing_if = "is_one_f64")]
+    pub top_p: f64,
+}
+
+fn one_f64() -> f64 {
+    1.0
+}
+fn is_one_f64(x: &f64) -> bool {
+    *x == 1.0
 }
 
 fn one() -> usize {
@@ -73,7 +84,7 @@ impl Stage for Generate {
             .collect::<Result<Vec<_>>>()?;
         let sampling = SamplingConfig {
             temperature: params.temperature,
-            top_p: 1.0,
+            top_p: params.top_p,
             max_new_tokens: params.max_new_tokens,
             batch_size: 64,
             seed: params.seed,

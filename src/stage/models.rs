@@ -11,7 +11,7 @@ use super::artifacts::MODEL_DIR;
 use crate::data::{PreferencePair, Tokenizer};
 use crate::model::lora::LORA_TARGETS;
 use crate::model::{Arch, DecoderConfig, LoadedModel, LoraConfig, Policy, load_checkpoint};
-use crate::spec::{ModelSpec, TinyModelSpec, TrainSettings};
+use crate::spec::{DEFAULT_LORA_DROPOUT, ModelSpec, TinyModelSpec, TrainSettings};
 use crate::train::{TokenizedExample, TokenizedPair};
 
 /// The tokenizer of the model a slot binds: the synthetic world's word-level
@@ -121,13 +121,14 @@ pub fn load_policy(dir: &Path, device: &Device) -> Result<Policy> {
     }
 }
 
-/// LoRA as the paper configures it (r, α = 2r, dropout 0.05, every projection),
-/// when the training block asks for a rank.
+/// LoRA on every projection when the training block asks for a rank, with
+/// the block's α and dropout; unset, they are the paper's (α = 2r, dropout
+/// 0.05).
 pub fn lora_of(train: &TrainSettings) -> Option<LoraConfig> {
     train.lora_rank.map(|rank| LoraConfig {
         rank,
-        alpha: 2.0 * rank as f64,
-        dropout: 0.05,
+        alpha: train.lora_alpha.unwrap_or(2.0 * rank as f64),
+        dropout: train.lora_dropout.unwrap_or(DEFAULT_LORA_DROPOUT),
         targets: LORA_TARGETS.iter().map(|t| t.to_string()).collect(),
     })
 }

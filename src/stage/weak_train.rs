@@ -151,7 +151,7 @@ impl Stage for WeakTrain {
                     reference: &ref_lp,
                     weights: &weights,
                 };
-                let objective = PreferenceObjective::Dpo { beta };
+                let objective = PreferenceObjective::dpo(beta);
                 let report = train_po(
                     &policy,
                     &data,

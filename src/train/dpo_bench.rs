@@ -138,7 +138,7 @@ pub fn dpo_step_bench(
         ..TrainConfig::default()
     };
     let batching = Batching::for_training(cfg.pad_id, &train, device);
-    let objective = PreferenceObjective::Dpo { beta: 0.1 };
+    let objective = PreferenceObjective::dpo(0.1);
     let mut loss = |indices: &[usize]| {
         let selected: Vec<TokenizedPair> = indices.iter().map(|&i| pairs[i].clone()).collect();
         let reference = reference_logprobs(&reference, &selected, &batching, selected.len())?;

@@ -145,10 +145,13 @@ impl PreferenceLoss for PreferenceObjective {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "loss", rename_all = "lowercase", deny_unknown_fields)]
 pub enum PreferenceObjective {
-    /// −log σ(β h), h on summed log-probs.
+    /// −log σ(β h), h on summed log-probs (the DPO paper's) unless
+    /// `length_normalised = true`, which uses per-token means as TRL's IPO does.
     Dpo {
         #[serde(default = "default_beta")]
         beta: f64,
+        #[serde(default, skip_serializing_if = "is_false")]
+        length_normalised: bool,
     },
     /// (h − 1/(2τ))², h on mean per-token log-probs (TRL) unless
     /// `length_normalised = false`, which uses sums as the IPO paper writes it.
@@ -181,12 +184,34 @@ fn default_epsilon() -> f64 {
 fn default_true() -> bool {
     true
 }
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Per-token means when `length_normalised`, else sums.
+fn reduction_of(length_normalised: bool) -> LogProbReduction {
+    if length_normalised {
+        LogProbReduction::Mean
+    } else {
+        LogProbReduction::Sum
+    }
+}
 
 impl PreferenceObjective {
+    /// DPO on summed log-probs, as the DPO paper and ours write it.
+    pub const fn dpo(beta: f64) -> Self {
+        Self::Dpo {
+            beta,
+            length_normalised: false,
+        }
+    }
+
     /// Fails on a knob outside its domain, naming it.
     pub fn validate(&self) -> anyhow::Result<()> {
         match *self {
-            Self::Dpo { beta } | Self::Rdpo { beta, .. } if !(beta.is_finite() && beta > 0.0) => {
+            Self::Dpo { beta, .. } | Self::Rdpo { beta, .. }
+                if !(beta.is_finite() && beta > 0.0) =>
+            {
                 anyhow::bail!("preference loss: `beta` = {beta} must be a positive finite number")
             }
             Self::Ipo { tau, .. } if !(tau.is_finite() && tau > 0.0) => {
@@ -206,21 +231,20 @@ impl PreferenceObjective {
         reference: &PairResponseLogProbs,
     ) -> Result<Tensor> {
         match *self {
-            Self::Dpo { beta } => dpo_loss(
-                &preference_margin(policy, reference, LogProbReduction::Sum)?,
+            Self::Dpo {
+                beta,
+                length_normalised,
+            } => dpo_loss(
+                &preference_margin(policy, reference, reduction_of(length_normalised))?,
                 beta,
             ),
             Self::Ipo {
                 tau,
                 length_normalised,
-            } => {
-                let reduction = if length_normalised {
-                    LogProbReduction::Mean
-                } else {
-                    LogProbReduction::Sum
-                };
-                ipo_loss(&preference_margin(policy, reference, reduction)?, tau)
-            }
+            } => ipo_loss(
+                &preference_margin(policy, reference, reduction_of(length_normalised))?,
+                tau,
+            ),
             Self::Rdpo { beta, epsilon } => rdpo_loss(
                 &preference_margin(policy, reference, LogProbReduction::Sum)?,
                 beta,
@@ -362,10 +386,31 @@ mod tests {
         let f = fixture();
         let beta = 0.5;
         let want: Vec<f64> = (0..3).map(|i| -sigmoid(beta * f.h_sum(i)).ln()).collect();
-        let got = PreferenceObjective::Dpo { beta }
+        let got = PreferenceObjective::dpo(beta)
             .per_pair_loss(&f.policy, &f.reference)
             .unwrap();
         close(&got, &want, 1e-12);
+    }
+
+    /// `length_normalised` swaps DPO's summed margin for the per-token one:
+    /// pair 0's h goes from 1.5 to 0.35, so its loss from −log σ(0.75) to
+    /// −log σ(0.175).
+    #[test]
+    fn length_normalised_dpo_by_hand() {
+        let f = fixture();
+        let beta = 0.5;
+        let normalised = PreferenceObjective::Dpo {
+            beta,
+            length_normalised: true,
+        };
+        let got = normalised.per_pair_loss(&f.policy, &f.reference).unwrap();
+        let want: Vec<f64> = (0..3).map(|i| -sigmoid(beta * f.h_mean(i)).ln()).collect();
+        close(&got, &want, 1e-12);
+        assert!((got.to_vec1::<f64>().unwrap()[0] + sigmoid(0.175).ln()).abs() < 1e-12);
+        let summed = PreferenceObjective::dpo(beta)
+            .per_pair_loss(&f.policy, &f.reference)
+            .unwrap();
+        assert!((summed.to_vec1::<f64>().unwrap()[0] + sigmoid(0.75).ln()).abs() < 1e-12);
     }
 
     #[test]
@@ -412,7 +457,7 @@ mod tests {
         let rdpo0 = PreferenceObjective::Rdpo { beta, epsilon: 0.0 }
             .per_pair_loss(&f.policy, &f.reference)
             .unwrap();
-        let dpo = PreferenceObjective::Dpo { beta }
+        let dpo = PreferenceObjective::dpo(beta)
             .per_pair_loss(&f.policy, &f.reference)
             .unwrap();
         close(&rdpo0, &dpo.to_vec1::<f64>().unwrap(), 1e-15);
@@ -487,6 +532,8 @@ mod tests {
             }
         );
         assert!(toml::from_str::<PreferenceObjective>("loss = \"dpo\"\ntau = 1").is_err());
+        let o: PreferenceObjective = toml::from_str("loss = \"dpo\"").unwrap();
+        assert_eq!(o, PreferenceObjective::dpo(0.5), "DPO sums by default");
         let err = PreferenceObjective::Rdpo {
             beta: 0.5,
             epsilon: 0.5,
@@ -494,7 +541,7 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(err.to_string().contains("epsilon"), "{err}");
-        assert!(PreferenceObjective::Dpo { beta: 0.0 }.validate().is_err());
-        assert!(PreferenceObjective::Dpo { beta: 0.1 }.validate().is_ok());
+        assert!(PreferenceObjective::dpo(0.0).validate().is_err());
+        assert!(PreferenceObjective::dpo(0.1).validate().is_ok());
     }
 }

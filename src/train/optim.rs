@@ -66,38 +66,54 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Fails on a value no run could use, naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
+        match self.problems().into_iter().next() {
+            Some((_, problem)) => anyhow::bail!("train config: {problem}"),
+            None => Ok(()),
+        }
+    }
+
+    /// Every value no run could use, as (key, message naming the key and
+    /// its range); a manifest's validation reports them at the key.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
         let positive = [
             ("epochs", self.epochs),
             ("batch_size", self.batch_size),
             ("grad_accum", self.grad_accum),
         ];
         for (key, value) in positive {
-            anyhow::ensure!(
-                value >= 1,
-                "train config: `{key}` = {value} must be at least 1"
-            );
+            if value < 1 {
+                out.push((key, format!("`{key} = {value}` must be at least 1")));
+            }
         }
-        anyhow::ensure!(
-            self.max_len >= 2,
-            "train config: `max_len` = {} must be at least 2 (a prompt token and a response token)",
-            self.max_len
-        );
-        anyhow::ensure!(
-            self.lr.is_finite() && self.lr > 0.0,
-            "train config: `lr` = {} must be a positive finite number",
-            self.lr
-        );
+        if self.max_len < 2 {
+            out.push((
+                "max_len",
+                format!(
+                    "`max_len = {}` must be at least 2 (a prompt token and a response token)",
+                    self.max_len
+                ),
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            out.push((
+                "lr",
+                format!("`lr = {}` must be a positive finite number", self.lr),
+            ));
+        }
         let non_negative = [
             ("weight_decay", self.weight_decay),
             ("max_grad_norm", self.max_grad_norm),
         ];
         for (key, value) in non_negative {
-            anyhow::ensure!(
-                value.is_finite() && value >= 0.0,
-                "train config: `{key}` = {value} must be a finite number >= 0"
-            );
+            if !(value.is_finite() && value >= 0.0) {
+                out.push((
+                    key,
+                    format!("`{key} = {value}` must be a finite number >= 0"),
+                ));
+            }
         }
-        Ok(())
+        out
     }
 
     /// Examples per optimiser step.
@@ -584,7 +600,12 @@ mod tests {
             lr: f64::NAN,
             ..TrainConfig::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("`lr`"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`lr = NaN`")
+        );
     }
 
     #[test]

@@ -224,7 +224,7 @@ mod tests {
     }
 
     const OBJECTIVES: [PreferenceObjective; 4] = [
-        PreferenceObjective::Dpo { beta: 0.5 },
+        PreferenceObjective::dpo(0.5),
         PreferenceObjective::Ipo {
             tau: 0.1,
             length_normalised: true,
@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn dpo_raises_the_chosen_minus_rejected_margin() -> anyhow::Result<()> {
         let policy = tiny_policy(5)?;
-        let objective = PreferenceObjective::Dpo { beta: 0.5 };
+        let objective = PreferenceObjective::dpo(0.5);
         let (reference, report) = train_from_itself(&policy, &objective)?;
         // At the start policy = reference: h = 0 and ℓ = log 2 for every pair.
         assert!(
@@ -401,7 +401,7 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("{src}: {e}"))
         };
-        let dpo = PreferenceObjective::Dpo { beta };
+        let dpo = PreferenceObjective::dpo(beta);
         let ipo = PreferenceObjective::Ipo {
             tau,
             length_normalised: true,
@@ -579,7 +579,7 @@ mod tests {
         let model = tiny_policy(0).unwrap();
         let pairs = pairs();
         let reference = reference_logprobs(&model, &pairs, &test_batching(), 8).unwrap();
-        let objective = PreferenceObjective::Dpo { beta: 0.5 };
+        let objective = PreferenceObjective::dpo(0.5);
         let config = TrainConfig::default();
         let short = vec![1.0; 3];
         let data = po_data(&pairs, &reference, &short);
