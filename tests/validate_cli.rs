@@ -296,3 +296,17 @@ fn every_expression_the_parser_accepts_is_accepted() {
         );
     }
 }
+
+/// Every shipped manifest (the paper tables in experiments/ and the
+/// calibrations in docs/calibration/) validates, so a documented command
+/// never meets a stale key.
+#[test]
+fn every_shipped_manifest_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for shipped in ["experiments", "docs/calibration", "experiments/ablations"] {
+        let path = root.join(shipped);
+        let out = sweep(dir.path(), &["validate", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{shipped}:\n{}", text(&out));
+    }
+}
