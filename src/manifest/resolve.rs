@@ -986,6 +986,55 @@ mod tests {
     }
 
     #[test]
+    fn train_on_other_than_d_u_needs_human_labels_and_a_known_name() {
+        // Every weak annotation with D_L in the training set is rejected at
+        // the line of `train_on`; human labels are accepted on all three.
+        let body = format!(
+            "{HEAD}[axes]\nannotation = [\"human\", \"cw\", \"ws\", \"weak\", \"top30\"]\n\
+             train_on = [\"unlabeled\", \"labeled\", \"all\"]\n\
+             exclude = [{{ annotation = \"cw\", train_on = \"all\" }}]\n"
+        );
+        let err = resolve_text(&body).unwrap_err().to_string();
+        let rejected: Vec<&str> = err.lines().filter(|l| l.contains("only humans label")).collect();
+        // 4 weak annotations × {labeled, all}, less the excluded (cw, all).
+        assert_eq!(rejected.len(), 4 * 2 - 1, "{err}");
+        assert!(rejected.iter().all(|l| l.contains("m.toml:9:")), "{err}");
+        for annotation in ["cw", "ws", "weak", "top30"] {
+            assert!(
+                err.contains(&format!("has `annotation = \"{annotation}\"`")),
+                "{annotation}: {err}"
+            );
+        }
+        let body = format!("{HEAD}annotation = \"human\"\ntrain_on = \"both\"\n");
+        let err = resolve_text(&body).unwrap_err().to_string();
+        assert!(
+            err.contains("m.toml:8:") && err.contains("valid: unlabeled, labeled, all"),
+            "{err}"
+        );
+        let body = format!(
+            "{HEAD}annotation = \"human\"\n[axes]\ntrain_on = [\"unlabeled\", \"labeled\", \"all\"]\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let got: Vec<(TrainOn, &str)> = exps[0]
+            .cells
+            .iter()
+            .map(|c| (c.settings.train_on, c.coords["train_on"].as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (TrainOn::Unlabeled, "unlabeled"),
+                (TrainOn::Labeled, "labeled"),
+                (TrainOn::All, "all")
+            ]
+        );
+        // Not written: D_U, and still a label a report can group by.
+        let exps = resolve_text(&format!("{HEAD}annotation = \"cw\"\n")).unwrap();
+        assert_eq!(exps[0].cells[0].settings.train_on, TrainOn::Unlabeled);
+        assert_eq!(exps[0].cells[0].coords["train_on"], "unlabeled");
+    }
+
+    #[test]
     fn block_settings_and_dotted_axes_reach_the_typed_cell() {
         let body = format!(
             "{HEAD}annotation = \"cw\"\n[axes]\n\"align.beta\" = [0.2, 0.7]\n[align]\ntau = 0.3\n"

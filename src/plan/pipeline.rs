@@ -494,3 +494,63 @@ fn cell_name(cell: &Cell) -> String {
         s.dataset, s.pair, s.annotation, s.objective, s.seed
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{load_all, resolve::resolve};
+    use crate::plan::Node;
+
+    fn plan_of(body: &str) -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, body).unwrap();
+        let profile = Profile::load("tiny").unwrap();
+        let experiments = resolve(&load_all(&[path]).unwrap(), &profile, KINDS).unwrap();
+        Plan::build(&experiments, &profile, 100_000).unwrap()
+    }
+
+    /// The nodes of `kind` whose params say `train_on = want` (absent: D_U).
+    fn nodes<'a>(plan: &'a Plan, kind: &str, want: &str) -> Vec<&'a Node> {
+        plan.graph
+            .node_weights()
+            .filter(|n| n.kind == kind)
+            .filter(|n| n.params.get("train_on").map_or("unlabeled", |v| v.as_str().unwrap()) == want)
+            .collect()
+    }
+
+    #[test]
+    fn train_on_gives_human_cells_their_own_sft_ref_logps_and_align() {
+        let plan = plan_of(
+            "[experiment]\nname = \"t\"\n[defaults]\ndataset = \"hh-rlhf\"\npair = \"opt\"\n\
+             objective = \"dpo\"\nannotation = \"human\"\n[axes]\n\
+             train_on = [\"unlabeled\", \"labeled\", \"all\"]\nlabeled_fraction = [0.2, 0.3]\n",
+        );
+        for kind in ["sft", "ref_logps", "align"] {
+            // The default writes no `train_on`: the keys cells had before it.
+            assert!(
+                nodes(&plan, kind, "unlabeled").iter().all(|n| n.params.get("train_on").is_none()),
+                "{kind}"
+            );
+            // One per fraction on D_L; one for both fractions on every pair,
+            // which reads no split.
+            let labeled = nodes(&plan, kind, "labeled");
+            let all = nodes(&plan, kind, "all");
+            assert_eq!((labeled.len(), all.len()), (2, 1), "{kind}");
+            assert!(labeled.iter().all(|n| n.inputs.contains_key("split")), "{kind}");
+            assert!(!all[0].inputs.contains_key("split"), "{kind}");
+            assert!(!all[0].inputs.contains_key("annotation"), "{kind}");
+        }
+        // Each baseline starts from (and is referenced by) the SFT model of
+        // its own pairs, not the shared human one on D_U.
+        for train_on in ["labeled", "all"] {
+            let sfts: Vec<&Key> = nodes(&plan, "sft", train_on).iter().map(|n| &n.key).collect();
+            for align in nodes(&plan, "align", train_on) {
+                assert!(sfts.contains(&&align.inputs["sft"]), "{}", align.name);
+            }
+        }
+        // The shared human SFT (D_U, per fraction) is every metric's shared reference.
+        assert_eq!(nodes(&plan, "sft", "unlabeled").len(), 2);
+        assert_eq!(plan.experiments[0].cells.len(), 6);
+    }
+}
