@@ -11,39 +11,20 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::table1_ci::small_profile;
+use common::table1_ci::{CI_PAIRS as N_PAIRS, ci_sized, small_profile};
 use common::{sweep, text};
 
-const N_PAIRS: usize = 160;
-
-/// Fig 3 right at one fraction and two seeds, with a smaller world, plus the
-/// human cell on every pair; that one sits at another fraction, its own row
-/// of the report (at 0.3 it would share the human entry with D_L's cells).
+/// Fig 3 right at one fraction and two seeds, plus the human cell on every
+/// pair; that one sits at another fraction, its own row of the report (at
+/// 0.3 it would share the human entry with D_L's cells).
 fn small_manifest(dir: &Path) -> std::path::PathBuf {
-    let base = common::repo().join("experiments/fig3_right.toml");
-    let manifest = format!(
-        r#"extends = "{}"
-[experiment]
-name = "fig3_right"
-title = "Figure 3 right (CI-sized world)"
-
-[axes]
-labeled_fraction = [0.3]
-seed = [0, 1]
-include = [{{ annotation = "human", train_on = "all", labeled_fraction = 0.5, seed = 0 }}]
-
-[world]
-n_pairs = {N_PAIRS}
-n_test_prompts = 24
-
-[generate]
-max_new_tokens = 12
-"#,
-        base.display()
-    );
-    let path = dir.join("fig3-right-ci.toml");
-    std::fs::write(&path, manifest).unwrap();
-    path
+    ci_sized(
+        dir,
+        "fig3_right",
+        "Figure 3 right (CI-sized world)",
+        "labeled_fraction = [0.3]\nseed = [0, 1]\n\
+         include = [{ annotation = \"human\", train_on = \"all\", labeled_fraction = 0.5, seed = 0 }]\n",
+    )
 }
 
 /// Every stage record of `kind` in the cache (the file wraps it with its checksum).
@@ -90,19 +71,22 @@ fn each_alignment_trains_on_exactly_the_pairs_train_on_names() {
     for align in records(&cache, "align") {
         let train_on = align["params"]["train_on"].as_str().unwrap_or("unlabeled");
         let pairs = metric(&align, "pairs");
-        let split = align["inputs"].get("split").and_then(|k| splits.get(k.as_str().unwrap()));
+        let split = align["inputs"]
+            .get("split")
+            .and_then(|k| splits.get(k.as_str().unwrap()));
         match (train_on, split) {
             ("all", None) => assert_eq!(pairs, N_PAIRS, "|D_L| + |D_U|"),
             ("labeled", Some(&(labeled, _))) => assert_eq!(pairs, labeled, "|D_L|"),
             ("unlabeled", Some(&(_, unlabeled))) => assert_eq!(pairs, unlabeled, "|D_U|"),
             other => panic!("align with train_on and split {other:?}: {align}"),
         }
-        *seen.entry(match train_on {
-            "all" => "all",
-            "labeled" => "labeled",
-            _ => "unlabeled",
-        })
-        .or_default() += 1;
+        *seen
+            .entry(match train_on {
+                "all" => "all",
+                "labeled" => "labeled",
+                _ => "unlabeled",
+            })
+            .or_default() += 1;
     }
     // two seeds of DPO on D_L and of CW on D_U, one human cell on every pair
     assert_eq!(

@@ -995,7 +995,10 @@ mod tests {
              exclude = [{{ annotation = \"cw\", train_on = \"all\" }}]\n"
         );
         let err = resolve_text(&body).unwrap_err().to_string();
-        let rejected: Vec<&str> = err.lines().filter(|l| l.contains("only humans label")).collect();
+        let rejected: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("only humans label"))
+            .collect();
         // 4 weak annotations × {labeled, all}, less the excluded (cw, all).
         assert_eq!(rejected.len(), 4 * 2 - 1, "{err}");
         assert!(rejected.iter().all(|l| l.contains("m.toml:9:")), "{err}");

@@ -515,7 +515,12 @@ mod tests {
         plan.graph
             .node_weights()
             .filter(|n| n.kind == kind)
-            .filter(|n| n.params.get("train_on").map_or("unlabeled", |v| v.as_str().unwrap()) == want)
+            .filter(|n| {
+                n.params
+                    .get("train_on")
+                    .map_or("unlabeled", |v| v.as_str().unwrap())
+                    == want
+            })
             .collect()
     }
 
@@ -529,7 +534,9 @@ mod tests {
         for kind in ["sft", "ref_logps", "align"] {
             // The default writes no `train_on`: the keys cells had before it.
             assert!(
-                nodes(&plan, kind, "unlabeled").iter().all(|n| n.params.get("train_on").is_none()),
+                nodes(&plan, kind, "unlabeled")
+                    .iter()
+                    .all(|n| n.params.get("train_on").is_none()),
                 "{kind}"
             );
             // One per fraction on D_L; one for both fractions on every pair,
@@ -537,14 +544,20 @@ mod tests {
             let labeled = nodes(&plan, kind, "labeled");
             let all = nodes(&plan, kind, "all");
             assert_eq!((labeled.len(), all.len()), (2, 1), "{kind}");
-            assert!(labeled.iter().all(|n| n.inputs.contains_key("split")), "{kind}");
+            assert!(
+                labeled.iter().all(|n| n.inputs.contains_key("split")),
+                "{kind}"
+            );
             assert!(!all[0].inputs.contains_key("split"), "{kind}");
             assert!(!all[0].inputs.contains_key("annotation"), "{kind}");
         }
         // Each baseline starts from (and is referenced by) the SFT model of
         // its own pairs, not the shared human one on D_U.
         for train_on in ["labeled", "all"] {
-            let sfts: Vec<&Key> = nodes(&plan, "sft", train_on).iter().map(|n| &n.key).collect();
+            let sfts: Vec<&Key> = nodes(&plan, "sft", train_on)
+                .iter()
+                .map(|n| &n.key)
+                .collect();
             for align in nodes(&plan, "align", train_on) {
                 assert!(sfts.contains(&&align.inputs["sft"]), "{}", align.name);
             }
