@@ -428,6 +428,18 @@ mod tests {
                 ],
                 60.2,
             ),
+            // §4's text: "CW-DPO with only 20% of the annotations ... surpasses
+            // DPO trained on the fully human-annotated dataset (70.3% vs. 69.7%)"
+            (
+                "fig1",
+                &[("labeled_fraction", "0.2"), ("annotation", "human")],
+                69.7,
+            ),
+            (
+                "fig3_right",
+                &[("labeled_fraction", "0.2"), ("annotation", "cw")],
+                70.3,
+            ),
             (
                 "table5",
                 &[
