@@ -13,7 +13,7 @@ use crate::profile::Profile;
 use crate::report::TableSpec;
 use crate::spec::diagnostic::{Diagnostic, Diagnostics, Loc};
 use crate::spec::settings::*;
-use crate::spec::{DatasetSource, GoldSpec, ModelSpec, Objective};
+use crate::spec::{DatasetSource, GoldSpec, ModelSpec, Objective, TrainOn};
 use crate::train::{AlignLoss, CustomLoss, PreferenceObjective, WeightingScheme};
 
 /// One validated experiment: a named set of sweep cells and its report.
@@ -274,6 +274,7 @@ fn bind_cell(
     let typed = type_check(settings, errors)?;
     let names = required_names(&typed.keys, header, errors)?;
     let choices = parse_choices(&typed.keys, &names, &at, errors);
+    let train_on = parse_train_on(&typed.keys, &names, choices.annotation, &at, errors);
     let blocks = typed.blocks()?;
     for (key, message) in check_numbers(&choices, &blocks) {
         errors.push(Diagnostic::at(&at.of(&key), message));
@@ -308,6 +309,7 @@ fn bind_cell(
         weak_objective,
         seed: typed.keys.seed.unwrap_or(0),
         labeled_fraction,
+        train_on: train_on?,
         world: world_overrides(&typed),
         weak: blocks.weak,
         sft: blocks.sft,
@@ -532,6 +534,47 @@ fn parse_choices(keys: &CellKeys, names: &Names, at: &Locs, errors: &mut Diagnos
         annotation,
         weak_objective: known.then_some(weak_objective),
     }
+}
+
+/// Step 3b: `train_on` is a known choice, and one other than D_U comes with
+/// human labels: the weak annotator is trained on D_L, so it has no labels
+/// of D_L to give (and weak labels of D_L ∪ D_U would be half its own
+/// training set read back).
+fn parse_train_on(
+    keys: &CellKeys,
+    names: &Names,
+    annotation: Option<Annotation>,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<TrainOn> {
+    let Some(name) = &keys.train_on else {
+        return Some(TrainOn::default());
+    };
+    let Some(train_on) = TrainOn::parse(name) else {
+        errors.push(Diagnostic::at(
+            &at.of("train_on"),
+            format!(
+                "`train_on = \"{name}\"` is not accepted; valid: {}",
+                TrainOn::NAMES.join(", ")
+            ),
+        ));
+        return None;
+    };
+    if train_on.needs_human_labels() && annotation.is_some_and(|a| a != Annotation::Human) {
+        errors.push(Diagnostic::at(
+            &at.of("train_on"),
+            format!(
+                "`train_on = \"{name}\"` trains on D_L, which only humans label, but this cell \
+                 has `annotation = \"{}\"` (the weak annotator is trained on D_L): set \
+                 `annotation = \"human\"` (DPO on human labels), or `train_on = \"unlabeled\"`; \
+                 in a sweep, exclude the combination, e.g. \
+                 exclude = [{{ annotation = \"{}\", train_on = \"{name}\" }}]",
+                names.annotation, names.annotation
+            ),
+        ));
+        return None;
+    }
+    Some(train_on)
 }
 
 /// More than one sample per prompt needs sampling.
@@ -840,6 +883,7 @@ pub const CELL_LABELS: &[&str] = &[
     "weak_objective",
     "seed",
     "labeled_fraction",
+    "train_on",
     "gold",
 ];
 
@@ -874,6 +918,7 @@ fn labels(
             ("weak_objective", s.weak_objective.clone()),
             ("seed", s.seed.to_string()),
             ("labeled_fraction", s.labeled_fraction.to_string()),
+            ("train_on", s.train_on.to_string()),
             ("gold", gold.to_string()),
         ]
         .into_iter()
@@ -960,6 +1005,58 @@ mod tests {
             assert!(exps[0].axes.iter().any(|a| a == label), "{label}");
         }
         assert_eq!(exps[0].cells[0].coords["strong_model"], "opt-13b");
+    }
+
+    #[test]
+    fn train_on_other_than_d_u_needs_human_labels_and_a_known_name() {
+        // Every weak annotation with D_L in the training set is rejected at
+        // the line of `train_on`; human labels are accepted on all three.
+        let body = format!(
+            "{HEAD}[axes]\nannotation = [\"human\", \"cw\", \"ws\", \"weak\", \"top30\"]\n\
+             train_on = [\"unlabeled\", \"labeled\", \"all\"]\n\
+             exclude = [{{ annotation = \"cw\", train_on = \"all\" }}]\n"
+        );
+        let err = resolve_text(&body).unwrap_err().to_string();
+        let rejected: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("only humans label"))
+            .collect();
+        // 4 weak annotations × {labeled, all}, less the excluded (cw, all).
+        assert_eq!(rejected.len(), 4 * 2 - 1, "{err}");
+        assert!(rejected.iter().all(|l| l.contains("m.toml:9:")), "{err}");
+        for annotation in ["cw", "ws", "weak", "top30"] {
+            assert!(
+                err.contains(&format!("has `annotation = \"{annotation}\"`")),
+                "{annotation}: {err}"
+            );
+        }
+        let body = format!("{HEAD}annotation = \"human\"\ntrain_on = \"both\"\n");
+        let err = resolve_text(&body).unwrap_err().to_string();
+        assert!(
+            err.contains("m.toml:8:") && err.contains("valid: unlabeled, labeled, all"),
+            "{err}"
+        );
+        let body = format!(
+            "{HEAD}annotation = \"human\"\n[axes]\ntrain_on = [\"unlabeled\", \"labeled\", \"all\"]\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let got: Vec<(TrainOn, &str)> = exps[0]
+            .cells
+            .iter()
+            .map(|c| (c.settings.train_on, c.coords["train_on"].as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (TrainOn::Unlabeled, "unlabeled"),
+                (TrainOn::Labeled, "labeled"),
+                (TrainOn::All, "all")
+            ]
+        );
+        // Not written: D_U, and still a label a report can group by.
+        let exps = resolve_text(&format!("{HEAD}annotation = \"cw\"\n")).unwrap();
+        assert_eq!(exps[0].cells[0].settings.train_on, TrainOn::Unlabeled);
+        assert_eq!(exps[0].cells[0].coords["train_on"], "unlabeled");
     }
 
     #[test]

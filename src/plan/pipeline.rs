@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{Key, Plan};
 use crate::manifest::resolve::Cell;
 use crate::profile::Profile;
-use crate::spec::{Annotation, DatasetSource, GoldSpec, ModelSpec, TrainSettings};
+use crate::spec::{Annotation, DatasetSource, GoldSpec, ModelSpec, TrainOn, TrainSettings};
 use crate::stage::{
     self, KINDS, Stage, align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
     gold_train::GoldTrain, metric::Metric, pretrain::Pretrain, ref_logps::RefLogps, score::Score,
@@ -46,6 +46,17 @@ impl Data {
             ("dataset", self.dataset.as_ref()),
             ("split", self.split.as_ref()),
         ]
+    }
+
+    /// The inputs of a stage that trains on `train_on`'s pairs: every pair
+    /// of the dataset needs no split, so those stages are shared by every
+    /// labelled fraction.
+    fn roles_for(&self, train_on: TrainOn) -> [(&'static str, Option<&Key>); 2] {
+        let split = match train_on {
+            TrainOn::All => None,
+            TrainOn::Unlabeled | TrainOn::Labeled => self.split.as_ref(),
+        };
+        [("dataset", self.dataset.as_ref()), ("split", split)]
     }
 }
 
@@ -247,7 +258,8 @@ impl<'p> CellBuilder<'p> {
     }
 
     /// SFT under human labels (the shared reference) and under this cell's
-    /// labeller, and the reference log-probs of D_U under the latter.
+    /// labeller (on D_L or every pair under `train_on`), and the reference
+    /// log-probs of the pairs the cell aligns on under the latter.
     fn add_sft(
         &mut self,
         cell: &Cell,
@@ -258,45 +270,46 @@ impl<'p> CellBuilder<'p> {
         let s = &cell.settings;
         let strong = &cell.strong_model;
         let [dataset, split] = data.roles();
-        let sft_params = || stage::sft::Params {
+        let [own_dataset, own_split] = data.roles_for(s.train_on);
+        let sft_params = |train_on| stage::sft::Params {
             model: strong.1.clone(),
             train: s.sft.train(),
             seed: s.seed,
+            train_on,
         };
         let human = self.add::<Sft>(
-            sft_params(),
+            sft_params(TrainOn::Unlabeled),
             &[dataset, split, ("base", strong_base.as_ref())],
             format!("{}/{}/human/seed{}", s.dataset, strong.0, s.seed),
         )?;
         self.keep(&human);
-        let own = match &annotator.annotation {
-            Some(_) => self.add::<Sft>(
-                sft_params(),
+        let labels = match (&annotator.annotation, s.train_on) {
+            (Some(_), _) => annotator.labeller.clone(),
+            (None, TrainOn::Unlabeled) => "human".to_string(),
+            (None, train_on) => format!("human-{train_on}"),
+        };
+        let own = match (&annotator.annotation, s.train_on) {
+            (None, TrainOn::Unlabeled) => human.clone(),
+            _ => self.add::<Sft>(
+                sft_params(s.train_on),
                 &[
-                    dataset,
-                    split,
+                    own_dataset,
+                    own_split,
                     ("base", strong_base.as_ref()),
                     ("annotation", annotator.annotation.as_ref()),
                 ],
-                format!(
-                    "{}/{}/{}/seed{}",
-                    s.dataset, strong.0, annotator.labeller, s.seed
-                ),
+                format!("{}/{}/{labels}/seed{}", s.dataset, strong.0, s.seed),
             )?,
-            None => human.clone(),
         };
         self.keep(&own);
-        let labels = match annotator.annotation {
-            Some(_) => annotator.labeller.as_str(),
-            None => "human",
-        };
         let ref_logps = self.add::<RefLogps>(
             stage::ref_logps::Params {
                 batch_size: s.sft.batch_size,
+                train_on: s.train_on,
             },
             &[
-                dataset,
-                split,
+                own_dataset,
+                own_split,
                 ("sft", own.as_ref()),
                 ("annotation", annotator.annotation.as_ref()),
             ],
@@ -310,7 +323,8 @@ impl<'p> CellBuilder<'p> {
         })
     }
 
-    /// Preference optimisation of the cell's SFT model on D_U, with the
+    /// Preference optimisation of the cell's SFT model on D_U (or on
+    /// `train_on`'s pairs), with the
     /// loss and weighting resolved from the manifest (a custom loss arrives
     /// parsed, checked and canonical: `Cell.loss`, see `manifest::resolve`).
     fn add_align(
@@ -325,7 +339,7 @@ impl<'p> CellBuilder<'p> {
             Annotation::Top(n) => Some(f64::from(n) / 100.0),
             _ => None,
         };
-        let [dataset, split] = data.roles();
+        let [dataset, split] = data.roles_for(s.train_on);
         let align = self.add::<Align>(
             stage::align::Params {
                 objective: cell.loss.clone(),
@@ -333,6 +347,7 @@ impl<'p> CellBuilder<'p> {
                 filter_top,
                 train: s.align.train(),
                 seed: s.seed,
+                train_on: s.train_on,
             },
             &[
                 dataset,
@@ -471,8 +486,85 @@ impl<'p> CellBuilder<'p> {
 /// The readable name of a cell's own stages (`align`, `metric`).
 fn cell_name(cell: &Cell) -> String {
     let s = &cell.settings;
+    let on = match s.train_on {
+        TrainOn::Unlabeled => String::new(),
+        other => format!("-{other}"),
+    };
     format!(
-        "{}/{}/{}-{}/seed{}",
+        "{}/{}/{}{on}-{}/seed{}",
         s.dataset, s.pair, s.annotation, s.objective, s.seed
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{load_all, resolve::resolve};
+    use crate::plan::Node;
+
+    fn plan_of(body: &str) -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, body).unwrap();
+        let profile = Profile::load("tiny").unwrap();
+        let experiments = resolve(&load_all(&[path]).unwrap(), &profile, KINDS).unwrap();
+        Plan::build(&experiments, &profile, 100_000).unwrap()
+    }
+
+    /// The nodes of `kind` whose params say `train_on = want` (absent: D_U).
+    fn nodes<'a>(plan: &'a Plan, kind: &str, want: &str) -> Vec<&'a Node> {
+        plan.graph
+            .node_weights()
+            .filter(|n| n.kind == kind)
+            .filter(|n| {
+                n.params
+                    .get("train_on")
+                    .map_or("unlabeled", |v| v.as_str().unwrap())
+                    == want
+            })
+            .collect()
+    }
+
+    #[test]
+    fn train_on_gives_human_cells_their_own_sft_ref_logps_and_align() {
+        let plan = plan_of(
+            "[experiment]\nname = \"t\"\n[defaults]\ndataset = \"hh-rlhf\"\npair = \"opt\"\n\
+             objective = \"dpo\"\nannotation = \"human\"\n[axes]\n\
+             train_on = [\"unlabeled\", \"labeled\", \"all\"]\nlabeled_fraction = [0.2, 0.3]\n",
+        );
+        for kind in ["sft", "ref_logps", "align"] {
+            // The default writes no `train_on`: the keys cells had before it.
+            assert!(
+                nodes(&plan, kind, "unlabeled")
+                    .iter()
+                    .all(|n| n.params.get("train_on").is_none()),
+                "{kind}"
+            );
+            // One per fraction on D_L; one for both fractions on every pair,
+            // which reads no split.
+            let labeled = nodes(&plan, kind, "labeled");
+            let all = nodes(&plan, kind, "all");
+            assert_eq!((labeled.len(), all.len()), (2, 1), "{kind}");
+            assert!(
+                labeled.iter().all(|n| n.inputs.contains_key("split")),
+                "{kind}"
+            );
+            assert!(!all[0].inputs.contains_key("split"), "{kind}");
+            assert!(!all[0].inputs.contains_key("annotation"), "{kind}");
+        }
+        // Each baseline starts from (and is referenced by) the SFT model of
+        // its own pairs, not the shared human one on D_U.
+        for train_on in ["labeled", "all"] {
+            let sfts: Vec<&Key> = nodes(&plan, "sft", train_on)
+                .iter()
+                .map(|n| &n.key)
+                .collect();
+            for align in nodes(&plan, "align", train_on) {
+                assert!(sfts.contains(&&align.inputs["sft"]), "{}", align.name);
+            }
+        }
+        // The shared human SFT (D_U, per fraction) is every metric's shared reference.
+        assert_eq!(nodes(&plan, "sft", "unlabeled").len(), 2);
+        assert_eq!(plan.experiments[0].cells.len(), 6);
+    }
 }

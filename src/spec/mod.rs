@@ -8,6 +8,7 @@
 //! - [`gold`]: the judge of generations ([`GoldSpec`]).
 //! - [`settings`]: a cell's settings and the manifest blocks they come from.
 //! - [`objective`]: the alignment objectives by name and their default knobs.
+//! - [`train_on`]: which pairs the strong model trains on ([`TrainOn`]).
 //! - [`node`]: one stage of the plan, as the planner, cache and executor see it.
 //! - [`diagnostic`]: user-input errors located at `file:line:col`.
 //!
@@ -22,6 +23,7 @@ pub mod model;
 pub mod node;
 pub mod objective;
 pub mod settings;
+pub mod train_on;
 
 pub use dataset::{DatasetFormat, DatasetSource};
 pub use diagnostic::{Diagnostic, Diagnostics, Loc, Source};
@@ -32,3 +34,4 @@ pub use settings::{
     AlignBlock, Annotation, CellKeys, DEFAULT_LORA_DROPOUT, GenerateBlock, MetricBlock, Settings,
     TieRule, TrainBlock, TrainSettings,
 };
+pub use train_on::TrainOn;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
+use super::train_on::TrainOn;
 use crate::train::TrainConfig;
 
 /// The per-stage blocks, in the order they appear in a manifest.
@@ -37,6 +38,8 @@ pub struct CellKeys {
     pub weak_objective: Option<String>,
     pub seed: Option<u64>,
     pub labeled_fraction: Option<f64>,
+    /// Which pairs the strong model trains on: unlabeled | labeled | all.
+    pub train_on: Option<String>,
 }
 
 fn d_lr() -> f64 {
@@ -266,6 +269,9 @@ pub struct Settings {
     pub weak_objective: String,
     pub seed: u64,
     pub labeled_fraction: f64,
+    /// D_U (the default), D_L or both (human labels only).
+    #[serde(default)]
+    pub train_on: TrainOn,
     /// `[world]` overrides of the profile's world config.
     pub world: serde_json::Map<String, serde_json::Value>,
     pub weak: TrainBlock,

@@ -1,4 +1,5 @@
-//! `align`: preference optimisation of the SFT model on D_U: objective
+//! `align`: preference optimisation of the SFT model on D_U (or D_L, or
+//! every pair, with human labels: `train_on`): objective
 //! (dpo | ipo | rdpo, or `custom`: a loss written in the manifest) ×
 //! per-pair weighting (CW-PO: each pair's loss times its weak confidence,
 //! nothing dropped) × an optional top-N% confidence filter (the filtering
@@ -6,14 +7,14 @@
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{MODEL_DIR, labelled_unlabeled};
+use super::artifacts::{MODEL_DIR, training_pairs};
 use super::models::{
     PairTokenizer, load_policy, save_model, tokenizer_of_checkpoint, trainable_copy,
 };
 use super::ref_logps::REF_LOGPS_FILE;
 use super::training::{checkpointer, progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome, read_json};
-use crate::spec::TrainSettings;
+use crate::spec::{TrainOn, TrainSettings};
 use crate::train::custom_loss::CustomLossSpec;
 use crate::train::po::{PairLogProbs, PoData, train_po};
 use crate::train::weighting::top_confident;
@@ -37,6 +38,8 @@ pub struct Params {
     pub filter_top: Option<f64>,
     pub train: TrainSettings,
     pub seed: u64,
+    /// The pairs aligned on: D_U (the default), D_L or all (human labels).
+    pub train_on: TrainOn,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,6 +67,9 @@ struct FlatParams {
     filter_top: Option<f64>,
     train: TrainSettings,
     seed: u64,
+    /// Absent when D_U (the default), so older keys hold.
+    #[serde(default, skip_serializing_if = "TrainOn::is_unlabeled")]
+    train_on: TrainOn,
 }
 
 /// `length_normalised` as params write it: `None` at `default`.
@@ -111,6 +117,7 @@ impl TryFrom<FlatParams> for Params {
             filter_top: flat.filter_top,
             train: flat.train,
             seed: flat.seed,
+            train_on: flat.train_on,
         })
     }
 }
@@ -153,6 +160,7 @@ impl From<Params> for FlatParams {
             filter_top: p.filter_top,
             train: p.train,
             seed: p.seed,
+            train_on: p.train_on,
         }
     }
 }
@@ -197,7 +205,7 @@ impl Stage for Align {
         let tok = PairTokenizer {
             tokenizer: tokenizer.as_ref(),
         };
-        let (pairs, labels) = labelled_unlabeled(ctx)?;
+        let (pairs, labels) = training_pairs(ctx, params.train_on)?;
         let pairs = tok.pairs(&pairs)?;
         let reference: Vec<PairLogProbs> = read_json(ctx.input("ref_logps")?, REF_LOGPS_FILE)?;
         anyhow::ensure!(
@@ -254,6 +262,7 @@ mod tests {
             filter_top: None,
             train: TrainSettings::new(1e-3, 1, 16, None),
             seed: 3,
+            train_on: TrainOn::Unlabeled,
         }
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StageContext;
 use crate::data::PreferencePair;
-use crate::spec::DatasetSource;
+use crate::spec::{DatasetSource, TrainOn};
 use crate::train::WeakLabel;
 
 pub const PAIRS_FILE: &str = "pairs.json";
@@ -103,6 +103,28 @@ pub fn test_prompts(ctx: &StageContext) -> Result<Vec<String>> {
 /// The dataset's source (which synthetic family or which files).
 pub fn dataset_source(ctx: &StageContext) -> Result<DatasetSource> {
     read_json(ctx.input("dataset")?, SOURCE_FILE)
+}
+
+/// The pairs the strong model trains on (`train_on`), with the weak labels
+/// when D_U is weakly labelled: D_U as [`labelled_unlabeled`] gives it; D_L
+/// with its human labels; or every pair of the dataset (D_L ∪ D_U, in the
+/// dataset's order, so the set and its order do not depend on the split).
+pub fn training_pairs(
+    ctx: &StageContext,
+    train_on: TrainOn,
+) -> Result<(Vec<PreferencePair>, Option<Vec<WeakLabel>>)> {
+    if let (true, Some(dir)) = (train_on.needs_human_labels(), ctx.inputs.get("annotation")) {
+        anyhow::bail!(
+            "train_on = \"{train_on}\" reads human labels of D_L, but the stage has weak labels \
+             ({}) as input; plan it without an annotation (annotation = \"human\")",
+            dir.display()
+        );
+    }
+    Ok(match train_on {
+        TrainOn::Unlabeled => labelled_unlabeled(ctx)?,
+        TrainOn::Labeled => (split_pairs(ctx)?.labeled, None),
+        TrainOn::All => (read_pairs(ctx.input("dataset")?)?, None),
+    })
 }
 
 /// D_U as a labeller sees it: with an `annotation` input, each pair turned

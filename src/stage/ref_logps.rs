@@ -1,12 +1,13 @@
-//! `ref_logps`: the SFT model's log-probs of both responses of every D_U pair
-//! (oriented by the labeller), computed once and shared by every objective
+//! `ref_logps`: the SFT model's log-probs of both responses of every pair the
+//! strong model trains on (D_U oriented by the labeller, unless `train_on`), computed once and shared by every objective
 //! and weighting that aligns against that SFT model.
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{MODEL_DIR, labelled_unlabeled};
+use super::artifacts::{MODEL_DIR, training_pairs};
 use super::models::{PairTokenizer, load_policy, tokenizer_of_checkpoint};
 use super::{Stage, StageContext, StageOutcome, write_json};
+use crate::spec::TrainOn;
 use crate::train::Batching;
 use crate::train::po::reference_logprobs;
 
@@ -16,6 +17,9 @@ pub struct RefLogps;
 #[serde(deny_unknown_fields)]
 pub struct Params {
     pub batch_size: usize,
+    /// Left out of the key when D_U (the default), so older keys hold.
+    #[serde(default, skip_serializing_if = "TrainOn::is_unlabeled")]
+    pub train_on: TrainOn,
 }
 
 pub const REF_LOGPS_FILE: &str = "ref_logps.json";
@@ -32,7 +36,7 @@ impl Stage for RefLogps {
         let tok = PairTokenizer {
             tokenizer: tokenizer.as_ref(),
         };
-        let (pairs, _) = labelled_unlabeled(ctx)?;
+        let (pairs, _) = training_pairs(ctx, params.train_on)?;
         let pairs = tok.pairs(&pairs)?;
         let policy = load_policy(&model_dir, ctx.device)?;
         let batching = Batching {

@@ -1,16 +1,18 @@
 //! `sft`: the strong model fine-tuned on (x, chosen) of D_U under one
 //! labeller: the human labels (no `annotation` input) or a weak annotator's.
 //! Each method's strong model starts from its own labeller's SFT model.
+//! Under `train_on = "labeled" | "all"`, (x, chosen) of D_L or of every pair,
+//! with their human labels: the SFT start of those baselines.
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::labelled_unlabeled;
+use super::artifacts::training_pairs;
 use super::models::{
     PairTokenizer, load_base_policy, max_len, origin_of, save_model, tokenizer_for, trainable_copy,
 };
 use super::training::{checkpointer, progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome};
-use crate::spec::{ModelSpec, TrainSettings};
+use crate::spec::{ModelSpec, TrainOn, TrainSettings};
 use crate::train::sft::train_sft;
 
 pub struct Sft;
@@ -21,6 +23,9 @@ pub struct Params {
     pub model: ModelSpec,
     pub train: TrainSettings,
     pub seed: u64,
+    /// Left out of the key when D_U (the default), so older keys hold.
+    #[serde(default, skip_serializing_if = "TrainOn::is_unlabeled")]
+    pub train_on: TrainOn,
 }
 
 impl Stage for Sft {
@@ -34,7 +39,7 @@ impl Stage for Sft {
         let tok = PairTokenizer {
             tokenizer: tokenizer.as_ref(),
         };
-        let (pairs, _) = labelled_unlabeled(ctx)?;
+        let (pairs, _) = training_pairs(ctx, params.train_on)?;
         let examples = tok.chosen_examples(&pairs)?;
         let base = load_base_policy(ctx, &params.model)?;
         let policy = trainable_copy(&base, &params.train, params.seed)?;

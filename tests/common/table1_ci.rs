@@ -1,5 +1,6 @@
 //! The CI-sized Table 1: the real manifest (`experiments/table1.toml`) with a
-//! smaller world, shorter pretraining and two seeds. `table1_pipeline.rs`
+//! smaller world, shorter pretraining and two seeds; other shipped manifests
+//! shrink the same way ([`ci_sized`]). `table1_pipeline.rs`
 //! runs it locally, `slurm_executor.rs` through Slurm.
 use std::path::{Path, PathBuf};
 
@@ -12,18 +13,24 @@ pub fn small_profile(dir: &Path) -> PathBuf {
 
 /// Table 1's manifest with a smaller world and two seeds (a CI needs two).
 pub fn small_manifest(dir: &Path) -> PathBuf {
-    let base = super::repo().join("experiments/table1.toml");
+    ci_sized(dir, "table1", "Table 1 (CI-sized world)", "seed = [0, 1]\n")
+}
+
+/// The shipped manifest `experiments/<name>.toml` on a smaller world (160
+/// pairs, 24 test prompts, 12 new tokens), its `[axes]` overridden by `axes`
+/// (TOML lines), written to `dir/<name>-ci.toml`.
+pub fn ci_sized(dir: &Path, name: &str, title: &str, axes: &str) -> PathBuf {
+    let base = super::repo().join(format!("experiments/{name}.toml"));
     let manifest = format!(
         r#"extends = "{}"
 [experiment]
-name = "table1"
-title = "Table 1 (CI-sized world)"
+name = "{name}"
+title = "{title}"
 
 [axes]
-seed = [0, 1]
-
+{axes}
 [world]
-n_pairs = 160
+n_pairs = {CI_PAIRS}
 n_test_prompts = 24
 
 [generate]
@@ -31,10 +38,13 @@ max_new_tokens = 12
 "#,
         base.display()
     );
-    let path = dir.join("table1-ci.toml");
+    let path = dir.join(format!("{name}-ci.toml"));
     std::fs::write(&path, manifest).unwrap();
     path
 }
+
+/// Preference pairs of the CI-sized world.
+pub const CI_PAIRS: usize = 160;
 
 /// Name → content of every file directly in `dir`, sorted by name.
 pub fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
