@@ -746,7 +746,7 @@ fn check_numbers(choices: &Choices, blocks: &Blocks) -> Vec<(String, String)> {
         ("align", blocks.align.train()),
     ];
     for (block, train) in training {
-        for (key, problem) in train.problems() {
+        for (key, problem) in crate::train::settings_problems(&train) {
             out.push((
                 format!("{block}.{key}"),
                 format!("`{block}.{}", &problem[1..]),

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 use super::train_on::TrainOn;
-use crate::train::TrainConfig;
 
 /// The per-stage blocks, in the order they appear in a manifest.
 pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
@@ -382,39 +381,10 @@ impl TrainSettings {
         }
     }
 
-    /// The training loop's config: these knobs, the example order of
-    /// `seed`, sequences cut to `max_len` tokens.
-    pub fn config(&self, seed: u64, max_len: usize) -> TrainConfig {
-        TrainConfig {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            grad_accum: self.grad_accum,
-            lr: self.learning_rate,
-            warmup_steps: self.warmup_steps,
-            weight_decay: self.weight_decay,
-            max_grad_norm: self.max_grad_norm,
-            seed,
-            max_len,
-        }
-    }
-
-    /// Every value no run could use, as (key in the block, message): the
-    /// optimiser's ranges ([`TrainConfig::problems`], its `lr` named
-    /// `learning_rate` as the block does) and LoRA's.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let config = self.config(0, usize::MAX);
-        let mut out: Vec<(&'static str, String)> = config
-            .problems()
-            .into_iter()
-            .map(|(key, problem)| match key {
-                "lr" => (
-                    "learning_rate",
-                    problem.replacen("`lr", "`learning_rate", 1),
-                ),
-                _ => (key, problem),
-            })
-            .collect();
-
+    /// LoRA's values no run could use, as (key in the block, message); the
+    /// optimiser's own ranges are checked by `train::settings_problems`.
+    pub fn lora_problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
         for (key, value) in [
             ("lora_alpha", self.lora_alpha),
             ("lora_dropout", self.lora_dropout),
@@ -485,7 +455,11 @@ mod tests {
                 (train.lora_alpha, train.lora_dropout),
                 (Some(16.0), Some(0.05))
             );
-            assert!(train.problems().is_empty(), "{:?}", train.problems());
+            assert!(
+                crate::train::settings_problems(&train).is_empty(),
+                "{:?}",
+                crate::train::settings_problems(&train)
+            );
         }
     }
 

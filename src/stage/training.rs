@@ -25,7 +25,7 @@ pub const CHECKPOINTING_KINDS: &[&str] = &[
 
 /// A manifest's training block as the training loops' config.
 pub fn train_config(train: &TrainSettings, seed: u64, max_len: usize) -> TrainConfig {
-    train.config(seed, max_len)
+    TrainConfig::from_settings(train, seed, max_len)
 }
 
 /// A training-loop progress callback that drives the stage's bar.

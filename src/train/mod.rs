@@ -58,7 +58,7 @@ use crate::model::{PadSide, SeqBatch};
 
 pub use custom_loss::CustomLoss;
 pub use losses::{AlignLoss, PreferenceLoss, PreferenceObjective};
-pub use optim::{TrainConfig, TrainError};
+pub use optim::{TrainConfig, TrainError, settings_problems};
 pub use weak_label::WeakLabel;
 pub use weighting::WeightingScheme;
 

@@ -17,6 +17,7 @@ use super::adamw::AdamW;
 use super::checkpoint::Checkpointer;
 use super::schedule::CosineSchedule;
 use super::{StepInfo, TrainReport};
+use crate::spec::TrainSettings;
 
 /// Hyper-parameters of one training run. Defaults are transformers'
 /// `TrainingArguments` defaults (lr 5e-5, no warmup, no weight decay, clip at
@@ -64,6 +65,22 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The loop's config of a stage's training settings: their knobs, the
+    /// example order of `seed`, sequences cut to `max_len` tokens.
+    pub fn from_settings(settings: &TrainSettings, seed: u64, max_len: usize) -> TrainConfig {
+        TrainConfig {
+            epochs: settings.epochs,
+            batch_size: settings.batch_size,
+            grad_accum: settings.grad_accum,
+            lr: settings.learning_rate,
+            warmup_steps: settings.warmup_steps,
+            weight_decay: settings.weight_decay,
+            max_grad_norm: settings.max_grad_norm,
+            seed,
+            max_len,
+        }
+    }
+
     /// Fails on a value no run could use, naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         match self.problems().into_iter().next() {
@@ -695,4 +712,25 @@ mod tests {
         );
         Ok(())
     }
+}
+
+/// Every value of a stage's training settings no run could use, as (key in
+/// the manifest block, message): the optimiser's ranges
+/// ([`TrainConfig::problems`], its `lr` named `learning_rate` as the block
+/// does) and LoRA's ([`TrainSettings::lora_problems`]).
+pub fn settings_problems(settings: &TrainSettings) -> Vec<(&'static str, String)> {
+    let config = TrainConfig::from_settings(settings, 0, usize::MAX);
+    let mut out: Vec<(&'static str, String)> = config
+        .problems()
+        .into_iter()
+        .map(|(key, problem)| match key {
+            "lr" => (
+                "learning_rate",
+                problem.replacen("`lr", "`learning_rate", 1),
+            ),
+            _ => (key, problem),
+        })
+        .collect();
+    out.extend(settings.lora_problems());
+    out
 }
