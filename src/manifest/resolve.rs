@@ -577,16 +577,24 @@ fn parse_train_on(
     Some(train_on)
 }
 
-/// More than one sample per prompt needs sampling.
+/// More than one sample per prompt needs sampling. Greedy decoding with
+/// several samples is blamed on the temperature: a manifest that asks for
+/// greedy decoding usually inherits `samples` from the profile, and the
+/// error should point at the line the user wrote.
 fn check_sampling(generate: &GenerateBlock, at: &Locs, errors: &mut Diagnostics) {
-    if generate.samples == 0 || (generate.samples > 1 && generate.temperature <= 0.0) {
+    if generate.samples == 0 {
         errors.push(Diagnostic::at(
             &at.of("generate.samples"),
+            "`generate.samples = 0`: generate at least 1 response per prompt".to_string(),
+        ));
+    } else if generate.samples > 1 && generate.temperature <= 0.0 {
+        errors.push(Diagnostic::at(
+            &at.of("generate.temperature"),
             format!(
-                "`generate.samples = {}` needs to be at least 1, and more than 1 only with \
-                 sampling: greedy decoding (temperature {}) gives the same response every time; \
-                 set `generate.temperature`, e.g. 1.0",
-                generate.samples, generate.temperature
+                "`generate.temperature = {}` is greedy decoding, which gives the same response \
+                 every time, but `generate.samples = {}` asks for several per prompt: set \
+                 `samples = 1` in [generate] for greedy decoding, or a temperature > 0, e.g. 1.0",
+                generate.temperature, generate.samples
             ),
         ));
     }
@@ -1178,9 +1186,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("m.toml:9:11") && err.contains("generate.temperature"),
+            err.contains("m.toml:10:15") && err.contains("generate.samples = 4"),
             "{err}"
         );
+        // `samples` from the profile, greedy decoding from the manifest: the
+        // error points at the manifest's line.
+        let err = resolve_text(&format!(
+            "{HEAD}annotation = \"human\"\n[generate]\ntemperature = 0.0\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("m.toml:9:15"), "{err}");
         let ok = resolve_text(&format!(
             "{HEAD}annotation = \"human\"\n[generate]\nsamples = 4\ntemperature = 1.0\n"
         ))
