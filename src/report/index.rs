@@ -123,6 +123,8 @@ struct ExperimentSection {
 struct ClaimLine {
     claim: String,
     verdict: String,
+    /// Entries whose paired per-seed difference separates (and reversed).
+    paired: String,
     separated: String,
     paper: String,
 }
@@ -183,17 +185,18 @@ fn section(entry: &IndexEntry) -> ExperimentSection {
 }
 
 fn claim_line(t: &ClaimTally) -> ClaimLine {
+    let of = |separated: usize, reversed: usize| {
+        if reversed > 0 {
+            format!("{separated} of {} (reversed: {reversed})", t.entries)
+        } else {
+            format!("{separated} of {}", t.entries)
+        }
+    };
     ClaimLine {
         claim: t.claim.to_string(),
         verdict: t.verdict(),
-        separated: if t.reversed > 0 {
-            format!(
-                "{} of {} (reversed: {})",
-                t.separated, t.entries, t.reversed
-            )
-        } else {
-            format!("{} of {}", t.separated, t.entries)
-        },
+        paired: of(t.paired_separated, t.paired_reversed),
+        separated: of(t.separated, t.reversed),
         paper: if t.paper_entries == 0 {
             "—".to_string()
         } else {
@@ -250,14 +253,19 @@ mod tests {
         assert!(!md.contains("| opt | tldr |"), "only Avg. rows: {md}");
         // each claim's verdict and separation: the fixture's cw is 3 points
         // above ws at every entry, its seeds spread ±6: all hold, none
-        // separate. The paper: CW ≤ WS at OPT UFB DPO (63.1 vs 63.4) and Qwen
+        // separate, not even paired (per-seed cw − ws = 3, 5, 2 points: a
+        // t interval of ±3.8 around 3.3 includes 0). The paper: CW ≤ WS at OPT UFB DPO (63.1 vs 63.4) and Qwen
         // HH-RLHF DPO (80.6 vs 81.4); CW < Human at OPT TL;DR DPO (56.6 vs 57.0).
         assert!(
-            md.contains("| cw > ws | holds everywhere (24) | 0 of 24 | holds in 22 of 24 |"),
+            md.contains(
+                "| cw > ws | holds everywhere (24) | 0 of 24 | 0 of 24 | holds in 22 of 24 |"
+            ),
             "{md}"
         );
         assert!(
-            md.contains("| cw > human | holds everywhere (24) | 0 of 24 | holds in 23 of 24 |"),
+            md.contains(
+                "| cw > human | holds everywhere (24) | 0 of 24 | 0 of 24 | holds in 23 of 24 |"
+            ),
             "{md}"
         );
 

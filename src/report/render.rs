@@ -234,7 +234,7 @@ pub fn write_report(
     Ok(ReportSummary {
         value: format!("{}{}", spec.value, scale_note(spec.scale)),
         interval: grid.interval,
-        headline: headline_table(&grid, paper, decimals),
+        headline: headline_table(&mark(&grid), paper, decimals),
         csv: page.csv,
         figure: page.figure,
         report: "report.md".to_string(),
