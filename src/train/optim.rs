@@ -404,6 +404,27 @@ pub fn run_training(
     })
 }
 
+/// Every value of a stage's training settings no run could use, as (key in
+/// the manifest block, message): the optimiser's ranges
+/// ([`TrainConfig::problems`], its `lr` named `learning_rate` as the block
+/// does) and LoRA's ([`TrainSettings::lora_problems`]).
+pub fn settings_problems(settings: &TrainSettings) -> Vec<(&'static str, String)> {
+    let config = TrainConfig::from_settings(settings, 0, usize::MAX);
+    let mut out: Vec<(&'static str, String)> = config
+        .problems()
+        .into_iter()
+        .map(|(key, problem)| match key {
+            "lr" => (
+                "learning_rate",
+                problem.replacen("`lr", "`learning_rate", 1),
+            ),
+            _ => (key, problem),
+        })
+        .collect();
+    out.extend(settings.lora_problems());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,25 +733,4 @@ mod tests {
         );
         Ok(())
     }
-}
-
-/// Every value of a stage's training settings no run could use, as (key in
-/// the manifest block, message): the optimiser's ranges
-/// ([`TrainConfig::problems`], its `lr` named `learning_rate` as the block
-/// does) and LoRA's ([`TrainSettings::lora_problems`]).
-pub fn settings_problems(settings: &TrainSettings) -> Vec<(&'static str, String)> {
-    let config = TrainConfig::from_settings(settings, 0, usize::MAX);
-    let mut out: Vec<(&'static str, String)> = config
-        .problems()
-        .into_iter()
-        .map(|(key, problem)| match key {
-            "lr" => (
-                "learning_rate",
-                problem.replacen("`lr", "`learning_rate", 1),
-            ),
-            _ => (key, problem),
-        })
-        .collect();
-    out.extend(settings.lora_problems());
-    out
 }
