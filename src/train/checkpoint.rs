@@ -799,6 +799,13 @@ mod tests {
         losses.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// `attempt` finished with exactly `want`'s losses (bit for bit) and weights.
+    fn assert_finished_as(attempt: Attempt, want: &(Vec<f64>, Vec<u32>), what: &str) {
+        let (losses, weights) = attempt.finished.expect("the attempt finishes");
+        assert_eq!(loss_bits(&losses), loss_bits(&want.0), "{what}: losses");
+        assert!(weights == want.1, "{what}: weights");
+    }
+
     /// What one attempt of a stage did: its losses (if it finished), the
     /// steps it ran, and the lines its checkpointer logged.
     struct Attempt {
@@ -933,9 +940,7 @@ mod tests {
             "{:?}",
             second.log
         );
-        let (losses, weights) = second.finished.unwrap();
-        assert_eq!(loss_bits(&losses), loss_bits(&want_losses));
-        assert!(weights == want_weights);
+        assert_finished_as(second, &(want_losses, want_weights), "resumed");
         Ok(())
     }
 
@@ -957,9 +962,7 @@ mod tests {
             other.log
         );
         let (want_losses, want_weights) = uninterrupted(2e-2)?;
-        let (losses, weights) = other.finished.unwrap();
-        assert_eq!(loss_bits(&losses), loss_bits(&want_losses));
-        assert!(weights == want_weights);
+        assert_finished_as(other, &(want_losses, want_weights), "restarted");
         Ok(())
     }
 
@@ -967,7 +970,7 @@ mod tests {
     /// moved aside with a warning, and the loop restarts from step 0.
     #[test]
     fn a_corrupt_checkpoint_restarts_from_zero_with_a_warning() -> anyhow::Result<()> {
-        let (want_losses, want_weights) = uninterrupted(1e-2)?;
+        let want = uninterrupted(1e-2)?;
         type Damage = fn(&mut Vec<u8>);
         let damages: [(&str, Damage); 2] = [
             ("checksum", |b| {
@@ -991,9 +994,7 @@ mod tests {
                 again.log
             );
             assert!(file.with_extension("safetensors.corrupt").exists());
-            let (losses, weights) = again.finished.unwrap();
-            assert_eq!(loss_bits(&losses), loss_bits(&want_losses), "{expected}");
-            assert!(weights == want_weights, "{expected}");
+            assert_finished_as(again, &want, expected);
         }
         Ok(())
     }
