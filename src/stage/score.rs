@@ -16,7 +16,6 @@ use super::{Stage, StageContext, StageOutcome, read_json, write_json};
 use crate::eval::learned::LearnedGold;
 use crate::eval::real_gold::{RealGoldKind, load_real_gold};
 use crate::eval::{GoldScorer, GoldSpec};
-use crate::train::checkpoint::OutputsCheckpointer;
 
 pub struct Score;
 
@@ -133,15 +132,8 @@ impl Stage for Score {
         ctx.progress.set_total(prompts.len() as u64);
         // Finished chunks survive a kill: their scores are saved in the
         // partial dir as the checkpoint interval says.
-        let mut checkpoint = ctx.checkpoint.map(|place| {
-            let fingerprint = fingerprint(&params.gold, &prompts, &responses);
-            let stage = place.stage.clone();
-            OutputsCheckpointer::new(place, "score", &fingerprint, move |line: &str| {
-                ctx.progress.log(line);
-                eprintln!("{stage}: {line}");
-            })
-            .with_cancel(ctx.cancel)
-        });
+        let mut checkpoint =
+            ctx.outputs_checkpointer("score", &fingerprint(&params.gold, &prompts, &responses));
         let done = match checkpoint.as_mut() {
             Some(c) => c.resume::<f32>()?,
             None => Vec::new(),
@@ -169,7 +161,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::train::checkpoint::{CheckpointEvery, CheckpointPlace};
+    use crate::train::checkpoint::{CheckpointEvery, CheckpointPlace, OutputsCheckpointer};
 
     /// A judge that scores a response by its length plus a tenth of its
     /// prompt's, and counts what it scored.

@@ -452,25 +452,17 @@ fn resubmission(
     so_far: &mut Attempts,
     settings: &SlurmSettings,
 ) -> Option<String> {
-    if interrupted {
-        if so_far.requeues >= settings.requeue {
-            return None;
-        }
-        so_far.requeues += 1;
-        Some(format!(
-            "resubmitting, it resumes from its last checkpoint ({} of {} requeues)",
-            so_far.requeues, settings.requeue
-        ))
+    let (count, cap, what, then) = if interrupted {
+        let then = ", it resumes from its last checkpoint";
+        (&mut so_far.requeues, settings.requeue, "requeues", then)
     } else {
-        if so_far.retries >= settings.retries {
-            return None;
-        }
-        so_far.retries += 1;
-        Some(format!(
-            "resubmitting ({} of {} retries)",
-            so_far.retries, settings.retries
-        ))
+        (&mut so_far.retries, settings.retries, "retries", "")
+    };
+    if *count >= cap {
+        return None;
     }
+    *count += 1;
+    Some(format!("resubmitting{then} ({count} of {cap} {what})"))
 }
 
 /// Marks every stage downstream of a failed one as never to run.
