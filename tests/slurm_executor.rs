@@ -581,3 +581,65 @@ fn bad_executor_settings_and_a_relative_cache_are_input_errors() {
     assert!(log.contains("needs an absolute --results"), "{log}");
     assert!(!dir.join("results").exists(), "nothing written");
 }
+
+/// A job stopped by the cluster (here: the `--signal` warning sent by hand,
+/// `scancel --batch --signal=TERM`, as before a time limit) saves its
+/// checkpoint, is resubmitted under `requeue` (not `retries`, 0 here) and
+/// the second job resumes from the checkpoint.
+#[test]
+fn an_interrupted_job_is_resubmitted_and_resumes_from_its_checkpoint() {
+    if !cluster_up("an_interrupted_job_is_resubmitted_and_resumes_from_its_checkpoint") {
+        return;
+    }
+    let manifest = "[experiment]\nname = \"p\"\nuntil = \"pretrain\"\n[axes]\nseed = [0]\n\
+         [defaults]\ndataset = \"tldr\"\npair = \"opt\"\nobjective = \"dpo\"\nannotation = \"cw\"\n";
+    let setup = Setup::new(Sweep::Manifest(manifest), "retries = 0\n");
+    // Long enough to be running when the signal comes.
+    let mut profile: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&setup.profile).unwrap()).unwrap();
+    common::set(&mut profile, "pretrain", "steps", 200);
+    std::fs::write(&setup.profile, toml::to_string(&profile).unwrap()).unwrap();
+    let pretrain = setup.keys_by_kind()["pretrain"][0].clone();
+    let prefix = setup.job_prefix();
+    let controller = setup.spawn();
+    let mut job = String::new();
+    wait_until("the pretrain job running", Duration::from_secs(120), || {
+        let running = active_jobs(&prefix)
+            .into_iter()
+            .find(|j| j.ends_with("|RUNNING") && j.contains(&format!("|{prefix}{pretrain}|")));
+        job = running.map_or(String::new(), |j| j.split('|').next().unwrap().into());
+        !job.is_empty()
+    });
+    // Past the worker's start (its SIGTERM handler is installed).
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let status = Command::new("scancel")
+        .args(["--batch", "--signal=TERM", &job])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = controller.wait_with_output().unwrap();
+    let log = text(&out);
+    eprintln!(
+        "from the signal to the resumed run's end: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("(job {job}) ended FAILED; resubmitting, it resumes from its last checkpoint (1 of 3 requeues)")),
+        "{log}"
+    );
+    assert_eq!(submissions(&prefix).get(&pretrain), Some(&2), "{log}");
+    let stage_log = std::fs::read_to_string(
+        setup
+            .results()
+            .join("cache/pretrain")
+            .join(&pretrain)
+            .join("stage.log"),
+    )
+    .unwrap();
+    assert!(
+        stage_log.contains("resuming pretrain from its checkpoint at step"),
+        "{stage_log}"
+    );
+}

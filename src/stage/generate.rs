@@ -9,7 +9,6 @@ use super::models::{load_policy, tokenizer_of_checkpoint};
 use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::model::SamplingConfig;
 use crate::model::sample::generate_resuming;
-use crate::train::checkpoint::OutputsCheckpointer;
 
 pub struct Generate;
 
@@ -92,15 +91,8 @@ impl Stage for Generate {
         ctx.progress.set_total(prompts.len() as u64);
         // Finished batches survive a kill: their outputs are saved in the
         // partial dir as the checkpoint interval says.
-        let mut checkpoint = ctx.checkpoint.map(|place| {
-            let fingerprint = serde_json::to_vec(&(&sampling, &ids)).expect("serialisable");
-            let stage = place.stage.clone();
-            OutputsCheckpointer::new(place, "generate", &fingerprint, move |line: &str| {
-                ctx.progress.log(line);
-                eprintln!("{stage}: {line}");
-            })
-            .with_cancel(ctx.cancel)
-        });
+        let fingerprint = serde_json::to_vec(&(&sampling, &ids)).expect("serialisable");
+        let mut checkpoint = ctx.outputs_checkpointer("generate", &fingerprint);
         let done = match checkpoint.as_mut() {
             Some(c) => c.resume::<Vec<u32>>()?,
             None => Vec::new(),

@@ -15,6 +15,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::train::checkpoint::OutputsCheckpointer;
+
 // The stage kinds, one file each (listed in pipeline order in `stage_kinds!` below).
 pub mod align;
 pub mod annotate;
@@ -74,7 +76,7 @@ pub struct StageContext<'a> {
     pub checkpoint: Option<&'a crate::train::checkpoint::CheckpointPlace>,
 }
 
-impl StageContext<'_> {
+impl<'a> StageContext<'a> {
     /// The artifact dir of input `role`; an error names the role if the
     /// planner did not wire it (a planner bug, not a user error).
     pub fn input(&self, role: &str) -> Result<&Path> {
@@ -83,6 +85,26 @@ impl StageContext<'_> {
                 "stage input `{role}` is not wired (have: {:?})",
                 self.inputs.keys()
             )
+        })
+    }
+
+    /// A saver of a batch loop's finished outputs in the stage's partial dir
+    /// (`None` when the stage has none), logging to the stage's log and
+    /// stderr and saving when the run is cancelled. `fingerprint`: what the
+    /// outputs depend on.
+    pub fn outputs_checkpointer(
+        &self,
+        phase: &str,
+        fingerprint: &[u8],
+    ) -> Option<OutputsCheckpointer<'a>> {
+        let (progress, cancel) = (self.progress, self.cancel);
+        self.checkpoint.map(|place| {
+            let stage = place.stage.clone();
+            OutputsCheckpointer::new(place, phase, fingerprint, move |line: &str| {
+                progress.log(line);
+                eprintln!("{stage}: {line}");
+            })
+            .with_cancel(cancel)
         })
     }
 

@@ -16,8 +16,13 @@
 //! metric: [`settings::DEFAULT_CONTROLLER_KINDS`]) run beside the controller
 //! as a child `sweep stage exec` (the same worker code), without queueing.
 //!
-//! - A failed, cancelled, timed-out, out-of-memory or NODE_FAIL job fails
-//!   its stage (after `retries` resubmissions): the exit message names the
+//! - A job the cluster stopped (PREEMPTED, TIMEOUT, NODE_FAIL, or one that
+//!   stopped itself on `--signal`'s SIGTERM: [`queue::interrupted`]) is
+//!   resubmitted up to `requeue` times and resumes from its stage's partial
+//!   dir; the log says so.
+//! - A failed, cancelled or out-of-memory job, or an interrupted one past
+//!   `requeue`, fails its stage (after `retries` resubmissions of a failed
+//!   one): the exit message names the
 //!   stage, the job id, its state and its log; dependents are never
 //!   submitted; without `--keep-going` nothing new is submitted and the
 //!   jobs already in flight are waited for.
@@ -188,7 +193,7 @@ pub fn run(
     // Slurm opens each job's output file there before the job starts.
     std::fs::create_dir_all(root.join("slurm/logs"))?;
     let order = plan.topological();
-    let mut attempts: HashMap<NodeIndex, u32> = HashMap::new();
+    let mut attempts: HashMap<NodeIndex, Attempts> = HashMap::new();
     let mut submitted = 0usize;
     let mut stop_submitting = false;
     loop {
@@ -315,19 +320,26 @@ pub fn run(
                     summary.ran.push(node.name.clone());
                     slots.insert(idx, Slot::Done);
                 }
-                Err(state) => {
-                    let attempt = attempts.entry(idx).or_default();
-                    if job.is_some() && *attempt < opts.settings.retries {
-                        *attempt += 1;
-                        eprintln!(
-                            "warning: {} (job {}) ended {state}; resubmitting ({} of {} retries)",
-                            node.name,
-                            job.as_deref().unwrap_or_default(),
-                            attempt,
-                            opts.settings.retries
+                Err(mut state) => {
+                    let interrupted = job.is_some()
+                        && queue::interrupted(
+                            &state,
+                            worker::failed_dir(&root, &node.key)
+                                .join(worker::INTERRUPTED_FILE)
+                                .is_file(),
                         );
+                    let so_far = attempts.entry(idx).or_default();
+                    let again = resubmission(interrupted, so_far, &opts.settings);
+                    if let (Some(again), Some(job)) = (again, &job) {
+                        eprintln!("warning: {} (job {job}) ended {state}; {again}", node.name);
                         slots.insert(idx, Slot::Pending);
                         continue;
+                    }
+                    if interrupted {
+                        state += &format!(
+                            " after {} resubmission(s); `requeue` in [slurm] allows more",
+                            so_far.requeues
+                        );
                     }
                     let failure = describe_failure(&root, node, job.as_deref(), &state);
                     display.ended(&format!("FAILED {}: {}", node.name, failure.error));
@@ -422,6 +434,35 @@ pub fn run(
     display.done();
     eprintln!("{submitted} Slurm job(s) submitted");
     Ok(summary)
+}
+
+/// How often a stage was resubmitted: after its job was interrupted, and
+/// after it failed. Counted apart, so preemptions never use up `retries`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Attempts {
+    requeues: u32,
+    retries: u32,
+}
+
+/// Whether a stage whose job ended without its record is submitted again
+/// (`Some`: what the log says, the attempt counted in `so_far`): an
+/// interrupted job up to `requeue` times, a failed one up to `retries`.
+fn resubmission(
+    interrupted: bool,
+    so_far: &mut Attempts,
+    settings: &SlurmSettings,
+) -> Option<String> {
+    let (count, cap, what, then) = if interrupted {
+        let then = ", it resumes from its last checkpoint";
+        (&mut so_far.requeues, settings.requeue, "requeues", then)
+    } else {
+        (&mut so_far.retries, settings.retries, "retries", "")
+    };
+    if *count >= cap {
+        return None;
+    }
+    *count += 1;
+    Some(format!("resubmitting{then} ({count} of {cap} {what})"))
 }
 
 /// Marks every stage downstream of a failed one as never to run.
@@ -570,5 +611,50 @@ fn sleep_unless_cancelled(total: Duration, cancel: &AtomicBool) {
     let until = Instant::now() + total;
     while Instant::now() < until && !cancel.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Preemptions use `requeue` and failures `retries`, each to its own
+    /// cap, whichever order they come in.
+    #[test]
+    fn interruptions_and_failures_resubmit_up_to_their_own_caps() {
+        let settings = SlurmSettings {
+            requeue: 2,
+            retries: 1,
+            ..SlurmSettings::default()
+        };
+        let mut so_far = Attempts::default();
+        let again = resubmission(true, &mut so_far, &settings).unwrap();
+        assert!(
+            again.contains("resumes from its last checkpoint (1 of 2 requeues)"),
+            "{again}"
+        );
+        let again = resubmission(false, &mut so_far, &settings).unwrap();
+        assert!(again.contains("(1 of 1 retries)"), "{again}");
+        assert_eq!(resubmission(false, &mut so_far, &settings), None);
+        assert!(resubmission(true, &mut so_far, &settings).is_some());
+        assert_eq!(resubmission(true, &mut so_far, &settings), None);
+        assert_eq!(
+            so_far,
+            Attempts {
+                requeues: 2,
+                retries: 1
+            }
+        );
+        let default = SlurmSettings::default();
+        let mut so_far = Attempts::default();
+        assert_eq!(
+            resubmission(false, &mut so_far, &default),
+            None,
+            "retries = 0"
+        );
+        assert!(
+            resubmission(true, &mut so_far, &default).is_some(),
+            "requeue = 3"
+        );
     }
 }

@@ -54,6 +54,20 @@ pub fn phase_of(state: &str) -> Phase {
     }
 }
 
+/// Whether a job that ended `state` was stopped by the cluster rather than
+/// by its stage: preempted, out of time, or its node failed; or
+/// `stopped_by_signal`: it ended FAILED because its worker stopped on
+/// Slurm's early-warning SIGTERM (`--signal`, [`super::worker::INTERRUPTED_FILE`])
+/// after saving its progress. A cancelled job (`scancel`, Ctrl-C) is not:
+/// someone meant it to stop.
+pub fn interrupted(state: &str, stopped_by_signal: bool) -> bool {
+    match state.split_whitespace().next().unwrap_or_default() {
+        "PREEMPTED" | "TIMEOUT" | "NODE_FAIL" => true,
+        "FAILED" => stopped_by_signal,
+        _ => false,
+    }
+}
+
 /// Parses `id|name|state` lines (squeue's `-o '%i|%j|%T'`, sacct's `-P`).
 /// Job steps (`123.batch`) are skipped: the job's own line has its state.
 pub fn parse_jobs(text: &str) -> Vec<Job> {
@@ -194,5 +208,18 @@ mod tests {
         ] {
             assert_eq!(job(state).phase(), Phase::Ended(state.into()));
         }
+    }
+
+    #[test]
+    fn the_cluster_stopping_a_job_is_an_interruption_and_its_stage_failing_is_not() {
+        for state in ["PREEMPTED", "TIMEOUT", "NODE_FAIL"] {
+            assert!(interrupted(state, false), "{state}");
+        }
+        assert!(interrupted("FAILED", true), "stopped on --signal's SIGTERM");
+        for state in ["FAILED", "OUT_OF_MEMORY", "CANCELLED by 0"] {
+            assert!(!interrupted(state, false), "{state}");
+        }
+        assert!(!interrupted("CANCELLED by 0", true), "scancel is meant");
+        assert!(!interrupted("OUT_OF_MEMORY", true));
     }
 }

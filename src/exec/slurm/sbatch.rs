@@ -82,7 +82,7 @@ pub fn script(
     }
     // SIGTERM to the job's shell (our `exec`ed worker) two minutes before
     // the time limit: a training stage saves a checkpoint, and the job
-    // resubmitted under `retries` resumes from it.
+    // resubmitted under `requeue` resumes from it.
     lines.push("#SBATCH --signal=B:TERM@120".into());
     for arg in &settings.sbatch_args {
         lines.push(format!("#SBATCH {arg}"));

@@ -10,6 +10,8 @@
 //! max_jobs = 100                      # jobs of this run queued or running at once
 //! poll_interval_s = 5.0               # one squeue call per interval for all jobs
 //! retries = 0                         # resubmit a failed job up to N times
+//! requeue = 3                         # resubmit a preempted, timed-out or NODE_FAIL job
+//!                                     # up to N times (it resumes from its checkpoint)
 //! controller_kinds = ["dataset", "split", "metric"]  # run beside the controller, not as jobs
 //!                                     # (default: DEFAULT_CONTROLLER_KINDS; `[]` submits every kind)
 //! binary = "/shared/bin/sweep"        # the worker binary (default: this sweep)
@@ -64,6 +66,10 @@ pub struct SlurmSettings {
     pub max_jobs: usize,
     pub poll_interval: Duration,
     pub retries: u32,
+    /// Resubmissions of a stage whose job the cluster stopped (preempted,
+    /// time limit, node failure; see [`super::queue::interrupted`]): the
+    /// job resumes from its partial dir. Counted apart from `retries`.
+    pub requeue: u32,
     /// Kinds run on the controller's machine (cheap ones: no queueing latency).
     pub controller_kinds: BTreeSet<String>,
     /// The `sweep` binary the jobs run; `None`: the controller's own.
@@ -82,6 +88,7 @@ impl Default for SlurmSettings {
             max_jobs: 100,
             poll_interval: Duration::from_secs(5),
             retries: 0,
+            requeue: 3,
             controller_kinds: DEFAULT_CONTROLLER_KINDS
                 .iter()
                 .map(|k| k.to_string())
@@ -129,6 +136,7 @@ struct RawSlurm {
     max_jobs: Option<Spanned<i64>>,
     poll_interval_s: Option<Spanned<f64>>,
     retries: Option<Spanned<i64>>,
+    requeue: Option<Spanned<i64>>,
     controller_kinds: Option<Vec<Spanned<String>>>,
     binary: Option<Spanned<String>>,
     #[serde(default)]
@@ -218,6 +226,9 @@ impl SlurmSettings {
         }
         if let Some(n) = positive(&raw.retries, "retries", 0) {
             out.retries = n as u32;
+        }
+        if let Some(n) = positive(&raw.requeue, "requeue", 0) {
+            out.requeue = n as u32;
         }
         if let Some(s) = &raw.poll_interval_s {
             if !(s.get_ref().is_finite() && *s.get_ref() > 0.0) {
@@ -386,6 +397,7 @@ partition = "gpu"
 sbatch_args = ["--constraint=a100"]
 max_jobs = 7
 poll_interval_s = 0.5
+requeue = 0
 controller_kinds = ["dataset", "metric"]
 [slurm.resources.align]
 gpus = 1
@@ -400,6 +412,7 @@ cpus = 2
         assert_eq!(s.partition.as_deref(), Some("gpu"));
         assert_eq!(s.max_jobs, 7);
         assert_eq!(s.poll_interval, Duration::from_millis(500));
+        assert_eq!((s.requeue, SlurmSettings::default().requeue), (0, 3));
         assert!(s.in_controller("metric") && !s.in_controller("align"));
         let align = s.resources("align");
         assert_eq!((align.gpus, align.cpus), (1, 8));
@@ -430,6 +443,7 @@ cpus = 2
         let err = parse(
             r#"[slurm]
 max_jobs = 0
+requeue = -1
 sbatch_args = ["--job-name=x"]
 controller_kinds = ["datset"]
 [slurm.resources.align]
@@ -440,10 +454,11 @@ time = "4h"
         .unwrap_err();
         for want in [
             "c.toml:2:12: max_jobs must be at least 1",
-            "c.toml:3:16: sbatch_args: `--job-name` is set by sweep",
-            "c.toml:4:21: controller_kinds: unknown stage kind `datset`",
-            "c.toml:6:7: mem `64 GB`",
-            "c.toml:7:8: time `4h`",
+            "c.toml:3:11: requeue must be at least 0",
+            "c.toml:4:16: sbatch_args: `--job-name` is set by sweep",
+            "c.toml:5:21: controller_kinds: unknown stage kind `datset`",
+            "c.toml:7:7: mem `64 GB`",
+            "c.toml:8:8: time `4h`",
         ] {
             assert!(err.contains(want), "missing `{want}` in:\n{err}");
         }

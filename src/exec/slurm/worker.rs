@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,6 +25,11 @@ use crate::exec::progress::Display;
 use crate::plan::Node;
 use crate::stage::{Progress, StageContext, run_stage};
 use crate::train::checkpoint::{CheckpointEvery, CheckpointPlace};
+
+/// In a failed stage's dir (`<cache>/failed/<key>/`): the worker stopped
+/// because a signal (Slurm's `--signal` warning before the time limit or a
+/// preemption) cancelled it, with its progress saved in the partial dir.
+pub const INTERRUPTED_FILE: &str = "interrupted";
 
 /// Everything a worker needs to compute one stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +175,13 @@ pub fn exec_stage(cache_root: &Path, key: &str, cancel: &AtomicBool) -> Result<(
             }
             fs::create_dir_all(failed.parent().expect("has parent"))?;
             fs::rename(&work, &failed)?;
+            if cancel.load(Ordering::Relaxed) {
+                // The controller resubmits it under `requeue`, not `retries`.
+                fs::write(
+                    failed.join(INTERRUPTED_FILE),
+                    "stopped by SIGTERM; progress saved in the partial dir\n",
+                )?;
+            }
             bail!(
                 "stage {} failed: {err:#}\n  log: {}",
                 spec.name,
