@@ -789,7 +789,12 @@ fn draw_legend(area: &Area, data: &FigureData, spec: &FigureSpec) -> anyhow::Res
     }
     let has_paper = data.points.iter().any(|p| p.paper.is_some());
     let has = |s: Separation| data.brackets.iter().any(|b| b.separation == s);
-    if data.neutral.is_none() && !has_paper && data.brackets.is_empty() {
+    let has_uncalibrated = data
+        .xs
+        .iter()
+        .chain(&data.panels)
+        .any(|label| data.marked.contains(label));
+    if data.neutral.is_none() && !has_paper && data.brackets.is_empty() && !has_uncalibrated {
         return Ok(());
     }
     y += 14;
@@ -829,6 +834,16 @@ fn draw_legend(area: &Area, data: &FigureData, spec: &FigureSpec) -> anyhow::Res
             area.draw(&text(meaning.to_string(), y)).map_err(plot_err)?;
             y += 24;
         }
+    }
+    if has_uncalibrated {
+        area.draw(&Text::new(
+            super::render::UNCALIBRATED_MARK,
+            (14, y - 2),
+            (FAMILY, 18),
+        ))
+        .map_err(plot_err)?;
+        area.draw(&text("fails calibration".to_string(), y))
+            .map_err(plot_err)?;
     }
     Ok(())
 }
