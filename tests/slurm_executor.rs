@@ -190,6 +190,18 @@ fn active_jobs(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// [`submissions`] once every job of the run has left squeue: Slurm writes
+/// a job to its completion file as the job ends in slurmctld, which can
+/// trail the record file the controller ingested (under load, by seconds).
+fn settled_submissions(prefix: &str) -> BTreeMap<String, usize> {
+    wait_until(
+        "the run's jobs to leave squeue",
+        Duration::from_secs(20),
+        || active_jobs(prefix).is_empty(),
+    );
+    submissions(prefix)
+}
+
 /// Stage key → how many jobs were submitted for it, from the finished jobs
 /// in Slurm's job completion file.
 fn submissions(prefix: &str) -> BTreeMap<String, usize> {
@@ -307,7 +319,7 @@ fn through_slurm_as_locally(sweep: Sweep, controller_kinds: &[&str]) {
     for ((name, want), (_, got)) in want.iter().zip(&got) {
         assert!(want == got, "{name} differs between Slurm and local");
     }
-    let jobs = submissions(&prefix);
+    let jobs = settled_submissions(&prefix);
     let planned = slurm.keys_by_kind();
     let mut want: Vec<&String> = planned
         .iter()
@@ -336,7 +348,7 @@ fn through_slurm_as_locally(sweep: Sweep, controller_kinds: &[&str]) {
         log.contains("0 stage(s) run") && log.contains("0 Slurm job(s) submitted"),
         "a second run submits nothing:\n{log}"
     );
-    assert_eq!(submissions(&prefix), jobs, "no job since");
+    assert_eq!(settled_submissions(&prefix), jobs, "no job since");
 }
 
 /// The default controller kinds plus `score`, which on the tiny profile is
@@ -393,7 +405,7 @@ fn a_failing_stage_names_its_job_and_log_and_its_dependents_never_run() {
         .unwrap_or_else(|| panic!("no log path:\n{log}"));
     let stage_log = std::fs::read_to_string(log_path).unwrap();
     assert!(stage_log.contains("error:"), "{stage_log}");
-    let jobs = submissions(&prefix);
+    let jobs = settled_submissions(&prefix);
     let planned = setup.keys_by_kind();
     assert!(
         planned["weak_train"].iter().all(|k| jobs.contains_key(k)),
@@ -437,7 +449,7 @@ fn a_killed_controller_restarts_and_waits_for_its_live_jobs() {
             "{live:?} were alive after the kill:\n{log}"
         );
     }
-    let jobs = submissions(&prefix);
+    let jobs = settled_submissions(&prefix);
     assert!(
         jobs.values().all(|&n| n == 1),
         "no stage key submitted twice: {jobs:?}"
@@ -629,7 +641,11 @@ fn an_interrupted_job_is_resubmitted_and_resumes_from_its_checkpoint() {
         log.contains(&format!("(job {job}) ended FAILED; resubmitting, it resumes from its last checkpoint (1 of 3 requeues)")),
         "{log}"
     );
-    assert_eq!(submissions(&prefix).get(&pretrain), Some(&2), "{log}");
+    assert_eq!(
+        settled_submissions(&prefix).get(&pretrain),
+        Some(&2),
+        "{log}"
+    );
     let stage_log = std::fs::read_to_string(
         setup
             .results()
