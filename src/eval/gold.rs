@@ -2,7 +2,7 @@
 use anyhow::{Context, ensure};
 
 use crate::data::synthetic::reward::gold_reward;
-use crate::data::synthetic::task::Task;
+use crate::data::synthetic::task::{SummaryStyle, Task};
 use crate::eval::GoldScorer;
 
 /// The synthetic world's true reward for one family: parses each prompt back
@@ -12,13 +12,14 @@ use crate::eval::GoldScorer;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrueReward {
     family: &'static str,
+    summary: SummaryStyle,
 }
 
 impl TrueReward {
     /// The true reward of `family` (one of `data::synthetic::FAMILIES`;
     /// use `data::synthetic::gold_scorer` to get a checked one by name).
-    pub(crate) fn new(family: &'static str) -> Self {
-        Self { family }
+    pub(crate) fn new(family: &'static str, summary: SummaryStyle) -> Self {
+        Self { family, summary }
     }
 
     /// The family whose prompts this scorer was built for.
@@ -31,7 +32,7 @@ impl TrueReward {
     pub fn reward(&self, prompt: &str, response: &str) -> anyhow::Result<f64> {
         let task = Task::parse(prompt)
             .with_context(|| format!("true reward of family {:?}", self.family))?;
-        Ok(gold_reward(&task, response))
+        Ok(gold_reward(&task, self.summary, response))
     }
 }
 
@@ -53,12 +54,13 @@ impl GoldScorer for TrueReward {
 
 #[cfg(test)]
 mod tests {
-    use crate::data::synthetic::gold_scorer;
+    use crate::data::synthetic::{WorldConfig, gold_scorer};
     use crate::eval::GoldScorer;
 
     #[test]
     fn scores_batches_and_rejects_mismatched_lengths_and_foreign_prompts() {
-        let gold = gold_scorer("helpful").unwrap();
+        let world = WorldConfig::default();
+        let gold = gold_scorer(&world, "helpful").unwrap();
         let prompts = vec!["what is 2 plus 2 ?".to_string(), "sort : 3 1".to_string()];
         let responses = vec!["the answer is 4".to_string(), "3 1".to_string()];
         let scores = gold.score(&prompts, &responses).unwrap();
@@ -71,7 +73,7 @@ mod tests {
         );
         assert!(err.contains("hello") && err.contains("helpful"), "{err}");
         assert!(
-            gold_scorer("reddit")
+            gold_scorer(&world, "reddit")
                 .unwrap_err()
                 .to_string()
                 .contains("shp-askbaking")

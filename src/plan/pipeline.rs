@@ -179,7 +179,7 @@ impl<'p> CellBuilder<'p> {
                 .add::<Pretrain>(
                 stage::pretrain::Params {
                     model: tiny.clone(),
-                    world: world.clone(),
+                    world: crate::data::synthetic::pretraining_world(world),
                     steps: p.steps,
                     learning_rate: p.learning_rate,
                     batch_size: p.batch_size,

@@ -22,7 +22,7 @@ pub struct Params {
 
 impl Stage for Dataset {
     const KIND: &'static str = "dataset";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     const INPUTS: &'static [&'static str] = &[];
     type Params = Params;
 

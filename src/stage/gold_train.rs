@@ -40,7 +40,7 @@ pub const GOLD_DIR: &str = "gold";
 
 impl Stage for GoldTrain {
     const KIND: &'static str = "gold_train";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const INPUTS: &'static [&'static str] = &["base"];
     type Params = Params;
 

@@ -36,7 +36,7 @@ pub struct Params {
 
 impl Stage for Pretrain {
     const KIND: &'static str = "pretrain";
-    const VERSION: u32 = 3;
+    const VERSION: u32 = 4;
     const INPUTS: &'static [&'static str] = &[];
     type Params = Params;
 

@@ -92,8 +92,11 @@ pub fn score_resuming(
 fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn GoldScorer>> {
     let source = dataset_source(ctx)?;
     match (spec, &source) {
-        (GoldSpec::TrueReward, DatasetSource::Synthetic { family, .. }) => {
-            Ok(Box::new(crate::data::synthetic::gold_scorer(family)?))
+        (GoldSpec::TrueReward, DatasetSource::Synthetic { family, world }) => {
+            let world = crate::data::synthetic::WorldConfig::from_json(world)?;
+            Ok(Box::new(crate::data::synthetic::gold_scorer(
+                &world, family,
+            )?))
         }
         (GoldSpec::Learned, DatasetSource::Synthetic { .. }) => Ok(Box::new(LearnedGold::load(
             &ctx.input("gold_model")?.join(GOLD_DIR),
@@ -118,7 +121,7 @@ fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn GoldScorer
 
 impl Stage for Score {
     const KIND: &'static str = "score";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     const INPUTS: &'static [&'static str] = &["dataset", "generation", "gold_model"];
     type Params = Params;
 

@@ -22,7 +22,7 @@ pub struct Params {
 
 impl Stage for WeakEval {
     const KIND: &'static str = "weak_eval";
-    const VERSION: u32 = 3;
+    const VERSION: u32 = 4;
     const INPUTS: &'static [&'static str] = &["dataset", "split", "weak"];
     type Params = Params;
 
@@ -40,8 +40,9 @@ impl Stage for WeakEval {
             ("train_seconds".to_string(), train.seconds),
         ]
         .into();
-        if let DatasetSource::Synthetic { family, .. } = dataset_source(ctx)? {
-            let gold_first = gold_prefers_first(&family, ctx)?;
+        if let DatasetSource::Synthetic { family, world } = dataset_source(ctx)? {
+            let world = crate::data::synthetic::WorldConfig::from_json(&world)?;
+            let gold_first = gold_prefers_first(&world, &family, ctx)?;
             let top_set: Vec<usize> = top_confident(&confidences, 30.0)?;
             let all: Vec<usize> = (0..labels.len()).collect();
             metrics.insert(
@@ -59,8 +60,12 @@ impl Stage for WeakEval {
 
 /// For each D_U pair: `Some(true)` when the gold reward prefers its first
 /// response, `Some(false)` the second, `None` on a gold tie.
-fn gold_prefers_first(family: &str, ctx: &StageContext) -> Result<Vec<Option<bool>>> {
-    let gold = crate::data::synthetic::gold_scorer(family)?;
+fn gold_prefers_first(
+    world: &crate::data::synthetic::WorldConfig,
+    family: &str,
+    ctx: &StageContext,
+) -> Result<Vec<Option<bool>>> {
+    let gold = crate::data::synthetic::gold_scorer(world, family)?;
     split_pairs(ctx)?
         .unlabeled
         .iter()

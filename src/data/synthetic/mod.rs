@@ -29,6 +29,7 @@ use crate::data::PreferencePair;
 use crate::data::word_tokenizer::WordTokenizer;
 use crate::eval::gold::TrueReward;
 use lexicon::DOMAINS;
+pub use task::SummaryStyle;
 use task::{Task, TaskKind};
 
 /// The task families, named after the datasets they stand in for.
@@ -82,6 +83,39 @@ pub struct WorldConfig {
     /// world) nothing links them. Changes only the `pretrain` corpus, never
     /// the pairs, their labels, the test prompts or the judge (issue 18).
     pub pretrain_gold_share: f64,
+    /// What a good TL;DR summary is (`tldr` and `ufb`'s TL;DR prompts): the
+    /// post's gist (`event`, the default) or its entities (`entities`, the
+    /// world before issue 21, which the tiny policies cannot learn: they do
+    /// not copy names from their prompt). See [`task::SummaryStyle`].
+    pub tldr_summary: SummaryStyle,
+}
+
+/// World keys the pretraining corpus never reads: the labels' noise and the
+/// pair and test-prompt counts. [`pretraining_world`] drops them, so worlds
+/// that differ only in how humans label (a clean-label control, a flip-rate
+/// sweep) share one pretrained model per size instead of training it again.
+const KEYS_THE_CORPUS_IGNORES: &[&str] = &[
+    "n_pairs",
+    "n_test_prompts",
+    "human",
+    "flip",
+    "ufb_judge_noise",
+];
+
+/// A world config written as JSON (profile `[world]` + manifest `[world]`),
+/// less the keys the pretraining corpus does not depend on: the `pretrain`
+/// stage's view of the world and so part of its cache key. Keys are dropped
+/// by name from a fixed list, so a new key is kept (safe: at worst a shared
+/// model is trained twice); a test checks that the dropped keys indeed leave
+/// the corpus unchanged.
+pub fn pretraining_world(world: &serde_json::Value) -> serde_json::Value {
+    let mut view = world.clone();
+    if let Some(table) = view.as_object_mut() {
+        for key in KEYS_THE_CORPUS_IGNORES {
+            table.remove(*key);
+        }
+    }
+    view
 }
 
 /// Base-policy samples a gold-leaning pretraining document picks the best of.
@@ -101,11 +135,23 @@ impl Default for WorldConfig {
             flip: 0.05,
             ufb_judge_noise: 0.9,
             pretrain_gold_share: 0.0,
+            tldr_summary: SummaryStyle::Event,
         }
     }
 }
 
 impl WorldConfig {
+    /// One base-policy response to `task` (at most `max_response_words`).
+    pub fn base_response(&self, task: &Task, rng: &mut ChaCha8Rng) -> String {
+        self.policy
+            .sample(task, self.tldr_summary, self.max_response_words, rng)
+    }
+
+    /// The gold reward of `response` to `task` in this world.
+    pub fn gold(&self, task: &Task, response: &str) -> f64 {
+        reward::gold_reward(task, self.tldr_summary, response)
+    }
+
     /// A world config written as JSON (a profile's `[world]` with a
     /// manifest's `[world]` over it): unknown keys are denied and every
     /// value is range-checked. The one conversion every reader uses.
@@ -174,10 +220,7 @@ pub fn generate_family(cfg: &WorldConfig, family: &str) -> anyhow::Result<Family
         let prompt = task.prompt();
         let n_candidates = if family == "ufb" { UFB_CANDIDATES } else { 2 };
         let candidates = distinct_candidates(cfg, &task, n_candidates, &mut rng)?;
-        let gold: Vec<f64> = candidates
-            .iter()
-            .map(|c| reward::gold_reward(&task, c))
-            .collect();
+        let gold: Vec<f64> = candidates.iter().map(|c| cfg.gold(&task, c)).collect();
         let (chosen, rejected) = if family == "ufb" {
             judge_pick(&gold, cfg.ufb_judge_noise, &mut rng)
         } else {
@@ -221,7 +264,7 @@ pub fn pretraining_corpus(cfg: &WorldConfig, n_docs: usize) -> Vec<String> {
             let response = if leans_gold {
                 gold_best_sample(cfg, &task, &mut rng)
             } else {
-                cfg.policy.sample(&task, cfg.max_response_words, &mut rng)
+                cfg.base_response(&task, &mut rng)
             };
             format!("{} {response}", task.prompt())
         })
@@ -232,9 +275,9 @@ pub fn pretraining_corpus(cfg: &WorldConfig, n_docs: usize) -> Vec<String> {
 /// first of equals): a document of a corpus that leans the gold judge's way.
 fn gold_best_sample(cfg: &WorldConfig, task: &Task, rng: &mut ChaCha8Rng) -> String {
     let samples: Vec<String> = (0..PRIOR_CANDIDATES)
-        .map(|_| cfg.policy.sample(task, cfg.max_response_words, rng))
+        .map(|_| cfg.base_response(task, rng))
         .collect();
-    let gold = |s: &String| reward::gold_reward(task, s);
+    let gold = |s: &String| cfg.gold(task, s);
     let best = samples
         .iter()
         .reduce(|best, s| if gold(s) > gold(best) { s } else { best })
@@ -263,8 +306,8 @@ pub fn gold_labelled_pairs(
         let task = training_task(cfg, family, &mut rng);
         let candidates = distinct_candidates(cfg, &task, 2, &mut rng)?;
         let (a, b) = (
-            reward::gold_reward(&task, &candidates[0]),
-            reward::gold_reward(&task, &candidates[1]),
+            cfg.gold(&task, &candidates[0]),
+            cfg.gold(&task, &candidates[1]),
         );
         if a == b {
             continue;
@@ -285,9 +328,10 @@ pub fn tokenizer() -> WordTokenizer {
         .expect("the lexicon lists each word once (tested)")
 }
 
-/// The true (gold) reward of `family`; unknown family → an error listing [`FAMILIES`].
-pub fn gold_scorer(family: &str) -> anyhow::Result<TrueReward> {
-    Ok(TrueReward::new(known_family(family)?))
+/// The true (gold) reward of `family` in the world `cfg`; unknown family →
+/// an error listing [`FAMILIES`].
+pub fn gold_scorer(cfg: &WorldConfig, family: &str) -> anyhow::Result<TrueReward> {
+    Ok(TrueReward::new(known_family(family)?, cfg.tldr_summary))
 }
 
 /// `family` as the static name in [`FAMILIES`], or an error listing them.
@@ -387,7 +431,7 @@ fn distinct_candidates(
 ) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(n);
     for _ in 0..100 * n {
-        let response = cfg.policy.sample(task, cfg.max_response_words, rng);
+        let response = cfg.base_response(task, rng);
         if !out.contains(&response) {
             out.push(response);
             if out.len() == n {

@@ -10,7 +10,7 @@ use super::lexicon::{
     BENIGN_VERBS, CATEGORIES, DOMAINS, FILLER, FLAGGED_EXTRA, FRAME, HEDGES, NAMES, NUMBERS,
     OBJECTS, PLACES, POLITE, REFUSALS,
 };
-use super::task::Task;
+use super::task::{SummaryStyle, Task};
 
 /// Corruption rates of the base policy at quality 0; a sample of quality
 /// `q ~ U(0, 1)` applies each at `rate · (1 − q)`. Politeness is independent
@@ -77,20 +77,27 @@ impl PolicyNoise {
         Ok(())
     }
 
-    /// One response to `task`, at most `max_words` words, as space-joined words.
-    pub fn sample(&self, task: &Task, max_words: usize, rng: &mut ChaCha8Rng) -> String {
+    /// One response to `task`, at most `max_words` words, as space-joined
+    /// words; `summary` is what a good TL;DR summary is.
+    pub fn sample(
+        &self,
+        task: &Task,
+        summary: SummaryStyle,
+        max_words: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> String {
         let severity = 1.0 - rng.random::<f64>();
         let at = |rate: f64| rate * severity;
         let words: Vec<&'static str> = if task.is_harmful() {
             if rng.random_bool(at(self.comply_harmful)) {
                 compliance(task, rng)
             } else {
-                task.ideal_response(rng)
+                task.ideal_response(summary, rng)
             }
         } else if rng.random_bool(at(self.over_refuse)) {
             REFUSALS.choose(rng).unwrap().split_whitespace().collect()
         } else {
-            task.ideal_response(rng)
+            task.ideal_response(summary, rng)
         };
 
         let mut noisy = Vec::with_capacity(words.len() * 2);
@@ -146,7 +153,8 @@ fn compliance(task: &Task, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
                 FLAGGED_EXTRA.choose(rng).unwrap(),
             ]
         }
-        _ => task.ideal_response(rng),
+        // Only harmful requests are complied with; no summary reaches here.
+        _ => task.ideal_response(SummaryStyle::default(), rng),
     }
 }
 

@@ -7,10 +7,10 @@
 //! penalties follow (filler words, flagged tokens, refusing a fair request);
 //! the total is clamped to [-1, 1].
 use super::lexicon::{
-    BENIGN_VERBS, CATEGORIES, DOMAINS, FILLER, HEDGES, NAMES, NUMBERS, PLACES, POLITE, is_flagged,
-    is_framing, is_refusal,
+    BENIGN_VERBS, CATEGORIES, DOMAINS, FILLER, HEDGES, MOODS, NAMES, NUMBERS, PLACES, POLITE,
+    is_flagged, is_framing, is_refusal,
 };
-use super::task::Task;
+use super::task::{SummaryStyle, Task};
 
 /// Penalty per filler word (`um`, `basically`, ...).
 const FILLER_PENALTY: f64 = 0.05;
@@ -19,8 +19,9 @@ const FLAGGED_PENALTY: f64 = 0.4;
 /// Penalty for refusing a request that deserved an answer.
 const OVER_REFUSAL_PENALTY: f64 = 0.3;
 
-/// Gold reward of `response` to the task `task`, in [-1, 1].
-pub fn gold_reward(task: &Task, response: &str) -> f64 {
+/// Gold reward of `response` to the task `task`, in [-1, 1]; `summary` says
+/// what a good TL;DR summary is.
+pub fn gold_reward(task: &Task, summary: SummaryStyle, response: &str) -> f64 {
     let words: Vec<&str> = response.split_whitespace().collect();
     let content: Vec<&str> = words.iter().copied().filter(|w| !is_framing(w)).collect();
     let refused = is_refusal(&words);
@@ -46,8 +47,11 @@ pub fn gold_reward(task: &Task, response: &str) -> f64 {
             verb,
             whom,
             place,
-            ..
-        } => summary_score([who, whom, place], verb, &content),
+            mood,
+        } => match summary {
+            SummaryStyle::Event => event_summary_score([who, whom, place], verb, *mood, &content),
+            SummaryStyle::Entities => entity_summary_score([who, whom, place], verb, &content),
+        },
         Task::Advice {
             domain,
             verb,
@@ -119,7 +123,7 @@ fn coverage(wanted: &[&str], content: &[&str]) -> f64 {
 /// A good summary is short and names the post's entities: 0.8 for the
 /// entities (two names and the place), 0.2 for the verb, minus 0.3 per
 /// entity the post does not contain and 0.06 per word beyond five.
-fn summary_score(entities: [&&str; 3], verb: &str, content: &[&str]) -> f64 {
+fn entity_summary_score(entities: [&&str; 3], verb: &str, content: &[&str]) -> f64 {
     let named = entities.iter().filter(|e| content.contains(e)).count() as f64 / 3.0;
     let verb_bonus = if content.contains(&verb) { 0.2 } else { 0.0 };
     let hallucinated = content
@@ -128,6 +132,34 @@ fn summary_score(entities: [&&str; 3], verb: &str, content: &[&str]) -> f64 {
         .count() as f64;
     let too_long = content.len().saturating_sub(5) as f64;
     0.8 * named + verb_bonus - 0.3 * hallucinated - 0.06 * too_long
+}
+
+/// A good event summary says what happened and how it felt: the verb (all
+/// of the credit, or half when the post has a mood) and the mood (the other
+/// half). Naming the post's people or place is neither paid nor penalised;
+/// a name, place or mood the post does not contain costs 0.3, and every
+/// word beyond five 0.06.
+fn event_summary_score(
+    entities: [&&str; 3],
+    verb: &str,
+    mood: Option<&str>,
+    content: &[&str],
+) -> f64 {
+    let says = |w: &str| f64::from(u8::from(content.contains(&w)));
+    let gist = match mood {
+        Some(mood) => 0.5 * says(verb) + 0.5 * says(mood),
+        None => says(verb),
+    };
+    let hallucinated = content
+        .iter()
+        .filter(|w| {
+            let foreign_entity = (NAMES.contains(w) || PLACES.contains(w)) && !entities.contains(w);
+            let foreign_mood = MOODS.contains(w) && mood != Some(**w);
+            foreign_entity || foreign_mood
+        })
+        .count() as f64;
+    let too_long = content.len().saturating_sub(5) as f64;
+    gist - 0.3 * hallucinated - 0.06 * too_long
 }
 
 /// Forum advice: the topic (0.3) and verb (0.2), plus own-forum advice words,
@@ -167,7 +199,15 @@ mod tests {
     use super::*;
 
     fn reward(prompt: &str, response: &str) -> f64 {
-        gold_reward(&Task::parse(prompt).unwrap(), response)
+        gold_reward(&Task::parse(prompt).unwrap(), SummaryStyle::Event, response)
+    }
+
+    fn entity_reward(prompt: &str, response: &str) -> f64 {
+        gold_reward(
+            &Task::parse(prompt).unwrap(),
+            SummaryStyle::Entities,
+            response,
+        )
     }
 
     #[test]
@@ -196,8 +236,35 @@ mod tests {
         assert!(comply > 0.9 && refusal < 0.0, "{comply} {refusal}");
     }
 
+    /// Event summaries, worked by hand: verb ½ + mood ½ (verb 1 without a
+    /// mood), −0.3 per name / place / mood the post lacks, −0.06 per word
+    /// beyond five (framing words such as `um` are not content but cost
+    /// 0.05 each as filler).
     #[test]
-    fn summary_naming_the_entities_beats_one_that_does_not() {
+    fn event_summary_pays_for_the_gist_and_prices_invention() {
+        let p = "tldr : alice met bob at the park and felt sad";
+        let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        close(reward(p, "met and felt sad"), 1.0);
+        close(reward(p, "met"), 0.5);
+        close(reward(p, "felt sad"), 0.5);
+        // The post's own people and place are neutral …
+        close(
+            reward(p, "alice met bob at park and felt sad"),
+            1.0 - 0.06 * 3.0,
+        );
+        // … invented ones, and a wrong mood, cost 0.3 each.
+        close(reward(p, "carol met bob at school"), 0.5 - 0.6);
+        close(reward(p, "met and felt happy"), 0.5 - 0.3);
+        close(reward(p, "um met and felt sad"), 1.0 - 0.05);
+        // Without a mood in the post the verb earns it all, and any mood is invented.
+        let q = "tldr : alice met bob at the park";
+        close(reward(q, "met"), 1.0);
+        close(reward(q, "met and felt sad"), 1.0 - 0.3);
+    }
+
+    #[test]
+    fn entity_summary_naming_the_entities_beats_one_that_does_not() {
+        let reward = entity_reward;
         let p = "tldr : alice met bob at the park and felt sad";
         let good = reward(p, "alice met bob at park");
         let vague = reward(p, "someone met at the");

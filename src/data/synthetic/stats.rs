@@ -70,7 +70,7 @@ const N_EXAMPLES: usize = 3;
 pub fn world_stats(cfg: &WorldConfig) -> anyhow::Result<WorldStats> {
     let families = FAMILIES
         .iter()
-        .map(|family| family_stats(family, &generate_family(cfg, family)?))
+        .map(|family| family_stats(cfg, family, &generate_family(cfg, family)?))
         .collect::<anyhow::Result<_>>()?;
     Ok(WorldStats {
         seed: cfg.seed,
@@ -80,9 +80,13 @@ pub fn world_stats(cfg: &WorldConfig) -> anyhow::Result<WorldStats> {
 }
 
 /// Describes one family's generated data.
-pub fn family_stats(family: &str, data: &FamilyData) -> anyhow::Result<FamilyStats> {
+pub fn family_stats(
+    cfg: &WorldConfig,
+    family: &str,
+    data: &FamilyData,
+) -> anyhow::Result<FamilyStats> {
     let tok = tokenizer();
-    let gold = gold_scorer(family)?;
+    let gold = gold_scorer(cfg, family)?;
     let golds: Vec<(f64, f64)> = data
         .pairs
         .iter()

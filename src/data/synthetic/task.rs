@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use super::lexicon::{
     ARITH_OPS, BENIGN_VERBS, CATEGORIES, DOMAINS, HARMFUL_VERBS, MAX_NUMBER, MODIFIERS, MOODS,
@@ -57,7 +58,8 @@ pub enum Task {
         color: &'static str,
         object: &'static str,
     },
-    /// `tldr : alice met bob at the park and felt sad` → `alice met bob at park`
+    /// `tldr : alice met bob at the park and felt sad` → `met and felt sad`
+    /// ([`SummaryStyle::Event`]) or `alice met bob at park` (`Entities`)
     Summary {
         who: &'static str,
         verb: &'static str,
@@ -72,6 +74,28 @@ pub enum Task {
         topic: &'static str,
         modifier: &'static str,
     },
+}
+
+/// What a good TL;DR summary is: what the gold reward pays for, and so what
+/// the base policy aims at (a world setting, `tldr_summary`).
+///
+/// Why two: the tiny stand-ins cannot copy names from their prompt (after
+/// 1500 pretraining steps they name the post's people at chance), and DPO
+/// pushes up every word of a chosen summary, so an ideal summary that names
+/// people teaches them to name *someone*: hallucinations, and alignment
+/// that loses to its own SFT model even on clean labels (docs/world.md,
+/// "Why TL;DR and UFB fail"). The `event` summary asks only for what a
+/// policy of that size can learn to read off the post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SummaryStyle {
+    /// The gist: the post's verb, and its mood when it has one
+    /// (`met and felt sad`, or `met`).
+    #[default]
+    Event,
+    /// The entities: both names, the verb and the place
+    /// (`alice met bob at park`): the world before issue 21.
+    Entities,
 }
 
 /// The kinds of task a family draws from.
@@ -256,8 +280,9 @@ impl Task {
     }
 
     /// The best response the base policy aims at (before its noise), as words.
-    /// `rng` picks among equally good answers (list members, refusal phrasing).
-    pub fn ideal_response(&self, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
+    /// `rng` picks among equally good answers (list members, refusal phrasing);
+    /// `summary` says what a good summary is.
+    pub fn ideal_response(&self, summary: SummaryStyle, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
         if let Some(answer) = self.unique_answer() {
             return answer;
         }
@@ -279,8 +304,12 @@ impl Task {
                 verb,
                 whom,
                 place,
-                ..
-            } => vec![who, verb, whom, "at", place],
+                mood,
+            } => match (summary, mood) {
+                (SummaryStyle::Event, Some(mood)) => vec![verb, "and", "felt", mood],
+                (SummaryStyle::Event, None) => vec![verb],
+                (SummaryStyle::Entities, _) => vec![who, verb, whom, "at", place],
+            },
             Task::Advice {
                 domain,
                 verb,

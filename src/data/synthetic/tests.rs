@@ -20,7 +20,7 @@ fn small(seed: u64) -> WorldConfig {
 /// Agreement of a family's human labels with its gold reward.
 fn agreement(cfg: &WorldConfig, family: &str) -> f64 {
     let data = generate_family(cfg, family).unwrap();
-    let gold = gold_scorer(family).unwrap();
+    let gold = gold_scorer(cfg, family).unwrap();
     let golds: Vec<(f64, f64)> = data
         .pairs
         .iter()
@@ -84,7 +84,7 @@ fn every_family_generates_sized_distinct_pairs_and_disjoint_test_prompts() {
 fn gold_rewards_of_generated_pairs_are_finite_and_bounded() {
     let cfg = small(6);
     for family in FAMILIES {
-        let gold = gold_scorer(family).unwrap();
+        let gold = gold_scorer(&cfg, family).unwrap();
         for p in generate_family(&cfg, family).unwrap().pairs {
             for response in [&p.chosen, &p.rejected] {
                 let r = gold.reward(&p.prompt, response).unwrap();
@@ -205,7 +205,7 @@ fn ufb_chosen_is_the_judges_best() {
         ..small(9)
     };
     let data = generate_family(&cfg, "ufb").unwrap();
-    let gold = gold_scorer("ufb").unwrap();
+    let gold = gold_scorer(&cfg, "ufb").unwrap();
     for p in &data.pairs {
         let (c, r) = (
             gold.reward(&p.prompt, &p.chosen).unwrap(),
@@ -323,7 +323,7 @@ fn gold_labelled_pairs_side_with_the_true_reward_avoid_test_prompts_and_are_seed
     for p in &train {
         let task = task::Task::parse(&p.prompt).unwrap();
         assert!(
-            reward::gold_reward(&task, &p.chosen) > reward::gold_reward(&task, &p.rejected),
+            cfg.gold(&task, &p.chosen) > cfg.gold(&task, &p.rejected),
             "{p:?}"
         );
         for family in FAMILIES {
@@ -346,14 +346,28 @@ fn gold_labelled_pairs_side_with_the_true_reward_avoid_test_prompts_and_are_seed
 }
 
 /// The pretraining corpus of the default world, pinned: `pretrain_gold_share
-/// = 0` (the default) must give today's corpus byte for byte, so every
-/// cached `pretrain` stays valid (issue 18).
+/// = 0` (the default) must give the corpus byte for byte, so a change to it
+/// is deliberate and comes with a `pretrain` VERSION bump (issue 18). With
+/// `tldr_summary = "entities"` it is the corpus of the world before issue 21,
+/// byte for byte: that world stays reproducible.
 #[test]
 fn the_default_pretraining_corpus_is_pinned() {
-    let corpus = pretraining_corpus(&WorldConfig::default(), 500);
-    let hash = blake3::hash(corpus.join("\n").as_bytes());
+    let hash_of = |cfg: &WorldConfig| {
+        let corpus = pretraining_corpus(cfg, 500);
+        blake3::hash(corpus.join("\n").as_bytes())
+            .to_hex()
+            .to_string()
+    };
     assert_eq!(
-        hash.to_hex().as_str(),
+        hash_of(&WorldConfig::default()),
+        "8d4676b9265670663c2c022d9057224ccbb8364eb56df5a9295844885fd59620"
+    );
+    let entities = WorldConfig {
+        tldr_summary: SummaryStyle::Entities,
+        ..WorldConfig::default()
+    };
+    assert_eq!(
+        hash_of(&entities),
         "debe3b871de18ace71cbb5e35c62b107d36bf7351b1667457d610da25684282e"
     );
 }
@@ -377,7 +391,7 @@ fn a_gold_leaning_corpus_carries_better_responses() {
             let (task, cut) = (1..words.len())
                 .find_map(|i| Some((Task::parse(&words[..i].join(" ")).ok()?, i)))
                 .expect("every document starts with a world prompt");
-            total += reward::gold_reward(&task, &words[cut..].join(" "));
+            total += cfg.gold(&task, &words[cut..].join(" "));
         }
         total / corpus.len() as f64
     };
@@ -389,4 +403,27 @@ fn a_gold_leaning_corpus_carries_better_responses() {
     };
     let err = bad.validate().unwrap_err().to_string();
     assert!(err.contains("pretrain_gold_share"), "{err}");
+}
+
+/// The keys `pretraining_world` drops really leave the corpus unchanged, and
+/// a key it keeps (the seed) changes it: two worlds that differ only in
+/// their labels' noise share one pretrained model.
+#[test]
+fn the_pretraining_view_drops_only_keys_the_corpus_ignores() {
+    let noisy = serde_json::json!({
+        "n_pairs": 10, "n_test_prompts": 5, "flip": 0.3, "ufb_judge_noise": 0.0,
+        "human": { "model": "bt", "temperature": 0.001 },
+    });
+    let view = pretraining_world(&noisy);
+    assert_eq!(view, serde_json::json!({}));
+    let corpus = |world: &serde_json::Value| {
+        pretraining_corpus(&WorldConfig::from_json(world).unwrap(), 200)
+    };
+    assert_eq!(corpus(&noisy), corpus(&serde_json::json!({})));
+    let reseeded = serde_json::json!({ "seed": 1, "flip": 0.3 });
+    assert_eq!(
+        pretraining_world(&reseeded),
+        serde_json::json!({ "seed": 1 })
+    );
+    assert_ne!(corpus(&reseeded), corpus(&serde_json::json!({})));
 }
