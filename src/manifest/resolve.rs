@@ -485,7 +485,9 @@ impl Choices {
 }
 
 /// Step 3: the objective, annotation and weak objective are known names
-/// (`ws` labels come from a DPO-trained weak LM, so it forces `dpo`).
+/// (`ws` labels come from WS-DPO's weak LM, SFT then DPO as the paper runs
+/// it (§4.3), so it turns the default `bt` into `sft_dpo`; a `dpo` or
+/// `sft_dpo` the manifest names stays).
 fn parse_choices(keys: &CellKeys, names: &Names, at: &Locs, errors: &mut Diagnostics) -> Choices {
     let mut choice = |value: &str, key: &str, valid: &[&str], ok: bool| {
         if !ok {
@@ -527,7 +529,7 @@ fn parse_choices(keys: &CellKeys, names: &Names, at: &Locs, errors: &mut Diagnos
     let known = WEAK_OBJECTIVES.contains(&weak_objective.as_str());
     choice(&weak_objective, "weak_objective", WEAK_OBJECTIVES, known);
     if annotation == Some(Annotation::WeakLm) && weak_objective == "bt" {
-        weak_objective = "dpo".into();
+        weak_objective = "sft_dpo".into();
     }
     Choices {
         objective,
@@ -896,7 +898,7 @@ pub const CELL_LABELS: &[&str] = &[
 ];
 
 /// A cell's labels: its axis values, then the resolved [`CELL_LABELS`]
-/// (resolved wins: an `annotation = "ws"` cell reports `weak_objective = "dpo"`).
+/// (resolved wins: an `annotation = "ws"` cell reports `weak_objective = "sft_dpo"`).
 fn labels(
     s: &Settings,
     weak_model: &str,

@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 use super::train_on::TrainOn;
 
+/// `weak.beta` when unset: the DPO β of WS-DPO's weak LM (`dpo`,
+/// `sft_dpo`). The paper gives no β for it; 0.5 is the one DPO β it gives
+/// (Appendix G, the strong model's), and the β the weak LM trained with
+/// when it fell back to the tiny and paper profiles' `align.beta`. Its own
+/// setting, so sweeping `align.beta` does not re-train the annotator.
+pub const DEFAULT_WEAK_BETA: f64 = 0.5;
+
 /// The per-stage blocks, in the order they appear in a manifest.
 pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
 
@@ -33,7 +40,8 @@ pub struct CellKeys {
     pub objective: Option<String>,
     /// Who labels D_U and how pairs are weighted: human | ws | cw | weak | topN.
     pub annotation: Option<String>,
-    /// Weak annotator training: bt | dpo | sft_dpo | pairrm (`ws` forces dpo).
+    /// Weak annotator training: bt | dpo | sft_dpo | pairrm (`ws` turns the
+    /// default bt into sft_dpo, WS-DPO as the paper runs it).
     pub weak_objective: Option<String>,
     pub seed: Option<u64>,
     pub labeled_fraction: Option<f64>,
@@ -95,7 +103,8 @@ pub struct TrainBlock {
     pub batch_size: usize,
     #[serde(default)]
     pub lora_rank: Option<usize>,
-    /// DPO β of a DPO-trained weak LM (`[weak]` only; ignored by bt/pairrm).
+    /// DPO β of a DPO-trained weak LM (`[weak]` only; ignored by bt/pairrm);
+    /// unset, [`DEFAULT_WEAK_BETA`], never the align block's β.
     #[serde(default)]
     pub beta: Option<f64>,
     /// Optimiser steps of linear warmup before the cosine decay (Appendix
