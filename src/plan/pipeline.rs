@@ -473,6 +473,7 @@ impl<'p> CellBuilder<'p> {
             stage::metric::Params {
                 tie_margin: cell.settings.metric.tie_margin,
                 ties: cell.settings.metric.ties,
+                samples: cell.settings.generate.samples,
             },
             &[
                 ("score", align_score.as_ref()),
