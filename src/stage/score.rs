@@ -118,7 +118,9 @@ fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn GoldScorer
 
 impl Stage for Score {
     const KIND: &'static str = "score";
-    const VERSION: u32 = 2;
+    /// 3: SteamSHP scores a response against the dummy `.` in both orders
+    /// (its pairwise rule), not in one.
+    const VERSION: u32 = 3;
     const INPUTS: &'static [&'static str] = &["dataset", "generation", "gold_model"];
     type Params = Params;
 
