@@ -69,6 +69,16 @@ impl PromptOutcome {
     }
 }
 
+/// A cell's per-prompt outcomes against its own SFT model, with the tie rule
+/// its GRA counts by (the metric stage's `prompt_outcomes.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptOutcomes {
+    pub ties: TieRule,
+    /// One per test prompt, in the test set's order.
+    pub prompts: Vec<PromptOutcome>,
+}
+
 /// The outcome of each test prompt: `ours` against `reference`, comparison
 /// by comparison, prompt-major with `samples` comparisons per prompt
 /// (prompt p's sample k at index p·samples + k, as `generate` writes them).

@@ -1108,6 +1108,33 @@ mod tests {
     }
 
     #[test]
+    fn warmup_ratio_and_lora_targets_are_checked_at_their_line() {
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\n[sft]\nlora_rank = 4\nlora_targets = [\"qkv\"]\n\
+             [align]\nwarmup_ratio = 1.5\n"
+        );
+        let err = resolve_text(&body).unwrap_err().to_string();
+        assert!(
+            err.contains("m.toml:10:") && err.contains("`sft.lora_targets = [\"qkv\"]`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("m.toml:12:") && err.contains("`align.warmup_ratio = 1.5`"),
+            "{err}"
+        );
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\n[sft]\nlora_rank = 4\nlora_targets = [\"q_proj\"]\n\
+             [align]\nwarmup_ratio = 0.1\n"
+        );
+        let cell = &resolve_text(&body).unwrap()[0].cells[0];
+        assert_eq!(cell.settings.align.warmup_ratio, Some(0.1));
+        assert_eq!(
+            cell.settings.sft.train().lora_targets,
+            Some(vec!["q_proj".to_string()])
+        );
+    }
+
+    #[test]
     fn the_judge_resolves_per_cell_and_bad_choices_name_the_fix() {
         let body = format!(
             "{HEAD}annotation = \"human\"\n[axes]\n\"metric.gold\" = [\"true\", \"learned\"]\n"

@@ -87,6 +87,8 @@ macro_rules! train_settings_of {
             max_grad_norm: $block.max_grad_norm,
             lora_alpha: $block.lora_alpha,
             lora_dropout: $block.lora_dropout,
+            warmup_ratio: $block.warmup_ratio,
+            lora_targets: $block.lora_targets.clone(),
         }
     };
 }
@@ -127,6 +129,14 @@ pub struct TrainBlock {
     /// LoRA dropout (needs `lora_rank`); default 0.05 (Appendix G).
     #[serde(default)]
     pub lora_dropout: Option<f64>,
+    /// Warmup as a share of the loop's optimiser steps, ⌈ratio · steps⌉
+    /// (transformers' `warmup_ratio`); set, it replaces `warmup_steps`.
+    #[serde(default)]
+    pub warmup_ratio: Option<f64>,
+    /// The projections LoRA adapts (needs `lora_rank`), e.g. `["q_proj",
+    /// "v_proj"]`; default every projection of the model.
+    #[serde(default)]
+    pub lora_targets: Option<Vec<String>>,
 }
 
 impl TrainBlock {
@@ -193,6 +203,14 @@ pub struct AlignBlock {
     /// LoRA dropout (needs `lora_rank`); default 0.05 (Appendix G).
     #[serde(default)]
     pub lora_dropout: Option<f64>,
+    /// Warmup as a share of the loop's optimiser steps, ⌈ratio · steps⌉
+    /// (transformers' `warmup_ratio`); set, it replaces `warmup_steps`.
+    #[serde(default)]
+    pub warmup_ratio: Option<f64>,
+    /// The projections LoRA adapts (needs `lora_rank`), e.g. `["q_proj",
+    /// "v_proj"]`; default every projection of the model.
+    #[serde(default)]
+    pub lora_targets: Option<Vec<String>>,
 }
 
 fn d_beta() -> f64 {
@@ -349,6 +367,12 @@ pub struct TrainSettings {
     /// LoRA dropout; `None` = [`DEFAULT_LORA_DROPOUT`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora_dropout: Option<f64>,
+    /// Warmup as a share of the steps; `None` = `warmup_steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_ratio: Option<f64>,
+    /// Projections LoRA adapts; `None` = every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_targets: Option<Vec<String>>,
 }
 
 /// LoRA dropout when a block sets none (Appendix G's 0.05).
@@ -387,6 +411,8 @@ impl TrainSettings {
             max_grad_norm: d_max_grad_norm(),
             lora_alpha: None,
             lora_dropout: None,
+            warmup_ratio: None,
+            lora_targets: None,
         }
     }
 
@@ -394,11 +420,12 @@ impl TrainSettings {
     /// optimiser's own ranges are checked by `train::settings_problems`.
     pub fn lora_problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        for (key, value) in [
-            ("lora_alpha", self.lora_alpha),
-            ("lora_dropout", self.lora_dropout),
+        for (key, set) in [
+            ("lora_alpha", self.lora_alpha.is_some()),
+            ("lora_dropout", self.lora_dropout.is_some()),
+            ("lora_targets", self.lora_targets.is_some()),
         ] {
-            if value.is_some() && self.lora_rank.is_none() {
+            if set && self.lora_rank.is_none() {
                 out.push((
                     key,
                     format!("`{key}` needs `lora_rank`: without a rank the block fine-tunes every weight and has no adapters"),

@@ -21,10 +21,13 @@ use serde::{Deserialize, Serialize};
 use super::score::SCORES_FILE;
 
 use super::{Stage, StageContext, StageOutcome, read_json, write_json};
-pub use crate::eval::gra::{Gra, PromptOutcome, gold_reward_accuracy, prompt_outcomes};
+pub use crate::eval::gra::{
+    Gra, PromptOutcome, PromptOutcomes, gold_reward_accuracy, prompt_outcomes,
+};
 use crate::eval::test_subsets::{TEST_SUBSETS, subset_spread};
 
-/// Each test prompt's [`PromptOutcome`] against the cell's own SFT model.
+/// Each test prompt's [`PromptOutcome`] against the cell's own SFT model
+/// ([`PromptOutcomes`], with the tie rule).
 pub const PROMPT_OUTCOMES_FILE: &str = "prompt_outcomes.json";
 
 pub struct Metric;
@@ -64,7 +67,12 @@ impl Stage for Metric {
         let own = scores("own_reference")?;
         let shared = scores("shared_reference")?;
         let outcomes = prompt_outcomes(&ours, &own, params.samples, params.tie_margin)?;
-        write_json(ctx.out_dir, PROMPT_OUTCOMES_FILE, &outcomes)?;
+        let kept = PromptOutcomes {
+            ties: params.ties,
+            prompts: outcomes,
+        };
+        write_json(ctx.out_dir, PROMPT_OUTCOMES_FILE, &kept)?;
+        let outcomes = kept.prompts;
         let vs_own = PromptOutcome::sum(&outcomes)
             .gra(params.ties)
             .expect("prompt_outcomes checked there is a comparison");
