@@ -31,15 +31,20 @@ pub struct PromptOutcome {
 }
 
 impl PromptOutcome {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &PromptOutcome) {
+        self.wins += other.wins;
+        self.ties += other.ties;
+        self.comparisons += other.comparisons;
+    }
+
     /// The outcomes of several prompts pooled.
     pub fn sum<'a>(outcomes: impl IntoIterator<Item = &'a PromptOutcome>) -> PromptOutcome {
-        outcomes
-            .into_iter()
-            .fold(PromptOutcome::default(), |acc, o| PromptOutcome {
-                wins: acc.wins + o.wins,
-                ties: acc.ties + o.ties,
-                comparisons: acc.comparisons + o.comparisons,
-            })
+        let mut total = PromptOutcome::default();
+        for o in outcomes {
+            total.add(o);
+        }
+        total
     }
 
     /// GRA of these counts under `ties`; `None` without a comparison.
