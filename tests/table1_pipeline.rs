@@ -86,7 +86,9 @@ fn table1_runs_end_to_end_and_reruns_nothing() {
     assert!(!claims.is_empty(), "{report}");
     for line in &claims {
         let bootstrap = line.split('|').nth(9).unwrap().trim();
-        let (mean, interval) = bootstrap.split_once(" [").unwrap_or_else(|| panic!("{line}"));
+        let (mean, interval) = bootstrap
+            .split_once(" [")
+            .unwrap_or_else(|| panic!("{line}"));
         let (lo, hi) = interval.trim_end_matches(']').split_once(", ").unwrap();
         let [mean, lo, hi] = [mean, lo, hi].map(|v| v.parse::<f64>().unwrap());
         assert!(lo <= mean && mean <= hi, "{line}");

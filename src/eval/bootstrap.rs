@@ -140,10 +140,16 @@ mod tests {
         let (better, worse) = (cell(0..60, 100), cell(0..40, 100));
         let b = paired_prompt_bootstrap(&[(&better, &worse)], TieRule::Loss, 2000).unwrap();
         assert!((b.difference - 0.2).abs() < 1e-12, "{b:?}");
-        assert!(b.low > 0.1 && b.low < 0.2 && b.high > 0.2 && b.high < 0.3, "{b:?}");
+        assert!(
+            b.low > 0.1 && b.low < 0.2 && b.high > 0.2 && b.high < 0.3,
+            "{b:?}"
+        );
         let apart = cell(60..100, 100);
         let unpaired = paired_prompt_bootstrap(&[(&better, &apart)], TieRule::Loss, 2000).unwrap();
-        assert!(unpaired.high - unpaired.low > 2.0 * (b.high - b.low), "{unpaired:?}");
+        assert!(
+            unpaired.high - unpaired.low > 2.0 * (b.high - b.low),
+            "{unpaired:?}"
+        );
     }
 
     /// Better wins 10 prompts worse loses, worse wins 9 others: +0.01 on

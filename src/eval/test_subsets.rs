@@ -122,7 +122,10 @@ mod tests {
     #[test]
     fn spread_is_mean_and_sample_std_worked_by_hand() {
         let s = SubsetSpread::of(vec![0.5, 0.6, 0.7]);
-        assert!((s.mean - 0.6).abs() < 1e-12 && (s.std - 0.1).abs() < 1e-12, "{s:?}");
+        assert!(
+            (s.mean - 0.6).abs() < 1e-12 && (s.std - 0.1).abs() < 1e-12,
+            "{s:?}"
+        );
     }
 
     /// Each subset's GRA pools exactly its prompts' comparisons: prompts

@@ -12,10 +12,10 @@ use serde::Serialize;
 use crate::cache::CacheRead;
 use crate::eval::gra::PromptOutcomes;
 use crate::plan::Plan;
-use crate::stage::metric::PROMPT_OUTCOMES_FILE;
 use crate::report::{
     CellResult, IndexEntry, ReportContext, paper_table, write_index, write_report,
 };
+use crate::stage::metric::PROMPT_OUTCOMES_FILE;
 
 /// One experiment's finished cells, as the report module takes them.
 #[derive(Debug, Clone, Serialize)]

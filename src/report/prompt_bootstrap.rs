@@ -123,7 +123,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!((b.difference - 20.0).abs() < 1e-9, "{b:?}");
-        assert!(b.low > 10.0 && b.low < 20.0 && b.high > 20.0 && b.high < 30.0, "{b:?}");
+        assert!(
+            b.low > 10.0 && b.low < 20.0 && b.high > 20.0 && b.high < 30.0,
+            "{b:?}"
+        );
 
         assert_eq!(
             claim_bootstrap(check, &cells, "gold_mean", "seed", 1.0).unwrap(),

@@ -11,7 +11,6 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::CellResult;
-use crate::eval::bootstrap::{BOOTSTRAP_RESAMPLES, BootstrapInterval};
 use super::atomic::write_bytes_atomic;
 use super::compare::{Claim, ClaimCheck, check_claims, tally};
 use super::csv::write_csv;
@@ -22,6 +21,7 @@ use super::paper::PaperTable;
 use super::prompt_bootstrap::claim_bootstrap;
 use super::spec::TableSpec;
 use super::table::{decimals_for, format_summary, grid_to_frame, grid_to_markdown};
+use crate::eval::bootstrap::{BOOTSTRAP_RESAMPLES, BootstrapInterval};
 
 const TEMPLATE: &str = include_str!("../../templates/report/report.md.j2");
 

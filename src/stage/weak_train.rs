@@ -346,7 +346,10 @@ mod tests {
     }
 
     fn max_gap(a: &[f64], b: &[f64]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
     }
 
     fn annotator(sft_examples: Option<&[TokenizedExample]>) -> Result<DpoAnnotator> {
@@ -388,7 +391,15 @@ mod tests {
 
         let (train, cfg) = settings();
         let sft_alone = trainable_copy(&tiny_policy(3)?, &train, cfg.seed)?;
-        sft::train_sft(&sft_alone, &examples, &cfg, 0, &Device::Cpu, &mut |_| {}, None)?;
+        sft::train_sft(
+            &sft_alone,
+            &examples,
+            &cfg,
+            0,
+            &Device::Cpu,
+            &mut |_| {},
+            None,
+        )?;
         sft_alone.backbone().set_training(false);
         let base = logprobs(&tiny_policy(3)?)?;
         let reference = logprobs(&ws.reference)?;

@@ -786,7 +786,10 @@ mod tests {
         };
         let schedule = config(Some(0.25)).schedule(16);
         for k in 0..4 {
-            assert!((schedule.lr(k) - 0.1 * k as f64 / 4.0).abs() < 1e-15, "step {k}");
+            assert!(
+                (schedule.lr(k) - 0.1 * k as f64 / 4.0).abs() < 1e-15,
+                "step {k}"
+            );
         }
         assert!((schedule.lr(4) - 0.1).abs() < 1e-15);
         assert_eq!(config(Some(0.2)).warmup_steps_of(16), 4);
