@@ -76,6 +76,27 @@ fn table1_runs_end_to_end_and_reruns_nothing() {
         "report.md shows the paper's Table 1"
     );
 
+    // Each claim of a dataset row carries the bootstrap over test prompts,
+    // read from the metric stages' per-prompt outcomes (column 9 of the
+    // claims table; Avg. rows have no cells of their own).
+    let claims: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("| cw > ") && !l.contains("Avg."))
+        .collect();
+    assert!(!claims.is_empty(), "{report}");
+    for line in &claims {
+        let bootstrap = line.split('|').nth(9).unwrap().trim();
+        let (mean, interval) = bootstrap
+            .split_once(" [")
+            .unwrap_or_else(|| panic!("{line}"));
+        let (lo, hi) = interval.trim_end_matches(']').split_once(", ").unwrap();
+        let [mean, lo, hi] = [mean, lo, hi].map(|v| v.parse::<f64>().unwrap());
+        assert!(lo <= mean && mean <= hi, "{line}");
+    }
+    // Table 20's spread over test subsets is a metric of every cell.
+    let cells = std::fs::read_to_string(out.join("cells.json")).unwrap();
+    assert!(cells.contains("\"gra_std\"") && cells.contains("\"gra_subset_mean\""));
+
     let before = files_of(&out);
     let second = sweep(dir, &["run", manifest, "--profile", profile]);
     assert!(

@@ -1,7 +1,10 @@
 //! Evaluation: gold scorers, Gold Reward Accuracy, weak-annotator accuracy.
+pub mod bootstrap;
 pub mod gold;
+pub mod gra;
 pub mod learned;
 pub mod real_gold;
+pub mod test_subsets;
 
 /// A judge that scores responses to prompts: the synthetic world's true
 /// reward, a learned reward model, or a real gold RM in the paper profile.

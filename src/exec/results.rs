@@ -3,17 +3,19 @@
 //! evaluation), handed to `report::write_report` for tables, figures and
 //! `report.md`.
 use std::collections::BTreeMap;
-
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cache::CacheRead;
+use crate::eval::gra::PromptOutcomes;
 use crate::plan::Plan;
 use crate::report::{
     CellResult, IndexEntry, ReportContext, paper_table, write_index, write_report,
 };
+use crate::stage::metric::PROMPT_OUTCOMES_FILE;
 
 /// One experiment's finished cells, as the report module takes them.
 #[derive(Debug, Clone, Serialize)]
@@ -46,9 +48,16 @@ pub fn collect(plan: &Plan, cache: &dyn CacheRead) -> Result<Vec<ExperimentResul
             if let Some(key) = &cell.weak_eval {
                 metrics.extend(metrics_of(key)?.unwrap_or_default());
             }
+            // Only claims read them (the paired bootstrap over test prompts).
+            let has_claims = exp.report.as_ref().is_some_and(|r| !r.claims.is_empty());
+            let prompt_outcomes = match has_claims {
+                true => prompt_outcomes_of(cache, &cell.result)?,
+                false => None,
+            };
             cells.push(CellResult {
                 labels: cell.coords.clone(),
                 metrics,
+                prompt_outcomes,
             });
         }
         out.push(ExperimentResults {
@@ -60,6 +69,28 @@ pub fn collect(plan: &Plan, cache: &dyn CacheRead) -> Result<Vec<ExperimentResul
         });
     }
     Ok(out)
+}
+
+/// The metric stage's per-prompt outcomes of the cell whose last stage is
+/// `key` (`None` for a cell that ends before `metric`, or an older cache).
+fn prompt_outcomes_of(cache: &dyn CacheRead, key: &str) -> Result<Option<Arc<PromptOutcomes>>> {
+    let Some(record) = cache.get(key)? else {
+        return Ok(None);
+    };
+    let path = cache.artifact_dir(&record).join(PROMPT_OUTCOMES_FILE);
+    if record.kind != "metric" || !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let outcomes = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not the metric stage's per-prompt outcomes; delete the file's stage dir \
+             and rerun `sweep run` to recompute it",
+            path.display()
+        )
+    })?;
+    Ok(Some(Arc::new(outcomes)))
 }
 
 /// Writes `<results>/<experiment>/cells.json` for every experiment and, for

@@ -485,7 +485,9 @@ impl Choices {
 }
 
 /// Step 3: the objective, annotation and weak objective are known names
-/// (`ws` labels come from a DPO-trained weak LM, so it forces `dpo`).
+/// (`ws` labels come from WS-DPO's weak LM, SFT then DPO as the paper runs
+/// it (§4.3), so it turns the default `bt` into `sft_dpo`; a `dpo` or
+/// `sft_dpo` the manifest names stays).
 fn parse_choices(keys: &CellKeys, names: &Names, at: &Locs, errors: &mut Diagnostics) -> Choices {
     let mut choice = |value: &str, key: &str, valid: &[&str], ok: bool| {
         if !ok {
@@ -527,7 +529,7 @@ fn parse_choices(keys: &CellKeys, names: &Names, at: &Locs, errors: &mut Diagnos
     let known = WEAK_OBJECTIVES.contains(&weak_objective.as_str());
     choice(&weak_objective, "weak_objective", WEAK_OBJECTIVES, known);
     if annotation == Some(Annotation::WeakLm) && weak_objective == "bt" {
-        weak_objective = "dpo".into();
+        weak_objective = "sft_dpo".into();
     }
     Choices {
         objective,
@@ -896,7 +898,7 @@ pub const CELL_LABELS: &[&str] = &[
 ];
 
 /// A cell's labels: its axis values, then the resolved [`CELL_LABELS`]
-/// (resolved wins: an `annotation = "ws"` cell reports `weak_objective = "dpo"`).
+/// (resolved wins: an `annotation = "ws"` cell reports `weak_objective = "sft_dpo"`).
 fn labels(
     s: &Settings,
     weak_model: &str,
@@ -1102,6 +1104,33 @@ mod tests {
             err.contains("m.toml:12:13: `align.weighting = \"fancy\"`")
                 && err.contains("unknown variable `fancy`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn warmup_ratio_and_lora_targets_are_checked_at_their_line() {
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\n[sft]\nlora_rank = 4\nlora_targets = [\"qkv\"]\n\
+             [align]\nwarmup_ratio = 1.5\n"
+        );
+        let err = resolve_text(&body).unwrap_err().to_string();
+        assert!(
+            err.contains("m.toml:10:") && err.contains("`sft.lora_targets = [\"qkv\"]`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("m.toml:12:") && err.contains("`align.warmup_ratio = 1.5`"),
+            "{err}"
+        );
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\n[sft]\nlora_rank = 4\nlora_targets = [\"q_proj\"]\n\
+             [align]\nwarmup_ratio = 0.1\n"
+        );
+        let cell = &resolve_text(&body).unwrap()[0].cells[0];
+        assert_eq!(cell.settings.align.warmup_ratio, Some(0.1));
+        assert_eq!(
+            cell.settings.sft.train().lora_targets,
+            Some(vec!["q_proj".to_string()])
         );
     }
 

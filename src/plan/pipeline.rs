@@ -17,7 +17,9 @@ use serde::Serialize;
 use super::{Key, Plan};
 use crate::manifest::resolve::Cell;
 use crate::profile::Profile;
-use crate::spec::{Annotation, DatasetSource, GoldSpec, ModelSpec, TrainOn, TrainSettings};
+use crate::spec::{
+    Annotation, DEFAULT_WEAK_BETA, DatasetSource, GoldSpec, ModelSpec, TrainOn, TrainSettings,
+};
 use crate::stage::{
     self, KINDS, Stage, align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
     gold_train::GoldTrain, metric::Metric, pretrain::Pretrain, ref_logps::RefLogps, score::Score,
@@ -232,8 +234,10 @@ impl<'p> CellBuilder<'p> {
                 objective: s.weak_objective.clone(),
                 model: cell.weak_model.1.clone(),
                 train: s.weak.train(),
+                // Its own β, never the align block's: an align.beta sweep
+                // shares one annotator.
                 beta: if s.weak_objective.contains("dpo") {
-                    Some(s.weak.beta.unwrap_or(s.align.beta))
+                    Some(s.weak.beta.unwrap_or(DEFAULT_WEAK_BETA))
                 } else {
                     None
                 },
@@ -469,6 +473,7 @@ impl<'p> CellBuilder<'p> {
             stage::metric::Params {
                 tie_margin: cell.settings.metric.tie_margin,
                 ties: cell.settings.metric.ties,
+                samples: cell.settings.generate.samples,
             },
             &[
                 ("score", align_score.as_ref()),
@@ -566,5 +571,33 @@ mod tests {
         // The shared human SFT (D_U, per fraction) is every metric's shared reference.
         assert_eq!(nodes(&plan, "sft", "unlabeled").len(), 2);
         assert_eq!(plan.experiments[0].cells.len(), 6);
+    }
+
+    /// WS-DPO's weak LM is SFT then DPO (the paper's §4.3) with `weak.beta`'s
+    /// own default, whatever the align block's β; a manifest that names
+    /// `weak_objective = "dpo"` keeps plain DPO (Table 6's other column),
+    /// and `weak.beta` is read when set.
+    #[test]
+    fn ws_cells_train_sft_then_dpo_with_their_own_beta() {
+        let head = "[experiment]\nname = \"t\"\n[defaults]\ndataset = \"hh-rlhf\"\n\
+                    pair = \"opt\"\nobjective = \"dpo\"\nannotation = \"ws\"\n";
+        let weak = |body: &str| -> Vec<(String, f64)> {
+            let plan = plan_of(body);
+            plan.graph
+                .node_weights()
+                .filter(|n| n.kind == "weak_train")
+                .map(|n| {
+                    let p: stage::weak_train::Params =
+                        serde_json::from_value(n.params.clone()).unwrap();
+                    (p.objective, p.beta.unwrap())
+                })
+                .collect()
+        };
+        let got = weak(&format!("{head}[align]\nbeta = 0.2\n"));
+        assert_eq!(got, [("sft_dpo".to_string(), DEFAULT_WEAK_BETA)]);
+        let got = weak(&format!(
+            "{head}weak_objective = \"dpo\"\n[weak]\nbeta = 0.3\n"
+        ));
+        assert_eq!(got, [("dpo".to_string(), 0.3)]);
     }
 }

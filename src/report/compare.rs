@@ -295,6 +295,7 @@ mod tests {
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect(),
                     metrics: [("gra".to_string(), *v)].into(),
+                    prompt_outcomes: None,
                 });
             }
         }

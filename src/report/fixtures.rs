@@ -53,6 +53,7 @@ pub fn table1_cells() -> Vec<CellResult> {
                                 ("gra_shared".to_string(), v - 0.05),
                                 ("gold_mean".to_string(), 2.0 * v - 1.0),
                             ]),
+                            prompt_outcomes: None,
                         });
                     }
                 }

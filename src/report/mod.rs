@@ -28,6 +28,7 @@ pub mod grid;
 pub mod index;
 pub mod metric_info;
 pub mod paper;
+pub mod prompt_bootstrap;
 pub mod render;
 pub mod spec;
 pub mod stats;
@@ -51,6 +52,10 @@ pub use table::build_table;
 pub struct CellResult {
     pub labels: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, f64>,
+    /// Each test prompt's outcome (the metric stage's), for the paired
+    /// bootstrap over test prompts; loaded only for reports with claims.
+    #[serde(skip)]
+    pub prompt_outcomes: Option<std::sync::Arc<crate::eval::gra::PromptOutcomes>>,
 }
 
 impl CellResult {

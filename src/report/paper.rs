@@ -177,7 +177,11 @@ impl PaperTable {
                 if let Some(std) = std {
                     metrics.insert(format!("{metric}_std"), std);
                 }
-                cells.push(CellResult { labels, metrics });
+                cells.push(CellResult {
+                    labels,
+                    metrics,
+                    prompt_outcomes: None,
+                });
             }
         }
         Ok(PaperTable {

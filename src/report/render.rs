@@ -18,8 +18,10 @@ use super::figure::{Overlays, draw_figure};
 use super::grid::Grid;
 use super::index::{ReportSummary, headline_table};
 use super::paper::PaperTable;
+use super::prompt_bootstrap::claim_bootstrap;
 use super::spec::TableSpec;
 use super::table::{decimals_for, format_summary, grid_to_frame, grid_to_markdown};
+use crate::eval::bootstrap::{BOOTSTRAP_RESAMPLES, BootstrapInterval};
 
 const TEMPLATE: &str = include_str!("../../templates/report/report.md.j2");
 
@@ -53,6 +55,8 @@ struct Page {
     value: String,
     scale_note: String,
     over: String,
+    /// Resamples of the claims' bootstrap over test prompts.
+    bootstrap_resamples: usize,
     interval_note: String,
     neutral: Option<String>,
     avg_row: bool,
@@ -103,6 +107,9 @@ struct ClaimRow {
     separated: &'static str,
     paired: String,
     paired_separated: &'static str,
+    /// The bootstrap over test prompts: Δ [95% CI], or — without GRA's
+    /// per-prompt outcomes.
+    prompt_bootstrap: String,
     paper: String,
     paper_holds: &'static str,
 }
@@ -180,7 +187,13 @@ pub fn write_report(
         })
         .transpose()?;
 
-    let claim_rows: Vec<ClaimRow> = checks.iter().map(|c| claim_row(c, decimals)).collect();
+    let claim_rows: Vec<ClaimRow> = checks
+        .iter()
+        .map(|c| -> anyhow::Result<ClaimRow> {
+            let bootstrap = claim_bootstrap(c, cells, &spec.value, &spec.over, spec.scale)?;
+            Ok(claim_row(c, bootstrap, decimals))
+        })
+        .collect::<anyhow::Result<_>>()?;
 
     let page = Page {
         title: ctx.title.clone(),
@@ -204,6 +217,7 @@ pub fn write_report(
         value: spec.value.clone(),
         scale_note: scale_note(spec.scale),
         over: spec.over.clone(),
+        bootstrap_resamples: BOOTSTRAP_RESAMPLES,
         interval_note: grid.interval.describe(&spec.over),
         neutral: spec.metric_info().neutral.map(|v| format!("{v}")),
         avg_row: spec.avg_row,
@@ -275,7 +289,7 @@ pub(super) fn render_template(
     Ok(text)
 }
 
-fn claim_row(c: &ClaimCheck, decimals: usize) -> ClaimRow {
+fn claim_row(c: &ClaimCheck, bootstrap: Option<BootstrapInterval>, decimals: usize) -> ClaimRow {
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     ClaimRow {
         row: c.row.join(" / "),
@@ -290,6 +304,15 @@ fn claim_row(c: &ClaimCheck, decimals: usize) -> ClaimRow {
         separated: c.separation.describe(),
         paired: format_summary(c.paired, decimals),
         paired_separated: c.paired_separation.describe(),
+        prompt_bootstrap: bootstrap.map_or_else(
+            || "—".to_string(),
+            |b| {
+                format!(
+                    "{:.decimals$} [{:.decimals$}, {:.decimals$}]",
+                    b.difference, b.low, b.high
+                )
+            },
+        ),
         paper: c
             .paper
             .map(|(b, w)| format!("{b:.1} vs {w:.1}"))

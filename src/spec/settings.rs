@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 use super::train_on::TrainOn;
 
+/// `weak.beta` when unset: the DPO β of WS-DPO's weak LM (`dpo`,
+/// `sft_dpo`). The paper gives no β for it; 0.5 is the one DPO β it gives
+/// (Appendix G, the strong model's), and the β the weak LM trained with
+/// when it fell back to the tiny and paper profiles' `align.beta`. Its own
+/// setting, so sweeping `align.beta` does not re-train the annotator.
+pub const DEFAULT_WEAK_BETA: f64 = 0.5;
+
 /// The per-stage blocks, in the order they appear in a manifest.
 pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
 
@@ -33,7 +40,8 @@ pub struct CellKeys {
     pub objective: Option<String>,
     /// Who labels D_U and how pairs are weighted: human | ws | cw | weak | topN.
     pub annotation: Option<String>,
-    /// Weak annotator training: bt | dpo | sft_dpo | pairrm (`ws` forces dpo).
+    /// Weak annotator training: bt | dpo | sft_dpo | pairrm (`ws` turns the
+    /// default bt into sft_dpo, WS-DPO as the paper runs it).
     pub weak_objective: Option<String>,
     pub seed: Option<u64>,
     pub labeled_fraction: Option<f64>,
@@ -79,6 +87,8 @@ macro_rules! train_settings_of {
             max_grad_norm: $block.max_grad_norm,
             lora_alpha: $block.lora_alpha,
             lora_dropout: $block.lora_dropout,
+            warmup_ratio: $block.warmup_ratio,
+            lora_targets: $block.lora_targets.clone(),
         }
     };
 }
@@ -95,7 +105,8 @@ pub struct TrainBlock {
     pub batch_size: usize,
     #[serde(default)]
     pub lora_rank: Option<usize>,
-    /// DPO β of a DPO-trained weak LM (`[weak]` only; ignored by bt/pairrm).
+    /// DPO β of a DPO-trained weak LM (`[weak]` only; ignored by bt/pairrm);
+    /// unset, [`DEFAULT_WEAK_BETA`], never the align block's β.
     #[serde(default)]
     pub beta: Option<f64>,
     /// Optimiser steps of linear warmup before the cosine decay (Appendix
@@ -118,6 +129,14 @@ pub struct TrainBlock {
     /// LoRA dropout (needs `lora_rank`); default 0.05 (Appendix G).
     #[serde(default)]
     pub lora_dropout: Option<f64>,
+    /// Warmup as a share of the loop's optimiser steps, ⌈ratio · steps⌉
+    /// (transformers' `warmup_ratio`); set, it replaces `warmup_steps`.
+    #[serde(default)]
+    pub warmup_ratio: Option<f64>,
+    /// The projections LoRA adapts (needs `lora_rank`), e.g. `["q_proj",
+    /// "v_proj"]`; default every projection of the model.
+    #[serde(default)]
+    pub lora_targets: Option<Vec<String>>,
 }
 
 impl TrainBlock {
@@ -184,6 +203,14 @@ pub struct AlignBlock {
     /// LoRA dropout (needs `lora_rank`); default 0.05 (Appendix G).
     #[serde(default)]
     pub lora_dropout: Option<f64>,
+    /// Warmup as a share of the loop's optimiser steps, ⌈ratio · steps⌉
+    /// (transformers' `warmup_ratio`); set, it replaces `warmup_steps`.
+    #[serde(default)]
+    pub warmup_ratio: Option<f64>,
+    /// The projections LoRA adapts (needs `lora_rank`), e.g. `["q_proj",
+    /// "v_proj"]`; default every projection of the model.
+    #[serde(default)]
+    pub lora_targets: Option<Vec<String>>,
 }
 
 fn d_beta() -> f64 {
@@ -340,6 +367,12 @@ pub struct TrainSettings {
     /// LoRA dropout; `None` = [`DEFAULT_LORA_DROPOUT`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora_dropout: Option<f64>,
+    /// Warmup as a share of the steps; `None` = `warmup_steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_ratio: Option<f64>,
+    /// Projections LoRA adapts; `None` = every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_targets: Option<Vec<String>>,
 }
 
 /// LoRA dropout when a block sets none (Appendix G's 0.05).
@@ -378,6 +411,8 @@ impl TrainSettings {
             max_grad_norm: d_max_grad_norm(),
             lora_alpha: None,
             lora_dropout: None,
+            warmup_ratio: None,
+            lora_targets: None,
         }
     }
 
@@ -385,11 +420,12 @@ impl TrainSettings {
     /// optimiser's own ranges are checked by `train::settings_problems`.
     pub fn lora_problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        for (key, value) in [
-            ("lora_alpha", self.lora_alpha),
-            ("lora_dropout", self.lora_dropout),
+        for (key, set) in [
+            ("lora_alpha", self.lora_alpha.is_some()),
+            ("lora_dropout", self.lora_dropout.is_some()),
+            ("lora_targets", self.lora_targets.is_some()),
         ] {
-            if value.is_some() && self.lora_rank.is_none() {
+            if set && self.lora_rank.is_none() {
                 out.push((
                     key,
                     format!("`{key}` needs `lora_rank`: without a rank the block fine-tunes every weight and has no adapters"),

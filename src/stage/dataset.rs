@@ -22,6 +22,7 @@ pub struct Params {
 
 impl Stage for Dataset {
     const KIND: &'static str = "dataset";
+    /// 3: TL;DR pairs follow the world's `tldr_summary` (default `event`).
     const VERSION: u32 = 3;
     const INPUTS: &'static [&'static str] = &[];
     type Params = Params;

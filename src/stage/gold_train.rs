@@ -40,6 +40,7 @@ pub const GOLD_DIR: &str = "gold";
 
 impl Stage for GoldTrain {
     const KIND: &'static str = "gold_train";
+    /// 2: its gold-labelled pairs follow the world's `tldr_summary`.
     const VERSION: u32 = 2;
     const INPUTS: &'static [&'static str] = &["base"];
     type Params = Params;

@@ -9,12 +9,26 @@
 //! score. With a `base_reference` (the pretrained strong model, tiny
 //! profile) it also reports the SFT model's GRA against it: SFT must improve
 //! on its base for alignment to mean anything.
+//!
+//! It keeps each test prompt's outcome against its own SFT model
+//! ([`PROMPT_OUTCOMES_FILE`]: wins, ties and comparisons over the prompt's
+//! samples), for a paired bootstrap over test prompts, and reports Table
+//! 20's spread: GRA on 3 disjoint subsets of the test prompts, their mean
+//! (`gra_subset_mean`) and standard deviation (`gra_std`).
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::score::SCORES_FILE;
 
-use super::{Stage, StageContext, StageOutcome, read_json};
+use super::{Stage, StageContext, StageOutcome, read_json, write_json};
+pub use crate::eval::gra::{
+    Gra, PromptOutcome, PromptOutcomes, gold_reward_accuracy, prompt_outcomes,
+};
+use crate::eval::test_subsets::{TEST_SUBSETS, subset_spread};
+
+/// Each test prompt's [`PromptOutcome`] against the cell's own SFT model
+/// ([`PromptOutcomes`], with the tie rule).
+pub const PROMPT_OUTCOMES_FILE: &str = "prompt_outcomes.json";
 
 pub struct Metric;
 
@@ -27,56 +41,15 @@ pub struct Params {
     pub tie_margin: f64,
     /// How a tie counts in GRA.
     pub ties: TieRule,
-}
-
-/// GRA of one comparison set and how often its two sides tied.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Gra {
-    /// In [0, 1], ties counted by the rule asked for.
-    pub accuracy: f64,
-    /// Share of comparisons that tie, in [0, 1], whatever the rule.
-    pub tie_rate: f64,
-}
-
-/// GRA of `ours` against `reference`, comparison by comparison (one per
-/// test prompt and sample).
-pub fn gold_reward_accuracy(
-    ours: &[f32],
-    reference: &[f32],
-    tie_margin: f64,
-    ties: TieRule,
-) -> Result<Gra> {
-    anyhow::ensure!(
-        ours.len() == reference.len() && !ours.is_empty(),
-        "GRA needs one score per test prompt on both sides, got {} and {}",
-        ours.len(),
-        reference.len()
-    );
-    let (mut wins, mut tied) = (0usize, 0usize);
-    for (&a, &b) in ours.iter().zip(reference) {
-        let diff = f64::from(a) - f64::from(b);
-        if diff.abs() <= tie_margin {
-            tied += 1;
-        } else if diff > 0.0 {
-            wins += 1;
-        }
-    }
-    let (n, wins, tied) = (ours.len() as f64, wins as f64, tied as f64);
-    let accuracy = match ties {
-        TieRule::Loss => wins / n,
-        TieRule::Half => (wins + 0.5 * tied) / n,
-        TieRule::Exclude if tied == n => 0.5,
-        TieRule::Exclude => wins / (n - tied),
-    };
-    Ok(Gra {
-        accuracy,
-        tie_rate: tied / n,
-    })
+    /// Generations per test prompt (prompt-major), so comparisons group
+    /// into prompts.
+    pub samples: usize,
 }
 
 impl Stage for Metric {
     const KIND: &'static str = "metric";
-    const VERSION: u32 = 4;
+    /// 5: per-prompt outcomes kept, Table 20's subset spread (`gra_std`).
+    const VERSION: u32 = 5;
     const INPUTS: &'static [&'static str] = &[
         "score",
         "own_reference",
@@ -93,7 +66,16 @@ impl Stage for Metric {
         let ours = scores("score")?;
         let own = scores("own_reference")?;
         let shared = scores("shared_reference")?;
-        let vs_own = gra(&ours, &own)?;
+        let outcomes = prompt_outcomes(&ours, &own, params.samples, params.tie_margin)?;
+        let kept = PromptOutcomes {
+            ties: params.ties,
+            prompts: outcomes,
+        };
+        write_json(ctx.out_dir, PROMPT_OUTCOMES_FILE, &kept)?;
+        let outcomes = kept.prompts;
+        let vs_own = PromptOutcome::sum(&outcomes)
+            .gra(params.ties)
+            .expect("prompt_outcomes checked there is a comparison");
         let vs_shared = gra(&ours, &shared)?;
         let mean = |s: &[f32]| s.iter().map(|&x| f64::from(x)).sum::<f64>() / s.len() as f64;
         let mut metrics: std::collections::BTreeMap<String, f64> = [
@@ -105,6 +87,17 @@ impl Stage for Metric {
             ("gold_mean_sft".to_string(), mean(&own)),
         ]
         .into();
+        if outcomes.len() >= TEST_SUBSETS {
+            let spread = subset_spread(&outcomes, params.ties)?;
+            metrics.insert("gra_subset_mean".into(), spread.mean);
+            metrics.insert("gra_std".into(), spread.std);
+        } else {
+            // A report that asks for `gra_std` names the cell and the metric.
+            ctx.progress.log(&format!(
+                "{} test prompts: no Table 20 spread over {TEST_SUBSETS} subsets",
+                outcomes.len()
+            ));
+        }
         if ctx.inputs.contains_key("base_reference") {
             let base = scores("base_reference")?;
             let sft_vs_base = gra(&own, &base)?;
@@ -119,59 +112,6 @@ impl Stage for Metric {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Ten comparisons worked by hand: 4 wins, 3 losses, 3 ties within a
-    /// margin of 0.1 (two exact, one at 0.05), so wins = 4, ties = 3, n = 10.
-    const OURS: [f32; 10] = [1.0, 0.5, 0.3, 0.9, 0.0, 0.0, 0.2, -0.5, 0.25, 0.7];
-    const REFERENCE: [f32; 10] = [0.0, 0.2, 0.1, 0.4, 0.0, 0.5, 0.6, 0.1, 0.25, 0.65];
-
-    fn gra(margin: f64, ties: TieRule) -> Gra {
-        gold_reward_accuracy(&OURS, &REFERENCE, margin, ties).unwrap()
-    }
-
-    #[test]
-    fn loss_rule_counts_only_strict_wins() {
-        let g = gra(0.1, TieRule::Loss);
-        assert!((g.accuracy - 0.4).abs() < 1e-12, "{g:?}");
-        assert!((g.tie_rate - 0.3).abs() < 1e-12, "{g:?}");
-    }
-
-    #[test]
-    fn half_rule_counts_a_tie_as_half_a_win() {
-        let g = gra(0.1, TieRule::Half);
-        assert!((g.accuracy - (4.0 + 1.5) / 10.0).abs() < 1e-12, "{g:?}");
-        assert!((g.tie_rate - 0.3).abs() < 1e-12, "{g:?}");
-    }
-
-    #[test]
-    fn exclude_rule_leaves_ties_out_of_the_denominator() {
-        let g = gra(0.1, TieRule::Exclude);
-        assert!((g.accuracy - 4.0 / 7.0).abs() < 1e-12, "{g:?}");
-        assert!((g.tie_rate - 0.3).abs() < 1e-12, "{g:?}");
-        // All ties: neither side preferred.
-        let all = gold_reward_accuracy(&[0.3, 0.1], &[0.3, 0.1], 0.0, TieRule::Exclude).unwrap();
-        assert_eq!((all.accuracy, all.tie_rate), (0.5, 1.0));
-    }
-
-    #[test]
-    fn the_margin_decides_what_ties() {
-        // Margin 0: only the two exact ties; 0.7 vs 0.65 becomes a win.
-        for (rule, want) in [
-            (TieRule::Loss, 0.5),
-            (TieRule::Half, 0.6),
-            (TieRule::Exclude, 5.0 / 8.0),
-        ] {
-            let g = gra(0.0, rule);
-            assert!((g.accuracy - want).abs() < 1e-12, "{rule:?}: {g:?}");
-            assert!((g.tie_rate - 0.2).abs() < 1e-12, "{g:?}");
-        }
-    }
-
-    #[test]
-    fn mismatched_or_empty_scores_are_an_error() {
-        assert!(gold_reward_accuracy(&OURS, &REFERENCE[..2], 0.0, TieRule::Loss).is_err());
-        assert!(gold_reward_accuracy(&[], &[], 0.0, TieRule::Loss).is_err());
-    }
 
     #[test]
     fn the_rule_reads_from_a_manifest_in_lowercase() {

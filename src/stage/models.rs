@@ -121,15 +121,18 @@ pub fn load_policy(dir: &Path, device: &Device) -> Result<Policy> {
     }
 }
 
-/// LoRA on every projection when the training block asks for a rank, with
-/// the block's α and dropout; unset, they are the paper's (α = 2r, dropout
-/// 0.05).
+/// LoRA when the training block asks for a rank, with the block's α,
+/// dropout and target projections; unset, they are the paper's (α = 2r,
+/// dropout 0.05) on every projection.
 pub fn lora_of(train: &TrainSettings) -> Option<LoraConfig> {
     train.lora_rank.map(|rank| LoraConfig {
         rank,
         alpha: train.lora_alpha.unwrap_or(2.0 * rank as f64),
         dropout: train.lora_dropout.unwrap_or(DEFAULT_LORA_DROPOUT),
-        targets: LORA_TARGETS.iter().map(|t| t.to_string()).collect(),
+        targets: match &train.lora_targets {
+            Some(targets) => targets.clone(),
+            None => LORA_TARGETS.iter().map(|t| t.to_string()).collect(),
+        },
     })
 }
 
@@ -218,5 +221,20 @@ mod tests {
         assert_eq!((tokenizer.eos_id(), tokenizer.pad_id()), (3, 2));
         assert_eq!(tokenizer.encode("b a")?, [5, 4]);
         Ok(())
+    }
+
+    /// A block's `lora_targets` reach the adapters; unset, every projection.
+    #[test]
+    fn lora_targets_of_a_block_reach_the_adapters() {
+        let block = |extra: &str| -> crate::spec::TrainBlock {
+            toml::from_str(&format!("lora_rank = 4\n{extra}")).unwrap()
+        };
+        let lora = lora_of(&block("lora_targets = [\"q_proj\", \"v_proj\"]").train()).unwrap();
+        assert_eq!(lora.targets, ["q_proj", "v_proj"]);
+        let lora = lora_of(&block("").train()).unwrap();
+        assert_eq!(lora.targets, LORA_TARGETS);
+        // Unset, the new knobs stay out of a stage's params (its cache key).
+        let json = serde_json::to_value(block("").train()).unwrap();
+        assert!(json.get("lora_targets").is_none() && json.get("warmup_ratio").is_none());
     }
 }

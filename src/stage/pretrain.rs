@@ -36,6 +36,8 @@ pub struct Params {
 
 impl Stage for Pretrain {
     const KIND: &'static str = "pretrain";
+    /// 4: the corpus's TL;DR summaries follow `tldr_summary`; the key holds
+    /// only the world keys the corpus reads.
     const VERSION: u32 = 4;
     const INPUTS: &'static [&'static str] = &[];
     type Params = Params;

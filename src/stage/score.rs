@@ -121,7 +121,10 @@ fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn GoldScorer
 
 impl Stage for Score {
     const KIND: &'static str = "score";
-    const VERSION: u32 = 3;
+    /// 3: SteamSHP scores a response against the dummy `.` in both orders
+    /// (its pairwise rule), not in one.
+    /// 4: the true reward of TL;DR summaries follows the world's `tldr_summary`.
+    const VERSION: u32 = 4;
     const INPUTS: &'static [&'static str] = &["dataset", "generation", "gold_model"];
     type Params = Params;
 

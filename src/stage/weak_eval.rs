@@ -1,15 +1,16 @@
 //! `weak_eval`: the weak annotator's accuracy on D_U against the human labels
 //! (Tables 6, 12, 13), overall and on its most confident 30%, with its
-//! training time; on the synthetic world also its agreement with the gold
+//! training time (every phase's, summed, and each phase's); on the synthetic world also its agreement with the gold
 //! reward (pairs the gold reward ties are left out).
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::annotate::{agreement, label_unlabeled};
-use super::artifacts::{TRAIN_REPORT_FILE, dataset_source, split_pairs};
+use super::artifacts::{dataset_source, split_pairs};
 use super::dataset::DatasetSource;
+use super::weak_train::{PHASES_FILE, WeakPhases};
 use super::{Stage, StageContext, StageOutcome, read_json};
-use crate::train::{TrainReport, WeakLabel, weighting::top_confident};
+use crate::train::{WeakLabel, weighting::top_confident};
 
 pub struct WeakEval;
 
@@ -22,7 +23,10 @@ pub struct Params {
 
 impl Stage for WeakEval {
     const KIND: &'static str = "weak_eval";
-    const VERSION: u32 = 4;
+    /// 4: `train_seconds` is every phase's time (SFT+DPO's SFT step
+    /// included), with `train_seconds_sft` / `train_seconds_preference`.
+    /// 5: gold agreement follows the world's `tldr_summary`.
+    const VERSION: u32 = 5;
     const INPUTS: &'static [&'static str] = &["dataset", "split", "weak"];
     type Params = Params;
 
@@ -33,13 +37,10 @@ impl Stage for WeakEval {
             .into_iter()
             .map(|i| labels[i])
             .collect();
-        let train: TrainReport = read_json(ctx.input("weak")?, TRAIN_REPORT_FILE)?;
-        let mut metrics: std::collections::BTreeMap<String, f64> = [
-            ("weak_accuracy".to_string(), agreement(&labels)),
-            ("weak_accuracy_top30".to_string(), agreement(&top)),
-            ("train_seconds".to_string(), train.seconds),
-        ]
-        .into();
+        let phases: WeakPhases = read_json(ctx.input("weak")?, PHASES_FILE)?;
+        let mut metrics = phases.metrics();
+        metrics.insert("weak_accuracy".into(), agreement(&labels));
+        metrics.insert("weak_accuracy_top30".into(), agreement(&top));
         if let DatasetSource::Synthetic { family, world } = dataset_source(ctx)? {
             let world = crate::data::synthetic::WorldConfig::from_json(&world)?;
             let gold_first = gold_prefers_first(&world, &family, ctx)?;

@@ -17,6 +17,7 @@ use super::adamw::AdamW;
 use super::checkpoint::Checkpointer;
 use super::schedule::CosineSchedule;
 use super::{StepInfo, TrainReport};
+use crate::model::lora::LORA_TARGETS;
 use crate::spec::TrainSettings;
 
 /// Hyper-parameters of one training run. Defaults are transformers'
@@ -38,6 +39,9 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Optimiser steps of linear warmup from 0 to `lr`.
     pub warmup_steps: usize,
+    /// Warmup as a share of the run's optimiser steps, ⌈ratio · steps⌉ as
+    /// transformers rounds it; set, it replaces `warmup_steps`.
+    pub warmup_ratio: Option<f64>,
     /// AdamW's decoupled weight decay λ (θ ← θ − lr·λ·θ each step).
     pub weight_decay: f64,
     /// Global L2 norm the gradient is clipped to; 0 turns clipping off.
@@ -56,6 +60,7 @@ impl Default for TrainConfig {
             grad_accum: 1,
             lr: 5e-5,
             warmup_steps: 0,
+            warmup_ratio: None,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
             seed: 0,
@@ -74,6 +79,7 @@ impl TrainConfig {
             grad_accum: settings.grad_accum,
             lr: settings.learning_rate,
             warmup_steps: settings.warmup_steps,
+            warmup_ratio: settings.warmup_ratio,
             weight_decay: settings.weight_decay,
             max_grad_norm: settings.max_grad_norm,
             seed,
@@ -118,6 +124,14 @@ impl TrainConfig {
                 format!("`lr = {}` must be a positive finite number", self.lr),
             ));
         }
+        if let Some(ratio) = self.warmup_ratio
+            && !(0.0..1.0).contains(&ratio)
+        {
+            out.push((
+                "warmup_ratio",
+                format!("`warmup_ratio = {ratio}` must be in [0, 1): a share of the steps"),
+            ));
+        }
         let non_negative = [
             ("weight_decay", self.weight_decay),
             ("max_grad_norm", self.max_grad_norm),
@@ -149,8 +163,17 @@ impl TrainConfig {
     pub fn schedule(&self, total_steps: usize) -> CosineSchedule {
         CosineSchedule {
             peak_lr: self.lr,
-            warmup_steps: self.warmup_steps,
+            warmup_steps: self.warmup_steps_of(total_steps),
             total_steps,
+        }
+    }
+
+    /// Warmup steps of a run of `total_steps`: ⌈warmup_ratio · total⌉ when
+    /// the ratio is set, else `warmup_steps`.
+    pub fn warmup_steps_of(&self, total_steps: usize) -> usize {
+        match self.warmup_ratio {
+            Some(ratio) => (ratio * total_steps as f64).ceil() as usize,
+            None => self.warmup_steps,
         }
     }
 
@@ -422,6 +445,21 @@ pub fn settings_problems(settings: &TrainSettings) -> Vec<(&'static str, String)
         })
         .collect();
     out.extend(settings.lora_problems());
+    if let Some(targets) = &settings.lora_targets {
+        let unknown: Vec<&String> = targets
+            .iter()
+            .filter(|t| !LORA_TARGETS.contains(&t.as_str()))
+            .collect();
+        if targets.is_empty() || !unknown.is_empty() {
+            out.push((
+                "lora_targets",
+                format!(
+                    "`lora_targets = {targets:?}`: name at least one projection, each one of \
+                     {LORA_TARGETS:?}"
+                ),
+            ));
+        }
+    }
     out
 }
 
@@ -564,6 +602,7 @@ mod tests {
             grad_accum: 2,
             lr: 5e-3,
             warmup_steps: 1,
+            warmup_ratio: None,
             weight_decay: 0.05,
             max_grad_norm: 0.5,
             seed: 3,
@@ -732,5 +771,49 @@ mod tests {
             "no update with a NaN loss"
         );
         Ok(())
+    }
+
+    /// `warmup_ratio` 0.25 of a 16-step run warms up over ⌈4⌉ = 4 steps:
+    /// step k < 4 runs at lr·k/4 and step 4 at the peak; 0.2 of 16 rounds
+    /// up to 4 too (transformers' ceil). Unset, `warmup_steps` holds.
+    #[test]
+    fn warmup_ratio_sets_the_warmup_as_a_share_of_the_steps() {
+        let config = |ratio: Option<f64>| TrainConfig {
+            lr: 0.1,
+            warmup_steps: 10,
+            warmup_ratio: ratio,
+            ..TrainConfig::default()
+        };
+        let schedule = config(Some(0.25)).schedule(16);
+        for k in 0..4 {
+            assert!(
+                (schedule.lr(k) - 0.1 * k as f64 / 4.0).abs() < 1e-15,
+                "step {k}"
+            );
+        }
+        assert!((schedule.lr(4) - 0.1).abs() < 1e-15);
+        assert_eq!(config(Some(0.2)).warmup_steps_of(16), 4);
+        assert_eq!(config(None).warmup_steps_of(16), 10);
+        let err = config(Some(1.0)).validate().unwrap_err().to_string();
+        assert!(err.contains("`warmup_ratio = 1`"), "{err}");
+    }
+
+    /// LoRA targets are projections the model has, at least one, and need a rank.
+    #[test]
+    fn lora_targets_are_known_projections_with_a_rank() {
+        let problems = |targets: &[&str], rank: Option<usize>| {
+            let settings = TrainSettings {
+                lora_targets: Some(targets.iter().map(|t| t.to_string()).collect()),
+                ..TrainSettings::new(1e-3, 1, 8, rank)
+            };
+            settings_problems(&settings)
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect::<Vec<_>>()
+        };
+        assert!(problems(&["q_proj", "v_proj"], Some(8)).is_empty());
+        assert_eq!(problems(&["q_proj", "qkv"], Some(8)), ["lora_targets"]);
+        assert_eq!(problems(&[], Some(8)), ["lora_targets"]);
+        assert_eq!(problems(&["q_proj"], None), ["lora_targets"]);
     }
 }

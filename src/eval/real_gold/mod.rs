@@ -37,7 +37,9 @@ mod test_support;
 pub use chat::{ChatMessage, conversation};
 pub use deberta::DebertaGold;
 pub use seqcls::SeqClsGold;
-pub use steamshp::{SteamShpGold, steamshp_input, steamshp_post};
+pub use steamshp::{
+    STEAMSHP_DUMMY, SteamShpGold, steamshp_both_orders, steamshp_input, steamshp_post,
+};
 
 /// Items per forward pass. Scores do not depend on it.
 pub const BATCH_SIZE: usize = 8;

@@ -1,4 +1,23 @@
-//! SteamSHP (FLAN-T5 preference model) as a single-response gold RM: SHP.
+//! SteamSHP (FLAN-T5 preference model), the gold judge of SHP: pairwise, as
+//! its model card runs it, and a per-response score derived from it.
+//!
+//! The model card's input holds the post and both responses, and the model
+//! answers `A` or `B`:
+//!
+//! ```text
+//! POST: {post}\n\n RESPONSE A: {a}\n\n RESPONSE B: {b}\n\n Which response is better? RESPONSE
+//! ```
+//!
+//! [`SteamShpGold::prefer`] asks it in both orders (a as A, then a as B) and
+//! averages, so the answer does not depend on which slot a response sits in:
+//! P(a ≻ b) = ½ [P(A | a, b) + P(B | b, a)], and P(a ≻ b) + P(b ≻ a) = 1.
+//!
+//! The paper's GRA and mean gold reward need one score per response (the
+//! pipeline's `score` stage scores each generation set on its own). The
+//! model card's reward-model usage gives one: the response as A against an
+//! empty answer, a dummy `.`, as B. We ask that in both orders too, so the
+//! score is P(response ≻ `.`) by the pairwise rule above: a bounded score in
+//! (0, 1), free of the dummy's position.
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -16,13 +35,21 @@ use super::common::{
 use super::{BATCH_SIZE, GoldScorer, STEAMSHP_DEFAULT_MAX_TOKENS};
 use crate::data::real::shp;
 
-/// The input SteamSHP reads to score `response` alone: the model card's
-/// single-response layout, the response as A and a dummy `.` as B.
-pub fn steamshp_input(post: &str, response: &str) -> String {
+/// The answer a single response is scored against (the model card's
+/// reward-model usage: an empty response B).
+pub const STEAMSHP_DUMMY: &str = ".";
+
+/// The model card's input: `post`, response `a` as A and `b` as B.
+pub fn steamshp_input(post: &str, a: &str, b: &str) -> String {
     format!(
-        "POST: {post}\n\n RESPONSE A: {response}\n\n RESPONSE B: .\n\n Which response is better? \
+        "POST: {post}\n\n RESPONSE A: {a}\n\n RESPONSE B: {b}\n\n Which response is better? \
          RESPONSE"
     )
+}
+
+/// The two inputs of one comparison: `a` as A, then `a` as B.
+pub fn steamshp_both_orders(post: &str, a: &str, b: &str) -> [String; 2] {
+    [steamshp_input(post, a, b), steamshp_input(post, b, a)]
 }
 
 /// The post inside a prompt built by [`shp::prompt_of`] (the prompt itself,
@@ -41,21 +68,21 @@ pub fn steamshp_post(prompt: &str) -> &str {
         .trim()
 }
 
-/// SteamSHP as a single-response reward model.
+/// SteamSHP as a pairwise judge ([`SteamShpGold::prefer`]) and, through the
+/// dummy answer, a per-response reward model ([`GoldScorer::score`]); see
+/// the module docs.
 ///
-/// Input: [`steamshp_input`]`(`[`steamshp_post`]`(prompt), response.trim())`,
+/// Input: [`steamshp_input`]`(`[`steamshp_post`]`(prompt), a.trim(), b.trim())`,
 /// tokenised with T5's trailing `</s>`. The decoder runs one step from the
-/// decoder start token; the score is P(A | A or B) = σ(logit_A − logit_B),
-/// the probability that the response beats the dummy, among the two answers
-/// the model was trained to give. (The model card divides by the whole
-/// vocabulary instead; the two differ only by the mass on other tokens.)
-/// A probability rather than log-odds: the score stage averages scores, and
-/// a bounded score keeps one confident item from dominating the mean.
+/// decoder start token; P(A) = σ(logit_A − logit_B), the probability of A
+/// among the two answers the model was trained to give. (The model card
+/// divides by the whole vocabulary instead; the two differ only by the mass
+/// on other tokens.)
 ///
 /// Truncation: an input over `n_positions` (512) tokens loses the end of the
-/// post first, then the end of the response; the layout's fixed text, the
-/// question included, always survives. This follows the model card, which
-/// says to truncate the context and keep the comments.
+/// post first, then the end of the longer response; the layout's fixed
+/// text, the question included, always survives. This follows the model
+/// card, which says to truncate the context and keep the comments.
 ///
 /// candle's T5 has no encoder padding mask, so only inputs of equal token
 /// length share a batch: padding would change the scores.
@@ -121,14 +148,14 @@ impl SteamShpGold {
         })
     }
 
-    /// The input text and its token ids for one (prompt, response), after
-    /// truncation.
-    pub fn input(&self, prompt: &str, response: &str) -> anyhow::Result<(String, Vec<u32>)> {
+    /// The input text and its token ids for `prompt` with `a` as response A
+    /// and `b` as B, after truncation.
+    pub fn input(&self, prompt: &str, a: &str, b: &str) -> anyhow::Result<(String, Vec<u32>)> {
         let post = steamshp_post(prompt);
-        let response = response.trim();
-        let (mut post_end, mut response_end) = (post.len(), response.len());
+        let (a, b) = (a.trim(), b.trim());
+        let (mut post_end, mut a_end, mut b_end) = (post.len(), a.len(), b.len());
         loop {
-            let text = steamshp_input(&post[..post_end], &response[..response_end]);
+            let text = steamshp_input(&post[..post_end], &a[..a_end], &b[..b_end]);
             let ids = encode(&self.tokenizer, text.as_str(), true)?
                 .get_ids()
                 .to_vec();
@@ -137,8 +164,10 @@ impl SteamShpGold {
             };
             if post_end > 0 {
                 post_end = self.cut_tokens(&post[..post_end], excess)?;
-            } else if response_end > 0 {
-                response_end = self.cut_tokens(&response[..response_end], excess)?;
+            } else if a_end >= b_end && a_end > 0 {
+                a_end = self.cut_tokens(&a[..a_end], excess)?;
+            } else if b_end > 0 {
+                b_end = self.cut_tokens(&b[..b_end], excess)?;
             } else {
                 bail!(
                     "the SteamSHP layout alone is {} tokens, over the {} the model reads",
@@ -164,16 +193,9 @@ impl SteamShpGold {
         }
         Ok(text[..end].trim_end().len())
     }
-}
 
-impl GoldScorer for SteamShpGold {
-    fn score(&self, prompts: &[String], responses: &[String]) -> anyhow::Result<Vec<f32>> {
-        check_lengths(prompts, responses)?;
-        let inputs: Vec<Vec<u32>> = prompts
-            .iter()
-            .zip(responses)
-            .map(|(p, r)| Ok(self.input(p, r)?.1))
-            .collect::<anyhow::Result<_>>()?;
+    /// P(A) = σ(logit_A − logit_B) of each input's first decoder step.
+    fn p_a(&self, inputs: &[Vec<u32>]) -> anyhow::Result<Vec<f64>> {
         let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, ids) in inputs.iter().enumerate() {
             by_len.entry(ids.len()).or_default().push(i);
@@ -181,7 +203,7 @@ impl GoldScorer for SteamShpGold {
         let mut model = self.model.lock().map_err(|_| {
             anyhow!("the SteamSHP model was poisoned by a panic in another scorer call")
         })?;
-        let mut scores = vec![0f32; inputs.len()];
+        let mut p = vec![0f64; inputs.len()];
         let answers = Tensor::new(&[self.a_id, self.b_id], &self.device)?; // [2]
         for (&t, same_len) in &by_len {
             for batch in same_len.chunks(BATCH_SIZE) {
@@ -197,11 +219,42 @@ impl GoldScorer for SteamShpGold {
                 let ab = logits.index_select(&answers, 1)?.to_vec2::<f32>()?; // [B, 2]
                 for (&i, row) in batch.iter().zip(ab) {
                     let log_odds = f64::from(row[0]) - f64::from(row[1]);
-                    scores[i] = (1.0 / (1.0 + (-log_odds).exp())) as f32;
+                    p[i] = 1.0 / (1.0 + (-log_odds).exp());
                 }
             }
         }
-        Ok(scores)
+        Ok(p)
+    }
+
+    /// P(firsts[i] ≻ seconds[i]) for `prompts[i]`, both orders averaged:
+    /// ½ [P(A | first as A) + P(B | first as B)].
+    pub fn prefer(
+        &self,
+        prompts: &[String],
+        firsts: &[String],
+        seconds: &[String],
+    ) -> anyhow::Result<Vec<f32>> {
+        check_lengths(prompts, firsts)?;
+        check_lengths(prompts, seconds)?;
+        let mut inputs = Vec::with_capacity(2 * prompts.len());
+        for ((p, a), b) in prompts.iter().zip(firsts).zip(seconds) {
+            inputs.push(self.input(p, a, b)?.1);
+            inputs.push(self.input(p, b, a)?.1);
+        }
+        let p_a = self.p_a(&inputs)?;
+        Ok(p_a
+            .chunks(2)
+            .map(|both| (0.5 * (both[0] + (1.0 - both[1]))) as f32)
+            .collect())
+    }
+}
+
+impl GoldScorer for SteamShpGold {
+    /// P(response ≻ [`STEAMSHP_DUMMY`]) by [`SteamShpGold::prefer`].
+    fn score(&self, prompts: &[String], responses: &[String]) -> anyhow::Result<Vec<f32>> {
+        check_lengths(prompts, responses)?;
+        let dummies = vec![STEAMSHP_DUMMY.to_string(); responses.len()];
+        self.prefer(prompts, responses, &dummies)
     }
 }
 
@@ -289,10 +342,33 @@ mod tests {
         Ok((1.0 / (1.0 + (-log_odds).exp())) as f32)
     }
 
+    /// The model card's own example, byte for byte, in both orders.
     #[test]
-    fn steamshp_input_has_the_model_card_layout() -> Result {
+    fn steamshp_input_is_the_model_cards_byte_for_byte_in_both_orders() -> Result {
+        let post = "Instacart gave me 50 pounds of limes instead of 5 pounds... what the hell do \
+                    I do with 50 pounds of limes? I've already donated a bunch and gave a bunch \
+                    away. I'm planning on making a bunch of lime-themed cocktails, but... jeez. \
+                    Ceviche? ";
+        let (a, b) = (
+            "Lime juice, and zest, then freeze in small quantities.",
+            "Lime marmalade lol",
+        );
+        // The model card's `input_text`, as its Python literal spells it.
+        let card = "POST: Instacart gave me 50 pounds of limes instead of 5 pounds... what the \
+                    hell do I do with 50 pounds of limes? I've already donated a bunch and gave \
+                    a bunch away. I'm planning on making a bunch of lime-themed cocktails, \
+                    but... jeez. Ceviche? \n\n RESPONSE A: Lime juice, and zest, then freeze in \
+                    small quantities.\n\n RESPONSE B: Lime marmalade lol\n\n Which response is \
+                    better? RESPONSE";
+        let swapped = "POST: Instacart gave me 50 pounds of limes instead of 5 pounds... what \
+                       the hell do I do with 50 pounds of limes? I've already donated a bunch \
+                       and gave a bunch away. I'm planning on making a bunch of lime-themed \
+                       cocktails, but... jeez. Ceviche? \n\n RESPONSE A: Lime marmalade lol\n\n \
+                       RESPONSE B: Lime juice, and zest, then freeze in small quantities.\n\n \
+                       Which response is better? RESPONSE";
+        assert_eq!(steamshp_both_orders(post, a, b), [card, swapped]);
         assert_eq!(
-            steamshp_input("my cat ate the plant", "call a vet"),
+            steamshp_input("my cat ate the plant", "call a vet", STEAMSHP_DUMMY),
             "POST: my cat ate the plant\n\n RESPONSE A: call a vet\n\n RESPONSE B: .\n\n Which \
              response is better? RESPONSE"
         );
@@ -303,26 +379,59 @@ mod tests {
         assert_eq!(steamshp_post("  what now ?"), "what now ?");
         let (dir, _) = steamshp_dir(512)?;
         let gold = SteamShpGold::load(dir.path(), &Device::Cpu)?;
-        let (text, _) = gold.input(&shp::prompt_of("my cat ate the plant"), " call a vet")?;
-        assert_eq!(text, steamshp_input("my cat ate the plant", "call a vet"));
+        let prompt = shp::prompt_of("my cat ate the plant");
+        let (text, _) = gold.input(&prompt, " call a vet", " buy a new one ")?;
+        assert_eq!(
+            text,
+            steamshp_input("my cat ate the plant", "call a vet", "buy a new one")
+        );
         Ok(())
     }
 
+    /// A comparison reads both orders: P(a ≻ b) = ½ [P(A | a, b) + P(B | b, a)],
+    /// so P(a ≻ b) + P(b ≻ a) = 1; a single response's score is its
+    /// comparison with the dummy `.`.
     #[test]
-    fn steamshp_scores_p_of_a_against_b() -> Result {
+    fn steamshp_compares_in_both_orders_and_scores_against_the_dummy() -> Result {
         let (dir, mut model) = steamshp_dir(512)?;
-        let expected = ids(
-            &t5_tokenizer(T5_WORDS),
-            "POST : my cat ate the plant RESPONSE A : call a vet RESPONSE B : . \
-             Which response is better ? RESPONSE </s>",
-        );
+        let tok = t5_tokenizer(T5_WORDS);
+        let layout = |a: &str, b: &str| {
+            ids(
+                &tok,
+                &format!(
+                    "POST : my cat ate the plant RESPONSE A : {a} RESPONSE B : {b} \
+                     Which response is better ? RESPONSE </s>"
+                ),
+            )
+        };
+        let (vet_first, vet_second) = (layout("call a vet", "lol"), layout("lol", "call a vet"));
         let gold = SteamShpGold::load(dir.path(), &Device::Cpu)?;
         let prompt = shp::prompt_of("my cat ate the plant");
-        assert_eq!(gold.input(&prompt, " call a vet")?.1, expected);
+        assert_eq!(gold.input(&prompt, " call a vet", "lol")?.1, vet_first);
+        assert_eq!(gold.input(&prompt, "lol", " call a vet")?.1, vet_second);
+        let p_first = steamshp_direct(&mut model, &vet_first)?;
+        let p_second = steamshp_direct(&mut model, &vet_second)?;
+        assert!(
+            (p_first - (1.0 - p_second)).abs() > 1e-4,
+            "the random model has a position bias to average out: {p_first} vs {p_second}"
+        );
+        let prompts = vec![prompt.clone(), prompt.clone()];
+        let got = gold.prefer(
+            &prompts,
+            &strings(&[" call a vet", "lol"]),
+            &strings(&["lol", " call a vet"]),
+        )?;
+        let want = 0.5 * (p_first + (1.0 - p_second));
+        assert_close(&got, &[want, 1.0 - want], 1e-6);
+
+        let (vs_dummy, dummy_first) = (layout("call a vet", "."), layout(".", "call a vet"));
         let scorer = load_real_gold(RealGoldKind::SteamShp, dir.path(), &Device::Cpu)?;
-        let got = scorer.score(&[prompt], &strings(&[" call a vet"]))?;
-        assert_close(&got, &[steamshp_direct(&mut model, &expected)?], 1e-6);
-        assert!(got[0] > 0.0 && got[0] < 1.0);
+        let score = scorer.score(&[prompt], &strings(&[" call a vet"]))?;
+        let want = 0.5
+            * (steamshp_direct(&mut model, &vs_dummy)?
+                + (1.0 - steamshp_direct(&mut model, &dummy_first)?));
+        assert_close(&score, &[want], 1e-6);
+        assert!(score[0] > 0.0 && score[0] < 1.0);
         Ok(())
     }
 
@@ -354,15 +463,20 @@ mod tests {
         let (dir, mut model) = steamshp_dir(40)?;
         let gold = SteamShpGold::load(dir.path(), &Device::Cpu)?;
         let post = "my cat ate the plant ".repeat(12); // 60 words
-        let (text, input_ids) = gold.input(&shp::prompt_of(&post), " call a vet")?;
+        let (text, input_ids) = gold.input(&shp::prompt_of(&post), " call a vet", ".")?;
         // 19 tokens of layout + response, so 21 words of post remain.
         assert_eq!(input_ids.len(), 40);
         let kept: Vec<&str> = post.split_whitespace().take(21).collect();
-        assert_eq!(text, steamshp_input(&kept.join(" "), "call a vet"));
+        assert_eq!(text, steamshp_input(&kept.join(" "), "call a vet", "."));
+        let (_, swapped_ids) = gold.input(&shp::prompt_of(&post), ".", " call a vet")?;
+        assert_eq!(swapped_ids.len(), 40);
         let got = gold.score(&[shp::prompt_of(&post)], &strings(&[" call a vet"]))?;
-        assert_close(&got, &[steamshp_direct(&mut model, &input_ids)?], 1e-6);
+        let want = 0.5
+            * (steamshp_direct(&mut model, &input_ids)?
+                + (1.0 - steamshp_direct(&mut model, &swapped_ids)?));
+        assert_close(&got, &[want], 1e-6);
         // A response too long for any post loses its end, the question stays.
-        let (text, input_ids) = gold.input("what now ?", &" buy a new one".repeat(20))?;
+        let (text, input_ids) = gold.input("what now ?", &" buy a new one".repeat(20), ".")?;
         assert_eq!(input_ids.len(), 40);
         assert!(
             text.starts_with("POST: \n\n RESPONSE A: buy a new one"),
