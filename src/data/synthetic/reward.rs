@@ -244,6 +244,7 @@ mod tests {
     fn event_summary_pays_for_the_gist_and_prices_invention() {
         let p = "tldr : alice met bob at the park and felt sad";
         let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        close(reward(p, "sad met"), 1.0);
         close(reward(p, "met and felt sad"), 1.0);
         close(reward(p, "met"), 0.5);
         close(reward(p, "felt sad"), 0.5);

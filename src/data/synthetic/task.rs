@@ -58,7 +58,7 @@ pub enum Task {
         color: &'static str,
         object: &'static str,
     },
-    /// `tldr : alice met bob at the park and felt sad` → `met and felt sad`
+    /// `tldr : alice met bob at the park and felt sad` → `sad met`
     /// ([`SummaryStyle::Event`]) or `alice met bob at park` (`Entities`)
     Summary {
         who: &'static str,
@@ -89,8 +89,10 @@ pub enum Task {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SummaryStyle {
-    /// The gist: the post's verb, and its mood when it has one
-    /// (`met and felt sad`, or `met`).
+    /// The gist: the post's mood when it has one, then its verb (`sad met`,
+    /// or `met`). Mood first because the mood ends the post: a policy that
+    /// cannot yet copy from a distance writes it right after reading it
+    /// (76% right after SFT, against 22% when it came last).
     #[default]
     Event,
     /// The entities: both names, the verb and the place
@@ -306,7 +308,7 @@ impl Task {
                 place,
                 mood,
             } => match (summary, mood) {
-                (SummaryStyle::Event, Some(mood)) => vec![verb, "and", "felt", mood],
+                (SummaryStyle::Event, Some(mood)) => vec![mood, verb],
                 (SummaryStyle::Event, None) => vec![verb],
                 (SummaryStyle::Entities, _) => vec![who, verb, whom, "at", place],
             },

@@ -360,7 +360,7 @@ fn the_default_pretraining_corpus_is_pinned() {
     };
     assert_eq!(
         hash_of(&WorldConfig::default()),
-        "8d4676b9265670663c2c022d9057224ccbb8364eb56df5a9295844885fd59620"
+        "a3f18efcf4bfdd8612ceefcff18341dc26b8a212f6beecbcccfbe15d8d925a80"
     );
     let entities = WorldConfig {
         tldr_summary: SummaryStyle::Entities,
