@@ -81,6 +81,7 @@ pub fn table1_spec() -> TableSpec {
         panel: Some("pair".to_string()),
         x: "dataset".to_string(),
         series: vec!["objective".to_string(), "annotation".to_string()],
+        ..FigureSpec::default()
     });
     spec
 }

@@ -237,6 +237,50 @@ pub fn group_cells(
     Ok(groups)
 }
 
+/// `cells` with the labels `away` averaged out: one cell per group of cells
+/// that agree on every other label (the `over` label included, so the mean
+/// is paired by seed as in `Avg.` rows), its `away` labels set to
+/// [`AVG_LABEL`] and its `value` the group's mean; groups in the order they
+/// first appear. Other metrics are dropped.
+pub fn average_over(
+    cells: &[CellResult],
+    away: &[String],
+    value: &str,
+) -> anyhow::Result<Vec<CellResult>> {
+    let mut groups: Vec<(BTreeMap<String, String>, Vec<f64>)> = Vec::new();
+    for cell in cells {
+        let mut labels = cell.labels.clone();
+        for key in away {
+            if labels.insert(key.clone(), AVG_LABEL.to_string()).is_none() {
+                bail!(
+                    "cell {} has no label `{key}` that the figure averages over; drop it from `average`",
+                    cell.describe()
+                );
+            }
+        }
+        let Some(&v) = cell.metrics.get(value) else {
+            bail!(
+                "cell {} has no metric `{value}`; fix the report's value or the metric stage",
+                cell.describe()
+            );
+        };
+        match groups.iter_mut().find(|(l, _)| *l == labels) {
+            Some((_, values)) => values.push(v),
+            None => groups.push((labels, vec![v])),
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(labels, values)| CellResult {
+            labels,
+            metrics: BTreeMap::from([(
+                value.to_string(),
+                values.iter().sum::<f64>() / values.len() as f64,
+            )]),
+        })
+        .collect())
+}
+
 /// Display order of label tuples: for each key, the spec's explicit order
 /// first, then the order in which values first appear among the cells.
 pub struct OrderedKeys {
