@@ -35,7 +35,7 @@ const LEGEND_WIDTH: u32 = 200;
 const HEIGHT: u32 = 520;
 
 /// Tableau-10: distinguishable, colour-blind-friendlier than plotters' default.
-const PALETTE: [RGBColor; 10] = [
+pub(super) const PALETTE: [RGBColor; 10] = [
     RGBColor(78, 121, 167),
     RGBColor(242, 142, 43),
     RGBColor(89, 161, 79),
@@ -475,7 +475,7 @@ pub fn draw_figure(
     })
 }
 
-fn plot_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error {
+pub(super) fn plot_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error {
     anyhow!("plotting failed: {e}")
 }
 

@@ -99,5 +99,6 @@ pub fn table1_context() -> ReportContext {
         seeds: SEEDS.to_vec(),
         notes: vec!["ties: 1.2% of comparisons".into()],
         uncalibrated: BTreeMap::new(),
+        artifacts: Vec::new(),
     }
 }

@@ -10,16 +10,19 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::CellResult;
 use super::atomic::write_bytes_atomic;
 use super::compare::{Claim, ClaimCheck, check_claims, tally};
+use super::confidence::write_confidence;
 use super::csv::write_csv;
+use super::curves::{CurvesSummary, write_curves};
 use super::figure::{Overlays, draw_figure};
+use super::gold_gap::{ArtifactFigure, write_gold_gap};
 use super::grid::Grid;
 use super::index::{ReportSummary, headline_table};
 use super::paper::PaperTable;
 use super::spec::TableSpec;
 use super::table::{decimals_for, format_summary, grid_to_frame, grid_to_markdown};
+use super::{CellArtifacts, CellResult};
 
 const TEMPLATE: &str = include_str!("../../templates/report/report.md.j2");
 
@@ -39,6 +42,9 @@ pub struct ReportContext {
     /// Dataset → why it fails the calibration precondition (the profile's
     /// `fails_calibration`): its rows are marked `†` in tables and figures.
     pub uncalibrated: BTreeMap<String, String>,
+    /// Where the finished cells' stage artifacts lie: what the gold-gap,
+    /// confidence and training-curve figures read.
+    pub artifacts: Vec<CellArtifacts>,
 }
 
 /// Template context: everything pre-formatted, so the template only lays out.
@@ -71,6 +77,10 @@ struct Page {
     extra_tables: Vec<ExtraTable>,
     notes: Vec<String>,
     uncalibrated: Vec<UncalibratedRow>,
+    gold_gap: Option<ArtifactFigure>,
+    gold_gap_compare: Option<(String, String)>,
+    confidence: Option<ArtifactFigure>,
+    curves: Option<CurvesSummary>,
 }
 
 /// A dataset of this report that fails the calibration precondition.
@@ -170,6 +180,21 @@ pub fn write_report(
         None => None,
     };
 
+    let gold_gap = match &spec.gold_gap {
+        Some(g) => {
+            write_gold_gap(g, &ctx.artifacts, &ctx.experiment, out_dir).with_context(context)?
+        }
+        None => None,
+    };
+    let confidence = match &spec.confidence {
+        Some(c) => {
+            write_confidence(c, &ctx.artifacts, &ctx.experiment, out_dir).with_context(context)?
+        }
+        None => None,
+    };
+    let curves =
+        write_curves(spec, &ctx.artifacts, &ctx.experiment, out_dir).with_context(context)?;
+
     let paper_section = paper
         .map(|p| -> anyhow::Result<PaperSection> {
             Ok(PaperSection {
@@ -228,6 +253,10 @@ pub fn write_report(
                 why: why.clone(),
             })
             .collect(),
+        gold_gap,
+        gold_gap_compare: spec.gold_gap.as_ref().map(|g| g.compare.clone()),
+        confidence,
+        curves,
     };
     let markdown = render_page(&page)?;
     write_bytes_atomic(&out_dir.join("report.md"), markdown.as_bytes()).with_context(context)?;

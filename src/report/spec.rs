@@ -72,6 +72,14 @@ pub struct TableSpec {
     /// The figure drawn from the same cells, if any.
     #[serde(default)]
     pub figure: Option<FigureSpec>,
+    /// Figure 5: the per-prompt gold-reward gap between two methods, drawn
+    /// from the cells' `score` artifacts.
+    #[serde(default)]
+    pub gold_gap: Option<GoldGapSpec>,
+    /// Figure 7: the weak annotator's confidence on the labels it got right
+    /// and wrong, drawn from the cells' `annotate` artifacts.
+    #[serde(default)]
+    pub confidence: Option<ConfidenceSpec>,
 }
 
 fn default_over() -> String {
@@ -99,6 +107,8 @@ impl TableSpec {
             paper: None,
             claims: Vec::new(),
             figure: None,
+            gold_gap: None,
+            confidence: None,
         }
     }
 
@@ -206,6 +216,41 @@ pub struct FigureSpec {
     /// table's `Avg.` rows do; the paper's numbers are looked up at `Avg.`.
     #[serde(default)]
     pub average: Vec<String>,
+}
+
+/// `[report.gold_gap]`: for every test prompt (and sample), the gold reward
+/// of `compare[0]`'s response minus `compare[1]`'s, where two cells differ
+/// only in `label`; one histogram per value of `panel`, pooled over the
+/// seeds and every other label.
+///
+/// ```toml
+/// [report.gold_gap]
+/// label = "annotation"
+/// compare = ["cw", "human"]
+/// panel = "dataset"
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoldGapSpec {
+    pub label: String,
+    pub compare: (String, String),
+    #[serde(default)]
+    pub panel: Option<String>,
+}
+
+/// `[report.confidence]`: the weak annotator's confidence on D_U, for the
+/// labels that agree with the human's and for those that do not; one
+/// panel per value of `panel`, each weak annotator counted once.
+///
+/// ```toml
+/// [report.confidence]
+/// panel = "dataset"
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfidenceSpec {
+    #[serde(default)]
+    pub panel: Option<String>,
 }
 
 #[cfg(test)]
