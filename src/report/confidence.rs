@@ -154,3 +154,92 @@ pub fn write_confidence(
         table: table.markdown(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::{cell_artifacts, count_colour, decode_png, stage_dir};
+    use crate::report::histogram::histogram_colour;
+
+    fn labels_json(labels: &[(bool, f64)]) -> String {
+        let labels: Vec<WeakLabel> = labels
+            .iter()
+            .map(|&(prefers_chosen, margin)| WeakLabel {
+                prefers_chosen,
+                s_c: margin,
+                s_r: 0.0,
+            })
+            .collect();
+        serde_json::to_string(&labels).unwrap()
+    }
+
+    /// c = 2σ(Δ) − 1: Δ = 0 → 0, Δ = ln 3 → 2·¾ − 1 = ½. Annotator A (shared
+    /// by two cells, read once): right at ½ and ½, wrong at 0; annotator B
+    /// in the same panel: right at 0; ufb's annotator: wrong at ½.
+    #[test]
+    fn confidences_split_right_from_wrong_and_count_each_annotator_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let half = 3f64.ln();
+        let a = stage_dir(
+            root,
+            "a",
+            &[(
+                LABELS_FILE,
+                labels_json(&[(true, half), (true, half), (false, 0.0)]),
+            )],
+        );
+        let b = stage_dir(root, "b", &[(LABELS_FILE, labels_json(&[(true, 0.0)]))]);
+        let u = stage_dir(root, "u", &[(LABELS_FILE, labels_json(&[(false, half)]))]);
+        let cells = vec![
+            cell_artifacts(
+                &[("dataset", "hh"), ("annotation", "cw")],
+                &[("annotate", &a)],
+            ),
+            cell_artifacts(
+                &[("dataset", "hh"), ("annotation", "top30")],
+                &[("annotate", &a)],
+            ),
+            cell_artifacts(&[("dataset", "hh"), ("seed", "1")], &[("annotate", &b)]),
+            cell_artifacts(&[("dataset", "ufb")], &[("annotate", &u)]),
+            cell_artifacts(&[("dataset", "hh"), ("annotation", "human")], &[]),
+        ];
+        let spec = ConfidenceSpec {
+            panel: Some("dataset".into()),
+        };
+        let panels = confidences(&spec, &cells).unwrap();
+        let names: Vec<&str> = panels.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["hh", "ufb"]);
+        assert_eq!(panels[0].annotators, 2);
+        let close = |got: &[f64], want: &[f64]| {
+            got.len() == want.len() && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12)
+        };
+        assert!(
+            close(&panels[0].correct, &[0.5, 0.5, 0.0]),
+            "{:?}",
+            panels[0]
+        );
+        assert!(close(&panels[0].wrong, &[0.0]), "{:?}", panels[0]);
+        assert!(close(&panels[1].wrong, &[0.5]) && panels[1].correct.is_empty());
+
+        let out = write_confidence(&spec, &cells, "fig7", root)
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.table.contains("| hh | 2 | 4 | 75.0 | 0.333 | 0.000 |"),
+            "{}",
+            out.table
+        );
+        let img = decode_png(&root.join(&out.png));
+        // An outline across the panel is far more than its coloured caption.
+        for (i, what) in ["right", "wrong"].iter().enumerate() {
+            let on = count_colour(&img, histogram_colour(i));
+            assert!(on > 400, "{on} pixels: no histogram of {what} labels?");
+        }
+        assert!(root.join("fig7_confidence.csv").exists());
+        assert_eq!(
+            write_confidence(&spec, &cells[4..], "x", root).unwrap(),
+            None
+        );
+    }
+}

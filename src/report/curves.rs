@@ -357,3 +357,104 @@ fn draw_curves(
         panels,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::{cell_artifacts, count_colour, decode_png, stage_dir};
+
+    #[test]
+    fn a_trace_parses_with_empty_fields_and_rejects_ragged_rows() {
+        let t = Trace::parse("step,loss,lr,accuracy\n1,0.7,0,\n2,0.5,0.1,0.5\n", "t").unwrap();
+        assert_eq!(t.columns, ["step", "loss", "lr", "accuracy"]);
+        assert_eq!(t.column("accuracy").unwrap(), [None, Some(0.5)]);
+        assert_eq!(t.column("loss").unwrap(), [Some(0.7), Some(0.5)]);
+        assert!(t.column("reward_margin").is_none());
+        let err = Trace::parse("step,loss\n1,0.5,9\n", "x.csv").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("x.csv, line 2: 3 fields under 2 columns"),
+            "{err}"
+        );
+    }
+
+    /// Two seeds, the second one step longer: the curve stops at the
+    /// shorter; step 1's mean loss is (1 + 3) / 2.
+    #[test]
+    fn the_mean_curve_runs_over_the_steps_every_seed_took() {
+        let a = Trace::parse("step,loss\n1,1\n2,0.5\n", "a").unwrap();
+        let b = Trace::parse("step,loss\n1,3\n2,1.5\n3,1\n", "b").unwrap();
+        let curve = mean_curve(&[&a, &b], "loss");
+        assert_eq!(curve.len(), 2);
+        assert_eq!(curve[0].0, 1);
+        assert_eq!(curve[0].1.mean, 2.0);
+        assert_eq!(curve[1].1.mean, 1.0);
+        assert!(curve[0].1.ci95.is_some());
+    }
+
+    /// Two series × two seeds traced, a fifth cell's stage has no trace
+    /// (run before traces were kept): the PNG shows both series' lines,
+    /// one panel per traced quantity, and the summary counts the untraced.
+    #[test]
+    fn curves_draw_each_series_and_count_untraced_stages() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let trace = |name: &str, offset: f64| {
+            let rows: String = (1..=20)
+                .map(|k| {
+                    format!(
+                        "{k},{},{},{}\n",
+                        offset + 1.0 / k as f64,
+                        0.001,
+                        0.5 + offset
+                    )
+                })
+                .collect();
+            stage_dir(
+                root,
+                name,
+                &[(TRAIN_TRACE_FILE, format!("step,loss,lr,accuracy\n{rows}"))],
+            )
+        };
+        let old = stage_dir(root, "old", &[("train.json", "{}".to_string())]);
+        let mut cells = Vec::new();
+        for (ann, offset) in [("human", 0.0), ("cw", 0.2)] {
+            for seed in ["0", "1"] {
+                let dir = trace(
+                    &format!("{ann}{seed}"),
+                    offset + seed.parse::<f64>().unwrap() * 0.01,
+                );
+                cells.push(cell_artifacts(
+                    &[("dataset", "hh"), ("annotation", ann), ("seed", seed)],
+                    &[("align", &dir), ("score", root)],
+                ));
+            }
+        }
+        cells.push(cell_artifacts(
+            &[("dataset", "tldr"), ("annotation", "cw"), ("seed", "0")],
+            &[("align", &old)],
+        ));
+        let table = TableSpec::new(&["dataset"], &["annotation"], "gra");
+        let summary = write_curves(&table, &cells, "t", root).unwrap().unwrap();
+        assert_eq!((summary.traced, summary.untraced), (4, 1));
+        assert_eq!(summary.stage, "align");
+        let img = decode_png(&root.join(summary.png.as_ref().unwrap()));
+        // one row (hh; tldr has no trace) × loss, accuracy, lr
+        assert_eq!(img.width(), 3 * PANEL_WIDTH + LEGEND_WIDTH);
+        assert_eq!(img.height(), PANEL_HEIGHT + TITLE_HEIGHT);
+        // A line across three panels is far more than the legend's swatch.
+        for colour in &PALETTE[..2] {
+            let on = count_colour(&img, *colour);
+            assert!(on > 800, "{on} pixels of {colour:?}: no line?");
+        }
+        // Nothing traced: no PNG, and the summary says why.
+        let none = write_curves(&table, &cells[4..], "u", root)
+            .unwrap()
+            .unwrap();
+        assert_eq!((none.png, none.traced, none.untraced), (None, 0, 1));
+        assert!(!root.join("u_curves.png").exists());
+        // No training stage at all: nothing to say.
+        let scored = vec![cell_artifacts(&[("dataset", "hh")], &[("score", root)])];
+        assert_eq!(write_curves(&table, &scored, "v", root).unwrap(), None);
+    }
+}

@@ -1009,15 +1009,6 @@ mod tests {
     use crate::report::paper_table;
     use image::RgbImage;
 
-    fn decode(path: &Path) -> RgbImage {
-        image::open(path).expect("a decodable PNG").to_rgb8()
-    }
-
-    fn has_colour(img: &RgbImage, colour: RGBColor) -> bool {
-        let RGBColor(r, g, b) = colour;
-        img.pixels().any(|p| p.0 == [r, g, b])
-    }
-
     /// How many pixels of `row` inside `x` are exactly `colour`.
     fn count_in_row(img: &RgbImage, row: i32, x: (i32, i32), colour: RGBColor) -> usize {
         let RGBColor(r, g, b) = colour;
@@ -1088,7 +1079,7 @@ mod tests {
         let figure = spec.figure.as_ref().unwrap();
         let layout = draw_figure(figure, &spec, &cells, overlays, &path).unwrap();
 
-        let img = decode(&path);
+        let img = decode_png(&path);
         assert_eq!(
             (img.width(), img.height()),
             (2 * PANEL_WIDTH + LEGEND_WIDTH, HEIGHT)
@@ -1139,7 +1130,7 @@ mod tests {
             draw_figure(&figure, &spec, &table1_cells(), Overlays::default(), &path).unwrap();
         assert!(layout.panels.iter().all(|p| p.reference_row.is_none()));
         // no row holds the line's grey across the plot (text may use it)
-        let img = decode(&path);
+        let img = decode_png(&path);
         for panel in &layout.panels {
             let width = (panel.x_pixels.1 - panel.x_pixels.0) as usize;
             for row in 0..img.height() as i32 {
@@ -1202,7 +1193,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fig4.png");
         let layout = draw_figure(&figure, &table, &cells, Overlays::default(), &path).unwrap();
-        let img = decode(&path);
+        let img = decode_png(&path);
         let panel = &layout.panels[0];
         assert_eq!(panel.baseline_rows.len(), 3, "{panel:?}");
         let width = (panel.x_pixels.1 - panel.x_pixels.0) as usize;
@@ -1315,7 +1306,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fig3.png");
         let layout = draw_figure(&line, &table, &cells, Overlays::default(), &path).unwrap();
-        let img = decode(&path);
+        let img = decode_png(&path);
         assert_eq!(
             (img.width(), img.height()),
             (PANEL_WIDTH + LEGEND_WIDTH, HEIGHT)

@@ -129,31 +129,8 @@ pub fn write_gold_gap(
         return Ok(None);
     }
     let (first, second) = &spec.compare;
-    let all: Vec<f64> = panels.iter().flat_map(|p| p.gaps.iter().copied()).collect();
     let panel_key = spec.panel.as_deref().unwrap_or("all");
-    let figure = HistogramFigure {
-        title: format!("Gold reward per test prompt: {first} − {second}"),
-        x_desc: format!("gold({first}) − gold({second})"),
-        bins: Bins::symmetric(&all, BINS),
-        marker: Some(0.0),
-        panels: panels
-            .iter()
-            .map(|p| {
-                let (above, below, _) = p.shares();
-                HistogramPanel {
-                    caption: caption(spec.panel.as_deref(), &p.name),
-                    histograms: vec![Histogram {
-                        name: format!("{first} − {second}"),
-                        values: p.gaps.clone(),
-                    }],
-                    notes: vec![
-                        format!("{first} ahead: {:.1}%", 100.0 * above),
-                        format!("{second} ahead: {:.1}%", 100.0 * below),
-                    ],
-                }
-            })
-            .collect(),
-    };
+    let figure = gap_figure(spec, &panels);
     let png = format!("{experiment}_gold_gap.png");
     draw_histograms(&figure, &out_dir.join(&png)).context("drawing the gold-gap figure")?;
     let mut table = SummaryTable::new(&[
@@ -187,10 +164,153 @@ pub fn write_gold_gap(
     }))
 }
 
+/// The histograms of `panels`' gaps: bins symmetric around 0, a dashed line
+/// at 0, and each panel's shares ahead in its corner.
+pub fn gap_figure(spec: &GoldGapSpec, panels: &[GapPanel]) -> HistogramFigure {
+    let (first, second) = &spec.compare;
+    let all: Vec<f64> = panels.iter().flat_map(|p| p.gaps.iter().copied()).collect();
+    HistogramFigure {
+        title: format!("Gold reward per test prompt: {first} − {second}"),
+        x_desc: format!("gold({first}) − gold({second})"),
+        bins: Bins::symmetric(&all, BINS),
+        marker: Some(0.0),
+        panels: panels
+            .iter()
+            .map(|p| {
+                let (above, below, _) = p.shares();
+                HistogramPanel {
+                    caption: caption(spec.panel.as_deref(), &p.name),
+                    histograms: vec![Histogram {
+                        name: format!("{first} − {second}"),
+                        values: p.gaps.clone(),
+                    }],
+                    notes: vec![
+                        format!("{first} ahead: {:.1}%", 100.0 * above),
+                        format!("{second} ahead: {:.1}%", 100.0 * below),
+                    ],
+                }
+            })
+            .collect(),
+    }
+}
+
 /// `dataset = tldr` above a panel; `all` for a figure without panels.
 pub fn caption(key: Option<&str>, value: &str) -> String {
     match key {
         Some(k) => format!("{k} = {value}"),
         None => "all cells".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::figure::REFERENCE_COLOUR;
+    use crate::report::fixtures::{cell_artifacts, count_colour, decode_png, stage_dir};
+    use crate::report::histogram::histogram_colour;
+    use plotters::style::RGBColor;
+
+    fn generations(prompts: &[&str]) -> String {
+        let g: Vec<Generation> = prompts
+            .iter()
+            .map(|p| Generation {
+                prompt: p.to_string(),
+                response: "r".into(),
+            })
+            .collect();
+        serde_json::to_string(&g).unwrap()
+    }
+
+    fn spec() -> GoldGapSpec {
+        GoldGapSpec {
+            label: "annotation".into(),
+            compare: ("cw".into(), "human".into()),
+            panel: Some("dataset".into()),
+        }
+    }
+
+    /// hh seed 0: cw scores 1, .5, .25 against human's .5, .5, .75 → gaps
+    /// .5, 0, −.5 (one ahead, one tied, one behind); hh seed 1 adds one
+    /// prompt, cw ahead by 2; tldr's cw has no human partner and is skipped.
+    #[test]
+    fn gaps_pair_cells_that_differ_only_in_the_label() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let gen3 = stage_dir(
+            root,
+            "gen3",
+            &[(GENERATIONS_FILE, generations(&["a", "b", "c"]))],
+        );
+        let gen1 = stage_dir(root, "gen1", &[(GENERATIONS_FILE, generations(&["a"]))]);
+        let score = |name: &str, s: &str| stage_dir(root, name, &[(SCORES_FILE, s.to_string())]);
+        let (cw0, human0) = (
+            score("cw0", "[1.0, 0.5, 0.25]"),
+            score("h0", "[0.5, 0.5, 0.75]"),
+        );
+        let (cw1, human1) = (score("cw1", "[3.0]"), score("h1", "[1.0]"));
+        let lone = score("lone", "[9.0]");
+        let cell = |ann: &str, dataset: &str, seed: &str, s: &Path, g: &Path| {
+            cell_artifacts(
+                &[("annotation", ann), ("dataset", dataset), ("seed", seed)],
+                &[("score", s), ("generate", g)],
+            )
+        };
+        let cells = vec![
+            cell("cw", "hh", "0", &cw0, &gen3),
+            cell("human", "hh", "0", &human0, &gen3),
+            cell("cw", "hh", "1", &cw1, &gen1),
+            cell("human", "hh", "1", &human1, &gen1),
+            cell("cw", "tldr", "0", &lone, &gen1),
+        ];
+        let panels = gold_gaps(&spec(), &cells).unwrap();
+        assert_eq!(panels.len(), 1);
+        assert_eq!(panels[0].name, "hh");
+        assert_eq!(panels[0].cell_pairs, 2);
+        assert_eq!(panels[0].gaps, [0.5, 0.0, -0.5, 2.0]);
+        assert_eq!(panels[0].shares(), (0.5, 0.25, 0.25));
+
+        // The figure: a histogram outline and the dashed line at 0.
+        let out = write_gold_gap(&spec(), &cells, "fig5", root)
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.table.contains("| hh | 2 | 4 | 50.0 | 25.0 | 25.0 |"),
+            "{}",
+            out.table
+        );
+        let csv = std::fs::read_to_string(root.join(&out.csv)).unwrap();
+        assert!(
+            csv.starts_with("dataset,cell pairs,prompts,cw ahead (%)"),
+            "{csv}"
+        );
+        let img = decode_png(&root.join(&out.png));
+        let on = count_colour(&img, histogram_colour(0));
+        assert!(on > 400, "{on} pixels: no histogram?");
+        let layout = draw_histograms(&gap_figure(&spec(), &panels), &root.join("gap.png")).unwrap();
+        let column = layout.panels[0].1.expect("a marker column") as u32;
+        let img = decode_png(&root.join("gap.png"));
+        let RGBColor(r, g, b) = REFERENCE_COLOUR;
+        let on = (0..img.height())
+            .filter(|&y| img.get_pixel(column, y).0 == [r, g, b])
+            .count();
+        assert!(on > 100, "the zero line has {on} pixels in column {column}");
+
+        // Other prompts on one side: an error that names both dirs.
+        let other = stage_dir(
+            root,
+            "other",
+            &[(GENERATIONS_FILE, generations(&["x", "b", "c"]))],
+        );
+        let mismatched = vec![
+            cell("cw", "hh", "0", &cw0, &gen3),
+            cell("human", "hh", "0", &human0, &other),
+        ];
+        let err = gold_gaps(&spec(), &mismatched).unwrap_err().to_string();
+        assert!(err.contains("different test prompts"), "{err}");
+        // No pair at all: no figure.
+        assert_eq!(
+            write_gold_gap(&spec(), &cells[4..], "x", root).unwrap(),
+            None
+        );
     }
 }

@@ -468,6 +468,81 @@ mod tests {
         assert!(!md.contains(UNCALIBRATED_MARK), "{md}");
     }
 
+    /// With a `[report.gold_gap]` block and cells' artifacts, `report.md`
+    /// links the gap figure, its summary and the training curves (and says
+    /// how many stages have no trace); without artifacts it says there is
+    /// no gap to draw.
+    #[test]
+    fn report_links_the_figures_drawn_from_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let stages = tempfile::tempdir().unwrap();
+        let root = stages.path();
+        let score = |name: &str, s: &str| {
+            stage_dir(
+                root,
+                name,
+                &[(crate::stage::score::SCORES_FILE, s.to_string())],
+            )
+        };
+        let (cw, human) = (score("cw", "[1.0, 2.0]"), score("human", "[0.5, 2.5]"));
+        let traced = stage_dir(
+            root,
+            "align",
+            &[(
+                crate::stage::training::TRAIN_TRACE_FILE,
+                "step,loss,lr\n1,0.7,0.1\n2,0.6,0.1\n".to_string(),
+            )],
+        );
+        let untraced = stage_dir(root, "old_align", &[]);
+        let cell = |annotation: &str, score: &Path, align: &Path| {
+            cell_artifacts(
+                &[
+                    ("pair", "opt"),
+                    ("dataset", "hh-rlhf"),
+                    ("objective", "dpo"),
+                    ("annotation", annotation),
+                    ("seed", "0"),
+                ],
+                &[("score", score), ("align", align)],
+            )
+        };
+        let ctx = ReportContext {
+            artifacts: vec![cell("cw", &cw, &traced), cell("human", &human, &untraced)],
+            ..context()
+        };
+        let mut spec = table1_spec();
+        spec.gold_gap = Some(crate::report::spec::GoldGapSpec {
+            label: "annotation".into(),
+            compare: ("cw".into(), "human".into()),
+            panel: Some("dataset".into()),
+        });
+        write_report(&ctx, &spec, &table1_cells(), None, dir.path()).unwrap();
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        for needle in [
+            "## Per-prompt gold-reward gap: cw − human",
+            "![gold gap](table1_gold_gap.png)",
+            "| hh-rlhf | 1 | 2 | 50.0 | 50.0 | 0.0 |",
+            "CSV: `table1_gold_gap.csv`",
+            "## Training curves (`align`)",
+            "![training curves](table1_curves.png)",
+            "1 of 2 cells' `align` stages",
+        ] {
+            assert!(md.contains(needle), "missing {needle} in\n{md}");
+        }
+        for file in [
+            "table1_gold_gap.png",
+            "table1_gold_gap.csv",
+            "table1_curves.png",
+        ] {
+            assert!(dir.path().join(file).exists(), "{file}");
+        }
+        let bare = tempfile::tempdir().unwrap();
+        write_report(&context(), &spec, &table1_cells(), None, bare.path()).unwrap();
+        let md = std::fs::read_to_string(bare.path().join("report.md")).unwrap();
+        assert!(md.contains("no gap figure"), "{md}");
+        assert!(!md.contains("Training curves"), "{md}");
+    }
+
     #[test]
     fn paper_profile_has_no_synthetic_note_and_single_seed_is_said() {
         let dir = tempfile::tempdir().unwrap();
