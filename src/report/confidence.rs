@@ -5,11 +5,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
 use super::CellArtifacts;
-use super::gold_gap::{ArtifactFigure, caption};
-use super::histogram::{Bins, Histogram, HistogramFigure, HistogramPanel, draw_histograms};
+use super::histogram::{
+    ArtifactFigure, Bins, Histogram, HistogramFigure, HistogramPanel, panel_caption,
+};
 use super::spec::ConfidenceSpec;
 use super::summary_table::SummaryTable;
 use crate::stage::artifacts::LABELS_FILE;
@@ -105,7 +104,7 @@ pub fn write_confidence(
         panels: panels
             .iter()
             .map(|p| HistogramPanel {
-                caption: caption(spec.panel.as_deref(), &p.name),
+                caption: panel_caption(spec.panel.as_deref(), &p.name),
                 histograms: vec![
                     Histogram {
                         name: "correct".to_string(),
@@ -124,8 +123,6 @@ pub fn write_confidence(
             })
             .collect(),
     };
-    let png = format!("{experiment}_confidence.png");
-    draw_histograms(&figure, &out_dir.join(&png)).context("drawing the confidence figure")?;
     let panel_key = spec.panel.as_deref().unwrap_or("all");
     let mut table = SummaryTable::new(&[
         panel_key,
@@ -146,13 +143,7 @@ pub fn write_confidence(
             format!("{:.3}", mean(&p.wrong)),
         ]);
     }
-    let csv = format!("{experiment}_confidence.csv");
-    table.write_csv(&out_dir.join(&csv))?;
-    Ok(Some(ArtifactFigure {
-        png,
-        csv,
-        table: table.markdown(),
-    }))
+    ArtifactFigure::write(&figure, &table, experiment, "confidence", out_dir).map(Some)
 }
 
 #[cfg(test)]

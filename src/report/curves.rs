@@ -215,7 +215,7 @@ pub fn write_curves(
         .collect();
     let png = format!("{experiment}_curves.png");
     let title = format!(
-        "`{stage}` training curves: mean over {} with 95% CI (t), per optimiser step",
+        "{stage}: per optimiser step, mean over {} with 95% CI (t)",
         table.over
     );
     draw_curves(
@@ -241,7 +241,8 @@ fn draw_curves(
     path: &Path,
 ) -> anyhow::Result<CurvesLayout> {
     ensure_registered()?;
-    let width = PANEL_WIDTH * quantities.len() as u32 + LEGEND_WIDTH;
+    // At least two panels wide, so that the title fits.
+    let width = PANEL_WIDTH * quantities.len().max(2) as u32 + LEGEND_WIDTH;
     let height = PANEL_HEIGHT * rows.len() as u32 + TITLE_HEIGHT;
     let colour = |s: &[String]| {
         let i = series.iter().position(|x| x == s).unwrap_or(0);
@@ -297,6 +298,7 @@ fn draw_curves(
                 chart
                     .configure_mesh()
                     .x_desc("step")
+                    .x_label_formatter(&|v: &f64| format!("{v:.0}"))
                     .x_max_light_lines(1)
                     .y_max_light_lines(1)
                     .x_labels(5)

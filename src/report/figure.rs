@@ -185,13 +185,6 @@ impl FigureData {
                 table.value
             );
         }
-        let averaged;
-        let cells = if spec.average.is_empty() {
-            cells
-        } else {
-            averaged = average_over(cells, &spec.average, &table.value)?;
-            &averaged[..]
-        };
         let panel_key: Vec<String> = spec.panel.iter().cloned().collect();
         let keys: Vec<String> = panel_key
             .iter()
@@ -199,6 +192,14 @@ impl FigureData {
             .chain(&spec.series)
             .cloned()
             .collect();
+        let averaged;
+        let cells = if spec.average.is_empty() {
+            cells
+        } else {
+            let keep: Vec<String> = keys.iter().chain([&table.over]).cloned().collect();
+            averaged = average_over(cells, &spec.average, &keep, &table.value)?;
+            &averaged[..]
+        };
         let groups = group_cells(cells, &keys, &table.value, &table.over, table.scale)?;
         let interval = table.interval();
         let np = panel_key.len();
@@ -1230,9 +1231,16 @@ mod tests {
     /// number at `pair = "Avg."`.
     #[test]
     fn an_averaged_label_is_meaned_per_seed_and_read_from_the_papers_avg() {
+        // Each pair has its own strong model: a label that varies with the
+        // averaged one goes with it.
         let cells: Vec<CellResult> = table1_cells()
             .into_iter()
             .filter(|c| c.labels["objective"] == "dpo")
+            .map(|mut c| {
+                let strong = format!("{}-strong", c.labels["pair"]);
+                c.labels.insert("strong_model".into(), strong);
+                c
+            })
             .collect();
         let table = TableSpec::new(&["dataset", "pair"], &["annotation"], "gra");
         let figure = FigureSpec {
@@ -1266,16 +1274,25 @@ mod tests {
         assert_eq!(cw.summary.n, 3, "one value per seed, not per pair and seed");
         assert_eq!(cw.paper, Some(0.7));
         assert_eq!(at("ufb", "cw").paper, None);
-        // Without averaging the two pairs collide in one point.
+        // Without averaging the two pairs collide in one point; averaging
+        // over pairs, cells that differ in another label (every objective)
+        // collide too.
         let plain = FigureSpec {
             average: Vec::new(),
-            ..figure
+            ..figure.clone()
         };
         let err = FigureData::build(&plain, &table, &cells, Overlays::default())
             .err()
             .unwrap();
         assert!(
-            format!("{err:#}").contains("differ in [\"pair\"]"),
+            format!("{err:#}").contains("differ in [\"pair\", \"strong_model\"]"),
+            "{err:#}"
+        );
+        let err = FigureData::build(&figure, &table, &table1_cells(), Overlays::default())
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("differ in [\"objective\"]"),
             "{err:#}"
         );
     }

@@ -6,18 +6,21 @@
 //! a GRA against each method's own SFT model cannot say.
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use super::CellArtifacts;
-use super::histogram::{Bins, Histogram, HistogramFigure, HistogramPanel, draw_histograms};
+use super::histogram::{
+    ArtifactFigure, Bins, Histogram, HistogramFigure, HistogramPanel, panel_caption,
+};
 use super::spec::GoldGapSpec;
 use super::summary_table::SummaryTable;
 use crate::stage::generate::{GENERATIONS_FILE, Generation};
 use crate::stage::read_json;
 use crate::stage::score::SCORES_FILE;
 
-/// Histogram bins of the gaps.
-const BINS: usize = 30;
+/// Histogram bins of the gaps: odd, so that one bin is centred on 0 and
+/// tied prompts do not lean to either side.
+const BINS: usize = 31;
 
 /// One panel's gaps, pooled over its cell pairs.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,14 +111,6 @@ fn same_prompts(a: &Path, b: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a figure drawn from artifacts wrote, for `report.md`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ArtifactFigure {
-    pub png: String,
-    pub csv: String,
-    pub table: String,
-}
-
 /// Draws `<experiment>_gold_gap.png` and writes its per-panel summary as
 /// `<experiment>_gold_gap.csv`; `None` when no two cells could be compared.
 pub fn write_gold_gap(
@@ -131,8 +126,6 @@ pub fn write_gold_gap(
     let (first, second) = &spec.compare;
     let panel_key = spec.panel.as_deref().unwrap_or("all");
     let figure = gap_figure(spec, &panels);
-    let png = format!("{experiment}_gold_gap.png");
-    draw_histograms(&figure, &out_dir.join(&png)).context("drawing the gold-gap figure")?;
     let mut table = SummaryTable::new(&[
         panel_key,
         "cell pairs",
@@ -155,13 +148,7 @@ pub fn write_gold_gap(
             format!("{mean:.4}"),
         ]);
     }
-    let csv = format!("{experiment}_gold_gap.csv");
-    table.write_csv(&out_dir.join(&csv))?;
-    Ok(Some(ArtifactFigure {
-        png,
-        csv,
-        table: table.markdown(),
-    }))
+    ArtifactFigure::write(&figure, &table, experiment, "gold_gap", out_dir).map(Some)
 }
 
 /// The histograms of `panels`' gaps: bins symmetric around 0, a dashed line
@@ -179,7 +166,7 @@ pub fn gap_figure(spec: &GoldGapSpec, panels: &[GapPanel]) -> HistogramFigure {
             .map(|p| {
                 let (above, below, _) = p.shares();
                 HistogramPanel {
-                    caption: caption(spec.panel.as_deref(), &p.name),
+                    caption: panel_caption(spec.panel.as_deref(), &p.name),
                     histograms: vec![Histogram {
                         name: format!("{first} − {second}"),
                         values: p.gaps.clone(),
@@ -194,20 +181,12 @@ pub fn gap_figure(spec: &GoldGapSpec, panels: &[GapPanel]) -> HistogramFigure {
     }
 }
 
-/// `dataset = tldr` above a panel; `all` for a figure without panels.
-pub fn caption(key: Option<&str>, value: &str) -> String {
-    match key {
-        Some(k) => format!("{k} = {value}"),
-        None => "all cells".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::figure::REFERENCE_COLOUR;
     use crate::report::fixtures::{cell_artifacts, count_colour, decode_png, stage_dir};
-    use crate::report::histogram::histogram_colour;
+    use crate::report::histogram::{draw_histograms, histogram_colour};
     use plotters::style::RGBColor;
 
     fn generations(prompts: &[&str]) -> String {

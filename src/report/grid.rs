@@ -220,12 +220,7 @@ pub fn group_cells(
             );
         }
         if let Some(other) = first_cell.insert((key.clone(), seed.clone()), cell) {
-            let differing: Vec<&String> = cell
-                .labels
-                .iter()
-                .filter(|(k, v)| other.labels.get(*k) != Some(v))
-                .map(|(k, _)| k)
-                .collect();
+            let differing = cell.labels_differing_from(other);
             bail!(
                 "cells {} and {} fall into the same table entry for {over} = {seed}; they differ in {differing:?}: add those labels to the report's rows or columns",
                 other.describe(),
@@ -237,46 +232,65 @@ pub fn group_cells(
     Ok(groups)
 }
 
-/// `cells` with the labels `away` averaged out: one cell per group of cells
-/// that agree on every other label (the `over` label included, so the mean
+/// `cells` with the labels `away` averaged out: one cell per value of the
+/// labels `keep` (a figure's panel, x and series, and `over`, so the mean
 /// is paired by seed as in `Avg.` rows), its `away` labels set to
-/// [`AVG_LABEL`] and its `value` the group's mean; groups in the order they
-/// first appear. Other metrics are dropped.
+/// [`AVG_LABEL`] and its `value` the mean of the group's cells, which must
+/// differ in their `away` labels (labels that vary with them, such as a
+/// pair's models, go too); groups in the order they first appear. Other
+/// labels and metrics are dropped.
 pub fn average_over(
     cells: &[CellResult],
     away: &[String],
+    keep: &[String],
     value: &str,
 ) -> anyhow::Result<Vec<CellResult>> {
-    let mut groups: Vec<(BTreeMap<String, String>, Vec<f64>)> = Vec::new();
+    type Group<'a> = (Vec<String>, Vec<(Vec<String>, &'a CellResult)>);
+    let mut groups: Vec<Group> = Vec::new();
     for cell in cells {
-        let mut labels = cell.labels.clone();
-        for key in away {
-            if labels.insert(key.clone(), AVG_LABEL.to_string()).is_none() {
-                bail!(
-                    "cell {} has no label `{key}` that the figure averages over; drop it from `average`",
+        let label = |k: &String| {
+            cell.labels.get(k).cloned().with_context(|| {
+                format!(
+                    "cell {} has no label `{k}` that the figure groups or averages by",
                     cell.describe()
-                );
-            }
-        }
-        let Some(&v) = cell.metrics.get(value) else {
+                )
+            })
+        };
+        let key = keep.iter().map(label).collect::<anyhow::Result<Vec<_>>>()?;
+        let averaged = away.iter().map(label).collect::<anyhow::Result<Vec<_>>>()?;
+        if !cell.metrics.contains_key(value) {
             bail!(
                 "cell {} has no metric `{value}`; fix the report's value or the metric stage",
                 cell.describe()
             );
-        };
-        match groups.iter_mut().find(|(l, _)| *l == labels) {
-            Some((_, values)) => values.push(v),
-            None => groups.push((labels, vec![v])),
         }
+        let members = match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members,
+            None => {
+                groups.push((key, Vec::new()));
+                &mut groups.last_mut().expect("just pushed").1
+            }
+        };
+        if let Some((_, other)) = members.iter().find(|(a, _)| *a == averaged) {
+            let differing = cell.labels_differing_from(other);
+            bail!(
+                "cells {} and {} fall into one point of the figure with the same {away:?}; they differ in {differing:?}: add those labels to the figure's panel, x or series",
+                other.describe(),
+                cell.describe()
+            );
+        }
+        members.push((averaged, cell));
     }
     Ok(groups
         .into_iter()
-        .map(|(labels, values)| CellResult {
-            labels,
-            metrics: BTreeMap::from([(
-                value.to_string(),
-                values.iter().sum::<f64>() / values.len() as f64,
-            )]),
+        .map(|(key, members)| {
+            let mut labels: BTreeMap<String, String> = keep.iter().cloned().zip(key).collect();
+            labels.extend(away.iter().map(|k| (k.clone(), AVG_LABEL.to_string())));
+            let sum: f64 = members.iter().map(|(_, c)| c.metrics[value]).sum();
+            CellResult {
+                labels,
+                metrics: BTreeMap::from([(value.to_string(), sum / members.len() as f64)]),
+            }
         })
         .collect())
 }

@@ -7,9 +7,12 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use anyhow::Context;
+
 use super::atomic::write_atomic_via_path;
 use super::figure::{PALETTE, REFERENCE_COLOUR, plot_err};
 use super::font::{FAMILY, ensure_registered};
+use super::summary_table::SummaryTable;
 
 const PANEL_WIDTH: u32 = 520;
 const HEIGHT: u32 = 460;
@@ -92,6 +95,46 @@ pub struct HistogramLayout {
     /// Per panel: pixel columns `[start, end)` of the plotting area and the
     /// column of the marker line.
     pub panels: Vec<((i32, i32), Option<i32>)>,
+}
+
+/// What a figure drawn from artifacts wrote, for `report.md`: its PNG, the
+/// CSV of its per-panel summary, and that summary as markdown.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ArtifactFigure {
+    pub png: String,
+    pub csv: String,
+    pub table: String,
+}
+
+impl ArtifactFigure {
+    /// Draws `figure` as `<experiment>_<name>.png` and writes `summary` as
+    /// `<experiment>_<name>.csv` into `out_dir`.
+    pub fn write(
+        figure: &HistogramFigure,
+        summary: &SummaryTable,
+        experiment: &str,
+        name: &str,
+        out_dir: &Path,
+    ) -> anyhow::Result<ArtifactFigure> {
+        let png = format!("{experiment}_{name}.png");
+        draw_histograms(figure, &out_dir.join(&png))
+            .with_context(|| format!("drawing the {name} figure"))?;
+        let csv = format!("{experiment}_{name}.csv");
+        summary.write_csv(&out_dir.join(&csv))?;
+        Ok(ArtifactFigure {
+            png,
+            csv,
+            table: summary.markdown(),
+        })
+    }
+}
+
+/// `dataset = tldr` above a panel; `all cells` for a figure without panels.
+pub fn panel_caption(key: Option<&str>, value: &str) -> String {
+    match key {
+        Some(k) => format!("{k} = {value}"),
+        None => "all cells".to_string(),
+    }
 }
 
 /// The colour of the `i`-th histogram of a panel.

@@ -73,6 +73,16 @@ impl CellResult {
             .collect();
         format!("{{{}}}", parts.join(", "))
     }
+
+    /// The label keys whose values differ between `self` and `other` (how
+    /// an error says why two cells fell into one entry).
+    pub fn labels_differing_from(&self, other: &CellResult) -> Vec<&String> {
+        self.labels
+            .iter()
+            .filter(|(k, v)| other.labels.get(*k) != Some(v))
+            .map(|(k, _)| k)
+            .collect()
+    }
 }
 
 /// Where a finished cell's stage artifacts lie, for the figures drawn from
