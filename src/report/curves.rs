@@ -4,7 +4,8 @@
 //! panels instead of the log: one row of panels per value of the table's
 //! rows, one panel per traced quantity (loss, reward margin, accuracy,
 //! mean weight, learning rate), one line per value of the table's columns,
-//! the mean over `over` (the seeds) with its 95% CI band (Student t).
+//! the mean over `over` (the seeds) with its 95% CI band (Student t; for
+//! the share `accuracy`, on the logit scale of [0, 1]).
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -91,6 +92,15 @@ impl Trace {
     }
 }
 
+/// The CI of a traced quantity: a share (`accuracy`) stays inside [0, 1]
+/// on the logit scale, as the tables' shares do; the rest are unbounded.
+fn interval_of(column: &str) -> Interval {
+    match column {
+        "accuracy" => Interval::LogitT { lo: 0.0, hi: 1.0 },
+        _ => Interval::StudentT,
+    }
+}
+
 /// Per step (1-based), the summary over seeds of one quantity; steps past
 /// the shortest trace, or where no seed measured it, are left out.
 pub fn mean_curve(traces: &[&Trace], column: &str) -> Vec<(usize, Summary)> {
@@ -99,7 +109,7 @@ pub fn mean_curve(traces: &[&Trace], column: &str) -> Vec<(usize, Summary)> {
     (0..steps)
         .filter_map(|k| {
             let values: Vec<f64> = columns.iter().filter_map(|c| c[k]).collect();
-            Summary::of(&values, Interval::StudentT).map(|s| (k + 1, s))
+            Summary::of(&values, interval_of(column)).map(|s| (k + 1, s))
         })
         .collect()
 }
@@ -392,6 +402,14 @@ mod tests {
         assert_eq!(curve[0].1.mean, 2.0);
         assert_eq!(curve[1].1.mean, 1.0);
         assert!(curve[0].1.ci95.is_some());
+        // A share's band stays inside [0, 1] even over two far-apart seeds.
+        let a = Trace::parse("step,accuracy\n1,0.05\n", "a").unwrap();
+        let b = Trace::parse("step,accuracy\n1,0.95\n", "b").unwrap();
+        let (lo, hi) = mean_curve(&[&a, &b], "accuracy")[0].1.ci95.unwrap();
+        assert!(
+            (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi),
+            "{lo} {hi}"
+        );
     }
 
     /// Two series × two seeds traced, a fifth cell's stage has no trace
