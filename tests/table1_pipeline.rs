@@ -96,6 +96,42 @@ fn table1_runs_end_to_end_and_reruns_nothing() {
     // Table 20's spread over test subsets is a metric of every cell.
     let cells = std::fs::read_to_string(out.join("cells.json")).unwrap();
     assert!(cells.contains("\"gra_std\"") && cells.contains("\"gra_subset_mean\""));
+    // Every training stage keeps its per-step trace, one row per optimiser
+    // step (train.json's count), and the report draws the align curves.
+    let mut traced = 0;
+    for kind in ["pretrain", "weak_train", "sft", "align"] {
+        let stages = std::fs::read_dir(dir.join("results/cache").join(kind)).unwrap();
+        for stage in stages {
+            let stage = stage.unwrap().path();
+            let train: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(stage.join("train.json")).unwrap())
+                    .unwrap();
+            let trace = std::fs::read_to_string(stage.join("train_trace.csv"))
+                .unwrap_or_else(|e| panic!("{}: no trace: {e}", stage.display()));
+            let mut lines = trace.lines();
+            let header = lines.next().unwrap();
+            assert!(header.starts_with("step,loss,lr"), "{header}");
+            if kind == "align" {
+                assert!(
+                    header.ends_with(",accuracy,mean_weight,reward_margin"),
+                    "{header}"
+                );
+            }
+            assert_eq!(
+                lines.count() as u64,
+                train["steps"].as_u64().unwrap(),
+                "{}",
+                stage.display()
+            );
+            traced += 1;
+        }
+    }
+    assert!(traced > 10, "{traced} training stages");
+    assert!(out.join("table1_curves.png").is_file(), "curves missing");
+    assert!(
+        report.contains("![training curves](table1_curves.png)"),
+        "{report}"
+    );
 
     let before = files_of(&out);
     let second = sweep(dir, &["run", manifest, "--profile", profile]);

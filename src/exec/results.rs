@@ -13,9 +13,53 @@ use crate::cache::CacheRead;
 use crate::eval::gra::PromptOutcomes;
 use crate::plan::Plan;
 use crate::report::{
-    CellResult, IndexEntry, ReportContext, paper_table, write_index, write_report,
+    CellArtifacts, CellResult, IndexEntry, ReportContext, paper_table, write_index, write_report,
 };
 use crate::stage::metric::PROMPT_OUTCOMES_FILE;
+
+/// How a cell's stages hang together, from its result back: (kind, input
+/// role, kind of that input). Followed by role, not by search, since a
+/// metric also reads its references' scores.
+const UPSTREAM: &[(&str, &str, &str)] = &[
+    ("metric", "score", "score"),
+    ("score", "generation", "generate"),
+    ("generate", "policy", "align"),
+    ("align", "sft", "sft"),
+    ("align", "annotation", "annotate"),
+    ("annotate", "weak", "weak_train"),
+    ("weak_eval", "weak", "weak_train"),
+];
+
+/// The artifact dirs of the cached stages upstream of `result` along
+/// [`UPSTREAM`], by kind (the result's own kind included).
+pub fn upstream_dirs(
+    plan: &Plan,
+    cache: &dyn CacheRead,
+    result: &str,
+) -> Result<BTreeMap<String, std::path::PathBuf>> {
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(node) = plan.node(result) {
+        keys.insert(node.kind.clone(), result.to_string());
+    }
+    for (from, role, to) in UPSTREAM {
+        let input = keys
+            .get(*from)
+            .and_then(|k| plan.node(k))
+            .and_then(|n| n.inputs.get(*role));
+        if let Some(input) = input
+            && plan.node(input).is_some_and(|n| n.kind == *to)
+        {
+            keys.insert(to.to_string(), input.clone());
+        }
+    }
+    let mut dirs = BTreeMap::new();
+    for (kind, key) in keys {
+        if let Some(record) = cache.get(&key)? {
+            dirs.insert(kind, cache.artifact_dir(&record));
+        }
+    }
+    Ok(dirs)
+}
 
 /// One experiment's finished cells, as the report module takes them.
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +180,16 @@ pub fn write_reports(plan: &Plan, cache: &dyn CacheRead, results: &Path) -> Resu
                 exp.cells.len()
             ));
         }
+        let mut artifacts = Vec::new();
+        for cell in &exp.cells {
+            let dirs = upstream_dirs(plan, cache, &cell.result)?;
+            if !dirs.is_empty() {
+                artifacts.push(CellArtifacts {
+                    labels: cell.coords.clone(),
+                    dirs,
+                });
+            }
+        }
         let ctx = ReportContext {
             experiment: exp.name.clone(),
             title: exp.title.clone(),
@@ -144,6 +198,7 @@ pub fn write_reports(plan: &Plan, cache: &dyn CacheRead, results: &Path) -> Resu
             seeds,
             notes,
             uncalibrated: plan.uncalibrated.clone(),
+            artifacts,
         };
         let paper = match &spec.paper {
             Some(id) => paper_table(id)?,

@@ -25,7 +25,7 @@ use super::CellResult;
 use super::atomic::write_atomic_via_path;
 use super::compare::{ClaimCheck, Separation};
 use super::font::{FAMILY, ensure_registered};
-use super::grid::{OrderedKeys, group_cells, summarise};
+use super::grid::{AVG_LABEL, OrderedKeys, average_over, group_cells, summarise};
 use super::paper::PaperTable;
 use super::spec::{FigureKind, FigureSpec, TableSpec};
 use super::stats::{Interval, Summary};
@@ -35,7 +35,7 @@ const LEGEND_WIDTH: u32 = 200;
 const HEIGHT: u32 = 520;
 
 /// Tableau-10: distinguishable, colour-blind-friendlier than plotters' default.
-const PALETTE: [RGBColor; 10] = [
+pub(super) const PALETTE: [RGBColor; 10] = [
     RGBColor(78, 121, 167),
     RGBColor(242, 142, 43),
     RGBColor(89, 161, 79),
@@ -83,6 +83,9 @@ pub struct PanelLayout {
     pub reference_row: Option<i32>,
     /// How many claim brackets the panel shows.
     pub brackets: usize,
+    /// Pixel row of each baseline's level line drawn in the panel, with its
+    /// colour (line figures' `baselines`).
+    pub baseline_rows: Vec<(i32, RGBColor)>,
 }
 
 impl PanelLayout {
@@ -96,6 +99,7 @@ impl PanelLayout {
             x_pixels: (x_pixels.start, x_pixels.end),
             reference_row,
             brackets,
+            baseline_rows: Vec::new(),
         }
     }
 }
@@ -136,6 +140,8 @@ struct FigureData {
     xs: Vec<String>,
     series: Vec<Vec<String>>,
     points: Vec<Point>,
+    /// Points whose x is one of the spec's `baselines`, drawn as level lines.
+    baselines: Vec<Point>,
     brackets: Vec<Bracket>,
     /// Neutral value and range in the table's unit.
     neutral: Option<f64>,
@@ -172,6 +178,13 @@ impl FigureData {
         if cells.is_empty() {
             bail!("figure of `{}`: no finished cells to draw", table.value);
         }
+        if spec.kind != FigureKind::Line && (spec.x_prefix.is_some() || !spec.baselines.is_empty())
+        {
+            bail!(
+                "figure of `{}`: `x_prefix` and `baselines` are for kind = \"line\"; drop them or draw a line figure",
+                table.value
+            );
+        }
         let panel_key: Vec<String> = spec.panel.iter().cloned().collect();
         let keys: Vec<String> = panel_key
             .iter()
@@ -179,17 +192,40 @@ impl FigureData {
             .chain(&spec.series)
             .cloned()
             .collect();
+        let averaged;
+        let cells = if spec.average.is_empty() {
+            cells
+        } else {
+            let keep: Vec<String> = keys.iter().chain([&table.over]).cloned().collect();
+            averaged = average_over(cells, &spec.average, &keep, &table.value)?;
+            &averaged[..]
+        };
         let groups = group_cells(cells, &keys, &table.value, &table.over, table.scale)?;
         let interval = table.interval();
         let np = panel_key.len();
-        let mut points = Vec::new();
+        let (mut points, mut baselines) = (Vec::new(), Vec::new());
         for (key, samples) in &groups {
             let Some(summary) = summarise(samples, interval) else {
                 continue;
             };
-            let labels: BTreeMap<String, String> =
-                keys.iter().cloned().zip(key.iter().cloned()).collect();
-            points.push(Point {
+            // The paper's numbers of an averaged label sit at its `Avg.`.
+            let averaged = spec
+                .average
+                .iter()
+                .map(|k| (k.clone(), AVG_LABEL.to_string()));
+            let labels: BTreeMap<String, String> = keys
+                .iter()
+                .cloned()
+                .zip(key.iter().cloned())
+                .chain(averaged)
+                .collect();
+            let is_baseline = spec.baselines.contains(&key[np]);
+            (if is_baseline {
+                &mut baselines
+            } else {
+                &mut points
+            })
+            .push(Point {
                 panel: if np == 1 {
                     key[0].clone()
                 } else {
@@ -211,7 +247,11 @@ impl FigureData {
         let panels = if np == 1 {
             ordered(
                 &panel_key,
-                points.iter().map(|p| vec![p.panel.clone()]).collect(),
+                points
+                    .iter()
+                    .chain(&baselines)
+                    .map(|p| vec![p.panel.clone()])
+                    .collect(),
             )
             .into_iter()
             .map(|mut v| v.remove(0))
@@ -228,13 +268,18 @@ impl FigureData {
         .collect();
         let series = ordered(
             &spec.series,
-            points.iter().map(|p| p.series.clone()).collect(),
+            points
+                .iter()
+                .chain(&baselines)
+                .map(|p| p.series.clone())
+                .collect(),
         );
         let mut data = FigureData {
             panels,
             xs,
             series,
             points,
+            baselines,
             brackets: Vec::new(),
             neutral: table.metric_info().neutral,
             range: table.metric_info().range,
@@ -347,7 +392,7 @@ impl FigureData {
     /// Lowest and highest value drawn: CI ends, means, paper markers, the
     /// neutral line, and 0 for bars.
     fn data_extent(&self, include_zero: bool) -> (f64, f64) {
-        let ends = self.points.iter().flat_map(|p| {
+        let ends = self.points.iter().chain(&self.baselines).flat_map(|p| {
             let (lo, hi) = p.summary.ci95.unwrap_or((p.summary.mean, p.summary.mean));
             [lo, hi, p.summary.mean].into_iter().chain(p.paper)
         });
@@ -431,7 +476,7 @@ pub fn draw_figure(
     })
 }
 
-fn plot_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error {
+pub(super) fn plot_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error {
     anyhow!("plotting failed: {e}")
 }
 
@@ -489,7 +534,11 @@ fn draw_mesh<'b, X: Ranged<ValueType = f64> + ValueFormatter<f64>>(
     panel: Panel,
     y_tick: &'b dyn Fn(&f64) -> String,
 ) -> anyhow::Result<()> {
-    mesh.x_desc(panel.spec.x.as_str())
+    let x_desc = match &panel.spec.x_prefix {
+        Some(prefix) => format!("{} ({prefix}N: N)", panel.spec.x),
+        None => panel.spec.x.clone(),
+    };
+    mesh.x_desc(x_desc)
         .y_desc(value_axis_label(panel.table))
         .y_label_formatter(y_tick)
         .y_max_light_lines(1)
@@ -637,13 +686,19 @@ fn draw_bar_panel(area: &Area, panel: Panel) -> anyhow::Result<PanelLayout> {
 
 fn draw_line_panel(area: &Area, panel: Panel) -> anyhow::Result<PanelLayout> {
     let Panel { data, spec, .. } = panel;
+    let prefix = spec.x_prefix.as_deref().unwrap_or("");
     let numeric: BTreeMap<&str, f64> = data
         .xs
         .iter()
         .map(|x| {
-            x.parse::<f64>().map(|v| (x.as_str(), v)).with_context(|| {
-                format!("line figure: label `{}` = `{x}` is not a number; use a numeric axis for x or kind = \"grouped_bars\"", spec.x)
-            })
+            x.strip_prefix(prefix)
+                .and_then(|n| n.parse::<f64>().ok())
+                .map(|v| (x.as_str(), v))
+                .with_context(|| {
+                    format!("line figure: label `{}` = `{x}` is not a number{}; use a numeric axis for x, set `x_prefix`, list it in `baselines`, or use kind = \"grouped_bars\"",
+                        spec.x,
+                        if prefix.is_empty() { String::new() } else { format!(" after the prefix `{prefix}`") })
+                })
         })
         .collect::<anyhow::Result<_>>()?;
     let (x_lo, x_hi) = numeric
@@ -662,6 +717,7 @@ fn draw_line_panel(area: &Area, panel: Panel) -> anyhow::Result<PanelLayout> {
     let mut mesh = chart.configure_mesh();
     mesh.x_max_light_lines(1);
     draw_mesh(mesh, panel, &y_tick)?;
+    draw_baseline_bands(&mut chart, panel, (x_lo - x_pad, x_hi + x_pad))?;
     for series in &data.series {
         let colour = data.colour(series);
         let mut line: Vec<(f64, &Point)> = data
@@ -703,6 +759,7 @@ fn draw_line_panel(area: &Area, panel: Panel) -> anyhow::Result<PanelLayout> {
             }
         }
     }
+    let baseline_rows = draw_baselines(&mut chart, panel, (x_lo - x_pad, x_hi + x_pad))?;
     // Over the bands, so that their tint does not hide it.
     let reference_row = draw_reference_line(&mut chart, data, (x_lo - x_pad, x_hi + x_pad))?;
     // Lines share an x: a claim's cue is its text above the points there.
@@ -717,7 +774,70 @@ fn draw_line_panel(area: &Area, panel: Panel) -> anyhow::Result<PanelLayout> {
             )])
             .map_err(plot_err)?;
     }
-    Ok(PanelLayout::of(&chart, reference_row, brackets.len()))
+    Ok(PanelLayout {
+        baseline_rows,
+        ..PanelLayout::of(&chart, reference_row, brackets.len())
+    })
+}
+
+/// The dash and gap lengths (pixels) of the `i`-th baseline: long dashes
+/// for the first, shorter for the next, so two baselines tell apart.
+fn baseline_dashes(i: usize) -> (u32, u32) {
+    [(14, 6), (6, 4), (2, 4)][i % 3]
+}
+
+fn panel_baselines<'a>(panel: Panel<'a>) -> impl Iterator<Item = &'a Point> {
+    let name = panel.name;
+    panel.data.baselines.iter().filter(move |p| p.panel == name)
+}
+
+/// The CI band of each baseline of the panel across `x_range`, tinted in
+/// its series' colour: drawn first, so that it tints no line.
+fn draw_baseline_bands<X: Ranged<ValueType = f64>>(
+    chart: &mut Chart<'_, '_, X>,
+    panel: Panel,
+    (x0, x1): (f64, f64),
+) -> anyhow::Result<()> {
+    for point in panel_baselines(panel) {
+        if let Some((lo, hi)) = point.summary.ci95 {
+            let tint = panel.data.colour(&point.series).mix(0.12).filled();
+            chart
+                .draw_series([Rectangle::new([(x0, lo), (x1, hi)], tint)])
+                .map_err(plot_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Each baseline of the panel as a dashed level line at its mean across
+/// `x_range` (over every band), in its series' colour, with the paper's
+/// number as a diamond at the right end; returns each line's pixel row.
+fn draw_baselines<X: Ranged<ValueType = f64>>(
+    chart: &mut Chart<'_, '_, X>,
+    panel: Panel,
+    (x0, x1): (f64, f64),
+) -> anyhow::Result<Vec<(i32, RGBColor)>> {
+    let data = panel.data;
+    let mut rows = Vec::new();
+    for point in panel_baselines(panel) {
+        let colour = data.colour(&point.series);
+        let which = panel.spec.baselines.iter().position(|b| *b == point.x);
+        let (dash, gap) = baseline_dashes(which.unwrap_or(0));
+        let mean = point.summary.mean;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x0, mean), (x1, mean)],
+                dash,
+                gap,
+                colour.stroke_width(2),
+            ))
+            .map_err(plot_err)?;
+        if let Some(paper) = point.paper {
+            paper_marker(chart.plotting_area(), (x1, paper), colour)?;
+        }
+        rows.push((chart.backend_coord(&(x0, mean)).1, colour));
+    }
+    Ok(rows)
 }
 
 /// The x axis of grouped bars: group `i` is centred at `i` and spans
@@ -787,7 +907,34 @@ fn draw_legend(area: &Area, data: &FigureData, spec: &FigureSpec) -> anyhow::Res
             .map_err(plot_err)?;
         y += 26;
     }
-    let has_paper = data.points.iter().any(|p| p.paper.is_some());
+    if !spec.baselines.is_empty() {
+        y += 8;
+        for (i, baseline) in spec.baselines.iter().enumerate() {
+            let (dash, gap) = baseline_dashes(i);
+            let mut x = 10;
+            while x < 30 {
+                let end = (x + dash as i32).min(30);
+                area.draw(&PathElement::new(
+                    [(x, y + 8), (end, y + 8)],
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(plot_err)?;
+                x = end + gap as i32;
+            }
+            area.draw(&Text::new(
+                format!("{} = {baseline} (level)", spec.x),
+                (36, y),
+                (FAMILY, 14),
+            ))
+            .map_err(plot_err)?;
+            y += 24;
+        }
+    }
+    let has_paper = data
+        .points
+        .iter()
+        .chain(&data.baselines)
+        .any(|p| p.paper.is_some());
     let has = |s: Separation| data.brackets.iter().any(|b| b.separation == s);
     let has_uncalibrated = data
         .xs
@@ -863,15 +1010,6 @@ mod tests {
     use crate::report::paper_table;
     use image::RgbImage;
 
-    fn decode(path: &Path) -> RgbImage {
-        image::open(path).expect("a decodable PNG").to_rgb8()
-    }
-
-    fn has_colour(img: &RgbImage, colour: RGBColor) -> bool {
-        let RGBColor(r, g, b) = colour;
-        img.pixels().any(|p| p.0 == [r, g, b])
-    }
-
     /// How many pixels of `row` inside `x` are exactly `colour`.
     fn count_in_row(img: &RgbImage, row: i32, x: (i32, i32), colour: RGBColor) -> usize {
         let RGBColor(r, g, b) = colour;
@@ -942,7 +1080,7 @@ mod tests {
         let figure = spec.figure.as_ref().unwrap();
         let layout = draw_figure(figure, &spec, &cells, overlays, &path).unwrap();
 
-        let img = decode(&path);
+        let img = decode_png(&path);
         assert_eq!(
             (img.width(), img.height()),
             (2 * PANEL_WIDTH + LEGEND_WIDTH, HEIGHT)
@@ -993,7 +1131,7 @@ mod tests {
             draw_figure(&figure, &spec, &table1_cells(), Overlays::default(), &path).unwrap();
         assert!(layout.panels.iter().all(|p| p.reference_row.is_none()));
         // no row holds the line's grey across the plot (text may use it)
-        let img = decode(&path);
+        let img = decode_png(&path);
         for panel in &layout.panels {
             let width = (panel.x_pixels.1 - panel.x_pixels.0) as usize;
             for row in 0..img.height() as i32 {
@@ -1001,6 +1139,162 @@ mod tests {
                 assert!(on * 10 < width, "row {row} has {on} grey pixels");
             }
         }
+    }
+
+    /// Table 1's opt / DPO cells as a threshold sweep: human → top20,
+    /// ws → top60, cw stays a method (a baseline); one line per dataset.
+    fn threshold_cells() -> Vec<CellResult> {
+        table1_cells()
+            .into_iter()
+            .filter(|c| c.labels["pair"] == "opt" && c.labels["objective"] == "dpo")
+            .map(|mut c| {
+                let renamed = match c.labels["annotation"].as_str() {
+                    "human" => "top20",
+                    "ws" => "top60",
+                    other => other,
+                }
+                .to_string();
+                c.labels.insert("annotation".into(), renamed);
+                c
+            })
+            .collect()
+    }
+
+    fn threshold_figure() -> FigureSpec {
+        FigureSpec {
+            kind: FigureKind::Line,
+            x: "annotation".into(),
+            x_prefix: Some("top".into()),
+            baselines: vec!["cw".into()],
+            series: vec!["dataset".into()],
+            ..FigureSpec::default()
+        }
+    }
+
+    /// `top20`, `top60` are read as 20, 60 on the axis; `cw` is no point but
+    /// a dashed level line per dataset at its mean, in the dataset's colour,
+    /// across the panel.
+    #[test]
+    fn line_figure_reads_prefixed_x_and_draws_baselines_as_levels() {
+        let cells = threshold_cells();
+        let table = TableSpec::new(&["dataset"], &["annotation"], "gra");
+        let figure = threshold_figure();
+        let data = FigureData::build(&figure, &table, &cells, Overlays::default()).unwrap();
+        assert_eq!(data.xs, ["top20", "top60"]);
+        assert_eq!(data.baselines.len(), 3);
+        assert!(data.baselines.iter().all(|p| p.x == "cw"));
+        let hh = data
+            .baselines
+            .iter()
+            .find(|p| p.series == ["hh-rlhf"])
+            .unwrap();
+        let want = (0..3).map(|s| gra(0, 0, 0, 2, s)).sum::<f64>() / 3.0;
+        assert!((hh.summary.mean - want).abs() < 1e-12);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fig4.png");
+        let layout = draw_figure(&figure, &table, &cells, Overlays::default(), &path).unwrap();
+        let img = decode_png(&path);
+        let panel = &layout.panels[0];
+        assert_eq!(panel.baseline_rows.len(), 3, "{panel:?}");
+        let width = (panel.x_pixels.1 - panel.x_pixels.0) as usize;
+        for &(row, colour) in &panel.baseline_rows {
+            let on = count_in_row(&img, row, panel.x_pixels, colour);
+            assert!(on * 2 >= width, "row {row}: {on} of {width} pixels");
+        }
+        // Without `baselines`, `cw` is a label the axis cannot read.
+        let no_baseline = FigureSpec {
+            baselines: Vec::new(),
+            ..figure.clone()
+        };
+        let bad = dir.path().join("bad.png");
+        let err = draw_figure(&no_baseline, &table, &cells, Overlays::default(), &bad).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("`annotation` = `cw` is not a number after the prefix `top`"),
+            "{err:#}"
+        );
+        // Bars have no level lines.
+        let bars = FigureSpec {
+            kind: FigureKind::GroupedBars,
+            ..figure
+        };
+        let err = draw_figure(&bars, &table, &cells, Overlays::default(), &bad).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("are for kind = \"line\""),
+            "{err:#}"
+        );
+    }
+
+    /// `average = ["pair"]` draws, per seed, the mean of both pairs (the
+    /// fixture's qwen is opt + 0.1, so opt + 0.05), and finds the paper's
+    /// number at `pair = "Avg."`.
+    #[test]
+    fn an_averaged_label_is_meaned_per_seed_and_read_from_the_papers_avg() {
+        // Each pair has its own strong model: a label that varies with the
+        // averaged one goes with it.
+        let cells: Vec<CellResult> = table1_cells()
+            .into_iter()
+            .filter(|c| c.labels["objective"] == "dpo")
+            .map(|mut c| {
+                let strong = format!("{}-strong", c.labels["pair"]);
+                c.labels.insert("strong_model".into(), strong);
+                c
+            })
+            .collect();
+        let table = TableSpec::new(&["dataset", "pair"], &["annotation"], "gra");
+        let figure = FigureSpec {
+            x: "dataset".into(),
+            series: vec!["annotation".into()],
+            average: vec!["pair".into()],
+            ..FigureSpec::default()
+        };
+        let paper = PaperTable::parse(
+            "id = \"t\"\ntitle = \"t\"\nsource = \"s\"\nrows = [\"dataset\", \"pair\"]\n\
+             columns = [\"annotation\"]\nvalue = \"gra\"\ncolumn_order = [[\"cw\"]]\n\
+             [[row]]\nlabels = { dataset = \"tldr\", pair = \"opt\" }\nvalues = [0.1]\n\
+             [[row]]\nlabels = { dataset = \"tldr\", pair = \"Avg.\" }\nvalues = [0.7]\n",
+        )
+        .unwrap();
+        let overlays = Overlays {
+            paper: Some(&paper),
+            ..Overlays::default()
+        };
+        let data = FigureData::build(&figure, &table, &cells, overlays).unwrap();
+        assert_eq!(data.points.len(), 3 * 3);
+        let at = |dataset: &str, annotation: &str| {
+            data.points
+                .iter()
+                .find(|p| p.x == dataset && p.series == [annotation])
+                .unwrap()
+        };
+        let per_seed: Vec<f64> = (0..3).map(|s| gra(0, 1, 0, 2, s) + 0.05).collect();
+        let cw = at("tldr", "cw");
+        assert!((cw.summary.mean - per_seed.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+        assert_eq!(cw.summary.n, 3, "one value per seed, not per pair and seed");
+        assert_eq!(cw.paper, Some(0.7));
+        assert_eq!(at("ufb", "cw").paper, None);
+        // Without averaging the two pairs collide in one point; averaging
+        // over pairs, cells that differ in another label (every objective)
+        // collide too.
+        let plain = FigureSpec {
+            average: Vec::new(),
+            ..figure.clone()
+        };
+        let err = FigureData::build(&plain, &table, &cells, Overlays::default())
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("differ in [\"pair\", \"strong_model\"]"),
+            "{err:#}"
+        );
+        let err = FigureData::build(&figure, &table, &table1_cells(), Overlays::default())
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("differ in [\"objective\"]"),
+            "{err:#}"
+        );
     }
 
     #[test]
@@ -1024,11 +1318,12 @@ mod tests {
             panel: None,
             x: "fraction".into(),
             series: vec!["annotation".into()],
+            ..FigureSpec::default()
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fig3.png");
         let layout = draw_figure(&line, &table, &cells, Overlays::default(), &path).unwrap();
-        let img = decode(&path);
+        let img = decode_png(&path);
         assert_eq!(
             (img.width(), img.height()),
             (PANEL_WIDTH + LEGEND_WIDTH, HEIGHT)

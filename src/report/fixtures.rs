@@ -82,6 +82,7 @@ pub fn table1_spec() -> TableSpec {
         panel: Some("pair".to_string()),
         x: "dataset".to_string(),
         series: vec!["objective".to_string(), "annotation".to_string()],
+        ..FigureSpec::default()
     });
     spec
 }
@@ -99,5 +100,52 @@ pub fn table1_context() -> ReportContext {
         seeds: SEEDS.to_vec(),
         notes: vec!["ties: 1.2% of comparisons".into()],
         uncalibrated: BTreeMap::new(),
+        artifacts: Vec::new(),
     }
+}
+
+/// A fake stage artifact dir `root/<name>` holding `files` (name, content).
+pub fn stage_dir(
+    root: &std::path::Path,
+    name: &str,
+    files: &[(&str, String)],
+) -> std::path::PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, content) in files {
+        std::fs::write(dir.join(file), content).unwrap();
+    }
+    dir
+}
+
+/// A cell's artifacts: its labels and (kind, dir) pairs.
+pub fn cell_artifacts(
+    pairs: &[(&str, &str)],
+    dirs: &[(&str, &std::path::Path)],
+) -> super::CellArtifacts {
+    super::CellArtifacts {
+        labels: labels(pairs),
+        dirs: dirs
+            .iter()
+            .map(|(kind, dir)| (kind.to_string(), dir.to_path_buf()))
+            .collect(),
+    }
+}
+
+/// The decoded PNG at `path`.
+pub fn decode_png(path: &std::path::Path) -> image::RgbImage {
+    image::open(path).expect("a decodable PNG").to_rgb8()
+}
+
+/// Whether any pixel of `img` is exactly `colour`.
+pub fn has_colour(img: &image::RgbImage, colour: plotters::style::RGBColor) -> bool {
+    let plotters::style::RGBColor(r, g, b) = colour;
+    img.pixels().any(|p| p.0 == [r, g, b])
+}
+
+/// How many pixels of `img` are exactly `colour` (a drawn line or outline
+/// has hundreds; a legend swatch or coloured text has fewer).
+pub fn count_colour(img: &image::RgbImage, colour: plotters::style::RGBColor) -> usize {
+    let plotters::style::RGBColor(r, g, b) = colour;
+    img.pixels().filter(|p| p.0 == [r, g, b]).count()
 }

@@ -220,12 +220,7 @@ pub fn group_cells(
             );
         }
         if let Some(other) = first_cell.insert((key.clone(), seed.clone()), cell) {
-            let differing: Vec<&String> = cell
-                .labels
-                .iter()
-                .filter(|(k, v)| other.labels.get(*k) != Some(v))
-                .map(|(k, _)| k)
-                .collect();
+            let differing = cell.labels_differing_from(other);
             bail!(
                 "cells {} and {} fall into the same table entry for {over} = {seed}; they differ in {differing:?}: add those labels to the report's rows or columns",
                 other.describe(),
@@ -235,6 +230,70 @@ pub fn group_cells(
         groups.entry(key).or_default().insert(seed, v * scale);
     }
     Ok(groups)
+}
+
+/// `cells` with the labels `away` averaged out: one cell per value of the
+/// labels `keep` (a figure's panel, x and series, and `over`, so the mean
+/// is paired by seed as in `Avg.` rows), its `away` labels set to
+/// [`AVG_LABEL`] and its `value` the mean of the group's cells, which must
+/// differ in their `away` labels (labels that vary with them, such as a
+/// pair's models, go too); groups in the order they first appear. Other
+/// labels and metrics are dropped.
+pub fn average_over(
+    cells: &[CellResult],
+    away: &[String],
+    keep: &[String],
+    value: &str,
+) -> anyhow::Result<Vec<CellResult>> {
+    type Group<'a> = (Vec<String>, Vec<(Vec<String>, &'a CellResult)>);
+    let mut groups: Vec<Group> = Vec::new();
+    for cell in cells {
+        let label = |k: &String| {
+            cell.labels.get(k).cloned().with_context(|| {
+                format!(
+                    "cell {} has no label `{k}` that the figure groups or averages by",
+                    cell.describe()
+                )
+            })
+        };
+        let key = keep.iter().map(label).collect::<anyhow::Result<Vec<_>>>()?;
+        let averaged = away.iter().map(label).collect::<anyhow::Result<Vec<_>>>()?;
+        if !cell.metrics.contains_key(value) {
+            bail!(
+                "cell {} has no metric `{value}`; fix the report's value or the metric stage",
+                cell.describe()
+            );
+        }
+        let members = match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members,
+            None => {
+                groups.push((key, Vec::new()));
+                &mut groups.last_mut().expect("just pushed").1
+            }
+        };
+        if let Some((_, other)) = members.iter().find(|(a, _)| *a == averaged) {
+            let differing = cell.labels_differing_from(other);
+            bail!(
+                "cells {} and {} fall into one point of the figure with the same {away:?}; they differ in {differing:?}: add those labels to the figure's panel, x or series",
+                other.describe(),
+                cell.describe()
+            );
+        }
+        members.push((averaged, cell));
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(key, members)| {
+            let mut labels: BTreeMap<String, String> = keep.iter().cloned().zip(key).collect();
+            labels.extend(away.iter().map(|k| (k.clone(), AVG_LABEL.to_string())));
+            let sum: f64 = members.iter().map(|(_, c)| c.metrics[value]).sum();
+            CellResult {
+                labels,
+                metrics: BTreeMap::from([(value.to_string(), sum / members.len() as f64)]),
+                prompt_outcomes: None,
+            }
+        })
+        .collect())
 }
 
 /// Display order of label tuples: for each key, the spec's explicit order

@@ -15,16 +15,24 @@
 //! 5. [`render`] writes everything for one experiment, `report.md` last.
 //! 6. [`index`] writes `results/index.md`: every experiment on one page.
 //!
+//! Beside the metrics, some figures read the cells' stage artifacts
+//! ([`CellArtifacts`]): [`gold_gap`] (Figure 5), [`confidence`] (Figure 7)
+//! and [`curves`] (each training stage's per-step trace).
+//!
 //! Every file is written atomically ([`atomic`]): a crash never leaves a
 //! half-written CSV, PNG or report.
 pub mod atomic;
 pub mod compare;
+pub mod confidence;
 pub mod csv;
+pub mod curves;
 pub mod figure;
 #[cfg(test)]
 mod fixtures;
 pub mod font;
+pub mod gold_gap;
 pub mod grid;
+pub mod histogram;
 pub mod index;
 pub mod metric_info;
 pub mod paper;
@@ -32,9 +40,11 @@ pub mod prompt_bootstrap;
 pub mod render;
 pub mod spec;
 pub mod stats;
+pub mod summary_table;
 pub mod table;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 pub use compare::{Claim, ClaimCheck, check_claims};
 pub use csv::write_csv;
@@ -68,4 +78,24 @@ impl CellResult {
             .collect();
         format!("{{{}}}", parts.join(", "))
     }
+
+    /// The label keys whose values differ between `self` and `other` (how
+    /// an error says why two cells fell into one entry).
+    pub fn labels_differing_from(&self, other: &CellResult) -> Vec<&String> {
+        self.labels
+            .iter()
+            .filter(|(k, v)| other.labels.get(*k) != Some(v))
+            .map(|(k, _)| k)
+            .collect()
+    }
+}
+
+/// Where a finished cell's stage artifacts lie, for the figures drawn from
+/// them rather than from metrics: its labels (as in [`CellResult`]) and,
+/// per stage kind upstream of its result (`score`, `generate`, `align`,
+/// `sft`, `annotate`, `weak_train`), that stage's artifact dir.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CellArtifacts {
+    pub labels: BTreeMap<String, String>,
+    pub dirs: BTreeMap<String, PathBuf>,
 }

@@ -44,7 +44,9 @@ const PAPER_TABLES: &[(&str, &str)] = &[
     paper_file!("table25"),
     paper_file!("table26"),
     paper_file!("fig1"),
+    paper_file!("fig2"),
     paper_file!("fig3_right"),
+    paper_file!("fig4"),
 ];
 
 /// The ids of every paper table shipped with the program, in the paper's order.
@@ -309,7 +311,7 @@ mod tests {
     #[test]
     fn every_registered_table_parses_and_has_a_grid() {
         let ids: Vec<&str> = paper_table_ids().collect();
-        assert_eq!(ids.len(), 21, "{ids:?}");
+        assert_eq!(ids.len(), 23, "{ids:?}");
         for id in ids {
             let t = paper_table(id).unwrap().expect("registered");
             assert_eq!(t.id, id);
@@ -443,6 +445,45 @@ mod tests {
                 "fig3_right",
                 &[("labeled_fraction", "0.2"), ("annotation", "cw")],
                 70.3,
+            ),
+            // Table 11, Qwen Helpful top-30%; and the pairs' mean at HH-RLHF
+            // Human: (64.4 + 61.8) / 2
+            (
+                "fig2",
+                &[
+                    ("dataset", "helpful"),
+                    ("pair", "qwen"),
+                    ("annotation", "top30"),
+                ],
+                58.7,
+            ),
+            (
+                "fig2",
+                &[
+                    ("dataset", "hh-rlhf"),
+                    ("pair", "Avg."),
+                    ("annotation", "human"),
+                ],
+                63.1,
+            ),
+            // Table 4's top-40% and Table 11's top-75%, Qwen Helpful
+            (
+                "fig4",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "helpful"),
+                    ("annotation", "top40"),
+                ],
+                60.2,
+            ),
+            (
+                "fig4",
+                &[
+                    ("pair", "qwen"),
+                    ("dataset", "helpful"),
+                    ("annotation", "top75"),
+                ],
+                51.5,
             ),
             (
                 "table5",

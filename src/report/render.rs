@@ -10,17 +10,21 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::CellResult;
 use super::atomic::write_bytes_atomic;
 use super::compare::{Claim, ClaimCheck, check_claims, tally};
+use super::confidence::write_confidence;
 use super::csv::write_csv;
+use super::curves::{CurvesSummary, write_curves};
 use super::figure::{Overlays, draw_figure};
+use super::gold_gap::write_gold_gap;
 use super::grid::Grid;
+use super::histogram::ArtifactFigure;
 use super::index::{ReportSummary, headline_table};
 use super::paper::PaperTable;
 use super::prompt_bootstrap::claim_bootstrap;
 use super::spec::TableSpec;
 use super::table::{decimals_for, format_summary, grid_to_frame, grid_to_markdown};
+use super::{CellArtifacts, CellResult};
 use crate::eval::bootstrap::{BOOTSTRAP_RESAMPLES, BootstrapInterval};
 
 const TEMPLATE: &str = include_str!("../../templates/report/report.md.j2");
@@ -41,6 +45,9 @@ pub struct ReportContext {
     /// Dataset → why it fails the calibration precondition (the profile's
     /// `fails_calibration`): its rows are marked `†` in tables and figures.
     pub uncalibrated: BTreeMap<String, String>,
+    /// Where the finished cells' stage artifacts lie: what the gold-gap,
+    /// confidence and training-curve figures read.
+    pub artifacts: Vec<CellArtifacts>,
 }
 
 /// Template context: everything pre-formatted, so the template only lays out.
@@ -75,6 +82,10 @@ struct Page {
     extra_tables: Vec<ExtraTable>,
     notes: Vec<String>,
     uncalibrated: Vec<UncalibratedRow>,
+    gold_gap: Option<ArtifactFigure>,
+    gold_gap_compare: Option<(String, String)>,
+    confidence: Option<ArtifactFigure>,
+    curves: Option<CurvesSummary>,
 }
 
 /// A dataset of this report that fails the calibration precondition.
@@ -177,6 +188,21 @@ pub fn write_report(
         None => None,
     };
 
+    let gold_gap = match &spec.gold_gap {
+        Some(g) => {
+            write_gold_gap(g, &ctx.artifacts, &ctx.experiment, out_dir).with_context(context)?
+        }
+        None => None,
+    };
+    let confidence = match &spec.confidence {
+        Some(c) => {
+            write_confidence(c, &ctx.artifacts, &ctx.experiment, out_dir).with_context(context)?
+        }
+        None => None,
+    };
+    let curves =
+        write_curves(spec, &ctx.artifacts, &ctx.experiment, out_dir).with_context(context)?;
+
     let paper_section = paper
         .map(|p| -> anyhow::Result<PaperSection> {
             Ok(PaperSection {
@@ -242,6 +268,10 @@ pub fn write_report(
                 why: why.clone(),
             })
             .collect(),
+        gold_gap,
+        gold_gap_compare: spec.gold_gap.as_ref().map(|g| g.compare.clone()),
+        confidence,
+        curves,
     };
     let markdown = render_page(&page)?;
     write_bytes_atomic(&out_dir.join("report.md"), markdown.as_bytes()).with_context(context)?;
@@ -460,6 +490,81 @@ mod tests {
         .unwrap();
         let md = std::fs::read_to_string(plain.path().join("report.md")).unwrap();
         assert!(!md.contains(UNCALIBRATED_MARK), "{md}");
+    }
+
+    /// With a `[report.gold_gap]` block and cells' artifacts, `report.md`
+    /// links the gap figure, its summary and the training curves (and says
+    /// how many stages have no trace); without artifacts it says there is
+    /// no gap to draw.
+    #[test]
+    fn report_links_the_figures_drawn_from_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let stages = tempfile::tempdir().unwrap();
+        let root = stages.path();
+        let score = |name: &str, s: &str| {
+            stage_dir(
+                root,
+                name,
+                &[(crate::stage::score::SCORES_FILE, s.to_string())],
+            )
+        };
+        let (cw, human) = (score("cw", "[1.0, 2.0]"), score("human", "[0.5, 2.5]"));
+        let traced = stage_dir(
+            root,
+            "align",
+            &[(
+                crate::stage::training::TRAIN_TRACE_FILE,
+                "step,loss,lr\n1,0.7,0.1\n2,0.6,0.1\n".to_string(),
+            )],
+        );
+        let untraced = stage_dir(root, "old_align", &[]);
+        let cell = |annotation: &str, score: &Path, align: &Path| {
+            cell_artifacts(
+                &[
+                    ("pair", "opt"),
+                    ("dataset", "hh-rlhf"),
+                    ("objective", "dpo"),
+                    ("annotation", annotation),
+                    ("seed", "0"),
+                ],
+                &[("score", score), ("align", align)],
+            )
+        };
+        let ctx = ReportContext {
+            artifacts: vec![cell("cw", &cw, &traced), cell("human", &human, &untraced)],
+            ..context()
+        };
+        let mut spec = table1_spec();
+        spec.gold_gap = Some(crate::report::spec::GoldGapSpec {
+            label: "annotation".into(),
+            compare: ("cw".into(), "human".into()),
+            panel: Some("dataset".into()),
+        });
+        write_report(&ctx, &spec, &table1_cells(), None, dir.path()).unwrap();
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        for needle in [
+            "## Per-prompt gold-reward gap: cw − human",
+            "![gold gap](table1_gold_gap.png)",
+            "| hh-rlhf | 1 | 2 | 50.0 | 50.0 | 0.0 |",
+            "CSV: `table1_gold_gap.csv`",
+            "## Training curves (`align`)",
+            "![training curves](table1_curves.png)",
+            "1 of 2 cells' `align` stages",
+        ] {
+            assert!(md.contains(needle), "missing {needle} in\n{md}");
+        }
+        for file in [
+            "table1_gold_gap.png",
+            "table1_gold_gap.csv",
+            "table1_curves.png",
+        ] {
+            assert!(dir.path().join(file).exists(), "{file}");
+        }
+        let bare = tempfile::tempdir().unwrap();
+        write_report(&context(), &spec, &table1_cells(), None, bare.path()).unwrap();
+        let md = std::fs::read_to_string(bare.path().join("report.md")).unwrap();
+        assert!(md.contains("no gap figure"), "{md}");
+        assert!(!md.contains("Training curves"), "{md}");
     }
 
     #[test]

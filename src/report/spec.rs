@@ -72,6 +72,14 @@ pub struct TableSpec {
     /// The figure drawn from the same cells, if any.
     #[serde(default)]
     pub figure: Option<FigureSpec>,
+    /// Figure 5: the per-prompt gold-reward gap between two methods, drawn
+    /// from the cells' `score` artifacts.
+    #[serde(default)]
+    pub gold_gap: Option<GoldGapSpec>,
+    /// Figure 7: the weak annotator's confidence on the labels it got right
+    /// and wrong, drawn from the cells' `annotate` artifacts.
+    #[serde(default)]
+    pub confidence: Option<ConfidenceSpec>,
 }
 
 fn default_over() -> String {
@@ -99,6 +107,8 @@ impl TableSpec {
             paper: None,
             claims: Vec::new(),
             figure: None,
+            gold_gap: None,
+            confidence: None,
         }
     }
 
@@ -156,11 +166,12 @@ impl ExtraValue {
 }
 
 /// The kind of figure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum FigureKind {
     /// One group of bars per value of `x`, one bar per `series` value, CI
     /// whiskers; one panel per value of `panel`.
+    #[default]
     GroupedBars,
     /// `x` is a numeric label; one line per `series` value with a CI band.
     Line,
@@ -168,7 +179,18 @@ pub enum FigureKind {
 
 /// A figure over the table's cells; value, `over` and scale come from the
 /// [`TableSpec`] it is drawn with.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+///
+/// ```toml
+/// [report.figure]
+/// kind = "line"
+/// panel = "pair"
+/// x = "annotation"
+/// x_prefix = "top"      # x values top10 … top90: the axis reads 10 … 90
+/// baselines = ["cw"]    # x values drawn as a level line with its CI band
+/// series = ["dataset"]
+/// average = ["strong_model"]  # optional: labels averaged away first
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FigureSpec {
     pub kind: FigureKind,
@@ -179,6 +201,56 @@ pub struct FigureSpec {
     pub x: String,
     /// Label keys whose joined values name a bar or line.
     pub series: Vec<String>,
+    /// Line figures: the text before the number in every `x` value
+    /// (`"top"` for `top30`), so a label such as `annotation` can be an axis.
+    #[serde(default)]
+    pub x_prefix: Option<String>,
+    /// Line figures: values of `x` that are methods, not points of the axis
+    /// (`"cw"` beside `top10` … `top90`): each is drawn as a dashed level
+    /// line across the panel, with its CI band, in its series' colour.
+    #[serde(default)]
+    pub baselines: Vec<String>,
+    /// Labels the figure averages away before it summarises over `over`
+    /// (the paper's Figure 2 averages both model pairs): per value of `over`,
+    /// the mean over the cells that differ only in these labels, as the
+    /// table's `Avg.` rows do; the paper's numbers are looked up at `Avg.`.
+    #[serde(default)]
+    pub average: Vec<String>,
+}
+
+/// `[report.gold_gap]`: for every test prompt (and sample), the gold reward
+/// of `compare[0]`'s response minus `compare[1]`'s, where two cells differ
+/// only in `label`; one histogram per value of `panel`, pooled over the
+/// seeds and every other label.
+///
+/// ```toml
+/// [report.gold_gap]
+/// label = "annotation"
+/// compare = ["cw", "human"]
+/// panel = "dataset"
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoldGapSpec {
+    pub label: String,
+    pub compare: (String, String),
+    #[serde(default)]
+    pub panel: Option<String>,
+}
+
+/// `[report.confidence]`: the weak annotator's confidence on D_U, for the
+/// labels that agree with the human's and for those that do not; one
+/// panel per value of `panel`, each weak annotator counted once.
+///
+/// ```toml
+/// [report.confidence]
+/// panel = "dataset"
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfidenceSpec {
+    #[serde(default)]
+    pub panel: Option<String>,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! config, progress on the stage's bar, and the training report it records.
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::StageContext;
 use super::artifacts::{TRAIN_REPORT_FILE, write_json};
@@ -65,9 +65,47 @@ pub fn checkpointer<'a>(
     )
 }
 
-/// Saves a training report beside the model and returns the stage's metrics.
+/// The per-step trace of a training stage, beside its model: what
+/// `sweep report` draws as training curves.
+pub const TRAIN_TRACE_FILE: &str = "train_trace.csv";
+
+/// The first columns of every trace; a loop's [`TrainReport::step_stats`]
+/// (a preference loop's `reward_margin`, `accuracy`, `mean_weight`) follow.
+pub const TRACE_COLUMNS: [&str; 3] = ["step", "loss", "lr"];
+
+/// `report` as CSV: a header, then one row per optimiser step (1-based
+/// `step`, its loss and learning rate, then each step statistic in name
+/// order). A value the loop did not measure (the rates of a report from
+/// before they were kept, the statistics of steps a resumed run did not
+/// take) is left empty.
+pub fn trace_csv(report: &TrainReport) -> String {
+    let mut header: Vec<&str> = TRACE_COLUMNS.to_vec();
+    header.extend(report.step_stats.keys().map(String::as_str));
+    let mut out = header.join(",");
+    out.push('\n');
+    let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+    for (i, loss) in report.losses.iter().enumerate() {
+        let mut row = vec![(i + 1).to_string(), format!("{loss}")];
+        row.push(cell(report.lrs.get(i).copied()));
+        row.extend(
+            report
+                .step_stats
+                .values()
+                .map(|column| cell(column.get(i).copied().flatten())),
+        );
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Saves a training report and its per-step trace ([`TRAIN_TRACE_FILE`])
+/// beside the model and returns the stage's metrics.
 pub fn record_training(ctx: &StageContext, report: &TrainReport) -> Result<BTreeMap<String, f64>> {
     write_json(ctx.out_dir, TRAIN_REPORT_FILE, report)?;
+    let trace = ctx.out_dir.join(TRAIN_TRACE_FILE);
+    std::fs::write(&trace, trace_csv(report))
+        .with_context(|| format!("writing {}", trace.display()))?;
     ctx.progress.log(&format!(
         "trained {} steps in {:.1}s, final loss {:.4}",
         report.steps, report.seconds, report.final_loss
@@ -180,6 +218,44 @@ mod tests {
             "{decayed}"
         );
         assert_eq!(shrink(one_step)?, 2.0, "no decay without the knob");
+        Ok(())
+    }
+
+    /// The trace has a header and one row per optimiser step: 16 examples,
+    /// batch 4, 2 epochs = 8 steps; each row's loss and rate are the
+    /// loop's, and a statistic the loop did not measure for a step is empty.
+    #[test]
+    fn trace_has_one_row_per_optimiser_step() -> anyhow::Result<()> {
+        let config = config_of("learning_rate = 0.1\nbatch_size = 4\nepochs = 2\nwarmup_steps = 2");
+        let dev = Device::Cpu;
+        let w = Var::from_vec(vec![0f32], 1, &dev)?;
+        let mut loss = |_: &[usize]| -> anyhow::Result<Tensor> {
+            Ok((w.as_tensor() - 1.0)?.sqr()?.sum_all()?)
+        };
+        let mut report = run_training(vec![w.clone()], 16, &config, &mut loss, &mut |_| {}, None)?;
+        assert_eq!(report.steps, 8);
+        report.step_stats.insert(
+            "accuracy".into(),
+            vec![None, Some(0.5), None, None, None, None, None, Some(1.0)],
+        );
+        let csv = trace_csv(&report);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "step,loss,lr,accuracy");
+        assert_eq!(lines.len(), 1 + 8, "{csv}");
+        for (i, line) in lines[1..].iter().enumerate() {
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(fields[0], (i + 1).to_string());
+            assert_eq!(fields[1].parse::<f64>()?, report.losses[i]);
+            assert_eq!(fields[2].parse::<f64>()?, report.lrs[i]);
+        }
+        // warmup: step 1 runs at lr 0, step 3 at the peak
+        assert_eq!(report.lrs[0], 0.0);
+        assert_eq!(report.lrs[2], 0.1);
+        assert!(lines[1].ends_with(','), "{}", lines[1]);
+        assert!(
+            lines[2].ends_with(",0.5") && lines[8].ends_with(",1"),
+            "{csv}"
+        );
         Ok(())
     }
 

@@ -101,6 +101,15 @@ pub struct TrainReport {
     pub steps: usize,
     /// Wall-clock seconds of the whole loop (Table 6 reports training time).
     pub seconds: f64,
+    /// Learning rate of each optimiser step, in order (reports of loops run
+    /// before it was kept have none).
+    #[serde(default)]
+    pub lrs: Vec<f64>,
+    /// Further per-step statistics a loop measures (a preference loop's
+    /// `reward_margin`, `accuracy`, `mean_weight`): name → one entry per
+    /// optimiser step, `None` for steps a resumed run did not itself take.
+    #[serde(default)]
+    pub step_stats: std::collections::BTreeMap<String, Vec<Option<f64>>>,
 }
 
 /// How token ids become padded [`SeqBatch`]es: the tokenizer's pad id, the

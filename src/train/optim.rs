@@ -422,8 +422,12 @@ pub fn run_training(
     Ok(TrainReport {
         final_loss: *losses.last().expect("at least one step ran"),
         steps: losses.len(),
+        // The schedule is a function of the step, so a resumed run knows the
+        // rates of the steps an earlier attempt took.
+        lrs: (0..losses.len()).map(|step| schedule.lr(step)).collect(),
         losses,
         seconds: earlier_seconds + started.elapsed().as_secs_f64(),
+        step_stats: Default::default(),
     })
 }
 

@@ -127,6 +127,17 @@ pub fn po_batch_loss(
 ) -> anyhow::Result<Tensor> {
     let selected: Vec<&TokenizedPair> = indices.iter().map(|&i| &data.pairs[i]).collect();
     let lp = policy.response_logprobs(&batching.pairs(&selected)?)?; // [2B]
+    po_loss_of(&lp, data, objective, indices)
+}
+
+/// `objective`'s batch loss of the pairs at `indices` from the policy's
+/// log-probs of them (`lp`: [2B], chosen halves first).
+fn po_loss_of(
+    lp: &ResponseLogProbs,
+    data: &PoData,
+    objective: &dyn PreferenceLoss,
+    indices: &[usize],
+) -> anyhow::Result<Tensor> {
     let (chosen_sum, rejected_sum) = halves(&lp.sum)?;
     let (chosen_count, rejected_count) = halves(&lp.count)?;
     let policy_lp = PairResponseLogProbs {
@@ -146,6 +157,70 @@ pub fn po_batch_loss(
     Ok(objective.batch_loss(&policy_lp, &reference_lp, &weights)?)
 }
 
+/// A PO step's statistics, summed over its micro-batches: the implicit
+/// reward margin h_i = [log π(y_w) − log π_ref(y_w)] − [log π(y_l) − log π_ref(y_l)]
+/// (summed token log-probs, before β; TRL's `rewards/margins` is β·h), how
+/// many pairs have h_i > 0 (TRL's `rewards/accuracies`), and the weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PoStepStats {
+    pub pairs: usize,
+    pub margin_sum: f64,
+    pub positive: usize,
+    pub weight_sum: f64,
+}
+
+impl PoStepStats {
+    /// The statistics of the pairs at `indices` under the policy's log-probs
+    /// (`policy[i]` of pair `indices[i]`; gradients are not needed).
+    pub fn of(data: &PoData, indices: &[usize], policy: &[PairLogProbs]) -> PoStepStats {
+        let mut stats = PoStepStats::default();
+        for (&i, p) in indices.iter().zip(policy) {
+            let r = &data.reference[i];
+            let h = (p.chosen_sum - r.chosen_sum) - (p.rejected_sum - r.rejected_sum);
+            stats.pairs += 1;
+            stats.margin_sum += h;
+            stats.positive += usize::from(h > 0.0);
+            stats.weight_sum += data.weights[i];
+        }
+        stats
+    }
+
+    fn add(&mut self, other: PoStepStats) {
+        self.pairs += other.pairs;
+        self.margin_sum += other.margin_sum;
+        self.positive += other.positive;
+        self.weight_sum += other.weight_sum;
+    }
+
+    /// `(reward_margin, accuracy, mean_weight)`: the means over the step's pairs.
+    pub fn means(&self) -> (f64, f64, f64) {
+        let n = self.pairs.max(1) as f64;
+        (
+            self.margin_sum / n,
+            self.positive as f64 / n,
+            self.weight_sum / n,
+        )
+    }
+}
+
+/// The trace names of [`PoStepStats::means`], in its order.
+pub const PO_STEP_STATS: [&str; 3] = ["reward_margin", "accuracy", "mean_weight"];
+
+/// The summed log-probs of a forward's pairs, as [`PairLogProbs`] (counts
+/// left at 0: the margin does not read them).
+fn pair_sums(lp: &ResponseLogProbs) -> anyhow::Result<Vec<PairLogProbs>> {
+    let sum = lp.sum.detach().to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    let b = sum.len() / 2;
+    Ok((0..b)
+        .map(|k| PairLogProbs {
+            chosen_sum: sum[k],
+            chosen_count: 0.0,
+            rejected_sum: sum[b + k],
+            rejected_count: 0.0,
+        })
+        .collect())
+}
+
 /// Aligns `policy` on `data` with `objective`; with a `checkpoint`,
 /// resumably (see [`run_training`]).
 #[allow(clippy::too_many_arguments)]
@@ -163,15 +238,42 @@ pub fn train_po(
     data.validate()?;
     let batching = Batching::for_training(pad_id, config, device);
     batching.check_pairs(data.pairs)?;
-    let mut loss = |indices: &[usize]| po_batch_loss(policy, &batching, data, objective, indices);
-    run_training(
+    // The step statistics ride along the loss: each micro-batch adds its
+    // pairs' to the step's, which the progress hook closes.
+    let step_so_far = std::cell::Cell::new(PoStepStats::default());
+    let mut steps: Vec<PoStepStats> = Vec::new();
+    let mut loss = |indices: &[usize]| {
+        let selected: Vec<&TokenizedPair> = indices.iter().map(|&i| &data.pairs[i]).collect();
+        let lp = policy.response_logprobs(&batching.pairs(&selected)?)?;
+        let mut stats = step_so_far.get();
+        stats.add(PoStepStats::of(data, indices, &pair_sums(&lp)?));
+        step_so_far.set(stats);
+        po_loss_of(&lp, data, objective, indices)
+    };
+    let mut hook = |info: StepInfo| {
+        steps.push(step_so_far.take());
+        progress(info);
+    };
+    let mut report = run_training(
         policy.trainable_vars(),
         data.pairs.len(),
         config,
         &mut loss,
-        progress,
+        &mut hook,
         checkpoint,
-    )
+    )?;
+    // Steps an earlier attempt took (a resume) were not seen here.
+    let unseen = report.steps.saturating_sub(steps.len());
+    for (k, name) in PO_STEP_STATS.iter().enumerate() {
+        let column = std::iter::repeat_n(None, unseen)
+            .chain(steps.iter().map(|s| {
+                let (margin, accuracy, weight) = s.means();
+                Some([margin, accuracy, weight][k])
+            }))
+            .collect();
+        report.step_stats.insert(name.to_string(), column);
+    }
+    Ok(report)
 }
 
 /// WS-DPO's weak labels: the implicit reward r(y) = β·[log π_w(y) − log π_ref(y)]
@@ -210,6 +312,37 @@ mod tests {
     use crate::train::test_model::{TinyCausalModel, check_gradients, test_batching, tiny_policy};
     use crate::train::{CustomLoss, PreferenceObjective};
     use candle_core::Var;
+
+    /// Three pairs worked by hand: h = (policy − reference) of chosen minus
+    /// that of rejected = +1.0, −0.5, +2.0 → margin 2.5/3, accuracy 2/3;
+    /// weights 1, 0.5, 0 → mean 0.5 (pair 3 is not in the step; pairs 0
+    /// and 1 alone, added micro-batch by micro-batch: 0.75).
+    #[test]
+    fn step_stats_are_the_means_of_margin_sign_and_weight() {
+        let lp = |c: f64, r: f64| PairLogProbs {
+            chosen_sum: c,
+            chosen_count: 1.0,
+            rejected_sum: r,
+            rejected_count: 1.0,
+        };
+        let reference = [lp(-2.0, -2.0), lp(-1.0, -3.0), lp(-5.0, -5.0), lp(0.0, 0.0)];
+        let weights = [1.0, 0.5, 0.0, 9.0];
+        let data = PoData {
+            pairs: &[],
+            reference: &reference,
+            weights: &weights,
+        };
+        let policy = [lp(-1.0, -2.0), lp(-1.5, -3.0), lp(-3.0, -5.0)];
+        let stats = PoStepStats::of(&data, &[0, 1, 2], &policy);
+        let (margin, accuracy, weight) = stats.means();
+        assert!((margin - 2.5 / 3.0).abs() < 1e-12, "{margin}");
+        assert!((accuracy - 2.0 / 3.0).abs() < 1e-12, "{accuracy}");
+        assert!((weight - 0.5).abs() < 1e-12, "{weight}");
+        let mut two = PoStepStats::of(&data, &[0], &policy[..1]);
+        two.add(PoStepStats::of(&data, &[1], &policy[1..2]));
+        assert_eq!(two.pairs, 2);
+        assert!((two.means().2 - 0.75).abs() < 1e-12);
+    }
 
     /// Pairs whose chosen responses repeat the prompt token and whose
     /// rejected ones do not, with varied lengths.
@@ -385,6 +518,16 @@ mod tests {
         };
         assert!(margin(&after) > 1.0, "mean h after DPO: {}", margin(&after));
         assert!(report.final_loss < report.losses[0]);
+        // The trace's statistics, one per step: the first step sees h = 0
+        // (no pair right yet), unit weights throughout, and the margin grows.
+        for name in PO_STEP_STATS {
+            assert_eq!(report.step_stats[name].len(), report.steps, "{name}");
+        }
+        let stat = |name: &str, step: usize| report.step_stats[name][step].unwrap();
+        assert!(stat("reward_margin", 0).abs() < 1e-9);
+        assert_eq!(stat("accuracy", 0), 0.0);
+        assert_eq!(stat("mean_weight", report.steps - 1), 1.0);
+        assert!(stat("reward_margin", report.steps - 1) > 0.5);
         Ok(())
     }
 
