@@ -19,7 +19,7 @@ const FAMILIES: [&str; 3] = ["hh-rlhf", "tldr", "ufb"];
 /// The embedded tiny profile with pretraining cut short.
 fn small_profile(dir: &Path) -> PathBuf {
     let mut profile = common::tiny_profile();
-    common::set(&mut profile, "pretrain", "steps", 150);
+    common::set(&mut profile, "pretrain", "steps", 1500);
     common::write_profile(dir, &profile)
 }
 
