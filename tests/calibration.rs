@@ -88,6 +88,7 @@ fn clean_label_dpo_beats_its_sft_model_on_every_table1_family() {
 
     let csv = std::fs::read_to_string(dir.join("results/calib_ci/calib_ci.csv"))
         .expect("calib_ci.csv written");
+    eprintln!("{csv}");
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let row: Vec<&str> = lines.next().expect("one row: dpo").split(',').collect();
