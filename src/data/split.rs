@@ -1,8 +1,11 @@
 //! The random D_L / D_U split of a preference dataset (the paper's 30% / 70%),
 //! shared by the synthetic world and real datasets.
+use anyhow::{Context, bail};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+
+use crate::spec::SplitMixture;
 
 /// Indices into a dataset's pairs: `labeled` keep their human labels (D_L),
 /// `unlabeled` are labelled by the weak model (D_U). Both sorted ascending.
@@ -32,6 +35,138 @@ pub fn split_indices(n: usize, labeled_fraction: f64, seed: u64) -> Split {
     labeled.sort_unstable();
     unlabeled.sort_unstable();
     Split { labeled, unlabeled }
+}
+
+/// A split drawn from a pool of datasets (`spec::mixture`): D_L, D_U and
+/// the pairs of D_L whose label is flipped, each sorted ascending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MixedSplit {
+    pub labeled: Vec<usize>,
+    pub unlabeled: Vec<usize>,
+    pub flipped: Vec<usize>,
+}
+
+/// Draws D_L and D_U from a pool whose `parts` name the index range of each
+/// dataset's pairs.
+///
+/// - Sizes: with `n` the smallest dataset's pair count (every dataset is
+///   drawn as if it were that large), |D_L| = round(n · `labeled_fraction`)
+///   and |D_U| = n − |D_L|, as one dataset split at random.
+/// - Shares are exact ([`Mixture::counts`]). The poison takes
+///   p = round(|D_L| · ratio) of D_L's places; the labelled mixture fills
+///   the other |D_L| − p.
+/// - Each dataset's pairs are shuffled once by (`seed`, dataset name); D_U
+///   takes the first of them, then D_L the next. So D_U depends on the
+///   unlabelled mixture, the pool and the seed alone: every weak mixture and
+///   poisoning ratio of a sweep annotates the same D_U (Table 24's shared
+///   50/50 D_U). The parts never overlap.
+/// - Poisoned pairs are the `poison.from` pairs left undrawn whose human
+///   label agrees with the gold judge, by the largest gold margin first
+///   (`gold_margin(i)` = gold(chosen) − gold(rejected) of pair `i`; ties
+///   by index): they join D_L and are listed in `flipped`.
+///
+/// Errors name the dataset and the fix when a dataset has too few pairs.
+pub fn mixed_split_indices(
+    parts: &[(String, std::ops::Range<usize>)],
+    mix: &SplitMixture,
+    labeled_fraction: f64,
+    seed: u64,
+    gold_margin: impl Fn(usize) -> anyhow::Result<f64>,
+) -> anyhow::Result<MixedSplit> {
+    let range_of = |name: &str| {
+        parts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| r.clone())
+            .with_context(|| format!("dataset `{name}` is not in the pool ({} datasets)", parts.len()))
+    };
+    let n = parts.iter().map(|(_, r)| r.len()).min().unwrap_or(0);
+    let n_labeled = (n as f64 * labeled_fraction).round() as usize;
+    let n_unlabeled = n - n_labeled;
+    let n_poison = mix
+        .poison
+        .as_ref()
+        .map_or(0, |p| (n_labeled as f64 * p.ratio).round() as usize);
+    // Each dataset's shuffled pairs, consumed from the front.
+    let mut queues: Vec<(String, Vec<usize>)> = Vec::new();
+    for (name, range) in parts {
+        let mut order: Vec<usize> = range.clone().collect();
+        order.shuffle(&mut dataset_stream(seed, name));
+        order.reverse(); // pop() from the back takes the shuffled order's front
+        queues.push((name.clone(), order));
+    }
+    let mut take = |name: &str, count: usize, what: &str| -> anyhow::Result<Vec<usize>> {
+        let (_, queue) = queues
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .with_context(|| format!("dataset `{name}` is not in the pool"))?;
+        if queue.len() < count {
+            bail!(
+                "dataset `{name}` has {} pairs left but {what} needs {count} (|D_L| = {n_labeled}, \
+                 |D_U| = {n_unlabeled}); lower its share, `labeled_fraction` or `poison_ratio`, \
+                 or raise the world's `n_pairs`",
+                queue.len()
+            );
+        }
+        Ok((0..count).filter_map(|_| queue.pop()).collect())
+    };
+    let mut unlabeled = Vec::with_capacity(n_unlabeled);
+    for ((name, _), count) in mix.unlabeled.parts.iter().zip(mix.unlabeled.counts(n_unlabeled)) {
+        range_of(name)?;
+        unlabeled.extend(take(name, count, "D_U")?);
+    }
+    let mut labeled = Vec::with_capacity(n_labeled);
+    let clean = n_labeled - n_poison;
+    for ((name, _), count) in mix.labeled.parts.iter().zip(mix.labeled.counts(clean)) {
+        range_of(name)?;
+        labeled.extend(take(name, count, "D_L")?);
+    }
+    let mut flipped = Vec::new();
+    if let Some(poison) = &mix.poison {
+        range_of(&poison.from)?;
+        let left: Vec<usize> = queues
+            .iter()
+            .find(|(n, _)| *n == poison.from)
+            .map(|(_, queue)| queue.clone())
+            .unwrap_or_default();
+        let mut candidates: Vec<(f64, usize)> = Vec::new();
+        for i in left.into_iter().rev() {
+            let margin = gold_margin(i)?;
+            if margin > 0.0 {
+                candidates.push((margin, i));
+            }
+        }
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        if candidates.len() < n_poison {
+            bail!(
+                "dataset `{}` has {} undrawn pairs whose human label agrees with the gold judge, \
+                 but poisoning {} of D_L needs {n_poison}; lower `poison_ratio` or raise the \
+                 world's `n_pairs`",
+                poison.from,
+                candidates.len(),
+                poison.ratio
+            );
+        }
+        flipped = candidates[..n_poison].iter().map(|(_, i)| *i).collect();
+        labeled.extend(&flipped);
+    }
+    labeled.sort_unstable();
+    unlabeled.sort_unstable();
+    flipped.sort_unstable();
+    Ok(MixedSplit {
+        labeled,
+        unlabeled,
+        flipped,
+    })
+}
+
+/// The shuffle stream of one dataset of a pool.
+fn dataset_stream(seed: u64, name: &str) -> ChaCha8Rng {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"split/");
+    hasher.update(&seed.to_le_bytes());
+    hasher.update(name.as_bytes());
+    ChaCha8Rng::from_seed(*hasher.finalize().as_bytes())
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ use crate::profile::Profile;
 use crate::report::TableSpec;
 use crate::spec::diagnostic::{Diagnostic, Diagnostics, Loc};
 use crate::spec::settings::*;
-use crate::spec::{DatasetSource, GoldSpec, ModelSpec, Objective, TrainOn};
+use crate::spec::{
+    DatasetSource, GoldSpec, Mixture, ModelSpec, Objective, Poison, PoolPart, SplitMixture, TrainOn,
+};
 use crate::train::{AlignLoss, CustomLoss, PreferenceObjective, WeightingScheme};
 
 /// One validated experiment: a named set of sweep cells and its report.
@@ -46,6 +48,10 @@ pub struct Cell {
     /// annotation, uniform otherwise; validated.
     pub weighting: WeightingScheme,
     pub dataset: DatasetSource,
+    /// The datasets D_L and D_U are drawn from under a mixture or poisoning
+    /// (`settings.mixture`), in [`SplitMixture::datasets`] order, each bound
+    /// to its source with the cell's `[world]`; empty otherwise.
+    pub pool: Vec<PoolPart>,
     /// (profile slot name, concrete spec).
     pub weak_model: (String, ModelSpec),
     pub strong_model: (String, ModelSpec),
@@ -275,13 +281,14 @@ fn bind_cell(
     let names = required_names(&typed.keys, header, errors)?;
     let choices = parse_choices(&typed.keys, &names, &at, errors);
     let train_on = parse_train_on(&typed.keys, &names, choices.annotation, &at, errors);
+    let labeled_fraction = typed.keys.labeled_fraction.unwrap_or(0.3);
+    let mixture = parse_mixture(&typed.keys, &names, labeled_fraction, train_on, &at, errors);
     let blocks = typed.blocks()?;
     for (key, message) in check_numbers(&choices, &blocks) {
         errors.push(Diagnostic::at(&at.of(&key), message));
     }
     let loss = bind_loss(choices.objective, &blocks.align, &at, errors);
     check_sampling(&blocks.generate, &at, errors);
-    let labeled_fraction = typed.keys.labeled_fraction.unwrap_or(0.3);
     if !(labeled_fraction > 0.0 && labeled_fraction < 1.0) {
         errors.push(Diagnostic::at(
             &at.of("labeled_fraction"),
@@ -310,6 +317,7 @@ fn bind_cell(
         seed: typed.keys.seed.unwrap_or(0),
         labeled_fraction,
         train_on: train_on?,
+        mixture: mixture.clone()?,
         world: world_overrides(&typed),
         weak: blocks.weak,
         sft: blocks.sft,
@@ -318,6 +326,7 @@ fn bind_cell(
         metric: blocks.metric,
     };
     let dataset = with_world(dataset.ok()?, &settings_typed.world, &at, errors)?;
+    let pool = bind_pool(&settings_typed, profile, &at, errors)?;
     let (weak_model, strong_model) = models?;
     let gold = gold.ok()?;
     Some(Cell {
@@ -332,6 +341,7 @@ fn bind_cell(
         weighting: weighting_of(annotation, &settings_typed.align)?,
         annotation,
         dataset,
+        pool,
         weak_model,
         strong_model,
         gold,
@@ -575,6 +585,153 @@ fn parse_train_on(
         return None;
     }
     Some(train_on)
+}
+
+/// Step 3c: `weak_mixture`, `unlabeled_mixture` and `poison_ratio` /
+/// `poison_from` (`spec::mixture`): each mixture parses, the poison comes
+/// whole, and no dataset is asked for more pairs than it has. `None` inside
+/// `Some` when none is set (one dataset split at random, today's keys).
+fn parse_mixture(
+    keys: &CellKeys,
+    names: &Names,
+    labeled_fraction: f64,
+    train_on: Option<TrainOn>,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<Option<SplitMixture>> {
+    let before = errors.0.len();
+    let mut mixture = |key: &str, value: &Option<String>| match value {
+        None => Some(Mixture::single(&names.dataset)),
+        Some(text) => Mixture::parse(text)
+            .map_err(|e| errors.push(Diagnostic::at(&at.of(key), format!("`{key}`: {e}"))))
+            .ok(),
+    };
+    let labeled = mixture("weak_mixture", &keys.weak_mixture);
+    let unlabeled = mixture("unlabeled_mixture", &keys.unlabeled_mixture);
+    let poison = match (keys.poison_ratio, &keys.poison_from) {
+        (None, None) => None,
+        (Some(ratio), Some(from)) if ratio > 0.0 && ratio < 1.0 => Some(Poison {
+            ratio,
+            from: from.clone(),
+        }),
+        (Some(ratio), Some(_)) => {
+            errors.push(Diagnostic::at(
+                &at.of("poison_ratio"),
+                format!("`poison_ratio = {ratio}` must be in (0, 1), e.g. 0.1 for 10% of D_L"),
+            ));
+            None
+        }
+        (Some(_), None) => {
+            errors.push(Diagnostic::at(
+                &at.of("poison_ratio"),
+                "`poison_ratio` needs `poison_from`, the dataset whose pairs poison D_L \
+                 (e.g. poison_from = \"harmless\")",
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            errors.push(Diagnostic::at(
+                &at.of("poison_from"),
+                "`poison_from` needs `poison_ratio`, the share of D_L it replaces (e.g. 0.1)",
+            ));
+            None
+        }
+    };
+    let any_set = keys.weak_mixture.is_some()
+        || keys.unlabeled_mixture.is_some()
+        || keys.poison_ratio.is_some()
+        || keys.poison_from.is_some();
+    if !any_set {
+        return Some(None);
+    }
+    if train_on == Some(TrainOn::All) {
+        errors.push(Diagnostic::at(
+            &at.of("train_on"),
+            "`train_on = \"all\"` trains on every pair of one dataset, which a mixture or \
+             poisoning of D_L / D_U does not define: use `train_on = \"unlabeled\"` or \
+             `\"labeled\"`, or exclude the combination",
+        ));
+    }
+    if errors.0.len() != before {
+        return None;
+    }
+    let mix = SplitMixture {
+        labeled: labeled?,
+        unlabeled: unlabeled?,
+        poison,
+    };
+    // The share of a dataset's pairs the draw takes, with every dataset as
+    // large as the smallest (the split's unit): more than all of them
+    // cannot be drawn disjoint.
+    let ratio = mix.poison.as_ref().map_or(0.0, |p| p.ratio);
+    for name in mix.datasets() {
+        let poisoned = mix.poison.as_ref().filter(|p| p.from == name).map_or(0.0, |p| p.ratio);
+        let need = f64::from(mix.labeled.percent_of(&name)) / 100.0 * labeled_fraction * (1.0 - ratio)
+            + f64::from(mix.unlabeled.percent_of(&name)) / 100.0 * (1.0 - labeled_fraction)
+            + poisoned * labeled_fraction;
+        if need > 1.0 + 1e-9 {
+            let key = if keys.weak_mixture.is_some() { "weak_mixture" } else { "unlabeled_mixture" };
+            errors.push(Diagnostic::at(
+                &at.of(key),
+                format!(
+                    "dataset `{name}` would have to give {:.0}% of its pairs to D_L and D_U \
+                     (labeled_fraction = {labeled_fraction}: |D_L| = {labeled_fraction} and \
+                     |D_U| = {} of a dataset's pairs), which cannot be drawn disjoint: lower \
+                     its share or `labeled_fraction`",
+                    need * 100.0,
+                    1.0 - labeled_fraction
+                ),
+            ));
+        }
+    }
+    (errors.0.len() == before).then_some(Some(mix))
+}
+
+/// The pool of a mixture cell: each dataset of the draw bound to its
+/// source, with the cell's `[world]`; poisoned pairs are ranked by the
+/// synthetic world's true reward, so `poison_from` must be synthetic.
+fn bind_pool(
+    settings: &Settings,
+    profile: &Profile,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<Vec<PoolPart>> {
+    let Some(mix) = &settings.mixture else {
+        return Some(Vec::new());
+    };
+    let before = errors.0.len();
+    let key_of = |name: &str| {
+        if mix.poison.as_ref().is_some_and(|p| p.from == name) {
+            "poison_from"
+        } else if mix.labeled.percent_of(name) > 0 && settings.dataset != name {
+            "weak_mixture"
+        } else {
+            "unlabeled_mixture"
+        }
+    };
+    let mut pool = Vec::new();
+    for name in mix.datasets() {
+        let key = key_of(&name);
+        match profile.dataset_source(&name) {
+            Ok(source) => {
+                let source = with_world(source, &settings.world, at, errors)?;
+                if key == "poison_from" && !matches!(source, DatasetSource::Synthetic { .. }) {
+                    errors.push(Diagnostic::at(
+                        &at.of(key),
+                        format!(
+                            "`poison_from = \"{name}\"` is a real dataset: poisoned pairs are \
+                             the ones the synthetic world's true reward separates most, which \
+                             real pairs do not have (no gold-RM pass ranks them yet); use a \
+                             synthetic dataset (tiny profile)"
+                        ),
+                    ));
+                }
+                pool.push(PoolPart { name, source });
+            }
+            Err(e) => errors.push(Diagnostic::at(&at.of(key), format!("`{key}`: {e}"))),
+        }
+    }
+    (errors.0.len() == before).then_some(pool)
 }
 
 /// More than one sample per prompt needs sampling. Greedy decoding with

@@ -158,6 +158,7 @@ impl<'p> CellBuilder<'p> {
         let dataset = self.add::<Dataset>(
             stage::dataset::Params {
                 source: cell.dataset.clone(),
+                pool: cell.pool.clone(),
             },
             &[],
             cell.settings.dataset.clone(),
@@ -199,9 +200,19 @@ impl<'p> CellBuilder<'p> {
             stage::split::Params {
                 labeled_fraction: s.labeled_fraction,
                 seed: s.seed,
+                mixture: s.mixture.clone(),
             },
             &[("dataset", dataset.as_ref())],
-            format!("{}/f{}/seed{}", s.dataset, s.labeled_fraction, s.seed),
+            format!(
+                "{}/f{}{}/seed{}",
+                s.dataset,
+                s.labeled_fraction,
+                s.mixture
+                    .as_ref()
+                    .map(|m| format!("/{}", m.tag()))
+                    .unwrap_or_default(),
+                s.seed
+            ),
         )?;
         self.keep(&split);
         Ok(Data { dataset, split })
