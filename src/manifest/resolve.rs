@@ -281,14 +281,14 @@ fn bind_cell(
     let names = required_names(&typed.keys, header, errors)?;
     let choices = parse_choices(&typed.keys, &names, &at, errors);
     let train_on = parse_train_on(&typed.keys, &names, choices.annotation, &at, errors);
-    let labeled_fraction = typed.keys.labeled_fraction.unwrap_or(0.3);
-    let mixture = parse_mixture(&typed.keys, &names, labeled_fraction, train_on, &at, errors);
+    let mixture = parse_mixture(&typed.keys, &names, train_on, &at, errors);
     let blocks = typed.blocks()?;
     for (key, message) in check_numbers(&choices, &blocks) {
         errors.push(Diagnostic::at(&at.of(&key), message));
     }
     let loss = bind_loss(choices.objective, &blocks.align, &at, errors);
     check_sampling(&blocks.generate, &at, errors);
+    let labeled_fraction = typed.keys.labeled_fraction.unwrap_or(0.3);
     if !(labeled_fraction > 0.0 && labeled_fraction < 1.0) {
         errors.push(Diagnostic::at(
             &at.of("labeled_fraction"),
@@ -588,13 +588,14 @@ fn parse_train_on(
 }
 
 /// Step 3c: `weak_mixture`, `unlabeled_mixture` and `poison_ratio` /
-/// `poison_from` (`spec::mixture`): each mixture parses, the poison comes
-/// whole, and no dataset is asked for more pairs than it has. `None` inside
+/// `poison_from` (`spec::mixture`): each mixture parses and the poison comes
+/// whole (shares of |D_L| and |D_U| never ask a dataset for more pairs than
+/// it has; whether enough pairs are left to poison with is known when the
+/// split runs). `None` inside
 /// `Some` when none is set (one dataset split at random, today's keys).
 fn parse_mixture(
     keys: &CellKeys,
     names: &Names,
-    labeled_fraction: f64,
     train_on: Option<TrainOn>,
     at: &Locs,
     errors: &mut Diagnostics,
@@ -660,30 +661,6 @@ fn parse_mixture(
         unlabeled: unlabeled?,
         poison,
     };
-    // The share of a dataset's pairs the draw takes, with every dataset as
-    // large as the smallest (the split's unit): more than all of them
-    // cannot be drawn disjoint.
-    let ratio = mix.poison.as_ref().map_or(0.0, |p| p.ratio);
-    for name in mix.datasets() {
-        let poisoned = mix.poison.as_ref().filter(|p| p.from == name).map_or(0.0, |p| p.ratio);
-        let need = f64::from(mix.labeled.percent_of(&name)) / 100.0 * labeled_fraction * (1.0 - ratio)
-            + f64::from(mix.unlabeled.percent_of(&name)) / 100.0 * (1.0 - labeled_fraction)
-            + poisoned * labeled_fraction;
-        if need > 1.0 + 1e-9 {
-            let key = if keys.weak_mixture.is_some() { "weak_mixture" } else { "unlabeled_mixture" };
-            errors.push(Diagnostic::at(
-                &at.of(key),
-                format!(
-                    "dataset `{name}` would have to give {:.0}% of its pairs to D_L and D_U \
-                     (labeled_fraction = {labeled_fraction}: |D_L| = {labeled_fraction} and \
-                     |D_U| = {} of a dataset's pairs), which cannot be drawn disjoint: lower \
-                     its share or `labeled_fraction`",
-                    need * 100.0,
-                    1.0 - labeled_fraction
-                ),
-            ));
-        }
-    }
     (errors.0.len() == before).then_some(Some(mix))
 }
 
@@ -1222,6 +1199,59 @@ mod tests {
         let exps = resolve_text(&format!("{HEAD}annotation = \"cw\"\n")).unwrap();
         assert_eq!(exps[0].cells[0].settings.train_on, TrainOn::Unlabeled);
         assert_eq!(exps[0].cells[0].coords["train_on"], "unlabeled");
+    }
+
+    /// Each bad mixture or poison setting is rejected at its own line;
+    /// a good one binds the pool, and unset means no pool and no mixture.
+    #[test]
+    fn mixture_and_poison_settings_are_checked_at_their_line() {
+        for (extra, line, says) in [
+            ("weak_mixture = \"harmless80-helpful30\"\n", 8, "sum to 110"),
+            ("unlabeled_mixture = \"harmless50\"\n", 8, "sum to 50"),
+            (
+                "weak_mixture = \"harmless50-nosuch50\"\n",
+                8,
+                "unknown dataset",
+            ),
+            ("poison_ratio = 0.1\n", 8, "needs `poison_from`"),
+            ("poison_from = \"harmless\"\n", 8, "needs `poison_ratio`"),
+            (
+                "poison_from = \"harmless\"\npoison_ratio = 1.5\n",
+                9,
+                "(0, 1)",
+            ),
+            (
+                "unlabeled_mixture = \"harmless100\"\ntrain_on = \"all\"\n",
+                9,
+                "every pair of one dataset",
+            ),
+        ] {
+            // Human labels, so `train_on = "all"` fails for the mixture alone.
+            let body = format!("{HEAD}annotation = \"human\"\n{extra}");
+            let err = resolve_text(&body).unwrap_err().to_string();
+            assert!(err.contains(&format!("m.toml:{line}:")), "{extra}: {err}");
+            assert!(err.contains(says), "{extra}: {err}");
+        }
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\nunlabeled_mixture = \"harmless50-helpful50\"\n\
+             poison_from = \"tldr\"\npoison_ratio = 0.1\n[axes]\n\
+             weak_mixture = [\"harmless80-helpful20\", \"harmless20-helpful80\"]\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let cell = &exps[0].cells[0];
+        let pool: Vec<&str> = cell.pool.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(pool, ["harmless", "helpful", "tldr"]);
+        let mix = cell.settings.mixture.as_ref().unwrap();
+        assert_eq!(mix.labeled.name(), "harmless80-helpful20");
+        assert_eq!(mix.poison.as_ref().unwrap().ratio, 0.1);
+        assert_eq!(cell.coords["weak_mixture"], "harmless80-helpful20");
+        assert!(
+            matches!(&cell.pool[0].source, DatasetSource::Synthetic { family, .. } if family == "harmless")
+        );
+        // Unset: one dataset split at random, no pool.
+        let exps = resolve_text(&format!("{HEAD}annotation = \"cw\"\n")).unwrap();
+        assert_eq!(exps[0].cells[0].settings.mixture, None);
+        assert!(exps[0].cells[0].pool.is_empty());
     }
 
     #[test]

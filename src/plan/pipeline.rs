@@ -153,7 +153,8 @@ impl<'p> CellBuilder<'p> {
         Ok((last, annotator.eval))
     }
 
-    /// The preference pairs and test prompts.
+    /// The preference pairs and test prompts (with a mixture's pool: every
+    /// pool dataset's pairs, the cell dataset's test prompts).
     fn add_dataset(&mut self, cell: &Cell) -> Result<Option<Key>> {
         let dataset = self.add::<Dataset>(
             stage::dataset::Params {
@@ -161,7 +162,12 @@ impl<'p> CellBuilder<'p> {
                 pool: cell.pool.clone(),
             },
             &[],
-            cell.settings.dataset.clone(),
+            if cell.pool.is_empty() {
+                cell.settings.dataset.clone()
+            } else {
+                let pool: Vec<&str> = cell.pool.iter().map(|p| p.name.as_str()).collect();
+                format!("{}/pool-{}", cell.settings.dataset, pool.join("+"))
+            },
         )?;
         self.keep(&dataset);
         Ok(dataset)

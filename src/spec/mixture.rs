@@ -68,9 +68,7 @@ impl Mixture {
             ));
         }
         if let Some((n, _)) = parts.iter().find(|(_, p)| *p == 0) {
-            return Err(format!(
-                "`{text}` gives `{n}` 0%: leave it out; {example}"
-            ));
+            return Err(format!("`{text}` gives `{n}` 0%: leave it out; {example}"));
         }
         let total: u32 = parts.iter().map(|(_, p)| p).sum();
         if total != 100 {
@@ -212,13 +210,19 @@ mod tests {
         let m = Mixture::parse("shp-askacademia30-helpful70").unwrap();
         assert_eq!(
             m.parts,
-            [("shp-askacademia".to_string(), 30), ("helpful".to_string(), 70)]
+            [
+                ("shp-askacademia".to_string(), 30),
+                ("helpful".to_string(), 70)
+            ]
         );
         assert_eq!(m.name(), "shp-askacademia30-helpful70");
         let json = serde_json::to_value(&m).unwrap();
         assert_eq!(json, "shp-askacademia30-helpful70");
         assert_eq!(serde_json::from_value::<Mixture>(json).unwrap(), m);
-        assert_eq!(Mixture::parse("hh-rlhf100").unwrap(), Mixture::single("hh-rlhf"));
+        assert_eq!(
+            Mixture::parse("hh-rlhf100").unwrap(),
+            Mixture::single("hh-rlhf")
+        );
         assert_eq!(m.percent_of("helpful"), 70);
         assert_eq!(m.percent_of("harmless"), 0);
     }

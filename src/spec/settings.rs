@@ -4,8 +4,8 @@
 //! (`dataset`, `objective`, …) or `block.key` (`align.beta`).
 use serde::{Deserialize, Serialize};
 
-use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 use super::mixture::SplitMixture;
+use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 use super::train_on::TrainOn;
 
 /// The per-stage blocks, in the order they appear in a manifest.

@@ -119,7 +119,11 @@ pub fn pick_split(pairs: &[PreferencePair], split: &SplitIndices) -> Result<Spli
             })
             .collect()
     };
-    if let Some(i) = split.flipped.iter().find(|i| split.labeled.binary_search(i).is_err()) {
+    if let Some(i) = split
+        .flipped
+        .iter()
+        .find(|i| split.labeled.binary_search(i).is_err())
+    {
         anyhow::bail!(
             "split: flipped pair {i} is not in D_L (only D_L's human labels are poisoned); \
              the split artifact is corrupt, rerun its stage"
@@ -193,9 +197,51 @@ pub fn labelled_unlabeled(
     let oriented = unlabeled
         .into_iter()
         .zip(&labels)
-        .map(|(p, l)| {
-            if l.prefers_chosen { p } else { flip(p) }
-        })
+        .map(|(p, l)| if l.prefers_chosen { p } else { flip(p) })
         .collect();
     Ok((oriented, Some(labels)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(i: usize) -> PreferencePair {
+        PreferencePair {
+            prompt: format!("p{i}"),
+            chosen: format!("good{i}"),
+            rejected: format!("bad{i}"),
+        }
+    }
+
+    /// A poisoned D_L reads its flipped pairs turned round and every other
+    /// pair (of D_L and D_U) as it is.
+    #[test]
+    fn flipped_pairs_and_only_they_are_turned_round() {
+        let pairs: Vec<PreferencePair> = (0..6).map(pair).collect();
+        let split = SplitIndices {
+            labeled: vec![0, 2, 3],
+            unlabeled: vec![1, 4, 5],
+            flipped: vec![2],
+        };
+        let read = pick_split(&pairs, &split).unwrap();
+        assert_eq!(read.labeled, [pair(0), flip(pair(2)), pair(3)]);
+        assert_eq!(read.labeled[1].chosen, "bad2");
+        assert_eq!(read.unlabeled, [pair(1), pair(4), pair(5)]);
+        // An unpoisoned split (as older artifacts, without `flipped`) reads as written.
+        let old: SplitIndices =
+            serde_json::from_str(r#"{"labeled": [0, 2, 3], "unlabeled": [1, 4, 5]}"#).unwrap();
+        assert_eq!(
+            pick_split(&pairs, &old).unwrap().labeled,
+            [pair(0), pair(2), pair(3)]
+        );
+        assert!(!serde_json::to_string(&old).unwrap().contains("flipped"));
+        // A flipped pair outside D_L is a corrupt artifact.
+        let bad = SplitIndices {
+            flipped: vec![4],
+            ..split
+        };
+        let err = pick_split(&pairs, &bad).err().unwrap().to_string();
+        assert!(err.contains("not in D_L"), "{err}");
+    }
 }

@@ -18,8 +18,8 @@ use super::artifacts::{
 use super::{Stage, StageContext, StageOutcome};
 use crate::data::PreferencePair;
 use crate::data::synthetic::{WorldConfig, generate_family};
-use crate::spec::PoolPart;
 pub use crate::spec::DatasetSource;
+use crate::spec::PoolPart;
 
 pub struct Dataset;
 

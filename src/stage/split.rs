@@ -85,7 +85,11 @@ fn mixed(mix: &SplitMixture, params: &Params, ctx: &StageContext) -> Result<Spli
         .collect();
     let gold = match &mix.poison {
         None => None,
-        Some(poison) => match subsets.iter().find(|s| s.name == poison.from).map(|s| &s.source) {
+        Some(poison) => match subsets
+            .iter()
+            .find(|s| s.name == poison.from)
+            .map(|s| &s.source)
+        {
             Some(DatasetSource::Synthetic { family, .. }) => {
                 Some(crate::data::synthetic::gold_scorer(family)?)
             }

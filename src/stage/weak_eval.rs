@@ -1,5 +1,6 @@
 //! `weak_eval`: the weak annotator's accuracy on D_U against the human labels
-//! (Tables 6, 12, 13), overall and on its most confident 30%, with its
+//! (Tables 6, 12, 13), overall and on its most confident 30%, and its
+//! disagreement with them (1 − accuracy, Figure 8's poisoned D_L), with its
 //! training time; on the synthetic world also its agreement with the gold
 //! reward (pairs the gold reward ties are left out).
 use anyhow::Result;
@@ -34,8 +35,10 @@ impl Stage for WeakEval {
             .map(|i| labels[i])
             .collect();
         let train: TrainReport = read_json(ctx.input("weak")?, TRAIN_REPORT_FILE)?;
+        let accuracy = agreement(&labels);
         let mut metrics: std::collections::BTreeMap<String, f64> = [
-            ("weak_accuracy".to_string(), agreement(&labels)),
+            ("weak_accuracy".to_string(), accuracy),
+            ("weak_disagreement".to_string(), 1.0 - accuracy),
             ("weak_accuracy_top30".to_string(), agreement(&top)),
             ("train_seconds".to_string(), train.seconds),
         ]
