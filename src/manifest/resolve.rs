@@ -1321,6 +1321,7 @@ mod tests {
             tie_margin: 0.0,
             ties: Default::default(),
             gold: Some("learned".into()),
+            win_rate: false,
         };
         let err = resolve_gold(&metric, "tldr", &profile).unwrap_err();
         assert!(err.contains("[learned_gold]"), "{err}");
@@ -1330,6 +1331,7 @@ mod tests {
             tie_margin: 0.0,
             ties: Default::default(),
             gold: Some("true".into()),
+            win_rate: false,
         };
         let err = resolve_gold(&metric, "tldr", &paper).unwrap_err();
         assert!(err.contains("real dataset"), "{err}");

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! dataset ─► split ─► weak_train ─► annotate ─► sft ─► ref_logps ─► align ─► generate ─► score ─► metric
-//!    └─► pretrain (tiny models)      └─► weak_eval
+//!    └─► pretrain (tiny models)      └─► weak_eval                                     └─► win_rate
 //! ```
+//! (`win_rate` only under `metric.win_rate`; a mixture cell's `dataset` is
+//! its pool, `spec::mixture`)
 //! plus the shared reference: the human-label SFT model, its generation and
 //! its scores (every cell's `metric` compares against it). Nodes are added
 //! through [`Plan::add`], so a stage two cells share is one node. Each
@@ -21,7 +23,7 @@ use crate::spec::{Annotation, DatasetSource, GoldSpec, ModelSpec, TrainOn, Train
 use crate::stage::{
     self, KINDS, Stage, align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
     gold_train::GoldTrain, metric::Metric, pretrain::Pretrain, ref_logps::RefLogps, score::Score,
-    sft::Sft, split::Split, weak_eval::WeakEval, weak_train::WeakTrain,
+    sft::Sft, split::Split, weak_eval::WeakEval, weak_train::WeakTrain, win_rate::WinRate,
 };
 
 /// Adds one cell's stages to a plan, stopping after the `until` kind.
@@ -32,6 +34,9 @@ pub struct CellBuilder<'p> {
     pub stages_added: usize,
     /// The last stage planned so far: the cell's result once all are added.
     last: Option<Key>,
+    /// The cell's `win_rate` stage, when `metric.win_rate` asks for one:
+    /// its metrics join the cell's result.
+    pub win_rate: Option<Key>,
 }
 
 /// The `dataset` and `split` inputs most stages read.
@@ -88,6 +93,7 @@ impl<'p> CellBuilder<'p> {
             until,
             stages_added: 0,
             last: None,
+            win_rate: None,
         }
     }
 
@@ -496,7 +502,43 @@ impl<'p> CellBuilder<'p> {
             cell_name(cell),
         )?;
         self.keep(&metric);
+        if cell.settings.metric.win_rate {
+            self.win_rate = self.add_win_rate(cell, data, gold_model, &align_score)?;
+        }
         Ok(())
+    }
+
+    /// The aligned policy's scored answers against the dataset's chosen
+    /// responses (Table 17), by the cell's judge.
+    fn add_win_rate(
+        &mut self,
+        cell: &Cell,
+        data: &Data,
+        gold_model: &Option<Key>,
+        align_score: &Option<Key>,
+    ) -> Result<Option<Key>> {
+        let Some(score) = align_score else {
+            return Ok(None);
+        };
+        let generation = self
+            .plan
+            .node(score)
+            .and_then(|n| n.inputs.get("generation").cloned());
+        let m = &cell.settings.metric;
+        self.add::<WinRate>(
+            stage::win_rate::Params {
+                gold: cell.gold.clone(),
+                tie_margin: m.tie_margin,
+                ties: m.ties,
+            },
+            &[
+                ("dataset", data.dataset.as_ref()),
+                ("generation", generation.as_ref()),
+                ("score", Some(score)),
+                ("gold_model", gold_model.as_ref()),
+            ],
+            cell_name(cell),
+        )
     }
 }
 

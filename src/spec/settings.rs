@@ -263,6 +263,11 @@ pub struct MetricBlock {
     /// reward model trained on the world's own gold-labelled pairs).
     #[serde(default)]
     pub gold: Option<String>,
+    /// Also judge the aligned policy's answers against the dataset's
+    /// chosen responses (`win_rate`, Table 17; synthetic world only). Off
+    /// by default: no stage params hold it, so no key moves.
+    #[serde(default)]
+    pub win_rate: bool,
 }
 
 /// Everything one cell resolved to, before binding to a profile.

@@ -89,7 +89,7 @@ pub fn score_resuming(
 }
 
 /// The judge `spec` names, for the dataset being scored.
-fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn GoldScorer>> {
+pub(super) fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn GoldScorer>> {
     let source = dataset_source(ctx)?;
     match (spec, &source) {
         (GoldSpec::TrueReward, DatasetSource::Synthetic { family, .. }) => {
