@@ -73,18 +73,6 @@ pub fn mixed_split_indices(
     seed: u64,
     gold_margin: impl Fn(usize) -> anyhow::Result<f64>,
 ) -> anyhow::Result<MixedSplit> {
-    let range_of = |name: &str| {
-        parts
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, r)| r.clone())
-            .with_context(|| {
-                format!(
-                    "dataset `{name}` is not in the pool ({} datasets)",
-                    parts.len()
-                )
-            })
-    };
     let n = parts.iter().map(|(_, r)| r.len()).min().unwrap_or(0);
     let n_labeled = (n as f64 * labeled_fraction).round() as usize;
     let n_unlabeled = n - n_labeled;
@@ -124,23 +112,20 @@ pub fn mixed_split_indices(
         .iter()
         .zip(mix.unlabeled.counts(n_unlabeled))
     {
-        range_of(name)?;
         unlabeled.extend(take(name, count, "D_U")?);
     }
     let mut labeled = Vec::with_capacity(n_labeled);
     let clean = n_labeled - n_poison;
     for ((name, _), count) in mix.labeled.parts.iter().zip(mix.labeled.counts(clean)) {
-        range_of(name)?;
         labeled.extend(take(name, count, "D_L")?);
     }
     let mut flipped = Vec::new();
     if let Some(poison) = &mix.poison {
-        range_of(&poison.from)?;
         let left: Vec<usize> = queues
             .iter()
             .find(|(n, _)| *n == poison.from)
             .map(|(_, queue)| queue.clone())
-            .unwrap_or_default();
+            .with_context(|| format!("dataset `{}` is not in the pool", poison.from))?;
         let mut candidates: Vec<(f64, usize)> = Vec::new();
         for i in left.into_iter().rev() {
             let margin = gold_margin(i)?;
