@@ -7,7 +7,8 @@
 //!   flip; D_U is 77% helpful / 23% harmless; the weak annotator trained on
 //!   |D_L| pairs; the report tabulates `weak_disagreement` (Figure 8).
 //! - Table 24 up to `split`: every weak mixture's D_L has its exact shares,
-//!   never meets D_U, and all annotate the same D_U.
+//!   never meets D_U, and all annotate the same D_U; the cells evaluated on
+//!   Harmless and on Helpful share one pool and one split per mixture.
 //!
 //! The full-size tables: `sweep run experiments/table24.toml` (and table25,
 //! fig8), README.
@@ -44,16 +45,21 @@ fn indices(v: &serde_json::Value) -> Vec<usize> {
         .unwrap_or_default()
 }
 
-/// The pool's pairs and each dataset's index range, from the one dataset stage.
+/// The pool's pairs and each dataset's index range, from the one pool
+/// stage every cell shares (beside it, the plain dataset evaluated on).
 fn pool(
     cache: &Path,
 ) -> (
     Vec<serde_json::Value>,
     BTreeMap<String, std::ops::Range<usize>>,
 ) {
-    let datasets = records(cache, "dataset");
-    assert_eq!(datasets.len(), 1, "one pool for every cell");
-    let dir = &datasets[0].1;
+    let pools: Vec<std::path::PathBuf> = records(cache, "dataset")
+        .into_iter()
+        .map(|(_, dir)| dir)
+        .filter(|dir| dir.join("subsets.json").is_file())
+        .collect();
+    assert_eq!(pools.len(), 1, "one pool for every cell");
+    let dir = &pools[0];
     let pairs = json(dir, "pairs.json").as_array().unwrap().clone();
     let subsets = json(dir, "subsets.json")
         .as_array()
@@ -170,7 +176,7 @@ fn every_weak_mixture_has_exact_shares_and_annotates_the_same_d_u() {
         &manifest,
         format!(
             "extends = \"{}\"\n[experiment]\nname = \"table24\"\ntitle = \"t\"\nuntil = \"split\"\n\
-             [axes]\ndataset = [\"helpful\"]\nannotation = [\"cw\"]\nseed = [0]\n\
+             [axes]\ndataset = [\"harmless\", \"helpful\"]\nannotation = [\"cw\"]\nseed = [0]\n\
              [world]\nn_pairs = {CI_PAIRS}\n\
              [report]\nrows = [\"weak_mixture\"]\ncolumns = [\"dataset\"]\nvalue = \"n_labeled\"\n",
             repo().join("experiments/table24.toml").display()
@@ -213,6 +219,7 @@ fn every_weak_mixture_has_exact_shares_and_annotates_the_same_d_u() {
         harmless_shares.push(want);
         unlabeled_sets.push(unlabeled);
     }
+    // Three splits for six cells: both evaluation sets share them.
     assert_eq!(harmless_shares.len(), 3);
     assert!(
         unlabeled_sets.windows(2).all(|w| w[0] == w[1]),

@@ -39,10 +39,15 @@ pub struct CellBuilder<'p> {
     pub win_rate: Option<Key>,
 }
 
-/// The `dataset` and `split` inputs most stages read.
+/// The `dataset` and `split` inputs most stages read, and the dataset the
+/// cell is evaluated on.
 struct Data {
+    /// The pairs D_L and D_U index: the cell's dataset, or a mixture's pool.
     dataset: Option<Key>,
     split: Option<Key>,
+    /// The test prompts and judge of generation, scoring and win rate: the
+    /// cell's dataset (the same node as `dataset` without a pool).
+    eval: Option<Key>,
 }
 
 impl Data {
@@ -140,7 +145,7 @@ impl<'p> CellBuilder<'p> {
 
     /// Returns the key of the cell's last stage and of its weak evaluation.
     pub fn add_cell(&mut self, cell: &Cell, profile: &Profile) -> Result<(Key, Option<Key>)> {
-        let dataset = self.add_dataset(cell)?;
+        let (dataset, eval) = self.add_dataset(cell)?;
         let weak_base = if cell.annotation == Annotation::Human {
             None
         } else {
@@ -149,7 +154,7 @@ impl<'p> CellBuilder<'p> {
         let strong_base = self.add_pretrain(cell, profile, &cell.strong_model)?;
         self.keep(&weak_base);
         self.keep(&strong_base);
-        let data = self.add_split(cell, dataset)?;
+        let data = self.add_split(cell, dataset, eval)?;
         let annotator = self.add_annotator(cell, &data, &weak_base)?;
         let sft = self.add_sft(cell, &data, &strong_base, &annotator)?;
         let align = self.add_align(cell, &data, &sft, &annotator)?;
@@ -159,24 +164,35 @@ impl<'p> CellBuilder<'p> {
         Ok((last, annotator.eval))
     }
 
-    /// The preference pairs and test prompts (with a mixture's pool: every
-    /// pool dataset's pairs, the cell dataset's test prompts).
-    fn add_dataset(&mut self, cell: &Cell) -> Result<Option<Key>> {
-        let dataset = self.add::<Dataset>(
+    /// The preference pairs and test prompts, as (training pairs, evaluated
+    /// dataset). With a mixture, the training pairs are the pool's (every
+    /// pool dataset's pairs; its test prompts, the first part's, go unread):
+    /// one node for every cell of that pool, whatever dataset it is
+    /// evaluated on, so those cells share D_L, D_U and every training stage.
+    fn add_dataset(&mut self, cell: &Cell) -> Result<(Option<Key>, Option<Key>)> {
+        let eval = self.add::<Dataset>(
             stage::dataset::Params {
                 source: cell.dataset.clone(),
+                pool: Vec::new(),
+            },
+            &[],
+            cell.settings.dataset.clone(),
+        )?;
+        self.keep(&eval);
+        let Some(first) = cell.pool.first() else {
+            return Ok((eval.clone(), eval));
+        };
+        let names: Vec<&str> = cell.pool.iter().map(|p| p.name.as_str()).collect();
+        let pool = self.add::<Dataset>(
+            stage::dataset::Params {
+                source: first.source.clone(),
                 pool: cell.pool.clone(),
             },
             &[],
-            if cell.pool.is_empty() {
-                cell.settings.dataset.clone()
-            } else {
-                let pool: Vec<&str> = cell.pool.iter().map(|p| p.name.as_str()).collect();
-                format!("{}/pool-{}", cell.settings.dataset, pool.join("+"))
-            },
+            format!("pool-{}", names.join("+")),
         )?;
-        self.keep(&dataset);
-        Ok(dataset)
+        self.keep(&pool);
+        Ok((pool, eval))
     }
 
     /// A tiny model pretrained from scratch on the dataset's corpus (`None`
@@ -206,7 +222,7 @@ impl<'p> CellBuilder<'p> {
     }
 
     /// D_L / D_U: which pairs are labelled.
-    fn add_split(&mut self, cell: &Cell, dataset: Option<Key>) -> Result<Data> {
+    fn add_split(&mut self, cell: &Cell, dataset: Option<Key>, eval: Option<Key>) -> Result<Data> {
         let s = &cell.settings;
         let split = self.add::<Split>(
             stage::split::Params {
@@ -215,19 +231,18 @@ impl<'p> CellBuilder<'p> {
                 mixture: s.mixture.clone(),
             },
             &[("dataset", dataset.as_ref())],
-            format!(
-                "{}/f{}{}/seed{}",
-                s.dataset,
-                s.labeled_fraction,
-                s.mixture
-                    .as_ref()
-                    .map(|m| format!("/{}", m.tag()))
-                    .unwrap_or_default(),
-                s.seed
-            ),
+            match &s.mixture {
+                None => format!("{}/f{}/seed{}", s.dataset, s.labeled_fraction, s.seed),
+                // Shared by every dataset the pool's cells are evaluated on.
+                Some(m) => format!("pool/f{}/{}/seed{}", s.labeled_fraction, m.tag(), s.seed),
+            },
         )?;
         self.keep(&split);
-        Ok(Data { dataset, split })
+        Ok(Data {
+            dataset,
+            split,
+            eval,
+        })
     }
 
     /// The weak annotator: trained on D_L, evaluated, and labelling D_U
@@ -452,7 +467,7 @@ impl<'p> CellBuilder<'p> {
                 seed: s.seed,
                 top_p: g.top_p,
             },
-            &[("dataset", data.dataset.as_ref()), ("policy", Some(policy))],
+            &[("dataset", data.eval.as_ref()), ("policy", Some(policy))],
             tail.clone(),
         )?;
         let score = self.add::<Score>(
@@ -460,7 +475,7 @@ impl<'p> CellBuilder<'p> {
                 gold: cell.gold.clone(),
             },
             &[
-                ("dataset", data.dataset.as_ref()),
+                ("dataset", data.eval.as_ref()),
                 ("generation", generation.as_ref()),
                 ("gold_model", gold_model.as_ref()),
             ],
@@ -532,7 +547,7 @@ impl<'p> CellBuilder<'p> {
                 ties: m.ties,
             },
             &[
-                ("dataset", data.dataset.as_ref()),
+                ("dataset", data.eval.as_ref()),
                 ("generation", generation.as_ref()),
                 ("score", Some(score)),
                 ("gold_model", gold_model.as_ref()),
