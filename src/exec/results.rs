@@ -89,7 +89,7 @@ pub fn collect(plan: &Plan, cache: &dyn CacheRead) -> Result<Vec<ExperimentResul
                 );
                 continue;
             };
-            if let Some(key) = &cell.weak_eval {
+            for key in cell.weak_eval.iter().chain(&cell.win_rate) {
                 metrics.extend(metrics_of(key)?.unwrap_or_default());
             }
             // Only claims read them (the paired bootstrap over test prompts).

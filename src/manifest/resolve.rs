@@ -13,7 +13,9 @@ use crate::profile::Profile;
 use crate::report::TableSpec;
 use crate::spec::diagnostic::{Diagnostic, Diagnostics, Loc};
 use crate::spec::settings::*;
-use crate::spec::{DatasetSource, GoldSpec, ModelSpec, Objective, TrainOn};
+use crate::spec::{
+    DatasetSource, GoldSpec, Mixture, ModelSpec, Objective, Poison, PoolPart, SplitMixture, TrainOn,
+};
 use crate::train::{AlignLoss, CustomLoss, PreferenceObjective, WeightingScheme};
 
 /// One validated experiment: a named set of sweep cells and its report.
@@ -46,6 +48,10 @@ pub struct Cell {
     /// annotation, uniform otherwise; validated.
     pub weighting: WeightingScheme,
     pub dataset: DatasetSource,
+    /// The datasets D_L and D_U are drawn from under a mixture or poisoning
+    /// (`settings.mixture`), in [`SplitMixture::datasets`] order, each bound
+    /// to its source with the cell's `[world]`; empty otherwise.
+    pub pool: Vec<PoolPart>,
     /// (profile slot name, concrete spec).
     pub weak_model: (String, ModelSpec),
     pub strong_model: (String, ModelSpec),
@@ -275,6 +281,7 @@ fn bind_cell(
     let names = required_names(&typed.keys, header, errors)?;
     let choices = parse_choices(&typed.keys, &names, &at, errors);
     let train_on = parse_train_on(&typed.keys, &names, choices.annotation, &at, errors);
+    let mixture = parse_mixture(&typed.keys, &names, train_on, &at, errors);
     let blocks = typed.blocks()?;
     for (key, message) in check_numbers(&choices, &blocks) {
         errors.push(Diagnostic::at(&at.of(&key), message));
@@ -310,6 +317,7 @@ fn bind_cell(
         seed: typed.keys.seed.unwrap_or(0),
         labeled_fraction,
         train_on: train_on?,
+        mixture: mixture.clone()?,
         world: world_overrides(&typed),
         weak: blocks.weak,
         sft: blocks.sft,
@@ -318,6 +326,7 @@ fn bind_cell(
         metric: blocks.metric,
     };
     let dataset = with_world(dataset.ok()?, &settings_typed.world, &at, errors)?;
+    let pool = bind_pool(&settings_typed, profile, &at, errors)?;
     let (weak_model, strong_model) = models?;
     let gold = gold.ok()?;
     Some(Cell {
@@ -332,6 +341,7 @@ fn bind_cell(
         weighting: weighting_of(annotation, &settings_typed.align)?,
         annotation,
         dataset,
+        pool,
         weak_model,
         strong_model,
         gold,
@@ -577,6 +587,130 @@ fn parse_train_on(
         return None;
     }
     Some(train_on)
+}
+
+/// Step 3c: `weak_mixture`, `unlabeled_mixture` and `poison_ratio` /
+/// `poison_from` (`spec::mixture`): each mixture parses and the poison comes
+/// whole (shares of |D_L| and |D_U| never ask a dataset for more pairs than
+/// it has; whether enough pairs are left to poison with is known when the
+/// split runs). `None` inside
+/// `Some` when none is set (one dataset split at random, today's keys).
+fn parse_mixture(
+    keys: &CellKeys,
+    names: &Names,
+    train_on: Option<TrainOn>,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<Option<SplitMixture>> {
+    let before = errors.0.len();
+    let mut mixture = |key: &str, value: &Option<String>| match value {
+        None => Some(Mixture::single(&names.dataset)),
+        Some(text) => Mixture::parse(text)
+            .map_err(|e| errors.push(Diagnostic::at(&at.of(key), format!("`{key}`: {e}"))))
+            .ok(),
+    };
+    let labeled = mixture("weak_mixture", &keys.weak_mixture);
+    let unlabeled = mixture("unlabeled_mixture", &keys.unlabeled_mixture);
+    let poison = match (keys.poison_ratio, &keys.poison_from) {
+        (None, None) => None,
+        (Some(ratio), Some(from)) if ratio > 0.0 && ratio < 1.0 => Some(Poison {
+            ratio,
+            from: from.clone(),
+        }),
+        (Some(ratio), Some(_)) => {
+            errors.push(Diagnostic::at(
+                &at.of("poison_ratio"),
+                format!("`poison_ratio = {ratio}` must be in (0, 1), e.g. 0.1 for 10% of D_L"),
+            ));
+            None
+        }
+        (Some(_), None) => {
+            errors.push(Diagnostic::at(
+                &at.of("poison_ratio"),
+                "`poison_ratio` needs `poison_from`, the dataset whose pairs poison D_L \
+                 (e.g. poison_from = \"harmless\")",
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            errors.push(Diagnostic::at(
+                &at.of("poison_from"),
+                "`poison_from` needs `poison_ratio`, the share of D_L it replaces (e.g. 0.1)",
+            ));
+            None
+        }
+    };
+    let any_set = keys.weak_mixture.is_some()
+        || keys.unlabeled_mixture.is_some()
+        || keys.poison_ratio.is_some()
+        || keys.poison_from.is_some();
+    if !any_set {
+        return Some(None);
+    }
+    if train_on == Some(TrainOn::All) {
+        errors.push(Diagnostic::at(
+            &at.of("train_on"),
+            "`train_on = \"all\"` trains on every pair of one dataset, which a mixture or \
+             poisoning of D_L / D_U does not define: use `train_on = \"unlabeled\"` or \
+             `\"labeled\"`, or exclude the combination",
+        ));
+    }
+    if errors.0.len() != before {
+        return None;
+    }
+    let mix = SplitMixture {
+        labeled: labeled?,
+        unlabeled: unlabeled?,
+        poison,
+    };
+    (errors.0.len() == before).then_some(Some(mix))
+}
+
+/// The pool of a mixture cell: each dataset of the draw bound to its
+/// source, with the cell's `[world]`; poisoned pairs are ranked by the
+/// synthetic world's true reward, so `poison_from` must be synthetic.
+fn bind_pool(
+    settings: &Settings,
+    profile: &Profile,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<Vec<PoolPart>> {
+    let Some(mix) = &settings.mixture else {
+        return Some(Vec::new());
+    };
+    let before = errors.0.len();
+    let key_of = |name: &str| {
+        if mix.poison.as_ref().is_some_and(|p| p.from == name) {
+            "poison_from"
+        } else if mix.labeled.percent_of(name) > 0 && settings.dataset != name {
+            "weak_mixture"
+        } else {
+            "unlabeled_mixture"
+        }
+    };
+    let mut pool = Vec::new();
+    for name in mix.datasets() {
+        let key = key_of(&name);
+        match profile.dataset_source(&name) {
+            Ok(source) => {
+                let source = with_world(source, &settings.world, at, errors)?;
+                if key == "poison_from" && !matches!(source, DatasetSource::Synthetic { .. }) {
+                    errors.push(Diagnostic::at(
+                        &at.of(key),
+                        format!(
+                            "`poison_from = \"{name}\"` is a real dataset: poisoned pairs are \
+                             the ones the synthetic world's true reward separates most, which \
+                             real pairs do not have (no gold-RM pass ranks them yet); use a \
+                             synthetic dataset (tiny profile)"
+                        ),
+                    ));
+                }
+                pool.push(PoolPart { name, source });
+            }
+            Err(e) => errors.push(Diagnostic::at(&at.of(key), format!("`{key}`: {e}"))),
+        }
+    }
+    (errors.0.len() == before).then_some(pool)
 }
 
 /// More than one sample per prompt needs sampling. Greedy decoding with
@@ -1069,6 +1203,59 @@ mod tests {
         assert_eq!(exps[0].cells[0].coords["train_on"], "unlabeled");
     }
 
+    /// Each bad mixture or poison setting is rejected at its own line;
+    /// a good one binds the pool, and unset means no pool and no mixture.
+    #[test]
+    fn mixture_and_poison_settings_are_checked_at_their_line() {
+        for (extra, line, says) in [
+            ("weak_mixture = \"harmless80-helpful30\"\n", 8, "sum to 110"),
+            ("unlabeled_mixture = \"harmless50\"\n", 8, "sum to 50"),
+            (
+                "weak_mixture = \"harmless50-nosuch50\"\n",
+                8,
+                "unknown dataset",
+            ),
+            ("poison_ratio = 0.1\n", 8, "needs `poison_from`"),
+            ("poison_from = \"harmless\"\n", 8, "needs `poison_ratio`"),
+            (
+                "poison_from = \"harmless\"\npoison_ratio = 1.5\n",
+                9,
+                "(0, 1)",
+            ),
+            (
+                "unlabeled_mixture = \"harmless100\"\ntrain_on = \"all\"\n",
+                9,
+                "every pair of one dataset",
+            ),
+        ] {
+            // Human labels, so `train_on = "all"` fails for the mixture alone.
+            let body = format!("{HEAD}annotation = \"human\"\n{extra}");
+            let err = resolve_text(&body).unwrap_err().to_string();
+            assert!(err.contains(&format!("m.toml:{line}:")), "{extra}: {err}");
+            assert!(err.contains(says), "{extra}: {err}");
+        }
+        let body = format!(
+            "{HEAD}annotation = \"cw\"\nunlabeled_mixture = \"harmless50-helpful50\"\n\
+             poison_from = \"tldr\"\npoison_ratio = 0.1\n[axes]\n\
+             weak_mixture = [\"harmless80-helpful20\", \"harmless20-helpful80\"]\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        let cell = &exps[0].cells[0];
+        let pool: Vec<&str> = cell.pool.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(pool, ["harmless", "helpful", "tldr"]);
+        let mix = cell.settings.mixture.as_ref().unwrap();
+        assert_eq!(mix.labeled.name(), "harmless80-helpful20");
+        assert_eq!(mix.poison.as_ref().unwrap().ratio, 0.1);
+        assert_eq!(cell.coords["weak_mixture"], "harmless80-helpful20");
+        assert!(
+            matches!(&cell.pool[0].source, DatasetSource::Synthetic { family, .. } if family == "harmless")
+        );
+        // Unset: one dataset split at random, no pool.
+        let exps = resolve_text(&format!("{HEAD}annotation = \"cw\"\n")).unwrap();
+        assert_eq!(exps[0].cells[0].settings.mixture, None);
+        assert!(exps[0].cells[0].pool.is_empty());
+    }
+
     #[test]
     fn block_settings_and_dotted_axes_reach_the_typed_cell() {
         let body = format!(
@@ -1163,6 +1350,7 @@ mod tests {
             tie_margin: 0.0,
             ties: Default::default(),
             gold: Some("learned".into()),
+            win_rate: false,
         };
         let err = resolve_gold(&metric, "tldr", &profile).unwrap_err();
         assert!(err.contains("[learned_gold]"), "{err}");
@@ -1172,6 +1360,7 @@ mod tests {
             tie_margin: 0.0,
             ties: Default::default(),
             gold: Some("true".into()),
+            win_rate: false,
         };
         let err = resolve_gold(&metric, "tldr", &paper).unwrap_err();
         assert!(err.contains("real dataset"), "{err}");

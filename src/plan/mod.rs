@@ -25,6 +25,9 @@ pub struct CellPlan {
     pub result: Key,
     /// Key of the weak annotator's evaluation, when the cell has one.
     pub weak_eval: Option<Key>,
+    /// Key of the cell's `win_rate` stage (`metric.win_rate`), when planned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub win_rate: Option<Key>,
     pub seed: u64,
     /// Profile slot names of the cell's weak and strong models.
     pub weak_model: String,
@@ -87,6 +90,7 @@ impl Plan {
                     coords: cell.coords.clone(),
                     result,
                     weak_eval,
+                    win_rate: builder.win_rate.clone(),
                     seed: cell.settings.seed,
                     weak_model: cell.weak_model.0.clone(),
                     strong_model: cell.strong_model.0.clone(),

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! dataset ─► split ─► weak_train ─► annotate ─► sft ─► ref_logps ─► align ─► generate ─► score ─► metric
-//!    └─► pretrain (tiny models)      └─► weak_eval
+//!    └─► pretrain (tiny models)      └─► weak_eval                                     └─► win_rate
 //! ```
+//! (`win_rate` only under `metric.win_rate`; a mixture cell's `dataset` is
+//! its pool, `spec::mixture`)
 //! plus the shared reference: the human-label SFT model, its generation and
 //! its scores (every cell's `metric` compares against it). Nodes are added
 //! through [`Plan::add`], so a stage two cells share is one node. Each
@@ -23,7 +25,7 @@ use crate::spec::{
 use crate::stage::{
     self, KINDS, Stage, align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
     gold_train::GoldTrain, metric::Metric, pretrain::Pretrain, ref_logps::RefLogps, score::Score,
-    sft::Sft, split::Split, weak_eval::WeakEval, weak_train::WeakTrain,
+    sft::Sft, split::Split, weak_eval::WeakEval, weak_train::WeakTrain, win_rate::WinRate,
 };
 
 /// Adds one cell's stages to a plan, stopping after the `until` kind.
@@ -34,12 +36,20 @@ pub struct CellBuilder<'p> {
     pub stages_added: usize,
     /// The last stage planned so far: the cell's result once all are added.
     last: Option<Key>,
+    /// The cell's `win_rate` stage, when `metric.win_rate` asks for one:
+    /// its metrics join the cell's result.
+    pub win_rate: Option<Key>,
 }
 
-/// The `dataset` and `split` inputs most stages read.
+/// The `dataset` and `split` inputs most stages read, and the dataset the
+/// cell is evaluated on.
 struct Data {
+    /// The pairs D_L and D_U index: the cell's dataset, or a mixture's pool.
     dataset: Option<Key>,
     split: Option<Key>,
+    /// The test prompts and judge of generation, scoring and win rate: the
+    /// cell's dataset (the same node as `dataset` without a pool).
+    eval: Option<Key>,
 }
 
 impl Data {
@@ -90,6 +100,7 @@ impl<'p> CellBuilder<'p> {
             until,
             stages_added: 0,
             last: None,
+            win_rate: None,
         }
     }
 
@@ -136,7 +147,7 @@ impl<'p> CellBuilder<'p> {
 
     /// Returns the key of the cell's last stage and of its weak evaluation.
     pub fn add_cell(&mut self, cell: &Cell, profile: &Profile) -> Result<(Key, Option<Key>)> {
-        let dataset = self.add_dataset(cell)?;
+        let (dataset, eval) = self.add_dataset(cell)?;
         let weak_base = if cell.annotation == Annotation::Human {
             None
         } else {
@@ -145,7 +156,7 @@ impl<'p> CellBuilder<'p> {
         let strong_base = self.add_pretrain(cell, profile, &cell.strong_model)?;
         self.keep(&weak_base);
         self.keep(&strong_base);
-        let data = self.add_split(cell, dataset)?;
+        let data = self.add_split(cell, dataset, eval)?;
         let annotator = self.add_annotator(cell, &data, &weak_base)?;
         let sft = self.add_sft(cell, &data, &strong_base, &annotator)?;
         let align = self.add_align(cell, &data, &sft, &annotator)?;
@@ -155,17 +166,35 @@ impl<'p> CellBuilder<'p> {
         Ok((last, annotator.eval))
     }
 
-    /// The preference pairs and test prompts.
-    fn add_dataset(&mut self, cell: &Cell) -> Result<Option<Key>> {
-        let dataset = self.add::<Dataset>(
+    /// The preference pairs and test prompts, as (training pairs, evaluated
+    /// dataset). With a mixture, the training pairs are the pool's (every
+    /// pool dataset's pairs; its test prompts, the first part's, go unread):
+    /// one node for every cell of that pool, whatever dataset it is
+    /// evaluated on, so those cells share D_L, D_U and every training stage.
+    fn add_dataset(&mut self, cell: &Cell) -> Result<(Option<Key>, Option<Key>)> {
+        let eval = self.add::<Dataset>(
             stage::dataset::Params {
                 source: cell.dataset.clone(),
+                pool: Vec::new(),
             },
             &[],
             cell.settings.dataset.clone(),
         )?;
-        self.keep(&dataset);
-        Ok(dataset)
+        self.keep(&eval);
+        let Some(first) = cell.pool.first() else {
+            return Ok((eval.clone(), eval));
+        };
+        let names: Vec<&str> = cell.pool.iter().map(|p| p.name.as_str()).collect();
+        let pool = self.add::<Dataset>(
+            stage::dataset::Params {
+                source: first.source.clone(),
+                pool: cell.pool.clone(),
+            },
+            &[],
+            format!("pool-{}", names.join("+")),
+        )?;
+        self.keep(&pool);
+        Ok((pool, eval))
     }
 
     /// A tiny model pretrained from scratch on the dataset's corpus (`None`
@@ -195,18 +224,27 @@ impl<'p> CellBuilder<'p> {
     }
 
     /// D_L / D_U: which pairs are labelled.
-    fn add_split(&mut self, cell: &Cell, dataset: Option<Key>) -> Result<Data> {
+    fn add_split(&mut self, cell: &Cell, dataset: Option<Key>, eval: Option<Key>) -> Result<Data> {
         let s = &cell.settings;
         let split = self.add::<Split>(
             stage::split::Params {
                 labeled_fraction: s.labeled_fraction,
                 seed: s.seed,
+                mixture: s.mixture.clone(),
             },
             &[("dataset", dataset.as_ref())],
-            format!("{}/f{}/seed{}", s.dataset, s.labeled_fraction, s.seed),
+            match &s.mixture {
+                None => format!("{}/f{}/seed{}", s.dataset, s.labeled_fraction, s.seed),
+                // Shared by every dataset the pool's cells are evaluated on.
+                Some(m) => format!("pool/f{}/{}/seed{}", s.labeled_fraction, m.tag(), s.seed),
+            },
         )?;
         self.keep(&split);
-        Ok(Data { dataset, split })
+        Ok(Data {
+            dataset,
+            split,
+            eval,
+        })
     }
 
     /// The weak annotator: trained on D_L, evaluated, and labelling D_U
@@ -433,7 +471,7 @@ impl<'p> CellBuilder<'p> {
                 seed: s.seed,
                 top_p: g.top_p,
             },
-            &[("dataset", data.dataset.as_ref()), ("policy", Some(policy))],
+            &[("dataset", data.eval.as_ref()), ("policy", Some(policy))],
             tail.clone(),
         )?;
         let score = self.add::<Score>(
@@ -441,7 +479,7 @@ impl<'p> CellBuilder<'p> {
                 gold: cell.gold.clone(),
             },
             &[
-                ("dataset", data.dataset.as_ref()),
+                ("dataset", data.eval.as_ref()),
                 ("generation", generation.as_ref()),
                 ("gold_model", gold_model.as_ref()),
             ],
@@ -484,7 +522,43 @@ impl<'p> CellBuilder<'p> {
             cell_name(cell),
         )?;
         self.keep(&metric);
+        if cell.settings.metric.win_rate {
+            self.win_rate = self.add_win_rate(cell, data, gold_model, &align_score)?;
+        }
         Ok(())
+    }
+
+    /// The aligned policy's scored answers against the dataset's chosen
+    /// responses (Table 17), by the cell's judge.
+    fn add_win_rate(
+        &mut self,
+        cell: &Cell,
+        data: &Data,
+        gold_model: &Option<Key>,
+        align_score: &Option<Key>,
+    ) -> Result<Option<Key>> {
+        let Some(score) = align_score else {
+            return Ok(None);
+        };
+        let generation = self
+            .plan
+            .node(score)
+            .and_then(|n| n.inputs.get("generation").cloned());
+        let m = &cell.settings.metric;
+        self.add::<WinRate>(
+            stage::win_rate::Params {
+                gold: cell.gold.clone(),
+                tie_margin: m.tie_margin,
+                ties: m.ties,
+            },
+            &[
+                ("dataset", data.eval.as_ref()),
+                ("generation", generation.as_ref()),
+                ("score", Some(score)),
+                ("gold_model", gold_model.as_ref()),
+            ],
+            cell_name(cell),
+        )
     }
 }
 

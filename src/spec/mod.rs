@@ -9,6 +9,7 @@
 //! - [`settings`]: a cell's settings and the manifest blocks they come from.
 //! - [`objective`]: the alignment objectives by name and their default knobs.
 //! - [`train_on`]: which pairs the strong model trains on ([`TrainOn`]).
+//! - [`mixture`]: D_L / D_U drawn from several datasets, and poisoned D_L ([`SplitMixture`]).
 //! - [`node`]: one stage of the plan, as the planner, cache and executor see it.
 //! - [`diagnostic`]: user-input errors located at `file:line:col`.
 //!
@@ -19,6 +20,7 @@
 pub mod dataset;
 pub mod diagnostic;
 pub mod gold;
+pub mod mixture;
 pub mod model;
 pub mod node;
 pub mod objective;
@@ -28,6 +30,7 @@ pub mod train_on;
 pub use dataset::{DatasetFormat, DatasetSource};
 pub use diagnostic::{Diagnostic, Diagnostics, Loc, Source};
 pub use gold::GoldSpec;
+pub use mixture::{Mixture, Poison, PoolPart, SplitMixture};
 pub use model::{Arch, ModelSpec, TinyModelSpec};
 pub use objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 pub use settings::{

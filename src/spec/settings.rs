@@ -4,6 +4,7 @@
 //! (`dataset`, `objective`, …) or `block.key` (`align.beta`).
 use serde::{Deserialize, Serialize};
 
+use super::mixture::SplitMixture;
 use super::objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 use super::train_on::TrainOn;
 
@@ -47,6 +48,14 @@ pub struct CellKeys {
     pub labeled_fraction: Option<f64>,
     /// Which pairs the strong model trains on: unlabeled | labeled | all.
     pub train_on: Option<String>,
+    /// D_L's shares of datasets, e.g. `"harmless80-helpful20"` (`spec::mixture`).
+    pub weak_mixture: Option<String>,
+    /// D_U's shares of datasets, e.g. `"harmless50-helpful50"`.
+    pub unlabeled_mixture: Option<String>,
+    /// Share of D_L replaced by flipped pairs of `poison_from`, in (0, 1).
+    pub poison_ratio: Option<f64>,
+    /// The dataset slot poisoned pairs come from (`"harmless"`).
+    pub poison_from: Option<String>,
 }
 
 fn d_lr() -> f64 {
@@ -281,6 +290,11 @@ pub struct MetricBlock {
     /// reward model trained on the world's own gold-labelled pairs).
     #[serde(default)]
     pub gold: Option<String>,
+    /// Also judge the aligned policy's answers against the dataset's
+    /// chosen responses (`win_rate`, Table 17; synthetic world only). Off
+    /// by default: no stage params hold it, so no key moves.
+    #[serde(default)]
+    pub win_rate: bool,
 }
 
 /// Everything one cell resolved to, before binding to a profile.
@@ -298,6 +312,10 @@ pub struct Settings {
     /// D_U (the default), D_L or both (human labels only).
     #[serde(default)]
     pub train_on: TrainOn,
+    /// How D_L and D_U are drawn from several datasets and whether D_L is
+    /// poisoned; `None` (the default): one dataset split at random.
+    #[serde(default)]
+    pub mixture: Option<SplitMixture>,
     /// `[world]` overrides of the profile's world config.
     pub world: serde_json::Map<String, serde_json::Value>,
     pub weak: TrainBlock,

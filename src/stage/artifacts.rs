@@ -3,7 +3,8 @@
 //! split into D_L / D_U, the weak labels).
 //!
 //! Artifact layout (each stage's `out_dir`):
-//! - `dataset`: `pairs.json`, `test_prompts.json`, `source.json`
+//! - `dataset`: `pairs.json`, `test_prompts.json`, `source.json`, and
+//!   `subsets.json` for a mixture cell's pool
 //! - `split`: `split.json`
 //! - `pretrain`, `sft`, `align`: `model/` (a checkpoint), `train.json`
 //! - `weak_train`: `weak/` (scorer or policy), `reference/` (DPO weak only), `weak.json`, `train.json`
@@ -30,11 +31,28 @@ pub const MODEL_DIR: &str = "model";
 pub const TRAIN_REPORT_FILE: &str = "train.json";
 pub const LABELS_FILE: &str = "labels.json";
 
+/// Which range of a pool's `pairs.json` holds one dataset's pairs.
+pub const SUBSETS_FILE: &str = "subsets.json";
+
+/// One dataset of a pool: `pairs[start..start + len]` are its pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subset {
+    pub name: String,
+    pub source: DatasetSource,
+    pub start: usize,
+    pub len: usize,
+}
+
 /// Indices into the dataset's `pairs.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitIndices {
     pub labeled: Vec<usize>,
     pub unlabeled: Vec<usize>,
+    /// Pairs of D_L whose human label is reversed (poisoned D_L, Eq. 18):
+    /// their `chosen` and `rejected` swap wherever D_L is read. Sorted;
+    /// absent from older artifacts and when nothing is poisoned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flipped: Vec<usize>,
 }
 
 pub const SPLIT_FILE: &str = "split.json";
@@ -75,24 +93,55 @@ pub struct SplitPairs {
     pub unlabeled: Vec<PreferencePair>,
 }
 
-/// Reads the `dataset` and `split` inputs of a stage.
+/// Reads the `dataset` and `split` inputs of a stage: D_L with its
+/// (possibly poisoned) labels, D_U with its human labels.
 pub fn split_pairs(ctx: &StageContext) -> Result<SplitPairs> {
     let pairs = read_pairs(ctx.input("dataset")?)?;
     let split = read_split(ctx.input("split")?)?;
+    pick_split(&pairs, &split)
+}
+
+/// D_L and D_U of `pairs` as `split` says, each flipped pair of D_L turned
+/// round (`chosen` ↔ `rejected`).
+pub fn pick_split(pairs: &[PreferencePair], split: &SplitIndices) -> Result<SplitPairs> {
     let pick = |indices: &[usize]| -> Result<Vec<PreferencePair>> {
         indices
             .iter()
             .map(|&i| {
-                pairs.get(i).cloned().with_context(|| {
+                let pair = pairs.get(i).with_context(|| {
                     format!("split index {i} is out of range ({} pairs)", pairs.len())
+                })?;
+                Ok(if split.flipped.binary_search(&i).is_ok() {
+                    flip(pair.clone())
+                } else {
+                    pair.clone()
                 })
             })
             .collect()
     };
+    if let Some(i) = split
+        .flipped
+        .iter()
+        .find(|i| split.labeled.binary_search(i).is_err())
+    {
+        anyhow::bail!(
+            "split: flipped pair {i} is not in D_L (only D_L's human labels are poisoned); \
+             the split artifact is corrupt, rerun its stage"
+        );
+    }
     Ok(SplitPairs {
         labeled: pick(&split.labeled)?,
         unlabeled: pick(&split.unlabeled)?,
     })
+}
+
+/// The same pair with the other response preferred.
+pub fn flip(p: PreferencePair) -> PreferencePair {
+    PreferencePair {
+        prompt: p.prompt,
+        chosen: p.rejected,
+        rejected: p.chosen,
+    }
 }
 
 /// The dataset's held-out test prompts.
@@ -148,17 +197,51 @@ pub fn labelled_unlabeled(
     let oriented = unlabeled
         .into_iter()
         .zip(&labels)
-        .map(|(p, l)| {
-            if l.prefers_chosen {
-                p
-            } else {
-                PreferencePair {
-                    prompt: p.prompt,
-                    chosen: p.rejected,
-                    rejected: p.chosen,
-                }
-            }
-        })
+        .map(|(p, l)| if l.prefers_chosen { p } else { flip(p) })
         .collect();
     Ok((oriented, Some(labels)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(i: usize) -> PreferencePair {
+        PreferencePair {
+            prompt: format!("p{i}"),
+            chosen: format!("good{i}"),
+            rejected: format!("bad{i}"),
+        }
+    }
+
+    /// A poisoned D_L reads its flipped pairs turned round and every other
+    /// pair (of D_L and D_U) as it is.
+    #[test]
+    fn flipped_pairs_and_only_they_are_turned_round() {
+        let pairs: Vec<PreferencePair> = (0..6).map(pair).collect();
+        let split = SplitIndices {
+            labeled: vec![0, 2, 3],
+            unlabeled: vec![1, 4, 5],
+            flipped: vec![2],
+        };
+        let read = pick_split(&pairs, &split).unwrap();
+        assert_eq!(read.labeled, [pair(0), flip(pair(2)), pair(3)]);
+        assert_eq!(read.labeled[1].chosen, "bad2");
+        assert_eq!(read.unlabeled, [pair(1), pair(4), pair(5)]);
+        // An unpoisoned split (as older artifacts, without `flipped`) reads as written.
+        let old: SplitIndices =
+            serde_json::from_str(r#"{"labeled": [0, 2, 3], "unlabeled": [1, 4, 5]}"#).unwrap();
+        assert_eq!(
+            pick_split(&pairs, &old).unwrap().labeled,
+            [pair(0), pair(2), pair(3)]
+        );
+        assert!(!serde_json::to_string(&old).unwrap().contains("flipped"));
+        // A flipped pair outside D_L is a corrupt artifact.
+        let bad = SplitIndices {
+            flipped: vec![4],
+            ..split
+        };
+        let err = pick_split(&pairs, &bad).err().unwrap().to_string();
+        assert!(err.contains("not in D_L"), "{err}");
+    }
 }

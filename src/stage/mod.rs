@@ -31,6 +31,7 @@ pub mod sft;
 pub mod split;
 pub mod weak_eval;
 pub mod weak_train;
+pub mod win_rate;
 
 // What several kinds share, each in its named home.
 pub mod artifacts;
@@ -185,6 +186,7 @@ stage_kinds![
     align::Align,
     generate::Generate,
     score::Score,
+    win_rate::WinRate,
     metric::Metric,
 ];
 

@@ -89,15 +89,12 @@ pub fn score_resuming(
 }
 
 /// The judge `spec` names, for the dataset being scored.
-fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn GoldScorer>> {
+pub(super) fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn GoldScorer>> {
     let source = dataset_source(ctx)?;
     match (spec, &source) {
-        (GoldSpec::TrueReward, DatasetSource::Synthetic { family, world }) => {
-            let world = crate::data::synthetic::WorldConfig::from_json(world)?;
-            Ok(Box::new(crate::data::synthetic::gold_scorer(
-                &world, family,
-            )?))
-        }
+        (GoldSpec::TrueReward, DatasetSource::Synthetic { family, world }) => Ok(Box::new(
+            crate::data::synthetic::gold_scorer_of(world, family)?,
+        )),
         (GoldSpec::Learned, DatasetSource::Synthetic { .. }) => Ok(Box::new(LearnedGold::load(
             &ctx.input("gold_model")?.join(GOLD_DIR),
             Box::new(crate::data::synthetic::tokenizer()),

@@ -1,5 +1,8 @@
 //! `split`: which pairs are labelled (D_L, the weak annotator's training set,
 //! `labeled_fraction` of them) and which are unlabelled (D_U, to be annotated).
+//! Under a `mixture` (`spec::mixture`), both are drawn from the dataset's
+//! pool in exact shares, and a poisoned D_L lists its flipped pairs
+//! (`data::split::mixed_split_indices`).
 //!
 //! Artifact: `split.json` ([`SplitIndices`]).
 use std::collections::BTreeMap;
@@ -7,9 +10,12 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{SPLIT_FILE, SplitIndices, read_pairs, write_json};
+use super::artifacts::{
+    SPLIT_FILE, SUBSETS_FILE, SplitIndices, Subset, read_json, read_pairs, write_json,
+};
 use super::{Stage, StageContext, StageOutcome};
-use crate::data::split::split_indices;
+use crate::data::split::{mixed_split_indices, split_indices};
+use crate::spec::{DatasetSource, SplitMixture};
 
 pub struct Split;
 
@@ -18,6 +24,10 @@ pub struct Split;
 pub struct Params {
     pub labeled_fraction: f64,
     pub seed: u64,
+    /// D_L / D_U drawn from the dataset's pool; `None` (left out of the
+    /// key): one dataset split at random.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixture: Option<SplitMixture>,
 }
 
 impl Stage for Split {
@@ -31,22 +41,73 @@ impl Stage for Split {
         if !(f > 0.0 && f < 1.0) {
             bail!("stage kind split: labeled_fraction = {f} must be in (0, 1)");
         }
-        let n = read_pairs(ctx.input("dataset")?)?.len();
-        let split = split_indices(n, f, params.seed);
-        ctx.progress.log(&format!(
-            "{n} pairs: {} labelled, {} unlabelled",
-            split.labeled.len(),
-            split.unlabeled.len()
-        ));
-        let indices = SplitIndices {
-            labeled: split.labeled,
-            unlabeled: split.unlabeled,
+        let indices = match &params.mixture {
+            None => {
+                let n = read_pairs(ctx.input("dataset")?)?.len();
+                let split = split_indices(n, f, params.seed);
+                SplitIndices {
+                    labeled: split.labeled,
+                    unlabeled: split.unlabeled,
+                    flipped: Vec::new(),
+                }
+            }
+            Some(mix) => mixed(mix, params, ctx)?,
         };
+        ctx.progress.log(&format!(
+            "{} labelled ({} flipped), {} unlabelled",
+            indices.labeled.len(),
+            indices.flipped.len(),
+            indices.unlabeled.len()
+        ));
         write_json(ctx.out_dir, SPLIT_FILE, &indices)?;
-        let metrics = BTreeMap::from([
+        let mut metrics = BTreeMap::from([
             ("n_labeled".to_string(), indices.labeled.len() as f64),
             ("n_unlabeled".to_string(), indices.unlabeled.len() as f64),
         ]);
+        if params.mixture.is_some() {
+            metrics.insert("n_flipped".to_string(), indices.flipped.len() as f64);
+        }
         Ok(StageOutcome { metrics })
     }
+}
+
+/// The mixture draw over the dataset's pool (its `subsets.json`), the
+/// poison ranked by the synthetic world's true reward.
+fn mixed(mix: &SplitMixture, params: &Params, ctx: &StageContext) -> Result<SplitIndices> {
+    let dir = ctx.input("dataset")?;
+    let subsets: Vec<Subset> = read_json(dir, SUBSETS_FILE).map_err(|e| {
+        e.context("a mixture split needs its dataset's pool: plan the dataset stage with `pool`")
+    })?;
+    let pairs = read_pairs(dir)?;
+    let parts: Vec<(String, std::ops::Range<usize>)> = subsets
+        .iter()
+        .map(|s| (s.name.clone(), s.start..s.start + s.len))
+        .collect();
+    let gold = match &mix.poison {
+        None => None,
+        Some(poison) => match subsets
+            .iter()
+            .find(|s| s.name == poison.from)
+            .map(|s| &s.source)
+        {
+            Some(DatasetSource::Synthetic { family, world }) => {
+                Some(crate::data::synthetic::gold_scorer_of(world, family)?)
+            }
+            _ => bail!(
+                "stage kind split: `poison_from = \"{}\"` is not a synthetic dataset of the pool; \
+                 poisoned pairs are ranked by the synthetic world's true reward",
+                poison.from
+            ),
+        },
+    };
+    let margin = |i: usize| -> Result<f64> {
+        let (gold, pair) = (gold.as_ref().expect("poison has a judge"), &pairs[i]);
+        Ok(gold.reward(&pair.prompt, &pair.chosen)? - gold.reward(&pair.prompt, &pair.rejected)?)
+    };
+    let split = mixed_split_indices(&parts, mix, params.labeled_fraction, params.seed, margin)?;
+    Ok(SplitIndices {
+        labeled: split.labeled,
+        unlabeled: split.unlabeled,
+        flipped: split.flipped,
+    })
 }

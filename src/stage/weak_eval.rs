@@ -1,6 +1,8 @@
 //! `weak_eval`: the weak annotator's accuracy on D_U against the human labels
-//! (Tables 6, 12, 13), overall and on its most confident 30%, with its
-//! training time (every phase's, summed, and each phase's); on the synthetic world also its agreement with the gold
+//! (Tables 6, 12, 13), overall and on its most confident 30%, and its
+//! disagreement with them (1 − accuracy, Figure 8's poisoned D_L), with its
+//! training time (every phase's, summed, and each phase's); on the synthetic
+//! world also its agreement with the gold
 //! reward (pairs the gold reward ties are left out).
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -10,6 +12,7 @@ use super::artifacts::{dataset_source, split_pairs};
 use super::dataset::DatasetSource;
 use super::weak_train::{PHASES_FILE, WeakPhases};
 use super::{Stage, StageContext, StageOutcome, read_json};
+use crate::eval::gold::TrueReward;
 use crate::train::{WeakLabel, weighting::top_confident};
 
 pub struct WeakEval;
@@ -39,11 +42,13 @@ impl Stage for WeakEval {
             .collect();
         let phases: WeakPhases = read_json(ctx.input("weak")?, PHASES_FILE)?;
         let mut metrics = phases.metrics();
-        metrics.insert("weak_accuracy".into(), agreement(&labels));
+        let accuracy = agreement(&labels);
+        metrics.insert("weak_accuracy".into(), accuracy);
+        metrics.insert("weak_disagreement".into(), 1.0 - accuracy);
         metrics.insert("weak_accuracy_top30".into(), agreement(&top));
         if let DatasetSource::Synthetic { family, world } = dataset_source(ctx)? {
-            let world = crate::data::synthetic::WorldConfig::from_json(&world)?;
-            let gold_first = gold_prefers_first(&world, &family, ctx)?;
+            let gold = crate::data::synthetic::gold_scorer_of(&world, &family)?;
+            let gold_first = gold_prefers_first(&gold, ctx)?;
             let top_set: Vec<usize> = top_confident(&confidences, 30.0)?;
             let all: Vec<usize> = (0..labels.len()).collect();
             metrics.insert(
@@ -61,12 +66,7 @@ impl Stage for WeakEval {
 
 /// For each D_U pair: `Some(true)` when the gold reward prefers its first
 /// response, `Some(false)` the second, `None` on a gold tie.
-fn gold_prefers_first(
-    world: &crate::data::synthetic::WorldConfig,
-    family: &str,
-    ctx: &StageContext,
-) -> Result<Vec<Option<bool>>> {
-    let gold = crate::data::synthetic::gold_scorer(world, family)?;
+fn gold_prefers_first(gold: &TrueReward, ctx: &StageContext) -> Result<Vec<Option<bool>>> {
     split_pairs(ctx)?
         .unlabeled
         .iter()

@@ -217,30 +217,60 @@ pub fn generate_family(cfg: &WorldConfig, family: &str) -> anyhow::Result<Family
     let mut pairs = Vec::with_capacity(cfg.n_pairs);
     for _ in 0..cfg.n_pairs {
         let task = training_task(cfg, family, &mut rng);
-        let prompt = task.prompt();
-        let n_candidates = if family == "ufb" { UFB_CANDIDATES } else { 2 };
-        let candidates = distinct_candidates(cfg, &task, n_candidates, &mut rng)?;
-        let gold: Vec<f64> = candidates.iter().map(|c| cfg.gold(&task, c)).collect();
-        let (chosen, rejected) = if family == "ufb" {
-            judge_pick(&gold, cfg.ufb_judge_noise, &mut rng)
-        } else {
-            let annotator = panel.choose(&mut rng).expect("validated pool_size ≥ 1");
-            let first =
-                annotator.prefers_first(&candidates[0], gold[0], &candidates[1], gold[1], &mut rng);
-            let first = first ^ rng.random_bool(cfg.flip);
-            if first { (0, 1) } else { (1, 0) }
-        };
-        pairs.push(PreferencePair {
-            prompt,
-            chosen: candidates[chosen].clone(),
-            rejected: candidates[rejected].clone(),
-        });
+        pairs.push(labelled_pair(cfg, family, &task, &panel, &mut rng)?);
     }
     let test_prompts = test_prompts(cfg, family)?;
     Ok(FamilyData {
         pairs,
         test_prompts,
     })
+}
+
+/// Two (for `ufb`, [`UFB_CANDIDATES`]) base-policy responses to `task`, the
+/// one the family's labeller picks as `chosen`: a simulated human of `panel`
+/// (with the world's label flips), or for `ufb` its noisy judge.
+fn labelled_pair(
+    cfg: &WorldConfig,
+    family: &str,
+    task: &Task,
+    panel: &[human::Annotator],
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<PreferencePair> {
+    let n_candidates = if family == "ufb" { UFB_CANDIDATES } else { 2 };
+    let candidates = distinct_candidates(cfg, task, n_candidates, rng)?;
+    let gold: Vec<f64> = candidates.iter().map(|c| cfg.gold(task, c)).collect();
+    let (chosen, rejected) = if family == "ufb" {
+        judge_pick(&gold, cfg.ufb_judge_noise, rng)
+    } else {
+        let annotator = panel.choose(rng).expect("validated pool_size ≥ 1");
+        let first = annotator.prefers_first(&candidates[0], gold[0], &candidates[1], gold[1], rng);
+        let first = first ^ rng.random_bool(cfg.flip);
+        if first { (0, 1) } else { (1, 0) }
+    };
+    Ok(PreferencePair {
+        prompt: task.prompt(),
+        chosen: candidates[chosen].clone(),
+        rejected: candidates[rejected].clone(),
+    })
+}
+
+/// A labelled pair for each of `family`'s test prompts, in the test
+/// prompts' order, made as the training pairs are (base-policy candidates,
+/// the family's labeller): the "dataset's chosen response" a policy's
+/// answer to a test prompt is judged against (Table 17's win rate). Its own
+/// random stream, so the training pairs and test prompts are unchanged.
+pub fn test_pairs(cfg: &WorldConfig, family: &str) -> anyhow::Result<Vec<PreferencePair>> {
+    cfg.validate()?;
+    let family = known_family(family)?;
+    let panel = cfg.human.panel(&mut stream(cfg.seed, "", "annotators"));
+    let mut rng = stream(cfg.seed, family, "test-pairs");
+    test_prompts(cfg, family)?
+        .iter()
+        .map(|prompt| {
+            let task = Task::parse(prompt)?;
+            labelled_pair(cfg, family, &task, &panel, &mut rng)
+        })
+        .collect()
 }
 
 /// `n_docs` base-policy samples `"prompt response"` over all families (test
@@ -332,6 +362,12 @@ pub fn tokenizer() -> WordTokenizer {
 /// an error listing [`FAMILIES`].
 pub fn gold_scorer(cfg: &WorldConfig, family: &str) -> anyhow::Result<TrueReward> {
     Ok(TrueReward::new(known_family(family)?, cfg.tldr_summary))
+}
+
+/// [`gold_scorer`] for a world written as JSON (a dataset's
+/// `DatasetSource::Synthetic { family, world }`, as the stages read it).
+pub fn gold_scorer_of(world: &serde_json::Value, family: &str) -> anyhow::Result<TrueReward> {
+    gold_scorer(&WorldConfig::from_json(world)?, family)
 }
 
 /// `family` as the static name in [`FAMILIES`], or an error listing them.

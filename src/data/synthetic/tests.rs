@@ -427,3 +427,46 @@ fn the_pretraining_view_drops_only_keys_the_corpus_ignores() {
     );
     assert_ne!(corpus(&reseeded), corpus(&serde_json::json!({})));
 }
+
+/// The test pairs answer the family's test prompts in their order, are
+/// labelled as the training pairs are (the human side mostly agrees with
+/// gold; `ufb`'s judge picks among 4), are deterministic, and are not
+/// training pairs.
+#[test]
+fn test_pairs_label_each_test_prompt_as_training_pairs_are_labelled() {
+    let cfg = WorldConfig {
+        n_test_prompts: 40,
+        ..small(5)
+    };
+    for family in ["helpful", "harmless", "ufb"] {
+        let data = generate_family(&cfg, family).unwrap();
+        let pairs = test_pairs(&cfg, family).unwrap();
+        let prompts: Vec<&String> = pairs.iter().map(|p| &p.prompt).collect();
+        assert_eq!(
+            prompts,
+            data.test_prompts.iter().collect::<Vec<_>>(),
+            "{family}"
+        );
+        assert!(pairs.iter().all(|p| p.chosen != p.rejected), "{family}");
+        assert_eq!(pairs, test_pairs(&cfg, family).unwrap(), "{family}");
+        assert!(
+            pairs.iter().all(|p| !data.pairs.contains(p)),
+            "{family}: a test pair is a training pair"
+        );
+        let gold = gold_scorer(&cfg, family).unwrap();
+        let golds: Vec<(f64, f64)> = pairs
+            .iter()
+            .map(|p| {
+                (
+                    gold.reward(&p.prompt, &p.chosen).unwrap(),
+                    gold.reward(&p.prompt, &p.rejected).unwrap(),
+                )
+            })
+            .collect();
+        let (agree, _) = agreement_of(&golds);
+        assert!(
+            agree > 0.5,
+            "{family}: chosen agrees with gold only {agree}"
+        );
+    }
+}
