@@ -1109,6 +1109,7 @@ fn check_report(spec: &TableSpec, axes: &[String], loc: &Loc, errors: &mut Diagn
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::LrDecay;
 
     fn resolve_text(body: &str) -> Result<Vec<Experiment>, Diagnostics> {
         let dir = tempfile::tempdir().unwrap();
@@ -1318,6 +1319,20 @@ mod tests {
         assert_eq!(
             cell.settings.sft.train().lora_targets,
             Some(vec!["q_proj".to_string()])
+        );
+    }
+
+    #[test]
+    fn the_schedule_parses_and_a_bad_one_names_its_line_and_choices() {
+        let body = format!("{HEAD}annotation = \"cw\"\n[align]\nschedule = \"linear\"\n");
+        let cell = &resolve_text(&body).unwrap()[0].cells[0];
+        assert_eq!(cell.settings.align.train().schedule, Some(LrDecay::Linear));
+        assert_eq!(cell.settings.sft.train().schedule, None);
+        let body = format!("{HEAD}annotation = \"cw\"\n[align]\nschedule = \"exp\"\n");
+        let err = format!("{:#}", resolve_text(&body).unwrap_err());
+        assert!(
+            err.contains("m.toml:") && err.contains("exp") && err.contains("constant"),
+            "{err}"
         );
     }
 

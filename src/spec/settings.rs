@@ -98,6 +98,7 @@ macro_rules! train_settings_of {
             lora_dropout: $block.lora_dropout,
             warmup_ratio: $block.warmup_ratio,
             lora_targets: $block.lora_targets.clone(),
+            schedule: $block.schedule,
         }
     };
 }
@@ -146,6 +147,10 @@ pub struct TrainBlock {
     /// "v_proj"]`; default every projection of the model.
     #[serde(default)]
     pub lora_targets: Option<Vec<String>>,
+    /// The learning rate's decay after warmup: `cosine` (the default, TRL's
+    /// and the paper's), `linear` or `constant`.
+    #[serde(default)]
+    pub schedule: Option<LrDecay>,
 }
 
 impl TrainBlock {
@@ -220,6 +225,10 @@ pub struct AlignBlock {
     /// "v_proj"]`; default every projection of the model.
     #[serde(default)]
     pub lora_targets: Option<Vec<String>>,
+    /// The learning rate's decay after warmup: `cosine` (the default, TRL's
+    /// and the paper's), `linear` or `constant`.
+    #[serde(default)]
+    pub schedule: Option<LrDecay>,
 }
 
 fn d_beta() -> f64 {
@@ -391,6 +400,23 @@ pub struct TrainSettings {
     /// Projections LoRA adapts; `None` = every one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora_targets: Option<Vec<String>>,
+    /// Decay after warmup; `None` = cosine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<LrDecay>,
+}
+
+/// How the learning rate falls after warmup, over the rest of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrDecay {
+    /// ½ (1 + cos(π · progress)) of the peak: transformers'
+    /// `get_cosine_schedule_with_warmup`, which TRL and the paper use.
+    #[default]
+    Cosine,
+    /// (1 − progress) of the peak: `get_linear_schedule_with_warmup`.
+    Linear,
+    /// The peak until the end: `get_constant_schedule_with_warmup`.
+    Constant,
 }
 
 /// LoRA dropout when a block sets none (Appendix G's 0.05).
@@ -431,6 +457,7 @@ impl TrainSettings {
             lora_dropout: None,
             warmup_ratio: None,
             lora_targets: None,
+            schedule: None,
         }
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adamw::AdamW;
 use super::checkpoint::Checkpointer;
-use super::schedule::CosineSchedule;
+use super::schedule::{LrDecay, Schedule};
 use super::{StepInfo, TrainReport};
 use crate::model::lora::LORA_TARGETS;
 use crate::spec::TrainSettings;
@@ -46,6 +46,8 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Global L2 norm the gradient is clipped to; 0 turns clipping off.
     pub max_grad_norm: f64,
+    /// The learning rate's fall after warmup.
+    pub decay: LrDecay,
     /// Seeds the example order of every epoch.
     pub seed: u64,
     /// Longest token sequence (prompt + response) fed to the model.
@@ -63,6 +65,7 @@ impl Default for TrainConfig {
             warmup_ratio: None,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
+            decay: LrDecay::Cosine,
             seed: 0,
             max_len: 512,
         }
@@ -82,6 +85,7 @@ impl TrainConfig {
             warmup_ratio: settings.warmup_ratio,
             weight_decay: settings.weight_decay,
             max_grad_norm: settings.max_grad_norm,
+            decay: settings.schedule.unwrap_or_default(),
             seed,
             max_len,
         }
@@ -159,9 +163,10 @@ impl TrainConfig {
     }
 
     /// The learning rate of each of `total_steps` steps: warmup to `lr`,
-    /// then cosine decay.
-    pub fn schedule(&self, total_steps: usize) -> CosineSchedule {
-        CosineSchedule {
+    /// then `decay`.
+    pub fn schedule(&self, total_steps: usize) -> Schedule {
+        Schedule {
+            decay: self.decay,
             peak_lr: self.lr,
             warmup_steps: self.warmup_steps_of(total_steps),
             total_steps,
@@ -609,6 +614,7 @@ mod tests {
             warmup_ratio: None,
             weight_decay: 0.05,
             max_grad_norm: 0.5,
+            decay: LrDecay::Cosine,
             seed: 3,
             max_len: 16,
         };
