@@ -71,9 +71,9 @@ scale = 100
 /// machine: clean-label DPO wins 55.9 [43.1, 67.9] (hh-rlhf), 55.5 [52.0,
 /// 58.9] (tldr), 51.2 [49.5, 52.9] (ufb) against its SFT model, 54.2 pooled.
 /// Before the fix the same test gave 48.8, 37.2 and 44.3. The bar: the pooled
-/// mean beats SFT (> 51%), and no family is clearly damaged (every mean
-/// > 48%): ufb's margin at this size is too thin to ask more of one family
-/// without the test turning on a CPU's rounding.
+/// mean beats SFT (above 51%), and no family is clearly damaged (every mean
+/// above 48%): ufb's margin at this size is too thin to ask more of one
+/// family without the test turning on a CPU's rounding.
 #[test]
 fn clean_label_dpo_beats_its_sft_model_on_every_table1_family() {
     let tmp = tempfile::tempdir().unwrap();

@@ -260,7 +260,8 @@ fn results_without_timings(dir: &Path) -> Vec<(String, Vec<u8>)> {
     fn strip(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
-                map.remove("train_seconds");
+                // `train_seconds` and its phases (`train_seconds_sft`, …).
+                map.retain(|key, _| !key.starts_with("train_seconds"));
                 map.values_mut().for_each(strip);
             }
             serde_json::Value::Array(items) => items.iter_mut().for_each(strip),

@@ -1336,6 +1336,27 @@ mod tests {
         );
     }
 
+    /// `max_len` caps the loop below the model's context, never above it,
+    /// and one under 2 tokens is refused at its line.
+    #[test]
+    fn max_len_caps_the_loop_and_a_bad_one_names_its_line() {
+        let body = format!("{HEAD}annotation = \"cw\"\n[align]\nmax_len = 64\n");
+        let cell = &resolve_text(&body).unwrap()[0].cells[0];
+        let align = cell.settings.align.train();
+        assert_eq!(align.max_len, Some(64));
+        assert_eq!(align.max_len_within(256), 64);
+        assert_eq!(align.max_len_within(32), 32);
+        assert_eq!(cell.settings.sft.train().max_len_within(256), 256);
+        let config = crate::train::TrainConfig::from_settings(&align, 0, 256);
+        assert_eq!(config.max_len, 64);
+        let body = format!("{HEAD}annotation = \"cw\"\n[align]\nmax_len = 1\n");
+        let err = format!("{:#}", resolve_text(&body).unwrap_err());
+        assert!(
+            err.contains("m.toml:9:") && err.contains("`align.max_len = 1`"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn the_judge_resolves_per_cell_and_bad_choices_name_the_fix() {
         let body = format!(

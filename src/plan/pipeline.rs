@@ -348,6 +348,7 @@ impl<'p> CellBuilder<'p> {
             stage::ref_logps::Params {
                 batch_size: s.sft.batch_size,
                 train_on: s.train_on,
+                max_len: s.align.train().max_len,
             },
             &[
                 own_dataset,

@@ -99,6 +99,7 @@ macro_rules! train_settings_of {
             warmup_ratio: $block.warmup_ratio,
             lora_targets: $block.lora_targets.clone(),
             schedule: $block.schedule,
+            max_len: $block.max_len,
         }
     };
 }
@@ -151,6 +152,12 @@ pub struct TrainBlock {
     /// and the paper's), `linear` or `constant`.
     #[serde(default)]
     pub schedule: Option<LrDecay>,
+    /// Longest token sequence (prompt + response) the loop trains on, and
+    /// that its reference log-probs and a weak model's labels are computed
+    /// on; longer ones lose their end. Default: the model's context (at most
+    /// 2048). TRL's `max_length`.
+    #[serde(default)]
+    pub max_len: Option<usize>,
 }
 
 impl TrainBlock {
@@ -229,6 +236,12 @@ pub struct AlignBlock {
     /// and the paper's), `linear` or `constant`.
     #[serde(default)]
     pub schedule: Option<LrDecay>,
+    /// Longest token sequence (prompt + response) the loop trains on, and
+    /// that its reference log-probs and a weak model's labels are computed
+    /// on; longer ones lose their end. Default: the model's context (at most
+    /// 2048). TRL's `max_length`.
+    #[serde(default)]
+    pub max_len: Option<usize>,
 }
 
 fn d_beta() -> f64 {
@@ -403,6 +416,9 @@ pub struct TrainSettings {
     /// Decay after warmup; `None` = cosine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<LrDecay>,
+    /// Token cap below the model's own; `None` = the model's context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<usize>,
 }
 
 /// How the learning rate falls after warmup, over the rest of the run.
@@ -436,6 +452,12 @@ fn is_default_clip(v: &f64) -> bool {
 }
 
 impl TrainSettings {
+    /// The sequence cap of a loop on a model whose context allows
+    /// `model_max` tokens: the block's `max_len` when it is lower.
+    pub fn max_len_within(&self, model_max: usize) -> usize {
+        self.max_len.map_or(model_max, |cap| cap.min(model_max))
+    }
+
     /// A loop with the default recipe (warmup 10, no weight decay, no
     /// accumulation, clip at 1, LoRA α = 2r and dropout 0.05).
     pub fn new(
@@ -458,6 +480,7 @@ impl TrainSettings {
             warmup_ratio: None,
             lora_targets: None,
             schedule: None,
+            max_len: None,
         }
     }
 

@@ -34,7 +34,7 @@ pub fn label_unlabeled(ctx: &StageContext, batch_size: usize) -> Result<Vec<Weak
     let weak = load_checkpoint(&weak_dir.join(WEAK_DIR), ctx.device)?;
     let batching = Batching {
         pad_id: tokenizer.pad_id(),
-        max_len: weak_max_len(&weak),
+        max_len: info.max_len.unwrap_or(usize::MAX).min(weak_max_len(&weak)),
         device: ctx.device.clone(),
     };
     match (info.objective.as_str(), weak) {

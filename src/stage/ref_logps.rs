@@ -20,6 +20,10 @@ pub struct Params {
     /// Left out of the key when D_U (the default), so older keys hold.
     #[serde(default, skip_serializing_if = "TrainOn::is_unlabeled")]
     pub train_on: TrainOn,
+    /// The align block's `max_len`, so the reference sees the sequences the
+    /// policy is trained on; left out of the key when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<usize>,
 }
 
 pub const REF_LOGPS_FILE: &str = "ref_logps.json";
@@ -41,7 +45,10 @@ impl Stage for RefLogps {
         let policy = load_policy(&model_dir, ctx.device)?;
         let batching = Batching {
             pad_id: tokenizer.pad_id(),
-            max_len: policy.config().max_position.min(2048),
+            max_len: params
+                .max_len
+                .unwrap_or(usize::MAX)
+                .min(policy.config().max_position.min(2048)),
             device: ctx.device.clone(),
         };
         let logps = reference_logprobs(&policy, &pairs, &batching, params.batch_size)?;

@@ -54,6 +54,10 @@ pub struct WeakInfo {
     pub objective: String,
     pub beta: Option<f64>,
     pub model: ModelSpec,
+    /// The token cap it was trained with, so its labels are computed on the
+    /// same sequences (absent in older artifacts: the model's context).
+    #[serde(default)]
+    pub max_len: Option<usize>,
 }
 
 pub const WEAK_DIR: &str = "weak";
@@ -205,6 +209,7 @@ impl Stage for WeakTrain {
                 objective: params.objective.clone(),
                 beta: params.beta,
                 model: params.model.clone(),
+                max_len: Some(cfg.max_len),
             },
         )?;
         let mut metrics = record_training(ctx, &report)?;

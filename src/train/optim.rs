@@ -74,7 +74,8 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     /// The loop's config of a stage's training settings: their knobs, the
-    /// example order of `seed`, sequences cut to `max_len` tokens.
+    /// example order of `seed`, sequences cut to `max_len` tokens (the
+    /// model's context) or the settings' lower `max_len`.
     pub fn from_settings(settings: &TrainSettings, seed: u64, max_len: usize) -> TrainConfig {
         TrainConfig {
             epochs: settings.epochs,
@@ -87,7 +88,7 @@ impl TrainConfig {
             max_grad_norm: settings.max_grad_norm,
             decay: settings.schedule.unwrap_or_default(),
             seed,
-            max_len,
+            max_len: settings.max_len_within(max_len),
         }
     }
 
