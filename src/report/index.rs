@@ -35,6 +35,9 @@ pub struct ReportSummary {
     pub csv: String,
     pub figure: Option<String>,
     pub report: String,
+    /// Other figures of the report (label, PNG file name): the gold-gap
+    /// and confidence histograms, the training curves.
+    pub more_figures: Vec<(String, String)>,
     pub claims: Vec<ClaimTally>,
 }
 
@@ -114,6 +117,8 @@ struct ExperimentSection {
     csv: String,
     figure: Option<String>,
     report: String,
+    /// `[label](path)` links to the report's other figures, ` · `-joined.
+    more_figures: String,
     /// One line per claim for the overview (`cw > ws: holds in 5 of 6`).
     verdicts: String,
     claims: Vec<ClaimLine>,
@@ -156,6 +161,7 @@ fn section(entry: &IndexEntry) -> ExperimentSection {
             csv: String::new(),
             figure: None,
             report: String::new(),
+            more_figures: String::new(),
             verdicts: String::new(),
             claims: Vec::new(),
         };
@@ -175,6 +181,11 @@ fn section(entry: &IndexEntry) -> ExperimentSection {
         csv: at(&report.csv),
         figure: report.figure.as_deref().map(at),
         report: at(&report.report),
+        more_figures: report
+            .more_figures
+            .iter()
+            .map(|(label, png)| format!(" · [{label}]({})", at(png)))
+            .collect(),
         verdicts: claims
             .iter()
             .map(|c| format!("{}: {}", c.claim, c.verdict))

@@ -275,6 +275,18 @@ pub fn write_report(
     };
     let markdown = render_page(&page)?;
     write_bytes_atomic(&out_dir.join("report.md"), markdown.as_bytes()).with_context(context)?;
+    // The figures drawn beside the table's, for the index's links.
+    let more_figures: Vec<(String, String)> = [
+        ("gold gap", page.gold_gap.as_ref().map(|f| f.png.clone())),
+        (
+            "confidence",
+            page.confidence.as_ref().map(|f| f.png.clone()),
+        ),
+        ("curves", page.curves.as_ref().and_then(|c| c.png.clone())),
+    ]
+    .into_iter()
+    .filter_map(|(label, png)| Some((label.to_string(), png?)))
+    .collect();
     Ok(ReportSummary {
         value: format!("{}{}", spec.value, scale_note(spec.scale)),
         interval: grid.interval,
@@ -282,6 +294,7 @@ pub fn write_report(
         csv: page.csv,
         figure: page.figure,
         report: "report.md".to_string(),
+        more_figures,
         claims: tallies,
     })
 }
@@ -540,7 +553,15 @@ mod tests {
             compare: ("cw".into(), "human".into()),
             panel: Some("dataset".into()),
         });
-        write_report(&ctx, &spec, &table1_cells(), None, dir.path()).unwrap();
+        let summary = write_report(&ctx, &spec, &table1_cells(), None, dir.path()).unwrap();
+        // The index links them too.
+        assert_eq!(
+            summary.more_figures,
+            [
+                ("gold gap".to_string(), "table1_gold_gap.png".to_string()),
+                ("curves".to_string(), "table1_curves.png".to_string())
+            ]
+        );
         let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
         for needle in [
             "## Per-prompt gold-reward gap: cw − human",
