@@ -23,6 +23,8 @@ pub enum HumanNoise {
     ///            + position_bias_i · [a shown first − b shown first]
     ///            + politeness_bias_i · Δ(polite and refusal words)
     ///            + keyword_bias_i · Δ(words from the annotator's liked keywords)).
+    /// The first `round(careless_share · pool_size)` annotators are careless:
+    /// they click without reading, P(a ≻ b) = ½ whatever the pair.
     Annotators {
         pool_size: usize,
         temperature: f64,
@@ -34,7 +36,15 @@ pub enum HumanNoise {
         bias_spread: f64,
         /// How many content words each annotator likes.
         liked_keywords: usize,
+        /// Share of the pool that answers at random (0 when unset, which
+        /// leaves the world and its cache keys as they were).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        careless_share: f64,
     },
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for HumanNoise {
@@ -51,6 +61,7 @@ impl Default for HumanNoise {
             keyword_bias: 0.3,
             bias_spread: 1.0,
             liked_keywords: 6,
+            careless_share: 0.0,
         }
     }
 }
@@ -84,6 +95,7 @@ impl HumanNoise {
                 keyword_bias,
                 bias_spread,
                 liked_keywords: _,
+                careless_share,
             } => {
                 anyhow::ensure!(
                     *pool_size > 0,
@@ -99,7 +111,12 @@ impl HumanNoise {
                 finite("position_bias", *position_bias)?;
                 finite("politeness_bias", *politeness_bias)?;
                 finite("keyword_bias", *keyword_bias)?;
-                finite("bias_spread", *bias_spread)
+                finite("bias_spread", *bias_spread)?;
+                anyhow::ensure!(
+                    (0.0..=1.0).contains(careless_share),
+                    "world human noise `careless_share` = {careless_share} must be in [0, 1]"
+                );
+                Ok(())
             }
         }
     }
@@ -114,6 +131,7 @@ impl HumanNoise {
                 politeness_bias: 0.0,
                 keyword_bias: 0.0,
                 liked: Vec::new(),
+                careless: false,
             }],
             HumanNoise::Annotators {
                 pool_size,
@@ -125,10 +143,15 @@ impl HumanNoise {
                 keyword_bias,
                 bias_spread,
                 liked_keywords,
+                careless_share,
             } => {
                 let keywords = keyword_pool();
+                // Careless annotators are chosen by index, not drawn, so the
+                // rng stream (and every careful annotator) is the same at
+                // any share.
+                let careless = (careless_share * *pool_size as f64).round() as usize;
                 (0..*pool_size)
-                    .map(|_| {
+                    .map(|i| {
                         let mut spread = |mean: f64, spread: f64| {
                             mean * (1.0 + spread * rng.random_range(-1.0..=1.0))
                         };
@@ -142,6 +165,7 @@ impl HumanNoise {
                                 .choose_multiple(rng, *liked_keywords)
                                 .copied()
                                 .collect(),
+                            careless: i < careless,
                         }
                     })
                     .collect()
@@ -170,12 +194,17 @@ pub struct Annotator {
     pub politeness_bias: f64,
     pub keyword_bias: f64,
     pub liked: Vec<&'static str>,
+    /// Answers at random: log-odds 0 for every pair.
+    pub careless: bool,
 }
 
 impl Annotator {
     /// Log-odds that this annotator prefers `a` over `b`, given their gold
     /// rewards and whether `a` was shown first.
     pub fn logit(&self, a: &str, gold_a: f64, b: &str, gold_b: f64, a_shown_first: bool) -> f64 {
+        if self.careless {
+            return 0.0;
+        }
         let features = |text: &str| {
             let words: Vec<&str> = text.split_whitespace().collect();
             let polite = words
@@ -228,6 +257,7 @@ mod tests {
             politeness_bias: 0.5,
             keyword_bias: 0.0,
             liked: vec![],
+            careless: false,
         };
         assert!(ann.logit("sure , 2 5 9 ok", 0.5, "2 5 9", 0.5, true) > 0.0);
         assert!(ann.logit("2 5 9", 0.5, "sure , 2 5 9", 0.5, true) < 0.0);
@@ -251,5 +281,37 @@ mod tests {
         assert_eq!(a.len(), 16);
         assert_eq!(a, noise.panel(&mut ChaCha8Rng::seed_from_u64(1)));
         assert!(a.iter().all(|x| x.temperature > 0.0));
+    }
+
+    #[test]
+    fn careless_annotators_are_chosen_by_index_and_leave_the_rest_unchanged() {
+        let HumanNoise::Annotators { pool_size, .. } = HumanNoise::default() else {
+            unreachable!("the default human noise is a pool of annotators")
+        };
+        let with_share = |share: f64| {
+            let mut noise = HumanNoise::default();
+            if let HumanNoise::Annotators { careless_share, .. } = &mut noise {
+                *careless_share = share;
+            }
+            noise
+        };
+        let careful = with_share(0.0).panel(&mut ChaCha8Rng::seed_from_u64(3));
+        let quarter = with_share(0.25).panel(&mut ChaCha8Rng::seed_from_u64(3));
+        assert_eq!(quarter.iter().filter(|a| a.careless).count(), pool_size / 4);
+        for (a, b) in careful.iter().zip(&quarter) {
+            assert_eq!(a.temperature, b.temperature);
+            assert_eq!(a.liked, b.liked);
+        }
+        // A careless annotator ignores even a huge gold gap.
+        let lazy = quarter.iter().find(|a| a.careless).unwrap();
+        assert_eq!(lazy.logit("a", 10.0, "b", -10.0, true), 0.0);
+        assert!(careful[0].logit("a", 10.0, "b", -10.0, true) > 5.0);
+        // Unset, the key stays out of the serialised world (cache keys unchanged).
+        assert!(
+            !toml::to_string(&with_share(0.0))
+                .unwrap()
+                .contains("careless")
+        );
+        assert!(with_share(1.5).validate().is_err());
     }
 }

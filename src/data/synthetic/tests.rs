@@ -175,10 +175,32 @@ fn annotator_length_bias_is_systematic() {
         keyword_bias: 0.0,
         bias_spread: 0.0,
         liked_keywords: 0,
+        careless_share: 0.0,
     });
     assert!(
         length_lovers > unbiased + 1.0,
         "length-loving annotators: chosen {length_lovers:.2} words longer, unbiased: {unbiased:.2}"
+    );
+}
+
+#[test]
+fn careless_annotators_lower_agreement_towards_chance() {
+    let with = |share: f64| {
+        let mut human = HumanNoise::default();
+        if let HumanNoise::Annotators { careless_share, .. } = &mut human {
+            *careless_share = share;
+        }
+        WorldConfig { human, ..small(3) }
+    };
+    let careful = agreement(&with(0.0), "helpful");
+    let half_careless = agreement(&with(0.5), "helpful");
+    let all_careless = agreement(&with(1.0), "helpful");
+    eprintln!("careless share 0 / 0.5 / 1: {careful:.3} / {half_careless:.3} / {all_careless:.3}");
+    assert!(
+        careful > half_careless + 0.05
+            && half_careless > all_careless
+            && (all_careless - 0.5).abs() < 0.1,
+        "careless share 0: {careful:.3}, 0.5: {half_careless:.3}, 1: {all_careless:.3}"
     );
 }
 
