@@ -660,3 +660,84 @@ fn an_interrupted_job_is_resubmitted_and_resumes_from_its_checkpoint() {
         "{stage_log}"
     );
 }
+
+/// A job that runs into its real `--time` limit (Slurm's own TIMEOUT, not a
+/// signal sent by hand): Slurm sends the worker SIGTERM at the limit, the
+/// worker saves its checkpoint, the controller sees TIMEOUT, resubmits the
+/// stage under `requeue`, and the new job resumes past step 0. The limit is
+/// Slurm's smallest (1 minute, enforced within about 30 s) and the early
+/// warning is off, so this takes 1.5–2 minutes; the run is then stopped
+/// with Ctrl-C (the resumed stage would train for hours):
+/// `an_interrupted_job_is_resubmitted_and_resumes_from_its_checkpoint`
+/// checks a resumed job to its end.
+#[test]
+fn a_job_past_its_time_limit_times_out_and_resumes_in_a_resubmitted_job() {
+    if !cluster_up("a_job_past_its_time_limit_times_out_and_resumes_in_a_resubmitted_job") {
+        return;
+    }
+    // A weak annotator trained for 10^5 epochs of its 48 labelled pairs: far
+    // past the limit, and unlike pretraining (whose corpus is `steps` long)
+    // it starts training within seconds.
+    let setup = Setup::new(
+        Sweep::Manifest(&weak_manifest("0", "epochs = 100000")),
+        "retries = 0\nsignal_before_limit_s = 0\n[slurm.resources.weak_train]\ntime = \"1\"\n",
+    );
+    let weak_train = setup.keys_by_kind()["weak_train"][0].clone();
+    let prefix = setup.job_prefix();
+    let started = Instant::now();
+    let controller = setup.spawn();
+    let work = setup.results().join("cache/slurm/work");
+    let resumed_log = || -> Option<String> {
+        std::fs::read_dir(&work).ok()?.flatten().find_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let log = std::fs::read_to_string(entry.path().join("stage.log")).ok()?;
+            (name.starts_with(&weak_train) && log.contains("resuming bt from its checkpoint"))
+                .then_some(log)
+        })
+    };
+    wait_until(
+        "the resubmitted weak_train job resuming",
+        Duration::from_secs(300),
+        || resumed_log().is_some(),
+    );
+    eprintln!(
+        "from submission to the resumed job: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let log = resumed_log().unwrap();
+    let Some(step) = log
+        .split("resuming bt from its checkpoint at step ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        panic!("no step in the resumed job's log:\n{log}")
+    };
+    assert!(step > 0, "the timed-out job saved no progress:\n{log}");
+    let status = Command::new("kill")
+        .args(["-INT", &controller.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = controller.wait_with_output().unwrap();
+    let text = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        text.contains(
+            "ended TIMEOUT; resubmitting, it resumes from its last checkpoint (1 of 3 requeues)"
+        ),
+        "{text}"
+    );
+    let states = Command::new("sacct")
+        .args(["-c", "-n", "-P", "-S", "now-1days", "-o", "JobName,State"])
+        .output()
+        .unwrap();
+    let first = format!("{prefix}{weak_train}|TIMEOUT");
+    assert!(
+        String::from_utf8_lossy(&states.stdout)
+            .lines()
+            .any(|l| l == first),
+        "Slurm's completion file has no `{first}`:\n{}",
+        String::from_utf8_lossy(&states.stdout)
+    );
+}

@@ -80,10 +80,15 @@ pub fn script(
     if gpus > 0 {
         lines.push(format!("#SBATCH --gres=gpu:{gpus}"));
     }
-    // SIGTERM to the job's shell (our `exec`ed worker) two minutes before
-    // the time limit: a training stage saves a checkpoint, and the job
-    // resubmitted under `requeue` resumes from it.
-    lines.push("#SBATCH --signal=B:TERM@120".into());
+    // SIGTERM to the job's shell (our `exec`ed worker) before the time
+    // limit: a training stage saves a checkpoint, and the job resubmitted
+    // under `requeue` resumes from it.
+    if settings.signal_before_limit > 0 {
+        lines.push(format!(
+            "#SBATCH --signal=B:TERM@{}",
+            settings.signal_before_limit
+        ));
+    }
     for arg in &settings.sbatch_args {
         lines.push(format!("#SBATCH {arg}"));
     }
@@ -157,6 +162,18 @@ mod tests {
             &settings,
         );
         assert!(!plain.contains("--gres") && plain.contains("--cpus-per-task=1"));
+        let no_warning = SlurmSettings {
+            signal_before_limit: 0,
+            ..settings
+        };
+        let text = script(
+            &node("align"),
+            "run1",
+            Path::new("/c"),
+            Path::new("/bin/sweep"),
+            &no_warning,
+        );
+        assert!(!text.contains("--signal"), "{text}");
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! retries = 0                         # resubmit a failed job up to N times
 //! requeue = 3                         # resubmit a preempted, timed-out or NODE_FAIL job
 //!                                     # up to N times (it resumes from its checkpoint)
+//! signal_before_limit_s = 120        # SIGTERM a job this long before its time limit, so
+//!                                     # it saves a checkpoint (0: only Slurm's at the limit)
 //! controller_kinds = ["dataset", "split", "metric"]  # run beside the controller, not as jobs
 //!                                     # (default: DEFAULT_CONTROLLER_KINDS; `[]` submits every kind)
 //! binary = "/shared/bin/sweep"        # the worker binary (default: this sweep)
@@ -70,6 +72,11 @@ pub struct SlurmSettings {
     /// time limit, node failure; see [`super::queue::interrupted`]): the
     /// job resumes from its partial dir. Counted apart from `retries`.
     pub requeue: u32,
+    /// Seconds before a job's time limit at which Slurm sends its worker
+    /// SIGTERM (`--signal=B:TERM@N`), so a training stage saves a checkpoint
+    /// while it still can; 0: no early warning (Slurm still sends SIGTERM
+    /// at the limit itself, `KillWait` seconds before SIGKILL).
+    pub signal_before_limit: u32,
     /// Kinds run on the controller's machine (cheap ones: no queueing latency).
     pub controller_kinds: BTreeSet<String>,
     /// The `sweep` binary the jobs run; `None`: the controller's own.
@@ -89,6 +96,7 @@ impl Default for SlurmSettings {
             poll_interval: Duration::from_secs(5),
             retries: 0,
             requeue: 3,
+            signal_before_limit: DEFAULT_SIGNAL_BEFORE_LIMIT_S,
             controller_kinds: DEFAULT_CONTROLLER_KINDS
                 .iter()
                 .map(|k| k.to_string())
@@ -104,6 +112,10 @@ impl Default for SlurmSettings {
 /// job (BENCHMARKS.md, "Slurm executor"), so queueing them only adds
 /// latency, and they need no GPU.
 pub const DEFAULT_CONTROLLER_KINDS: &[&str] = &["dataset", "split", "metric"];
+
+/// The early-warning signal's lead: two minutes leave a training stage time
+/// to write its checkpoint even at paper scale.
+pub const DEFAULT_SIGNAL_BEFORE_LIMIT_S: u32 = 120;
 
 /// Options the executor sets itself: a user's `sbatch_args` may not.
 const OWNED_OPTIONS: &[&str] = &[
@@ -137,6 +149,7 @@ struct RawSlurm {
     poll_interval_s: Option<Spanned<f64>>,
     retries: Option<Spanned<i64>>,
     requeue: Option<Spanned<i64>>,
+    signal_before_limit_s: Option<Spanned<i64>>,
     controller_kinds: Option<Vec<Spanned<String>>>,
     binary: Option<Spanned<String>>,
     #[serde(default)]
@@ -230,6 +243,9 @@ impl SlurmSettings {
         if let Some(n) = positive(&raw.requeue, "requeue", 0) {
             out.requeue = n as u32;
         }
+        if let Some(n) = positive(&raw.signal_before_limit_s, "signal_before_limit_s", 0) {
+            out.signal_before_limit = n.min(u32::MAX as i64) as u32;
+        }
         if let Some(s) = &raw.poll_interval_s {
             if !(s.get_ref().is_finite() && *s.get_ref() > 0.0) {
                 errors.push(Diagnostic::at(
@@ -310,16 +326,29 @@ impl SlurmSettings {
                 }
             }
             if let Some(time) = &table.time {
-                if is_slurm_time(time.get_ref()) {
-                    res.time = Some(time.get_ref().clone());
-                } else {
-                    errors.push(Diagnostic::at(
+                let lead = out.signal_before_limit;
+                match slurm_time_seconds(time.get_ref()) {
+                    // Slurm would send the warning as the job starts: the
+                    // worker would save and stop at once, every requeue.
+                    Some(limit) if lead > 0 && limit <= u64::from(lead) => {
+                        errors.push(Diagnostic::at(
+                            &at(time.span()),
+                            format!(
+                                "time `{}` ({limit} s) is not longer than the {lead} s early-warning signal: \
+                                 Slurm would stop every job of this kind as it starts; raise `time` or lower \
+                                 `signal_before_limit_s` in [slurm] (0: no early warning)",
+                                time.get_ref()
+                            ),
+                        ))
+                    }
+                    Some(_) => res.time = Some(time.get_ref().clone()),
+                    None => errors.push(Diagnostic::at(
                         &at(time.span()),
                         format!(
                             "time `{}` is not a Slurm time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS",
                             time.get_ref()
                         ),
-                    ));
+                    )),
                 }
             }
             out.resources.insert(kind.clone(), res);
@@ -362,16 +391,28 @@ fn is_slurm_memory(text: &str) -> bool {
         && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Slurm's `--time` forms: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`.
-fn is_slurm_time(text: &str) -> bool {
-    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+/// Seconds in one of Slurm's `--time` forms: `MM`, `MM:SS`, `HH:MM:SS`,
+/// `D-HH`, `D-HH:MM`, `D-HH:MM:SS`; `None` if `text` is none of them.
+fn slurm_time_seconds(text: &str) -> Option<u64> {
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
     let (days, rest) = match text.split_once('-') {
-        Some((d, rest)) => (Some(d), rest),
+        Some((d, rest)) => (Some(number(d)?), rest),
         None => (None, text),
     };
-    let parts: Vec<&str> = rest.split(':').collect();
-    let max_parts = 3;
-    days.is_none_or(number) && parts.len() <= max_parts && parts.iter().all(|p| number(p))
+    let parts = rest.split(':').map(number).collect::<Option<Vec<u64>>>()?;
+    // Without days the fields are minutes[:seconds] or hours:minutes:seconds;
+    // after `D-` they are hours[:minutes[:seconds]].
+    let (h, m, s) = match (days, parts.as_slice()) {
+        (None, [m]) => (0, *m, 0),
+        (None, [m, s]) => (0, *m, *s),
+        (None, [h, m, s]) | (Some(_), [h, m, s]) => (*h, *m, *s),
+        (Some(_), [h]) => (*h, 0, 0),
+        (Some(_), [h, m]) => (*h, *m, 0),
+        _ => return None,
+    };
+    Some(((days.unwrap_or(0) * 24 + h) * 60 + m) * 60 + s)
 }
 
 fn one(d: Diagnostic) -> Diagnostics {
@@ -477,11 +518,34 @@ time = "4h"
         for bad in ["", "G", "64GB", "6.4G", "-1"] {
             assert!(!is_slurm_memory(bad), "{bad}");
         }
-        for ok in ["30", "30:00", "04:00:00", "1-00", "1-04:00", "2-04:00:00"] {
-            assert!(is_slurm_time(ok), "{ok}");
+        for (ok, seconds) in [
+            ("30", 1800),
+            ("30:00", 1800),
+            ("04:00:00", 4 * 3600),
+            ("1-00", 86_400),
+            ("1-04:00", 86_400 + 4 * 3600),
+            ("2-04:00:30", 2 * 86_400 + 4 * 3600 + 30),
+        ] {
+            assert_eq!(slurm_time_seconds(ok), Some(seconds), "{ok}");
         }
         for bad in ["", "4h", "1:2:3:4", "-04:00", "1-", "a-1"] {
-            assert!(!is_slurm_time(bad), "{bad}");
+            assert_eq!(slurm_time_seconds(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_time_limit_within_the_early_warning_is_refused_unless_the_warning_is_off() {
+        let table = "[slurm.resources.pretrain]\ntime = \"2\"\n";
+        let err = parse(&format!("[slurm]\n{table}")).unwrap_err();
+        assert!(
+            err.contains(
+                "c.toml:3:8: time `2` (120 s) is not longer than the 120 s early-warning signal"
+            ),
+            "{err}"
+        );
+        let off = parse(&format!("[slurm]\nsignal_before_limit_s = 0\n{table}")).unwrap();
+        assert_eq!(off.resources("pretrain").time.as_deref(), Some("2"));
+        let shorter = parse(&format!("[slurm]\nsignal_before_limit_s = 30\n{table}")).unwrap();
+        assert_eq!(shorter.signal_before_limit, 30);
     }
 }
