@@ -751,7 +751,7 @@ mod tests {
     use crate::model::{LanguageModel, LoraConfig, Policy};
     use crate::train::sft::train_sft;
     use crate::train::test_model::tiny_policy;
-    use crate::train::{StepInfo, TokenizedExample};
+    use crate::train::{LoopRun, StepInfo, TokenizedExample};
     use rand::{Rng, SeedableRng};
     use std::cell::RefCell;
 
@@ -860,11 +860,13 @@ mod tests {
             train_sft(
                 &policy,
                 &corpus(),
-                &config(lr),
-                0,
-                &Device::Cpu,
-                &mut progress,
-                Some(&mut checkpointer),
+                LoopRun {
+                    config: &config(lr),
+                    pad_id: 0,
+                    device: &Device::Cpu,
+                    progress: Some(&mut progress),
+                    checkpoint: Some(&mut checkpointer),
+                },
             )
         }));
         drop(checkpointer);
@@ -1014,11 +1016,7 @@ mod tests {
         train_sft(
             &policy,
             &corpus(),
-            &config(1e-2),
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
+            LoopRun::quiet(&config(1e-2), 0, &Device::Cpu),
         )?;
         assert!(policy.backbone().dropout_state().position().1 > before);
         Ok(())
