@@ -98,10 +98,30 @@ pub fn states(plan: &Plan, cache: &dyn CacheRead) -> Result<HashMap<NodeIndex, N
     Ok(out)
 }
 
-/// Whether each node of `plan` must run (a run's first step, whatever
-/// the executor): cached nodes are counted in `summary`; a stale one is
-/// warned about and dropped from the cache, so it re-runs.
-pub(crate) fn needs_run(
+/// A run's first step, whatever the executor: each node of `plan` as the
+/// executor's slot, `pending()` where it must run and `done()` where it is
+/// cached (see [`needs_run`]); the summary so far; and the display,
+/// counting the nodes to run.
+pub(crate) fn first_slots<S>(
+    plan: &Plan,
+    cache: &Cache,
+    pending: impl Fn() -> S,
+    done: impl Fn() -> S,
+) -> Result<(RunSummary, HashMap<NodeIndex, S>, Display)> {
+    let mut summary = RunSummary::default();
+    let runs = needs_run(plan, cache, &mut summary)?;
+    let display = Display::new(runs.values().filter(|&&run| run).count() as u64);
+    let slots = runs
+        .into_iter()
+        .map(|(idx, run)| (idx, if run { pending() } else { done() }))
+        .collect();
+    Ok((summary, slots, display))
+}
+
+/// Whether each node of `plan` must run: cached nodes are counted in
+/// `summary`; a stale one is warned about and dropped from the cache, so
+/// it re-runs.
+fn needs_run(
     plan: &Plan,
     cache: &Cache,
     summary: &mut RunSummary,
@@ -142,17 +162,9 @@ pub fn run(
     opts: &RunOptions,
     cancel: &Arc<AtomicBool>,
 ) -> Result<RunSummary> {
-    let mut summary = RunSummary::default();
-    let mut slots: HashMap<NodeIndex, Slot> = needs_run(plan, cache, &mut summary)?
-        .into_iter()
-        .map(|(idx, run)| (idx, if run { Slot::Pending } else { Slot::Done }))
-        .collect();
+    let (mut summary, mut slots, display) =
+        first_slots(plan, cache, || Slot::Pending, || Slot::Done)?;
     let order = plan.topological();
-    let to_run = slots
-        .values()
-        .filter(|s| matches!(s, Slot::Pending))
-        .count() as u64;
-    let display = Display::new(to_run);
     let (tx, rx) = mpsc::channel::<(NodeIndex, f64, Instant, Result<StageOutcome>)>();
     let mut bars: HashMap<NodeIndex, Arc<progress::StageProgress>> = HashMap::new();
     let mut stop_scheduling = false;

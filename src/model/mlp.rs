@@ -22,6 +22,22 @@ pub enum Mlp {
     },
 }
 
+/// The projections of an MLP in forward order, borrowed as `$mlp` is
+/// (shared or mutable): one list for [`Mlp::linears`] and
+/// [`Mlp::linears_mut`].
+macro_rules! linears_of {
+    ($mlp:expr) => {
+        match $mlp {
+            Mlp::SwiGlu {
+                gate_proj,
+                up_proj,
+                down_proj,
+            } => vec![gate_proj, up_proj, down_proj],
+            Mlp::Relu { fc1, fc2 } => vec![fc1, fc2],
+        }
+    };
+}
+
 impl Mlp {
     /// Llama: `pb` is the `mlp` prefix. OPT: `pb` is the layer prefix (fc1/fc2 sit there).
     pub fn load(
@@ -59,24 +75,10 @@ impl Mlp {
     }
 
     pub(crate) fn linears(&self) -> Vec<&Linear> {
-        match self {
-            Mlp::SwiGlu {
-                gate_proj,
-                up_proj,
-                down_proj,
-            } => vec![gate_proj, up_proj, down_proj],
-            Mlp::Relu { fc1, fc2 } => vec![fc1, fc2],
-        }
+        linears_of!(self)
     }
 
     pub(crate) fn linears_mut(&mut self) -> Vec<&mut Linear> {
-        match self {
-            Mlp::SwiGlu {
-                gate_proj,
-                up_proj,
-                down_proj,
-            } => vec![gate_proj, up_proj, down_proj],
-            Mlp::Relu { fc1, fc2 } => vec![fc1, fc2],
-        }
+        linears_of!(self)
     }
 }

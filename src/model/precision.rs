@@ -124,7 +124,7 @@ mod tests {
     use crate::model::{LanguageModel, LoraConfig, Policy, fused};
     use crate::testing::{tiny_llama, tiny_qwen3};
     use crate::train::po::{PoData, po_batch_loss, reference_logprobs, train_po};
-    use crate::train::{Batching, PreferenceObjective, TokenizedPair, TrainConfig};
+    use crate::train::{Batching, LoopRun, PreferenceObjective, TokenizedPair, TrainConfig};
 
     /// Six seeded pairs in the tiny vocabulary (ids 3..37; 0 is pad, 2 EOS).
     fn pairs() -> Vec<TokenizedPair> {
@@ -177,11 +177,7 @@ mod tests {
             policy,
             &data,
             &objective,
-            &config,
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
+            LoopRun::quiet(&config, 0, &Device::Cpu),
         )
         .unwrap();
         let total = policy

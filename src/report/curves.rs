@@ -231,20 +231,20 @@ pub fn write_curves(
     );
     // A warm run redraws nothing: the PNG is kept while the fingerprint of
     // everything it shows matches the one written beside it.
-    let key = fingerprint(&title, &rows, &series, &quantities, &lines, table);
+    let plot = CurvesPlot {
+        title: &title,
+        rows: &rows,
+        series: &series,
+        quantities: &quantities,
+        lines: &lines,
+        table,
+    };
+    let key = plot.fingerprint();
     let key_path = out_dir.join(format!("{experiment}_curves.key"));
     let unchanged = out_dir.join(&png).is_file()
         && std::fs::read_to_string(&key_path).is_ok_and(|old| old == key);
     if !unchanged {
-        draw_curves(
-            &title,
-            &rows,
-            &series,
-            &quantities,
-            &lines,
-            table,
-            &out_dir.join(&png),
-        )?;
+        draw_curves(&plot, &out_dir.join(&png))?;
         // After the PNG: a crash in between leaves an old key, so a redraw.
         write_bytes_atomic(&key_path, key.as_bytes())?;
     }
@@ -256,37 +256,50 @@ pub fn write_curves(
 /// are redrawn.
 const CURVES_STYLE: u32 = 1;
 
-/// blake3 (hex) of everything a curves PNG shows: the drawing's style, its
-/// title, panels, series, quantities, the table's labels and each line's
-/// traces.
-fn fingerprint(
-    title: &str,
-    rows: &[Vec<String>],
-    series: &[Vec<String>],
-    quantities: &[&str],
-    lines: &[Line],
-    table: &TableSpec,
-) -> String {
-    let traced: Vec<(&Vec<String>, &Vec<String>, &Vec<&Trace>)> = lines
-        .iter()
-        .map(|l| (&l.row, &l.series, &l.traces))
-        .collect();
-    let shown = format!(
-        "{CURVES_STYLE}\n{title}\n{rows:?}\n{series:?}\n{quantities:?}\n{:?}\n{:?}\n{traced:?}",
-        table.rows, table.columns
-    );
-    blake3::hash(shown.as_bytes()).to_hex().to_string()
+/// Everything a curves PNG shows: its title, its panels (one row of
+/// `quantities` per entry of `rows`), the series drawn in each, the lines
+/// and the table spec they come from.
+struct CurvesPlot<'a> {
+    title: &'a str,
+    rows: &'a [Vec<String>],
+    series: &'a [Vec<String>],
+    quantities: &'a [&'a str],
+    lines: &'a [Line<'a>],
+    table: &'a TableSpec,
 }
 
-fn draw_curves(
-    title: &str,
-    rows: &[Vec<String>],
-    series: &[Vec<String>],
-    quantities: &[&str],
-    lines: &[Line],
-    table: &TableSpec,
-    path: &Path,
-) -> anyhow::Result<CurvesLayout> {
+impl CurvesPlot<'_> {
+    /// blake3 (hex) of everything the PNG shows: the drawing's style, its
+    /// title, panels, series, quantities, the table's labels and each
+    /// line's traces.
+    fn fingerprint(&self) -> String {
+        let traced: Vec<(&Vec<String>, &Vec<String>, &Vec<&Trace>)> = self
+            .lines
+            .iter()
+            .map(|l| (&l.row, &l.series, &l.traces))
+            .collect();
+        let shown = format!(
+            "{CURVES_STYLE}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{traced:?}",
+            self.title,
+            self.rows,
+            self.series,
+            self.quantities,
+            self.table.rows,
+            self.table.columns
+        );
+        blake3::hash(shown.as_bytes()).to_hex().to_string()
+    }
+}
+
+fn draw_curves(plot: &CurvesPlot, path: &Path) -> anyhow::Result<CurvesLayout> {
+    let CurvesPlot {
+        title,
+        rows,
+        series,
+        quantities,
+        lines,
+        table,
+    } = *plot;
     ensure_registered()?;
     // At least two panels wide, so that the title fits.
     let width = PANEL_WIDTH * quantities.len().max(2) as u32 + LEGEND_WIDTH;

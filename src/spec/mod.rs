@@ -8,6 +8,7 @@
 //! - [`gold`]: the judge of generations ([`GoldSpec`]).
 //! - [`settings`]: a cell's settings and the manifest blocks they come from.
 //! - [`objective`]: the alignment objectives by name and their default knobs.
+//! - [`names`]: the enums a manifest names by string, listed once.
 //! - [`train_on`]: which pairs the strong model trains on ([`TrainOn`]).
 //! - [`mixture`]: D_L / D_U drawn from several datasets, and poisoned D_L ([`SplitMixture`]).
 //! - [`node`]: one stage of the plan, as the planner, cache and executor see it.
@@ -22,6 +23,7 @@ pub mod diagnostic;
 pub mod gold;
 pub mod mixture;
 pub mod model;
+pub mod names;
 pub mod node;
 pub mod objective;
 pub mod settings;

@@ -5,6 +5,8 @@
 //! manifest and every default read the numbers here, so each is defined once.
 use serde::{Deserialize, Serialize};
 
+use super::names::manifest_names;
+
 /// β of DPO and rDPO (PAPER.md).
 pub const DEFAULT_BETA: f64 = 0.5;
 /// τ of IPO. TRL's IPO uses its one `beta` as τ, and the paper's
@@ -28,43 +30,10 @@ pub enum Objective {
     Custom,
 }
 
-impl Objective {
-    /// Every objective: the paper's, in the order its tables list them, then `custom`.
-    pub const ALL: [Objective; 4] = [
-        Objective::Dpo,
-        Objective::Ipo,
-        Objective::Rdpo,
-        Objective::Custom,
-    ];
-    /// Their names, as a manifest writes them.
-    pub const NAMES: &'static [&'static str] = &["dpo", "ipo", "rdpo", "custom"];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    /// `None` for a name that is not an objective.
-    pub fn parse(name: &str) -> Option<Objective> {
-        Self::ALL.into_iter().find(|o| o.name() == name)
-    }
-}
-
-impl std::fmt::Display for Objective {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_round_trip_and_match_serde() {
-        for o in Objective::ALL {
-            assert_eq!(Objective::parse(o.name()), Some(o));
-            assert_eq!(serde_json::to_value(o).unwrap(), o.name());
-        }
-        assert_eq!(Objective::parse("ppo"), None);
-    }
-}
+// Every objective: the paper's, in the order its tables list them, then `custom`.
+manifest_names!(Objective {
+    Dpo => "dpo",
+    Ipo => "ipo",
+    Rdpo => "rdpo",
+    Custom => "custom",
+});

@@ -80,168 +80,143 @@ fn d_max_grad_norm() -> f64 {
     1.0
 }
 
-/// The [`TrainSettings`] of a block with the training keys (`[weak]`,
-/// `[sft]` and `[align]` name them alike, in two structs because serde's
-/// `flatten` cannot deny unknown keys).
-macro_rules! train_settings_of {
-    ($block:expr) => {
-        TrainSettings {
-            learning_rate: $block.learning_rate,
-            epochs: $block.epochs,
-            batch_size: $block.batch_size,
-            lora_rank: $block.lora_rank,
-            warmup_steps: $block.warmup_steps,
-            weight_decay: $block.weight_decay,
-            grad_accum: $block.grad_accum,
-            max_grad_norm: $block.max_grad_norm,
-            lora_alpha: $block.lora_alpha,
-            lora_dropout: $block.lora_dropout,
-            warmup_ratio: $block.warmup_ratio,
-            lora_targets: $block.lora_targets.clone(),
-            schedule: $block.schedule,
-            max_len: $block.max_len,
+/// Declares a block with the training keys (`[weak]`, `[sft]` and
+/// `[align]` name them alike) and its [`TrainSettings`]. The keys are written
+/// once, here; each block is its own struct because serde's `flatten` cannot
+/// deny unknown keys. `own` fields come first, `after_lora_rank` ones after
+/// `lora_rank`: the field order is serde's, and so that of the valid keys an
+/// unknown-key error lists.
+macro_rules! training_block {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            own: { $( $(#[$own_meta:meta])* pub $own:ident: $own_ty:ty, )* }
+            after_lora_rank: { $( $(#[$mid_meta:meta])* pub $mid:ident: $mid_ty:ty, )* }
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$own_meta])* pub $own: $own_ty, )*
+            #[serde(default = "d_lr")]
+            pub learning_rate: f64,
+            #[serde(default = "d_epochs")]
+            pub epochs: usize,
+            #[serde(default = "d_batch")]
+            pub batch_size: usize,
+            #[serde(default)]
+            pub lora_rank: Option<usize>,
+            $( $(#[$mid_meta])* pub $mid: $mid_ty, )*
+            /// Optimiser steps of linear warmup before the cosine decay (Appendix
+            /// G: 100). The default is the tiny profile's 10, so its keys are stable.
+            #[serde(default = "d_warmup")]
+            pub warmup_steps: usize,
+            /// AdamW's decoupled weight decay λ (Appendix G: 0.05).
+            #[serde(default)]
+            pub weight_decay: f64,
+            /// Micro-batches of `batch_size` per optimiser step (Appendix G: 4, so
+            /// batch 16 × 4 = 64 examples a step).
+            #[serde(default = "d_grad_accum")]
+            pub grad_accum: usize,
+            /// Global gradient-norm clip; 0 turns clipping off.
+            #[serde(default = "d_max_grad_norm")]
+            pub max_grad_norm: f64,
+            /// LoRA scale α (needs `lora_rank`); default 2·rank (Appendix G: r 8, α 16).
+            #[serde(default)]
+            pub lora_alpha: Option<f64>,
+            /// LoRA dropout (needs `lora_rank`); default 0.05 (Appendix G).
+            #[serde(default)]
+            pub lora_dropout: Option<f64>,
+            /// Warmup as a share of the loop's optimiser steps, ⌈ratio · steps⌉
+            /// (transformers' `warmup_ratio`); set, it replaces `warmup_steps`.
+            #[serde(default)]
+            pub warmup_ratio: Option<f64>,
+            /// The projections LoRA adapts (needs `lora_rank`), e.g. `["q_proj",
+            /// "v_proj"]`; default every projection of the model.
+            #[serde(default)]
+            pub lora_targets: Option<Vec<String>>,
+            /// The learning rate's decay after warmup: `cosine` (the default, TRL's
+            /// and the paper's), `linear` or `constant`.
+            #[serde(default)]
+            pub schedule: Option<LrDecay>,
+            /// Longest token sequence (prompt + response) the loop trains on, and
+            /// that its reference log-probs and a weak model's labels are computed
+            /// on; longer ones lose their end. Default: the model's context (at most
+            /// 2048). TRL's `max_length`.
+            #[serde(default)]
+            pub max_len: Option<usize>,
+        }
+
+        impl $name {
+            /// The optimisation knobs of this block's training loop.
+            pub fn train(&self) -> TrainSettings {
+                TrainSettings {
+                    learning_rate: self.learning_rate,
+                    epochs: self.epochs,
+                    batch_size: self.batch_size,
+                    lora_rank: self.lora_rank,
+                    warmup_steps: self.warmup_steps,
+                    weight_decay: self.weight_decay,
+                    grad_accum: self.grad_accum,
+                    max_grad_norm: self.max_grad_norm,
+                    lora_alpha: self.lora_alpha,
+                    lora_dropout: self.lora_dropout,
+                    warmup_ratio: self.warmup_ratio,
+                    lora_targets: self.lora_targets.clone(),
+                    schedule: self.schedule,
+                    max_len: self.max_len,
+                }
+            }
         }
     };
 }
 
-/// `[weak]` and `[sft]`: a training loop.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainBlock {
-    #[serde(default = "d_lr")]
-    pub learning_rate: f64,
-    #[serde(default = "d_epochs")]
-    pub epochs: usize,
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
-    #[serde(default)]
-    pub lora_rank: Option<usize>,
-    /// DPO β of a DPO-trained weak LM (`[weak]` only; ignored by bt/pairrm);
-    /// unset, [`DEFAULT_WEAK_BETA`], never the align block's β.
-    #[serde(default)]
-    pub beta: Option<f64>,
-    /// Optimiser steps of linear warmup before the cosine decay (Appendix
-    /// G: 100). The default is the tiny profile's 10, so its keys are stable.
-    #[serde(default = "d_warmup")]
-    pub warmup_steps: usize,
-    /// AdamW's decoupled weight decay λ (Appendix G: 0.05).
-    #[serde(default)]
-    pub weight_decay: f64,
-    /// Micro-batches of `batch_size` per optimiser step (Appendix G: 4, so
-    /// batch 16 × 4 = 64 examples a step).
-    #[serde(default = "d_grad_accum")]
-    pub grad_accum: usize,
-    /// Global gradient-norm clip; 0 turns clipping off.
-    #[serde(default = "d_max_grad_norm")]
-    pub max_grad_norm: f64,
-    /// LoRA scale α (needs `lora_rank`); default 2·rank (Appendix G: r 8, α 16).
-    #[serde(default)]
-    pub lora_alpha: Option<f64>,
-    /// LoRA dropout (needs `lora_rank`); default 0.05 (Appendix G).
-    #[serde(default)]
-    pub lora_dropout: Option<f64>,
-    /// Warmup as a share of the loop's optimiser steps, ⌈ratio · steps⌉
-    /// (transformers' `warmup_ratio`); set, it replaces `warmup_steps`.
-    #[serde(default)]
-    pub warmup_ratio: Option<f64>,
-    /// The projections LoRA adapts (needs `lora_rank`), e.g. `["q_proj",
-    /// "v_proj"]`; default every projection of the model.
-    #[serde(default)]
-    pub lora_targets: Option<Vec<String>>,
-    /// The learning rate's decay after warmup: `cosine` (the default, TRL's
-    /// and the paper's), `linear` or `constant`.
-    #[serde(default)]
-    pub schedule: Option<LrDecay>,
-    /// Longest token sequence (prompt + response) the loop trains on, and
-    /// that its reference log-probs and a weak model's labels are computed
-    /// on; longer ones lose their end. Default: the model's context (at most
-    /// 2048). TRL's `max_length`.
-    #[serde(default)]
-    pub max_len: Option<usize>,
-}
-
-impl TrainBlock {
-    /// The optimisation knobs of this block's training loop.
-    pub fn train(&self) -> TrainSettings {
-        train_settings_of!(self)
+training_block! {
+    /// `[weak]` and `[sft]`: a training loop.
+    pub struct TrainBlock {
+        own: {}
+        after_lora_rank: {
+            /// DPO β of a DPO-trained weak LM (`[weak]` only; ignored by bt/pairrm);
+            /// unset, [`DEFAULT_WEAK_BETA`], never the align block's β.
+            #[serde(default)]
+            pub beta: Option<f64>,
+        }
     }
 }
 
-/// `[align]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlignBlock {
-    /// β of DPO / rDPO.
-    #[serde(default = "d_beta")]
-    pub beta: f64,
-    /// τ of IPO.
-    #[serde(default = "d_tau")]
-    pub tau: f64,
-    /// rDPO's assumed label-flip rate ε.
-    #[serde(default = "d_eps")]
-    pub eps: f64,
-    /// `uniform`, `cw`, or an expression of `s_c`, `s_r` (used with annotation `cw`).
-    #[serde(default = "d_weighting")]
-    pub weighting: String,
-    /// The loss of `objective = "custom"`, an expression of the pair's
-    /// log-probs (`train::custom_loss`), e.g. `"relu(1 - beta*h)"`; parsed
-    /// and checked when the cell is resolved (`manifest::resolve`).
-    #[serde(default)]
-    pub loss: Option<String>,
-    /// Per-token mean log-probs instead of sums, for `dpo`, `ipo` and
-    /// `custom`. Unset: on for IPO (TRL's, which the paper trains with), off
-    /// for DPO and custom losses; rDPO has no normalised form.
-    #[serde(default)]
-    pub length_normalised: Option<bool>,
-    /// Named numbers a custom loss may read (`[align.constants]`).
-    #[serde(default)]
-    pub constants: std::collections::BTreeMap<String, f64>,
-    #[serde(default = "d_lr")]
-    pub learning_rate: f64,
-    #[serde(default = "d_epochs")]
-    pub epochs: usize,
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
-    #[serde(default)]
-    pub lora_rank: Option<usize>,
-    /// Optimiser steps of linear warmup before the cosine decay (Appendix
-    /// G: 100). The default is the tiny profile's 10, so its keys are stable.
-    #[serde(default = "d_warmup")]
-    pub warmup_steps: usize,
-    /// AdamW's decoupled weight decay λ (Appendix G: 0.05).
-    #[serde(default)]
-    pub weight_decay: f64,
-    /// Micro-batches of `batch_size` per optimiser step (Appendix G: 4, so
-    /// batch 16 × 4 = 64 examples a step).
-    #[serde(default = "d_grad_accum")]
-    pub grad_accum: usize,
-    /// Global gradient-norm clip; 0 turns clipping off.
-    #[serde(default = "d_max_grad_norm")]
-    pub max_grad_norm: f64,
-    /// LoRA scale α (needs `lora_rank`); default 2·rank (Appendix G: r 8, α 16).
-    #[serde(default)]
-    pub lora_alpha: Option<f64>,
-    /// LoRA dropout (needs `lora_rank`); default 0.05 (Appendix G).
-    #[serde(default)]
-    pub lora_dropout: Option<f64>,
-    /// Warmup as a share of the loop's optimiser steps, ⌈ratio · steps⌉
-    /// (transformers' `warmup_ratio`); set, it replaces `warmup_steps`.
-    #[serde(default)]
-    pub warmup_ratio: Option<f64>,
-    /// The projections LoRA adapts (needs `lora_rank`), e.g. `["q_proj",
-    /// "v_proj"]`; default every projection of the model.
-    #[serde(default)]
-    pub lora_targets: Option<Vec<String>>,
-    /// The learning rate's decay after warmup: `cosine` (the default, TRL's
-    /// and the paper's), `linear` or `constant`.
-    #[serde(default)]
-    pub schedule: Option<LrDecay>,
-    /// Longest token sequence (prompt + response) the loop trains on, and
-    /// that its reference log-probs and a weak model's labels are computed
-    /// on; longer ones lose their end. Default: the model's context (at most
-    /// 2048). TRL's `max_length`.
-    #[serde(default)]
-    pub max_len: Option<usize>,
+training_block! {
+    /// `[align]`.
+    pub struct AlignBlock {
+        own: {
+            /// β of DPO / rDPO.
+            #[serde(default = "d_beta")]
+            pub beta: f64,
+            /// τ of IPO.
+            #[serde(default = "d_tau")]
+            pub tau: f64,
+            /// rDPO's assumed label-flip rate ε.
+            #[serde(default = "d_eps")]
+            pub eps: f64,
+            /// `uniform`, `cw`, or an expression of `s_c`, `s_r` (used with annotation `cw`).
+            #[serde(default = "d_weighting")]
+            pub weighting: String,
+            /// The loss of `objective = "custom"`, an expression of the pair's
+            /// log-probs (`train::custom_loss`), e.g. `"relu(1 - beta*h)"`; parsed
+            /// and checked when the cell is resolved (`manifest::resolve`).
+            #[serde(default)]
+            pub loss: Option<String>,
+            /// Per-token mean log-probs instead of sums, for `dpo`, `ipo` and
+            /// `custom`. Unset: on for IPO (TRL's, which the paper trains with), off
+            /// for DPO and custom losses; rDPO has no normalised form.
+            #[serde(default)]
+            pub length_normalised: Option<bool>,
+            /// Named numbers a custom loss may read (`[align.constants]`).
+            #[serde(default)]
+            pub constants: std::collections::BTreeMap<String, f64>,
+        }
+        after_lora_rank: {}
+    }
 }
 
 fn d_beta() -> f64 {
@@ -255,13 +230,6 @@ fn d_eps() -> f64 {
 }
 fn d_weighting() -> String {
     "cw".into()
-}
-
-impl AlignBlock {
-    /// The optimisation knobs of the alignment loop.
-    pub fn train(&self) -> TrainSettings {
-        train_settings_of!(self)
-    }
 }
 
 /// `[generate]`.
@@ -538,6 +506,56 @@ pub enum TieRule {
 mod tests {
     use super::*;
     use crate::profile::Profile;
+
+    /// The blocks `training_block!` declares keep their key order: serde's
+    /// (so a serialised block is unchanged) and the one an unknown-key
+    /// error lists its valid keys in.
+    #[test]
+    fn training_blocks_keep_their_key_order() {
+        const TRAIN: &str = "learning_rate epochs batch_size lora_rank warmup_steps \
+                             weight_decay grad_accum max_grad_norm lora_alpha lora_dropout \
+                             warmup_ratio lora_targets schedule max_len";
+        let order = |lead: &str, mid: &str| -> Vec<String> {
+            let mut keys: Vec<String> = lead.split_whitespace().map(String::from).collect();
+            let train: Vec<&str> = TRAIN.split_whitespace().collect();
+            keys.extend(train[..4].iter().map(|k| k.to_string()));
+            keys.extend(mid.split_whitespace().map(String::from));
+            keys.extend(train[4..].iter().map(|k| k.to_string()));
+            keys
+        };
+        let weak_keys = order("", "beta");
+        let align_keys = order(
+            "beta tau eps weighting loss length_normalised constants",
+            "",
+        );
+        /// The keys of a default block as serialised, in order (a default
+        /// block nests no keys: `constants` is empty).
+        fn serialised_keys<T: Serialize + serde::de::DeserializeOwned>() -> Vec<String> {
+            let block: T = toml::from_str("").unwrap();
+            let json = serde_json::to_string(&block).unwrap();
+            json.split('"')
+                .collect::<Vec<_>>()
+                .windows(2)
+                .filter(|w| w[1].starts_with(':'))
+                .map(|w| w[0].to_string())
+                .collect()
+        }
+        fn listed_keys<T: serde::de::DeserializeOwned + std::fmt::Debug>() -> Vec<String> {
+            let err = toml::from_str::<T>("nope = 1").unwrap_err().to_string();
+            let listed = err.split("expected one of ").nth(1).expect(&err);
+            listed
+                .lines()
+                .next()
+                .unwrap()
+                .split(", ")
+                .map(|k| k.trim_matches('`').to_string())
+                .collect()
+        }
+        assert_eq!(serialised_keys::<TrainBlock>(), weak_keys);
+        assert_eq!(serialised_keys::<AlignBlock>(), align_keys);
+        assert_eq!(listed_keys::<TrainBlock>(), weak_keys);
+        assert_eq!(listed_keys::<AlignBlock>(), align_keys);
+    }
 
     /// The paper profile's training blocks hold Appendix G's recipe.
     #[test]

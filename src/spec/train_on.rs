@@ -5,6 +5,8 @@
 //! (Table 3, Figure 1) and "DPO on D_L only" (Figure 3 right).
 use serde::{Deserialize, Serialize};
 
+use super::names::manifest_names;
+
 /// The strong model's training pairs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -18,20 +20,13 @@ pub enum TrainOn {
     All,
 }
 
+manifest_names!(TrainOn {
+    Unlabeled => "unlabeled",
+    Labeled => "labeled",
+    All => "all",
+});
+
 impl TrainOn {
-    pub const ALL: [TrainOn; 3] = [TrainOn::Unlabeled, TrainOn::Labeled, TrainOn::All];
-    /// Their names, as a manifest writes them.
-    pub const NAMES: &'static [&'static str] = &["unlabeled", "labeled", "all"];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    /// `None` for a name that is not a choice.
-    pub fn parse(name: &str) -> Option<TrainOn> {
-        Self::ALL.into_iter().find(|t| t.name() == name)
-    }
-
     /// The default: stage params leave it out, so the cache keys of every
     /// cell written before `train_on` existed are unchanged.
     pub fn is_unlabeled(&self) -> bool {
@@ -42,26 +37,5 @@ impl TrainOn {
     /// annotator is trained on D_L, so its labels there are not annotations.
     pub fn needs_human_labels(self) -> bool {
         self != TrainOn::Unlabeled
-    }
-}
-
-impl std::fmt::Display for TrainOn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_round_trip_and_match_serde() {
-        for t in TrainOn::ALL {
-            assert_eq!(TrainOn::parse(t.name()), Some(t));
-            assert_eq!(serde_json::to_value(t).unwrap(), t.name());
-        }
-        assert_eq!(TrainOn::parse("both"), None);
-        assert_eq!(TrainOn::default(), TrainOn::Unlabeled);
     }
 }

@@ -18,7 +18,7 @@ use crate::spec::{TrainOn, TrainSettings};
 use crate::train::custom_loss::CustomLossSpec;
 use crate::train::po::{PairLogProbs, PoData, train_po};
 use crate::train::weighting::top_confident;
-use crate::train::{AlignLoss, PreferenceObjective, WeakLabel, WeightingScheme};
+use crate::train::{AlignLoss, LoopRun, PreferenceObjective, WeakLabel, WeightingScheme};
 
 pub struct Align;
 
@@ -235,11 +235,13 @@ impl Stage for Align {
             &policy,
             &data,
             objective.as_ref(),
-            &cfg,
-            tokenizer.pad_id(),
-            ctx.device,
-            &mut progress_callback(ctx),
-            checkpointer(ctx, "align", policy.backbone()).as_mut(),
+            LoopRun {
+                config: &cfg,
+                pad_id: tokenizer.pad_id(),
+                device: ctx.device,
+                progress: Some(&mut progress_callback(ctx)),
+                checkpoint: checkpointer(ctx, "align", policy.backbone()).as_mut(),
+            },
         )?;
         save_model(&policy, Some(&model_dir), ctx.out_dir)?;
         let mut metrics = record_training(ctx, &report)?;

@@ -18,7 +18,7 @@ use crate::data::Tokenizer;
 use crate::data::synthetic::{FAMILIES, WorldConfig, gold_labelled_pairs, tokenizer};
 use crate::model::RewardModel;
 use crate::spec::{TinyModelSpec, TrainSettings};
-use crate::train::{Batching, bt};
+use crate::train::{Batching, LoopRun, bt};
 
 pub struct GoldTrain;
 
@@ -60,11 +60,13 @@ impl Stage for GoldTrain {
         let report = bt::train_bradley_terry(
             &scorer,
             &pairs,
-            &cfg,
-            tokenizer.pad_id(),
-            ctx.device,
-            &mut progress_callback(ctx),
-            checkpointer(ctx, "gold_train", scorer.backbone()).as_mut(),
+            LoopRun {
+                config: &cfg,
+                pad_id: tokenizer.pad_id(),
+                device: ctx.device,
+                progress: Some(&mut progress_callback(ctx)),
+                checkpoint: checkpointer(ctx, "gold_train", scorer.backbone()).as_mut(),
+            },
         )?;
         scorer.backbone().set_training(false);
         scorer.save(&ctx.out_dir.join(GOLD_DIR))?;

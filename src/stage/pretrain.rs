@@ -17,7 +17,7 @@ use crate::data::Tokenizer;
 use crate::data::synthetic::{WorldConfig, pretraining_corpus};
 use crate::model::Policy;
 use crate::spec::TinyModelSpec;
-use crate::train::{TokenizedExample, TrainConfig, sft::train_sft};
+use crate::train::{LoopRun, TokenizedExample, TrainConfig, sft::train_sft};
 
 pub struct Pretrain;
 
@@ -102,11 +102,13 @@ pub fn pretrain(
     train_sft(
         policy,
         &corpus,
-        &train,
-        tokenizer.pad_id(),
-        device,
-        progress,
-        checkpoint,
+        LoopRun {
+            config: &train,
+            pad_id: tokenizer.pad_id(),
+            device,
+            progress: Some(progress),
+            checkpoint,
+        },
     )
 }
 

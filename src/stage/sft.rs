@@ -13,6 +13,7 @@ use super::models::{
 use super::training::{checkpointer, progress_callback, record_training, train_config};
 use super::{Stage, StageContext, StageOutcome};
 use crate::spec::{ModelSpec, TrainOn, TrainSettings};
+use crate::train::LoopRun;
 use crate::train::sft::train_sft;
 
 pub struct Sft;
@@ -47,11 +48,13 @@ impl Stage for Sft {
         let report = train_sft(
             &policy,
             &examples,
-            &cfg,
-            tokenizer.pad_id(),
-            ctx.device,
-            &mut progress_callback(ctx),
-            checkpointer(ctx, "sft", policy.backbone()).as_mut(),
+            LoopRun {
+                config: &cfg,
+                pad_id: tokenizer.pad_id(),
+                device: ctx.device,
+                progress: Some(&mut progress_callback(ctx)),
+                checkpoint: checkpointer(ctx, "sft", policy.backbone()).as_mut(),
+            },
         )?;
         save_model(&policy, origin_of(&params.model), ctx.out_dir)?;
         Ok(StageOutcome {

@@ -28,7 +28,7 @@ use crate::spec::{ModelSpec, TrainSettings};
 use crate::train::checkpoint::Checkpointer;
 use crate::train::po::{PoData, reference_logprobs, train_po};
 use crate::train::{
-    Batching, PreferenceObjective, StepInfo, TokenizedExample, TokenizedPair, TrainConfig,
+    Batching, LoopRun, PreferenceObjective, StepInfo, TokenizedExample, TokenizedPair, TrainConfig,
     TrainReport, bt, pairrm, sft,
 };
 
@@ -139,27 +139,17 @@ impl Stage for WeakTrain {
                 let lora = super::models::lora_of(&params.train);
                 let scorer = RewardModel::from_policy(&base, lora.as_ref(), params.seed)?;
                 let mut checkpoint = checkpointer(ctx, &params.objective, scorer.backbone());
+                let run = LoopRun {
+                    config: &cfg,
+                    pad_id: pad,
+                    device: ctx.device,
+                    progress: Some(&mut progress),
+                    checkpoint: checkpoint.as_mut(),
+                };
                 let report = if params.objective == "bt" {
-                    bt::train_bradley_terry(
-                        &scorer,
-                        &pairs,
-                        &cfg,
-                        pad,
-                        ctx.device,
-                        &mut progress,
-                        checkpoint.as_mut(),
-                    )?
+                    bt::train_bradley_terry(&scorer, &pairs, run)?
                 } else {
-                    let inputs = pairwise_inputs(&pairs);
-                    pairrm::train_pairwise(
-                        &scorer,
-                        &inputs,
-                        &cfg,
-                        pad,
-                        ctx.device,
-                        &mut progress,
-                        checkpoint.as_mut(),
-                    )?
+                    pairrm::train_pairwise(&scorer, &pairwise_inputs(&pairs), run)?
                 };
                 let phases = WeakPhases {
                     sft_seconds: 0.0,
@@ -264,11 +254,13 @@ pub fn train_dpo_annotator<'c>(
             sft::train_sft(
                 &sft_model,
                 examples,
-                cfg,
-                data.pad_id,
-                data.device,
-                &mut |_| {},
-                saver.as_mut(),
+                LoopRun {
+                    config: cfg,
+                    pad_id: data.pad_id,
+                    device: data.device,
+                    progress: None,
+                    checkpoint: saver.as_mut(),
+                },
             )?;
             sft_model.backbone().set_training(false);
             sft_seconds = started.elapsed().as_secs_f64();
@@ -294,11 +286,13 @@ pub fn train_dpo_annotator<'c>(
         &policy,
         &po_data,
         &PreferenceObjective::dpo(beta),
-        cfg,
-        data.pad_id,
-        data.device,
-        progress,
-        checkpoint("dpo", policy.backbone()).as_mut(),
+        LoopRun {
+            config: cfg,
+            pad_id: data.pad_id,
+            device: data.device,
+            progress: Some(progress),
+            checkpoint: checkpoint("dpo", policy.backbone()).as_mut(),
+        },
     )?;
     Ok(DpoAnnotator {
         reference,
@@ -396,15 +390,7 @@ mod tests {
 
         let (train, cfg) = settings();
         let sft_alone = trainable_copy(&tiny_policy(3)?, &train, cfg.seed)?;
-        sft::train_sft(
-            &sft_alone,
-            &examples,
-            &cfg,
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
-        )?;
+        sft::train_sft(&sft_alone, &examples, LoopRun::quiet(&cfg, 0, &Device::Cpu))?;
         sft_alone.backbone().set_training(false);
         let base = logprobs(&tiny_policy(3)?)?;
         let reference = logprobs(&ws.reference)?;

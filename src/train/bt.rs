@@ -1,12 +1,10 @@
 //! The weak annotator as a Bradley–Terry reward model (PAPER.md Eq. 4–6):
 //! train a [`ScalarScorer`] on D_L, then label D_U with its scores.
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
-use super::checkpoint::Checkpointer;
 use super::losses::bradley_terry_loss;
-use super::optim::{TrainConfig, train_on_items};
 use super::weak_label::label_with_scorer;
-use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel, halves};
+use super::{Batching, LoopRun, TokenizedPair, TrainReport, WeakLabel, halves};
 use crate::model::ScalarScorer;
 
 /// Mean −log σ(s(x, y_w) − s(x, y_l)) over `pairs`. Scalar.
@@ -24,21 +22,14 @@ pub fn bt_batch_loss(
 pub fn train_bradley_terry(
     scorer: &dyn ScalarScorer,
     pairs: &[TokenizedPair],
-    config: &TrainConfig,
-    pad_id: u32,
-    device: &Device,
-    progress: &mut dyn FnMut(StepInfo),
-    checkpoint: Option<&mut Checkpointer>,
+    run: LoopRun,
 ) -> anyhow::Result<TrainReport> {
-    let batching = Batching::for_training(pad_id, config, device);
+    let batching = run.batching();
     batching.check_pairs(pairs)?;
-    train_on_items(
+    run.train_on_items(
         scorer.trainable_vars(),
         pairs,
-        config,
         &|batch: &[&TokenizedPair]| bt_batch_loss(scorer, &batching, batch),
-        progress,
-        checkpoint,
     )
 }
 
@@ -60,7 +51,9 @@ pub fn score_pairs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::optim::TrainConfig;
     use crate::train::test_model::{check_batch_loss_gradients, test_batching, tiny_reward_model};
+    use candle_core::Device;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -108,8 +101,7 @@ mod tests {
             lr: 2e-2,
             ..TrainConfig::default()
         };
-        let report =
-            train_bradley_terry(&model, &train, &config, 0, &Device::Cpu, &mut |_| {}, None)?;
+        let report = train_bradley_terry(&model, &train, LoopRun::quiet(&config, 0, &Device::Cpu))?;
         let labels = score_pairs(&model, &test, &batching, 16)?;
         let after = accuracy(&labels);
         assert!(

@@ -164,6 +164,18 @@ pub struct Resumed {
     pub seconds: f64,
 }
 
+/// Where a loop stands after an optimiser step: what a checkpoint saves.
+pub struct LoopState<'a> {
+    /// Optimiser steps taken, 1..=`total_steps`.
+    pub step: usize,
+    pub total_steps: usize,
+    /// The loss of each step taken.
+    pub losses: &'a [f64],
+    /// Wall-clock seconds of the loop so far.
+    pub seconds: f64,
+    pub optimiser: &'a AdamW,
+}
+
 /// Saves and restores one training loop's progress (see the module doc).
 /// The loop calls [`Self::resume`] before its first step and
 /// [`Self::after_step`] after each one.
@@ -283,21 +295,15 @@ impl<'a> Checkpointer<'a> {
     /// After optimiser step `step` of `total_steps`: saves when the
     /// interval is due (or at the end, when keeping the final state), and
     /// stops the loop with an error after saving when the run was cancelled.
-    pub fn after_step(
-        &mut self,
-        step: usize,
-        total_steps: usize,
-        losses: &[f64],
-        seconds: f64,
-        optimiser: &AdamW,
-    ) -> Result<()> {
+    pub fn after_step(&mut self, state: &LoopState) -> Result<()> {
+        let (step, total_steps) = (state.step, state.total_steps);
         let cancelled = self.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
         let due = (self.every.steps > 0 && step - self.last_saved_step >= self.every.steps)
             || self.last_saved_at.elapsed() >= self.every.interval
             || (self.keep_final && step == total_steps)
             || cancelled;
         if due && step > self.last_saved_step {
-            self.save(step, total_steps, losses, seconds, optimiser)?;
+            self.save(state)?;
         }
         if cancelled && step < total_steps {
             bail!(
@@ -339,14 +345,14 @@ impl<'a> Checkpointer<'a> {
         })?)
     }
 
-    fn save(
-        &mut self,
-        step: usize,
-        total_steps: usize,
-        losses: &[f64],
-        seconds: f64,
-        optimiser: &AdamW,
-    ) -> Result<()> {
+    fn save(&mut self, state: &LoopState) -> Result<()> {
+        let LoopState {
+            step,
+            total_steps,
+            losses,
+            seconds,
+            optimiser,
+        } = *state;
         let started = Instant::now();
         let AdamWState { t, moments } = optimiser.state()?;
         let mut tensors: BTreeMap<String, RawTensor> = BTreeMap::new();
@@ -745,7 +751,7 @@ mod tests {
     use crate::model::{LanguageModel, LoraConfig, Policy};
     use crate::train::sft::train_sft;
     use crate::train::test_model::tiny_policy;
-    use crate::train::{StepInfo, TokenizedExample};
+    use crate::train::{LoopRun, StepInfo, TokenizedExample};
     use rand::{Rng, SeedableRng};
     use std::cell::RefCell;
 
@@ -854,11 +860,13 @@ mod tests {
             train_sft(
                 &policy,
                 &corpus(),
-                &config(lr),
-                0,
-                &Device::Cpu,
-                &mut progress,
-                Some(&mut checkpointer),
+                LoopRun {
+                    config: &config(lr),
+                    pad_id: 0,
+                    device: &Device::Cpu,
+                    progress: Some(&mut progress),
+                    checkpoint: Some(&mut checkpointer),
+                },
             )
         }));
         drop(checkpointer);
@@ -1008,11 +1016,7 @@ mod tests {
         train_sft(
             &policy,
             &corpus(),
-            &config(1e-2),
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
+            LoopRun::quiet(&config(1e-2), 0, &Device::Cpu),
         )?;
         assert!(policy.backbone().dropout_state().position().1 > before);
         Ok(())

@@ -112,6 +112,59 @@ pub struct TrainReport {
     pub step_stats: std::collections::BTreeMap<String, Vec<Option<f64>>>,
 }
 
+/// What every loop takes besides its model and its data: the recipe, how
+/// token ids become batches (the tokenizer's pad id, the device), who hears
+/// of each step, and where the loop checkpoints. One struct, so the loops
+/// share their preamble (batching, then [`optim::train_on_items`]) instead
+/// of each spelling it out.
+pub struct LoopRun<'a, 'c> {
+    pub config: &'a optim::TrainConfig,
+    pub pad_id: u32,
+    pub device: &'a Device,
+    /// Called after each optimiser step; `None`: nobody listens.
+    pub progress: Option<&'a mut dyn FnMut(StepInfo)>,
+    /// With one, the loop resumes and saves as [`optim::run_training`] says.
+    pub checkpoint: Option<&'a mut checkpoint::Checkpointer<'c>>,
+}
+
+impl<'a, 'c> LoopRun<'a, 'c> {
+    /// A run nobody listens to, without checkpoints.
+    pub fn quiet(config: &'a optim::TrainConfig, pad_id: u32, device: &'a Device) -> Self {
+        Self {
+            config,
+            pad_id,
+            device,
+            progress: None,
+            checkpoint: None,
+        }
+    }
+
+    /// The batching of this run ([`Batching::for_training`]).
+    pub fn batching(&self) -> Batching {
+        Batching::for_training(self.pad_id, self.config, self.device)
+    }
+
+    /// Trains `vars` on `items` (see [`optim::train_on_items`]): each
+    /// micro-batch's loss is `batch_loss` of its items.
+    pub fn train_on_items<T>(
+        self,
+        vars: Vec<candle_core::Var>,
+        items: &[T],
+        batch_loss: &dyn Fn(&[&T]) -> anyhow::Result<Tensor>,
+    ) -> anyhow::Result<TrainReport> {
+        let mut silent = |_: StepInfo| {};
+        let progress = self.progress.unwrap_or(&mut silent);
+        optim::train_on_items(
+            vars,
+            items,
+            self.config,
+            batch_loss,
+            progress,
+            self.checkpoint,
+        )
+    }
+}
+
 /// How token ids become padded [`SeqBatch`]es: the tokenizer's pad id, the
 /// length cap and the device. Right padding throughout (training and
 /// scoring; generation is not done here).

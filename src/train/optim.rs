@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::adamw::AdamW;
-use super::checkpoint::Checkpointer;
+use super::checkpoint::{Checkpointer, LoopState};
 use super::schedule::{LrDecay, Schedule};
 use super::{StepInfo, TrainReport};
 use crate::model::lora::LORA_TARGETS;
@@ -421,7 +421,13 @@ pub fn run_training(
             });
             if let Some(c) = checkpoint.as_deref_mut() {
                 let seconds = earlier_seconds + started.elapsed().as_secs_f64();
-                c.after_step(step + 1, total_steps, &losses, seconds, &optimiser)?;
+                c.after_step(&LoopState {
+                    step: step + 1,
+                    total_steps,
+                    losses: &losses,
+                    seconds,
+                    optimiser: &optimiser,
+                })?;
             }
         }
     }

@@ -5,14 +5,12 @@
 //! two orders gives the label (a if m ≥ 0) and the confidence 2σ(|m|) − 1.
 //!
 //! The template text is the caller's: this module takes its token ids.
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::Checkpointer;
 use super::losses::pairwise_bce_loss;
-use super::optim::{TrainConfig, train_on_items};
 use super::weak_label::label_with_scorer;
-use super::{Batching, StepInfo, TrainReport, WeakLabel, halves};
+use super::{Batching, LoopRun, TrainReport, WeakLabel, halves};
 use crate::model::{PadSide, ScalarScorer, SeqBatch};
 
 /// One pair as the two orders of the template. "a" is the pair's `chosen`
@@ -73,21 +71,14 @@ pub fn pairwise_batch_loss(
 pub fn train_pairwise(
     scorer: &dyn ScalarScorer,
     inputs: &[PairwiseInput],
-    config: &TrainConfig,
-    pad_id: u32,
-    device: &Device,
-    progress: &mut dyn FnMut(StepInfo),
-    checkpoint: Option<&mut Checkpointer>,
+    run: LoopRun,
 ) -> anyhow::Result<TrainReport> {
-    let batching = Batching::for_training(pad_id, config, device);
+    let batching = run.batching();
     check_inputs(&batching, inputs)?;
-    train_on_items(
+    run.train_on_items(
         scorer.trainable_vars(),
         inputs,
-        config,
         &|batch: &[&PairwiseInput]| pairwise_batch_loss(scorer, &batching, batch),
-        progress,
-        checkpoint,
     )
 }
 
@@ -109,7 +100,9 @@ pub fn label_pairwise(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::optim::TrainConfig;
     use crate::train::test_model::{check_batch_loss_gradients, test_batching, tiny_reward_model};
+    use candle_core::Device;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -184,11 +177,7 @@ mod tests {
         train_pairwise(
             &model,
             &training_inputs(48, 3),
-            &config,
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
+            LoopRun::quiet(&config, 0, &Device::Cpu),
         )?;
         let (test, good_is_a) = inputs(40, 4);
         let batching = test_batching();

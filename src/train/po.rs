@@ -4,10 +4,9 @@
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::Checkpointer;
 use super::losses::{PairResponseLogProbs, PreferenceLoss};
-use super::optim::{TrainConfig, run_training};
-use super::{Batching, StepInfo, TokenizedPair, TrainReport, WeakLabel, halves};
+use super::optim::run_training;
+use super::{Batching, LoopRun, StepInfo, TokenizedPair, TrainReport, WeakLabel, halves};
 use crate::model::{LanguageModel, ResponseLogProbs};
 
 /// A frozen model's response log-probs for one pair. Computed once per
@@ -223,21 +222,22 @@ fn pair_sums(lp: &ResponseLogProbs) -> anyhow::Result<Vec<PairLogProbs>> {
 
 /// Aligns `policy` on `data` with `objective`; with a `checkpoint`,
 /// resumably (see [`run_training`]).
-#[allow(clippy::too_many_arguments)]
 pub fn train_po(
     policy: &dyn LanguageModel,
     data: &PoData,
     objective: &dyn PreferenceLoss,
-    config: &TrainConfig,
-    pad_id: u32,
-    device: &Device,
-    progress: &mut dyn FnMut(StepInfo),
-    checkpoint: Option<&mut Checkpointer>,
+    run: LoopRun,
 ) -> anyhow::Result<TrainReport> {
     objective.validate()?;
     data.validate()?;
-    let batching = Batching::for_training(pad_id, config, device);
+    let batching = run.batching();
     batching.check_pairs(data.pairs)?;
+    let LoopRun {
+        config,
+        mut progress,
+        checkpoint,
+        ..
+    } = run;
     // The step statistics ride along the loss: each micro-batch adds its
     // pairs' to the step's, which the progress hook closes.
     let step_so_far = std::cell::Cell::new(PoStepStats::default());
@@ -252,7 +252,9 @@ pub fn train_po(
     };
     let mut hook = |info: StepInfo| {
         steps.push(step_so_far.take());
-        progress(info);
+        if let Some(progress) = progress.as_mut() {
+            progress(info);
+        }
     };
     let mut report = run_training(
         policy.trainable_vars(),
@@ -309,6 +311,7 @@ pub fn implicit_reward_labels(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::optim::TrainConfig;
     use crate::train::test_model::{TinyCausalModel, check_gradients, test_batching, tiny_policy};
     use crate::train::{CustomLoss, PreferenceObjective};
     use candle_core::Var;
@@ -404,11 +407,7 @@ mod tests {
             policy,
             data,
             objective,
-            config,
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
+            LoopRun::quiet(config, 0, &Device::Cpu),
         )
     }
 

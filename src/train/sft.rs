@@ -1,12 +1,10 @@
 //! Supervised fine-tuning on (prompt, response) pairs; the loss reads
 //! response tokens only (the strong model's SFT on D_U's chosen responses,
 //! and the weak model's SFT step of WS-DPO's "SFT+DPO" variant).
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
-use super::checkpoint::Checkpointer;
 use super::losses::sft_loss;
-use super::optim::{TrainConfig, train_on_items};
-use super::{Batching, StepInfo, TokenizedExample, TrainReport};
+use super::{Batching, LoopRun, TokenizedExample, TrainReport};
 use crate::model::LanguageModel;
 
 /// Mean negative log-likelihood per response token over `examples`. Scalar.
@@ -24,29 +22,23 @@ pub fn sft_batch_loss(
 pub fn train_sft(
     model: &dyn LanguageModel,
     examples: &[TokenizedExample],
-    config: &TrainConfig,
-    pad_id: u32,
-    device: &Device,
-    progress: &mut dyn FnMut(StepInfo),
-    checkpoint: Option<&mut Checkpointer>,
+    run: LoopRun,
 ) -> anyhow::Result<TrainReport> {
-    let batching = Batching::for_training(pad_id, config, device);
+    let batching = run.batching();
     batching.check_examples(examples)?;
-    train_on_items(
+    run.train_on_items(
         model.trainable_vars(),
         examples,
-        config,
         &|batch: &[&TokenizedExample]| sft_batch_loss(model, &batching, batch),
-        progress,
-        checkpoint,
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::optim::TrainConfig;
     use crate::train::test_model::{TinyCausalModel, check_gradients, test_batching, tiny_policy};
-    use candle_core::DType;
+    use candle_core::{DType, Device};
 
     /// A fixed corpus: after prompt [p], the response counts up from p.
     pub(crate) fn counting_corpus() -> Vec<TokenizedExample> {
@@ -87,11 +79,13 @@ mod tests {
         let report = train_sft(
             &model,
             &corpus,
-            &config,
-            0,
-            &Device::Cpu,
-            &mut |_| steps += 1,
-            None,
+            LoopRun {
+                config: &config,
+                pad_id: 0,
+                device: &Device::Cpu,
+                progress: Some(&mut |_| steps += 1),
+                checkpoint: None,
+            },
         )?;
         assert_eq!(steps, report.steps);
         assert_eq!(report.steps, 60 * 2);
@@ -116,7 +110,7 @@ mod tests {
                 seed,
                 ..TrainConfig::default()
             };
-            Ok(train_sft(&model, &corpus, &config, 0, &Device::Cpu, &mut |_| {}, None)?.losses)
+            Ok(train_sft(&model, &corpus, LoopRun::quiet(&config, 0, &Device::Cpu))?.losses)
         };
         let a = run(11)?;
         assert_eq!(a, run(11)?, "same seed, same numbers");
@@ -138,7 +132,7 @@ mod tests {
                 lr: 1e-2,
                 ..TrainConfig::default()
             };
-            Ok(train_sft(&model, &corpus, &config, 0, &Device::Cpu, &mut |_| {}, None)?.losses)
+            Ok(train_sft(&model, &corpus, LoopRun::quiet(&config, 0, &Device::Cpu))?.losses)
         };
         let (big, accumulated) = (run(8, 1)?, run(4, 2)?);
         assert_eq!(big.len(), accumulated.len());
@@ -159,14 +153,14 @@ mod tests {
         let err = train_sft(
             &model,
             &corpus,
-            &TrainConfig {
-                max_len: 32,
-                ..TrainConfig::default()
-            },
-            0,
-            &Device::Cpu,
-            &mut |_| {},
-            None,
+            LoopRun::quiet(
+                &TrainConfig {
+                    max_len: 32,
+                    ..TrainConfig::default()
+                },
+                0,
+                &Device::Cpu,
+            ),
         )
         .unwrap_err()
         .to_string();

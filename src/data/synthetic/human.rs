@@ -25,22 +25,29 @@ pub enum HumanNoise {
     ///            + keyword_bias_i · Δ(words from the annotator's liked keywords)).
     /// The first `round(careless_share · pool_size)` annotators are careless:
     /// they click without reading, P(a ≻ b) = ½ whatever the pair.
-    Annotators {
-        pool_size: usize,
-        temperature: f64,
-        temperature_spread: f64,
-        length_bias: f64,
-        position_bias: f64,
-        politeness_bias: f64,
-        keyword_bias: f64,
-        bias_spread: f64,
-        /// How many content words each annotator likes.
-        liked_keywords: usize,
-        /// Share of the pool that answers at random (0 when unset, which
-        /// leaves the world and its cache keys as they were).
-        #[serde(default, skip_serializing_if = "is_zero")]
-        careless_share: f64,
-    },
+    Annotators(AnnotatorPool),
+}
+
+/// The parameters of [`HumanNoise::Annotators`]. A struct of its own (serde
+/// writes it as the variant's fields, beside `model`), so that checking
+/// and drawing the pool read its fields by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnotatorPool {
+    pub pool_size: usize,
+    pub temperature: f64,
+    pub temperature_spread: f64,
+    pub length_bias: f64,
+    pub position_bias: f64,
+    pub politeness_bias: f64,
+    pub keyword_bias: f64,
+    pub bias_spread: f64,
+    /// How many content words each annotator likes.
+    pub liked_keywords: usize,
+    /// Share of the pool that answers at random (0 when unset, which
+    /// leaves the world and its cache keys as they were).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub careless_share: f64,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -51,7 +58,7 @@ impl Default for HumanNoise {
     /// A pool of 16 annotators who, like real ones, prefer longer answers and
     /// the answer shown first, and have personal keyword tastes.
     fn default() -> Self {
-        HumanNoise::Annotators {
+        HumanNoise::Annotators(AnnotatorPool {
             pool_size: 16,
             temperature: 0.55,
             temperature_spread: 0.5,
@@ -62,7 +69,7 @@ impl Default for HumanNoise {
             bias_spread: 1.0,
             liked_keywords: 6,
             careless_share: 0.0,
-        }
+        })
     }
 }
 
@@ -85,35 +92,26 @@ impl HumanNoise {
         };
         match self {
             HumanNoise::Bt { temperature } => positive("temperature", *temperature),
-            HumanNoise::Annotators {
-                pool_size,
-                temperature,
-                temperature_spread,
-                length_bias,
-                position_bias,
-                politeness_bias,
-                keyword_bias,
-                bias_spread,
-                liked_keywords: _,
-                careless_share,
-            } => {
+            HumanNoise::Annotators(pool) => {
                 anyhow::ensure!(
-                    *pool_size > 0,
+                    pool.pool_size > 0,
                     "world human noise `pool_size` must be at least 1"
                 );
-                positive("temperature", *temperature)?;
+                positive("temperature", pool.temperature)?;
+                let temperature_spread = pool.temperature_spread;
                 anyhow::ensure!(
-                    (0.0..1.0).contains(temperature_spread),
+                    (0.0..1.0).contains(&temperature_spread),
                     "world human noise `temperature_spread` = {temperature_spread} must be in [0, 1) \
                      so every annotator's temperature stays positive"
                 );
-                finite("length_bias", *length_bias)?;
-                finite("position_bias", *position_bias)?;
-                finite("politeness_bias", *politeness_bias)?;
-                finite("keyword_bias", *keyword_bias)?;
-                finite("bias_spread", *bias_spread)?;
+                finite("length_bias", pool.length_bias)?;
+                finite("position_bias", pool.position_bias)?;
+                finite("politeness_bias", pool.politeness_bias)?;
+                finite("keyword_bias", pool.keyword_bias)?;
+                finite("bias_spread", pool.bias_spread)?;
+                let careless_share = pool.careless_share;
                 anyhow::ensure!(
-                    (0.0..=1.0).contains(careless_share),
+                    (0.0..=1.0).contains(&careless_share),
                     "world human noise `careless_share` = {careless_share} must be in [0, 1]"
                 );
                 Ok(())
@@ -133,7 +131,7 @@ impl HumanNoise {
                 liked: Vec::new(),
                 careless: false,
             }],
-            HumanNoise::Annotators {
+            HumanNoise::Annotators(AnnotatorPool {
                 pool_size,
                 temperature,
                 temperature_spread,
@@ -144,7 +142,7 @@ impl HumanNoise {
                 bias_spread,
                 liked_keywords,
                 careless_share,
-            } => {
+            }) => {
                 let keywords = keyword_pool();
                 // Careless annotators are chosen by index, not drawn, so the
                 // rng stream (and every careful annotator) is the same at
@@ -272,6 +270,19 @@ mod tests {
         let default = HumanNoise::default();
         let back: HumanNoise = toml::from_str(&toml::to_string(&default).unwrap()).unwrap();
         assert_eq!(back, default);
+        // The pool's fields stand beside `model`, as when they were the
+        // variant's own: the world's serialised form (its cache keys) is
+        // unchanged, and an unknown key is still refused.
+        assert_eq!(
+            serde_json::to_string(&default).unwrap(),
+            "{\"model\":\"annotators\",\"pool_size\":16,\"temperature\":0.55,\
+             \"temperature_spread\":0.5,\"length_bias\":0.1,\"position_bias\":0.2,\
+             \"politeness_bias\":0.15,\"keyword_bias\":0.3,\"bias_spread\":1.0,\
+             \"liked_keywords\":6}"
+        );
+        let err =
+            toml::from_str::<HumanNoise>("model = \"annotators\"\npool_sise = 3").unwrap_err();
+        assert!(err.to_string().contains("pool_sise"), "{err}");
     }
 
     #[test]
@@ -285,13 +296,13 @@ mod tests {
 
     #[test]
     fn careless_annotators_are_chosen_by_index_and_leave_the_rest_unchanged() {
-        let HumanNoise::Annotators { pool_size, .. } = HumanNoise::default() else {
+        let HumanNoise::Annotators(AnnotatorPool { pool_size, .. }) = HumanNoise::default() else {
             unreachable!("the default human noise is a pool of annotators")
         };
         let with_share = |share: f64| {
             let mut noise = HumanNoise::default();
-            if let HumanNoise::Annotators { careless_share, .. } = &mut noise {
-                *careless_share = share;
+            if let HumanNoise::Annotators(pool) = &mut noise {
+                pool.careless_share = share;
             }
             noise
         };

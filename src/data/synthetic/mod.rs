@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-pub use human::HumanNoise;
+pub use human::{AnnotatorPool, HumanNoise};
 pub use policy::PolicyNoise;
 
 use crate::data::PreferencePair;

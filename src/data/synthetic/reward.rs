@@ -42,16 +42,13 @@ pub fn gold_reward(task: &Task, summary: SummaryStyle, response: &str) -> f64 {
             let b = &BENIGN_VERBS[*verb];
             coverage(&[b.verb, object, b.steps[0], b.steps[1]], &content)
         }
-        Task::Summary {
-            who,
-            verb,
-            whom,
-            place,
-            mood,
-        } => match summary {
-            SummaryStyle::Event => event_summary_score([who, whom, place], verb, *mood, &content),
-            SummaryStyle::Entities => entity_summary_score([who, whom, place], verb, &content),
-        },
+        Task::Summary(p) => {
+            let entities = [&p.who, &p.whom, &p.place];
+            match summary {
+                SummaryStyle::Event => event_summary_score(entities, p.verb, p.mood, &content),
+                SummaryStyle::Entities => entity_summary_score(entities, p.verb, &content),
+            }
+        }
         Task::Advice {
             domain,
             verb,

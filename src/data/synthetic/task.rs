@@ -33,6 +33,18 @@ impl ArithOp {
     }
 }
 
+/// What a TL;DR post tells: `who` `verb` `whom` at the `place`, and felt
+/// `mood` when there is one. Its own struct, so that the prompt, the ideal
+/// summary and the gold reward read it by field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryPost {
+    pub who: &'static str,
+    pub verb: &'static str,
+    pub whom: &'static str,
+    pub place: &'static str,
+    pub mood: Option<&'static str>,
+}
+
 /// One request of the world. Word fields point into the lexicon.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Task {
@@ -60,13 +72,7 @@ pub enum Task {
     },
     /// `tldr : alice met bob at the park and felt sad` → `sad met`
     /// ([`SummaryStyle::Event`]) or `alice met bob at park` (`Entities`)
-    Summary {
-        who: &'static str,
-        verb: &'static str,
-        whom: &'static str,
-        place: &'static str,
-        mood: Option<&'static str>,
-    },
+    Summary(SummaryPost),
     /// `baking : how should i knead my dough today ?` → advice with the domain's words
     Advice {
         domain: usize,
@@ -176,13 +182,13 @@ impl Task {
             TaskKind::Summary => {
                 let mut names: Vec<&'static str> = NAMES.to_vec();
                 names.shuffle(rng);
-                Task::Summary {
+                Task::Summary(SummaryPost {
                     who: names[0],
                     verb: pick(rng, TLDR_VERBS),
                     whom: names[1],
                     place: pick(rng, PLACES),
                     mood: rng.random_bool(0.5).then(|| pick(rng, MOODS)),
-                }
+                })
             }
             TaskKind::AnyAdvice => {
                 let domain = rng.random_range(0..DOMAINS.len());
@@ -220,15 +226,9 @@ impl Task {
             } => {
                 format!("how do i {} a {color} {object} ?", BENIGN_VERBS[*verb].verb)
             }
-            Task::Summary {
-                who,
-                verb,
-                whom,
-                place,
-                mood,
-            } => {
-                let post = format!("tldr : {who} {verb} {whom} at the {place}");
-                match mood {
+            Task::Summary(p) => {
+                let post = format!("tldr : {} {} {} at the {}", p.who, p.verb, p.whom, p.place);
+                match p.mood {
                     Some(mood) => format!("{post} and felt {mood}"),
                     None => post,
                 }
@@ -301,16 +301,10 @@ impl Task {
                     "first", b.verb, "the", object, "then", b.steps[0], "and", b.steps[1], "it",
                 ]
             }
-            Task::Summary {
-                who,
-                verb,
-                whom,
-                place,
-                mood,
-            } => match (summary, mood) {
-                (SummaryStyle::Event, Some(mood)) => vec![mood, verb],
-                (SummaryStyle::Event, None) => vec![verb],
-                (SummaryStyle::Entities, _) => vec![who, verb, whom, "at", place],
+            Task::Summary(p) => match (summary, p.mood) {
+                (SummaryStyle::Event, Some(mood)) => vec![mood, p.verb],
+                (SummaryStyle::Event, None) => vec![p.verb],
+                (SummaryStyle::Entities, _) => vec![p.who, p.verb, p.whom, "at", p.place],
             },
             Task::Advice {
                 domain,
@@ -444,13 +438,13 @@ fn parse_words(w: &[&str]) -> anyhow::Result<Task> {
                 ["and", "felt", mood] => Some(lookup(MOODS, mood, "mood")?),
                 _ => bail!("a tldr post ends with `at the <place>` or `and felt <mood>`"),
             };
-            Ok(Task::Summary {
+            Ok(Task::Summary(SummaryPost {
                 who: lookup(NAMES, who, "name")?,
                 verb: lookup(TLDR_VERBS, verb, "tldr verb")?,
                 whom: lookup(NAMES, whom, "name")?,
                 place: lookup(PLACES, place, "place")?,
                 mood,
-            })
+            }))
         }
         [
             tag,

@@ -156,16 +156,16 @@ fn annotator_length_bias_is_systematic() {
             / data.pairs.len() as f64
     };
     let unbiased = length_gap(HumanNoise::Bt { temperature: 0.55 });
-    let HumanNoise::Annotators {
+    let HumanNoise::Annotators(AnnotatorPool {
         pool_size,
         temperature,
         temperature_spread,
         ..
-    } = HumanNoise::default()
+    }) = HumanNoise::default()
     else {
         unreachable!("the default human noise is a pool of annotators")
     };
-    let length_lovers = length_gap(HumanNoise::Annotators {
+    let length_lovers = length_gap(HumanNoise::Annotators(AnnotatorPool {
         pool_size,
         temperature,
         temperature_spread,
@@ -176,7 +176,7 @@ fn annotator_length_bias_is_systematic() {
         bias_spread: 0.0,
         liked_keywords: 0,
         careless_share: 0.0,
-    });
+    }));
     assert!(
         length_lovers > unbiased + 1.0,
         "length-loving annotators: chosen {length_lovers:.2} words longer, unbiased: {unbiased:.2}"
@@ -187,8 +187,8 @@ fn annotator_length_bias_is_systematic() {
 fn careless_annotators_lower_agreement_towards_chance() {
     let with = |share: f64| {
         let mut human = HumanNoise::default();
-        if let HumanNoise::Annotators { careless_share, .. } = &mut human {
-            *careless_share = share;
+        if let HumanNoise::Annotators(pool) = &mut human {
+            pool.careless_share = share;
         }
         WorldConfig { human, ..small(3) }
     };

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow, ensure};
 use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::Init;
 use candle_nn::var_builder::SimpleBackend;
 use serde_json::Value as Json;
 
@@ -98,6 +100,54 @@ pub(super) fn length_sorted_batches(lens: &[usize], batch: usize) -> Vec<Vec<usi
     let mut order: Vec<usize> = (0..lens.len()).collect();
     order.sort_by_key(|&i| lens[i]);
     order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+/// Where a [`MappedTensors`] takes the tensor the model asks for by name.
+pub(super) enum TensorSource<'n> {
+    /// This tensor of the checkpoint: the name asked, or another.
+    Named(std::borrow::Cow<'n, str>),
+    /// Zeros of the asked shape: no checkpoint holds the tensor.
+    Zeros,
+}
+
+/// A checkpoint whose names are not all the ones the model asks for:
+/// `source` says, for each name asked, where its tensor comes from (it may
+/// ask `inner` what it holds). One backend for every such gap, so each
+/// model states only its rule.
+pub(super) struct MappedTensors {
+    pub inner: Box<dyn SimpleBackend>,
+    pub source: for<'n> fn(&dyn SimpleBackend, &'n str) -> TensorSource<'n>,
+}
+
+impl SimpleBackend for MappedTensors {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        match (self.source)(self.inner.as_ref(), name) {
+            TensorSource::Named(name) => self.inner.get(s, &name, h, dtype, dev),
+            TensorSource::Zeros => Tensor::zeros(s, dtype, dev),
+        }
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        match (self.source)(self.inner.as_ref(), name) {
+            TensorSource::Named(name) => self.inner.get_unchecked(&name, dtype, dev),
+            // No shape to make zeros of: the checkpoint's own answer.
+            TensorSource::Zeros => self.inner.get_unchecked(name, dtype, dev),
+        }
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        match (self.source)(self.inner.as_ref(), name) {
+            TensorSource::Named(name) => self.inner.contains_tensor(&name),
+            TensorSource::Zeros => true,
+        }
+    }
 }
 
 /// A weights backend for a model dir: safetensors (single or sharded) or,

@@ -2,14 +2,14 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow, ensure};
-use candle_core::{DType, Device, Shape, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
 use candle_transformers::models::debertav2;
 
 use super::common::{
-    CONFIG_FILE, TOKENIZER_FILE, check_lengths, encode, length_sorted_batches, load_tokenizer,
-    parse_config, read_config, weights_backend,
+    CONFIG_FILE, MappedTensors, TOKENIZER_FILE, TensorSource, check_lengths, encode,
+    length_sorted_batches, load_tokenizer, parse_config, read_config, weights_backend,
 };
 use super::{BATCH_SIZE, GoldScorer};
 
@@ -53,10 +53,10 @@ impl DebertaGold {
             .is_none()
             .then(|| [(0u32, "LABEL_0".to_string())].into());
         let vb = VarBuilder::from_backend(
-            Box::new(LegacyLayerNormNames(weights_backend(
-                dir,
-                "AutoModelForSequenceClassification",
-            )?)),
+            Box::new(MappedTensors {
+                inner: weights_backend(dir, "AutoModelForSequenceClassification")?,
+                source: legacy_layer_norm_name,
+            }),
             DType::F32,
             device.clone(),
         );
@@ -135,48 +135,23 @@ impl GoldScorer for DebertaGold {
 
 /// Older PyTorch DeBERTa checkpoints name LayerNorm parameters `gamma` /
 /// `beta`; transformers renames them on load, candle asks for `weight` /
-/// `bias`. This backend answers the new names from the old ones.
-struct LegacyLayerNormNames(Box<dyn SimpleBackend>);
-
-impl LegacyLayerNormNames {
-    /// The name to read `name` from: itself if present, else its legacy form.
-    fn resolve<'n>(&self, name: &'n str) -> std::borrow::Cow<'n, str> {
-        if self.0.contains_tensor(name) {
-            return name.into();
-        }
-        let legacy = name
-            .strip_suffix(".weight")
-            .map(|base| format!("{base}.gamma"))
-            .or_else(|| {
-                name.strip_suffix(".bias")
-                    .map(|base| format!("{base}.beta"))
-            });
-        match legacy {
-            Some(l) if l.contains("LayerNorm") && self.0.contains_tensor(&l) => l.into(),
-            _ => name.into(),
-        }
+/// `bias`. The [`MappedTensors`] rule: a name the checkpoint holds reads
+/// itself, else its legacy form when that is a LayerNorm parameter there.
+fn legacy_layer_norm_name<'n>(weights: &dyn SimpleBackend, name: &'n str) -> TensorSource<'n> {
+    if weights.contains_tensor(name) {
+        return TensorSource::Named(name.into());
     }
-}
-
-impl SimpleBackend for LegacyLayerNormNames {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        h: Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        self.0.get(s, &self.resolve(name), h, dtype, dev)
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.0.get_unchecked(&self.resolve(name), dtype, dev)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.0.contains_tensor(&self.resolve(name))
-    }
+    let legacy = name
+        .strip_suffix(".weight")
+        .map(|base| format!("{base}.gamma"))
+        .or_else(|| {
+            name.strip_suffix(".bias")
+                .map(|base| format!("{base}.beta"))
+        });
+    TensorSource::Named(match legacy {
+        Some(l) if l.contains("LayerNorm") && weights.contains_tensor(&l) => l.into(),
+        _ => name.into(),
+    })
 }
 
 #[cfg(test)]
@@ -317,12 +292,7 @@ mod tests {
         let responses: Vec<String> = (0..10)
             .map(|i| [" it is hot .", " a star", " cold"][i % 3].repeat(1 + i % 4))
             .collect();
-        let batched = scorer.score(&prompts, &responses)?;
-        assert_close(
-            &batched,
-            &one_by_one(scorer.as_ref(), &prompts, &responses),
-            1e-5,
-        );
+        let batched = batched_as_alone(scorer.as_ref(), &prompts, &responses, 1e-5)?;
         assert!((batched[0] - batched[1]).abs() > 1e-6, "{batched:?}");
 
         // Too long for the model: cut longest-first to max_position_embeddings.

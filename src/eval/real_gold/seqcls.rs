@@ -4,12 +4,14 @@ use std::path::Path;
 
 use anyhow::{Context, ensure};
 use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{DType, Device, Shape, Tensor};
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
 
 use super::chat::{ChatTemplate, conversation};
-use super::common::{check_lengths, encode, length_sorted_batches, load_tokenizer};
+use super::common::{
+    MappedTensors, TensorSource, check_lengths, encode, length_sorted_batches, load_tokenizer,
+};
 use super::{BATCH_SIZE, GoldScorer, SEQCLS_MAX_TOKENS};
 use crate::model::checkpoint::hf_weight_files;
 use crate::model::hf_config::read_hf_config;
@@ -164,7 +166,14 @@ fn load_frozen_reward(dir: &Path, device: &Device) -> anyhow::Result<RewardModel
          reward model (a causal LM has lm_head.weight instead)",
         dir.display()
     );
-    let vb = VarBuilder::from_backend(Box::new(ZeroAdapters(tensors)), DType::F32, device.clone());
+    let vb = VarBuilder::from_backend(
+        Box::new(MappedTensors {
+            inner: Box::new(tensors),
+            source: zero_adapters,
+        }),
+        DType::F32,
+        device.clone(),
+    );
     let freeze = LoraConfig {
         rank: 1,
         alpha: 1.0,
@@ -177,35 +186,18 @@ fn load_frozen_reward(dir: &Path, device: &Device) -> anyhow::Result<RewardModel
     Ok(model)
 }
 
-/// Checkpoint tensors, plus zeros for LoRA adapter names (which no
-/// checkpoint holds). Any other missing tensor stays an error.
-struct ZeroAdapters(MmapedSafetensors);
-
 fn is_adapter(name: &str) -> bool {
     name.contains(".lora_A.") || name.contains(".lora_B.")
 }
 
-impl SimpleBackend for ZeroAdapters {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        h: Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        if is_adapter(name) {
-            return Tensor::zeros(s, dtype, dev);
-        }
-        SimpleBackend::get(&self.0, s, name, h, dtype, dev)
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        SimpleBackend::get_unchecked(&self.0, name, dtype, dev)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        is_adapter(name) || SimpleBackend::contains_tensor(&self.0, name)
+/// The [`MappedTensors`] rule of a reward checkpoint: LoRA adapter names
+/// (which no checkpoint holds) read as zeros; any other tensor is the
+/// checkpoint's, and a missing one stays an error.
+fn zero_adapters<'n>(_: &dyn SimpleBackend, name: &'n str) -> TensorSource<'n> {
+    if is_adapter(name) {
+        TensorSource::Zeros
+    } else {
+        TensorSource::Named(name.into())
     }
 }
 
@@ -265,12 +257,7 @@ mod tests {
                     .repeat(1 + i % 3)
             })
             .collect();
-        let batched = scorer.score(&prompts, &responses)?;
-        assert_close(
-            &batched,
-            &one_by_one(scorer.as_ref(), &prompts, &responses),
-            1e-5,
-        );
+        batched_as_alone(scorer.as_ref(), &prompts, &responses, 1e-5)?;
         let pair = scorer.score(
             &strings(&[HH_PROMPT, HH_PROMPT]),
             &strings(&[" a dog is good .", " a dog is bad ."]),

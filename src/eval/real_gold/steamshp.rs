@@ -447,12 +447,7 @@ mod tests {
         let responses: Vec<String> = (0..13)
             .map(|i| [" call a vet", " buy a new one", " lol"][i % 3].to_string())
             .collect();
-        let batched = scorer.score(&prompts, &responses)?;
-        assert_close(
-            &batched,
-            &one_by_one(scorer.as_ref(), &prompts, &responses),
-            1e-6,
-        );
+        let batched = batched_as_alone(scorer.as_ref(), &prompts, &responses, 1e-6)?;
         assert!((batched[0] - batched[1]).abs() > 1e-7, "{batched:?}");
         assert!((batched[0] - batched[2]).abs() > 1e-7, "{batched:?}");
         Ok(())

@@ -53,20 +53,26 @@ pub(super) fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// Scores of every item scored alone.
-pub(super) fn one_by_one(
+/// `gold`'s scores of the pairs in one call, after checking that each is
+/// (within `tol`) its score when scored alone: batching, padding and
+/// ordering by length change nothing.
+pub(super) fn batched_as_alone(
     gold: &dyn GoldScorer,
     prompts: &[String],
     responses: &[String],
-) -> Vec<f32> {
-    prompts
+    tol: f32,
+) -> anyhow::Result<Vec<f32>> {
+    let batched = gold.score(prompts, responses)?;
+    let alone: Vec<f32> = prompts
         .iter()
         .zip(responses)
         .map(|(p, r)| {
             gold.score(std::slice::from_ref(p), std::slice::from_ref(r))
-                .unwrap()[0]
+                .map(|s| s[0])
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    assert_close(&batched, &alone, tol);
+    Ok(batched)
 }
 
 /// Every var of `varmap` overwritten with seeded N(0, std²) values (candle's

@@ -51,8 +51,7 @@ use petgraph::visit::Dfs;
 
 use crate::cache::record::RECORD_FILE;
 use crate::cache::{Cache, CacheRead, LOG_FILE, Record};
-use crate::exec::progress::Display;
-use crate::exec::{Failure, NodeState, RunSummary, needs_run, states};
+use crate::exec::{Failure, NodeState, RunSummary, first_slots, states};
 use crate::plan::{Node, Plan};
 use queue::Phase;
 pub use settings::SlurmSettings;
@@ -142,17 +141,8 @@ pub fn run(
     let root = cache.root().to_path_buf();
     let run = sbatch::run_id(&root);
     let prefix = sbatch::job_prefix(&run);
-    let mut summary = RunSummary::default();
-    let mut slots: HashMap<NodeIndex, Slot> = needs_run(plan, cache, &mut summary)?
-        .into_iter()
-        .map(|(idx, run)| (idx, if run { Slot::Pending } else { Slot::Done }))
-        .collect();
-    let display = Display::new(
-        slots
-            .values()
-            .filter(|s| matches!(s, Slot::Pending))
-            .count() as u64,
-    );
+    let (mut summary, mut slots, display) =
+        first_slots(plan, cache, || Slot::Pending, || Slot::Done)?;
 
     // A controller started again: stages that finished meanwhile are
     // ingested, jobs of this run still queued or running adopted.
