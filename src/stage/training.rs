@@ -20,6 +20,7 @@ pub const CHECKPOINTING_KINDS: &[&str] = &[
     "weak_train",
     "sft",
     "align",
+    "online_round",
     "generate",
 ];
 
