@@ -31,18 +31,16 @@ use serde::{Deserialize, Serialize};
 
 use super::annotate::label_pairs;
 use super::artifacts::{MODEL_DIR, split_pairs};
-use super::models::{
-    PairTokenizer, load_policy, save_model, tokenizer_of_checkpoint, trainable_copy,
-};
+use super::models::{PairTokenizer, load_policy, tokenizer_of_checkpoint, trainable_copy};
 use super::score::gold_scorer;
-use super::training::{checkpointer, progress_callback, record_training, train_config};
+use super::training::{train_config, train_preference};
 use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::data::{PreferencePair, Tokenizer};
 use crate::eval::GoldSpec;
 use crate::model::sample::generate_resuming;
 use crate::model::{Policy, SamplingConfig};
 use crate::spec::TrainSettings;
-use crate::train::po::{PoData, reference_logprobs, train_po};
+use crate::train::po::{PoData, reference_logprobs};
 use crate::train::{AlignLoss, Batching, PreferenceObjective, WeakLabel, WeightingScheme};
 
 pub struct OnlineRound;
@@ -314,21 +312,17 @@ impl Stage for OnlineRound {
             reference: &reference,
             weights: &weights,
         };
-        let report = train_po(
+        let mut metrics = train_preference(
+            ctx,
+            "online_round",
             &policy,
             &data,
             objective.as_ref(),
             &cfg,
             tokenizer.pad_id(),
-            ctx.device,
-            &mut progress_callback(ctx),
-            checkpointer(ctx, "online_round", policy.backbone()).as_mut(),
+            &policy_dir,
         )?;
-        save_model(&policy, Some(&policy_dir), ctx.out_dir)?;
-        let mut metrics = record_training(ctx, &report)?;
         let n = weights.len().max(1) as f64;
-        metrics.insert("pairs".into(), weights.len() as f64);
-        metrics.insert("mean_weight".into(), weights.iter().sum::<f64>() / n);
         let identical = pairs.iter().filter(|p| p.first == p.second).count();
         metrics.insert("identical_sample_share".into(), identical as f64 / n);
         if let Some(agreement) = agreement_with_gold(&labels, &judged) {
