@@ -31,13 +31,13 @@ use serde::{Deserialize, Serialize};
 
 use super::annotate::label_pairs;
 use super::artifacts::{MODEL_DIR, split_pairs};
+use super::generate::generate_checkpointed;
 use super::models::{PairTokenizer, load_policy, tokenizer_of_checkpoint, trainable_copy};
 use super::score::gold_scorer;
 use super::training::{train_config, train_preference};
 use super::{Stage, StageContext, StageOutcome, write_json};
 use crate::data::{PreferencePair, Tokenizer};
 use crate::eval::GoldSpec;
-use crate::model::sample::generate_resuming;
 use crate::model::{Policy, SamplingConfig};
 use crate::spec::TrainSettings;
 use crate::train::po::{PoData, reference_logprobs};
@@ -162,19 +162,7 @@ fn sample_pairs(
     sampling: &SamplingConfig,
 ) -> Result<Vec<(String, String)>> {
     let ids = sample_rows(prompts, tokenizer)?;
-    let fingerprint = serde_json::to_vec(&(sampling, &ids)).expect("serialisable");
-    let mut checkpoint = ctx.outputs_checkpointer("online_sample", &fingerprint);
-    let done = match checkpoint.as_mut() {
-        Some(c) => c.resume::<Vec<u32>>()?,
-        None => Vec::new(),
-    };
-    let outputs = generate_resuming(policy, &ids, sampling, done, &mut |so_far| {
-        ctx.progress.set_step(so_far.len() as u64, None);
-        match checkpoint.as_mut() {
-            Some(c) => c.after_batch(so_far, ids.len()),
-            None => Ok(()),
-        }
-    })?;
+    let outputs = generate_checkpointed(ctx, "online_sample", policy, &ids, sampling)?;
     let texts = outputs
         .iter()
         .map(|o| tokenizer.decode(o))
