@@ -92,6 +92,8 @@ struct RawFile {
     generate: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     metric: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    online: BTreeMap<String, Spanned<toml::Value>>,
     report: Option<Spanned<TableSpec>>,
 }
 
@@ -342,6 +344,7 @@ pub fn load(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Manifest, Diagnosti
         raw.align,
         raw.generate,
         raw.metric,
+        raw.online,
     ];
     for (block, entries) in BLOCKS.iter().zip(blocks) {
         for (key, value) in entries {

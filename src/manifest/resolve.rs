@@ -283,6 +283,7 @@ fn bind_cell(
     let train_on = parse_train_on(&typed.keys, &names, choices.annotation, &at, errors);
     let mixture = parse_mixture(&typed.keys, &names, train_on, &at, errors);
     let blocks = typed.blocks()?;
+    let regime = parse_regime(&typed.keys, &names, &choices, &blocks.online, &at, errors);
     for (key, message) in check_numbers(&choices, &blocks) {
         errors.push(Diagnostic::at(&at.of(&key), message));
     }
@@ -324,6 +325,8 @@ fn bind_cell(
         align: blocks.align,
         generate: blocks.generate,
         metric: blocks.metric,
+        regime: regime?,
+        online: blocks.online,
     };
     let dataset = with_world(dataset.ok()?, &settings_typed.world, &at, errors)?;
     let pool = bind_pool(&settings_typed, profile, &at, errors)?;
@@ -378,6 +381,7 @@ struct Blocks {
     align: AlignBlock,
     generate: GenerateBlock,
     metric: MetricBlock,
+    online: OnlineBlock,
 }
 
 impl Typed {
@@ -394,6 +398,7 @@ impl Typed {
             align: self.block("align")?,
             generate: self.block("generate")?,
             metric: self.block("metric")?,
+            online: self.block("online")?,
         })
     }
 }
@@ -417,6 +422,7 @@ fn type_check(settings: &BTreeMap<String, Entry>, errors: &mut Diagnostics) -> O
                     "weak" | "sft" => one_key::<TrainBlock>(key, &entry.value).map(drop),
                     "align" => one_key::<AlignBlock>(key, &entry.value).map(drop),
                     "generate" => one_key::<GenerateBlock>(key, &entry.value).map(drop),
+                    "online" => one_key::<OnlineBlock>(key, &entry.value).map(drop),
                     _ => one_key::<MetricBlock>(key, &entry.value).map(drop),
                 };
                 if checked.is_ok() {
@@ -587,6 +593,115 @@ fn parse_train_on(
         return None;
     }
     Some(train_on)
+}
+
+/// Step 3d: `regime` is a known choice; online cells are labelled by a
+/// labeller that can judge new responses (`reward-model`: the cell's judge,
+/// `cw` / `ws`: the weak annotator), on D_U of one dataset, with a sampling
+/// loop that can run; `reward-model` is online only (offline pairs have
+/// their human labels already).
+fn parse_regime(
+    keys: &CellKeys,
+    names: &Names,
+    choices: &Choices,
+    online: &OnlineBlock,
+    at: &Locs,
+    errors: &mut Diagnostics,
+) -> Option<Regime> {
+    let before = errors.0.len();
+    let regime = match &keys.regime {
+        None => Regime::Offline,
+        Some(name) => match Regime::parse(name) {
+            Some(r) => r,
+            None => {
+                errors.push(Diagnostic::at(
+                    &at.of("regime"),
+                    format!(
+                        "`regime = \"{name}\"` is not accepted; valid: {}",
+                        Regime::NAMES.join(", ")
+                    ),
+                ));
+                return None;
+            }
+        },
+    };
+    let annotation = choices.annotation;
+    match (regime, annotation) {
+        (Regime::Offline, Some(Annotation::RewardModel)) => errors.push(Diagnostic::at(
+            &at.of("annotation"),
+            "`annotation = \"reward-model\"` labels the policy's own samples during training: \
+             it needs `regime = \"online\"` (offline, D_U's pairs are labelled by humans or \
+             the weak annotator); in a sweep, exclude the combination, e.g. \
+             exclude = [{ annotation = \"reward-model\", regime = \"offline\" }]",
+        )),
+        (Regime::Online, Some(Annotation::Human | Annotation::Weak | Annotation::Top(_))) => errors
+            .push(Diagnostic::at(
+                &at.of("annotation"),
+                format!(
+                    "`annotation = \"{}\"` with `regime = \"online\"`: online rounds label the \
+                 policy's new samples, which no human labelled; use `reward-model` (Online \
+                 DPO), `cw` (Online CW-DPO) or `ws` (Online WS-DPO)",
+                    names.annotation
+                ),
+            )),
+        _ => {}
+    }
+    if regime == Regime::Offline {
+        return (errors.0.len() == before).then_some(regime);
+    }
+    if choices.objective == Some(Objective::Custom) {
+        errors.push(Diagnostic::at(
+            &at.of("objective"),
+            "`objective = \"custom\"` with `regime = \"online\"` is not supported: online \
+             rounds train dpo, ipo or rdpo",
+        ));
+    }
+    if keys.train_on.as_deref().is_some_and(|t| t != "unlabeled") {
+        errors.push(Diagnostic::at(
+            &at.of("train_on"),
+            "`regime = \"online\"` samples responses to D_U's prompts; drop `train_on`",
+        ));
+    }
+    let mixed = keys.weak_mixture.is_some()
+        || keys.unlabeled_mixture.is_some()
+        || keys.poison_ratio.is_some()
+        || keys.poison_from.is_some();
+    if mixed {
+        errors.push(Diagnostic::at(
+            &at.of("regime"),
+            "`regime = \"online\"` with a mixture or poisoned D_L is not supported: drop the \
+             mixture keys or use `regime = \"offline\"`",
+        ));
+    }
+    if online.rounds == 0 {
+        errors.push(Diagnostic::at(
+            &at.of("online.rounds"),
+            "`online.rounds = 0`: run at least 1 round",
+        ));
+    }
+    if online.prompts_per_round == Some(0) {
+        errors.push(Diagnostic::at(
+            &at.of("online.prompts_per_round"),
+            "`online.prompts_per_round = 0`: a round needs at least 1 prompt (unset: ⌈|D_U| / rounds⌉)",
+        ));
+    }
+    if !(online.temperature > 0.0 && online.temperature.is_finite()) {
+        errors.push(Diagnostic::at(
+            &at.of("online.temperature"),
+            format!(
+                "`online.temperature = {}` must be > 0: two greedy samples are the same response, \
+                 so no pair to label; e.g. 1.0",
+                online.temperature
+            ),
+        ));
+    }
+    if online.max_new_tokens == 0 {
+        errors.push(Diagnostic::at(
+            &at.of("online.max_new_tokens"),
+            "`online.max_new_tokens = 0`: sampled responses need at least 1 token",
+        ));
+    }
+    (errors.0.len() == before).then_some(regime)
 }
 
 /// Step 3c: `weak_mixture`, `unlabeled_mixture` and `poison_ratio` /
@@ -1255,6 +1370,77 @@ mod tests {
         let exps = resolve_text(&format!("{HEAD}annotation = \"cw\"\n")).unwrap();
         assert_eq!(exps[0].cells[0].settings.mixture, None);
         assert!(exps[0].cells[0].pool.is_empty());
+    }
+
+    /// `regime` and `[online]` are checked at their line: the judge labels
+    /// only online, online needs a labeller of new samples, and the loop's
+    /// numbers must run. Offline is the default and not in the settings'
+    /// serialised form (no key moves).
+    #[test]
+    fn regime_and_online_settings_are_checked_at_their_line() {
+        for (extra, line, says) in [
+            (
+                "annotation = \"reward-model\"\n",
+                7,
+                "needs `regime = \"online\"`",
+            ),
+            (
+                "annotation = \"cw\"\nregime = \"iterative\"\n",
+                8,
+                "valid: offline, online",
+            ),
+            (
+                "annotation = \"human\"\nregime = \"online\"\n",
+                7,
+                "no human labelled",
+            ),
+            (
+                "annotation = \"top30\"\nregime = \"online\"\n",
+                7,
+                "no human labelled",
+            ),
+            (
+                "annotation = \"cw\"\nregime = \"online\"\n[online]\nrounds = 0\n",
+                10,
+                "at least 1 round",
+            ),
+            (
+                "annotation = \"ws\"\nregime = \"online\"\n[online]\ntemperature = 0.0\n",
+                10,
+                "must be > 0",
+            ),
+            (
+                "annotation = \"cw\"\nregime = \"online\"\n[online]\nprompts_per_round = 0\n",
+                10,
+                "at least 1 prompt",
+            ),
+            (
+                "annotation = \"cw\"\nregime = \"online\"\n[online]\nround = 2\n",
+                10,
+                "unknown field `round`",
+            ),
+        ] {
+            let body = format!("{HEAD}{extra}");
+            let err = resolve_text(&body).unwrap_err().to_string();
+            assert!(err.contains(&format!("m.toml:{line}:")), "{extra}: {err}");
+            assert!(err.contains(says), "{extra}: {err}");
+        }
+        let body = format!(
+            "{HEAD}regime = \"online\"\n[online]\nrounds = 4\n[axes]\n\
+             annotation = [\"reward-model\", \"cw\", \"ws\"]\n"
+        );
+        let exps = resolve_text(&body).unwrap();
+        for cell in &exps[0].cells {
+            assert_eq!(cell.settings.regime, Regime::Online);
+            assert_eq!(cell.settings.online.rounds, 4);
+        }
+        assert_eq!(exps[0].cells[0].annotation, Annotation::RewardModel);
+        let offline = resolve_text(&format!("{HEAD}annotation = \"cw\"\n")).unwrap();
+        let settings = &offline[0].cells[0].settings;
+        assert_eq!(settings.regime, Regime::Offline);
+        let json = serde_json::to_value(settings).unwrap();
+        assert!(json.get("regime").is_none(), "{json}");
+        assert!(json.get("online").is_none(), "{json}");
     }
 
     #[test]

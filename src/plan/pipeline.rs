@@ -5,7 +5,9 @@
 //!    └─► pretrain (tiny models)      └─► weak_eval                                     └─► win_rate
 //! ```
 //! (`win_rate` only under `metric.win_rate`; a mixture cell's `dataset` is
-//! its pool, `spec::mixture`)
+//! its pool, `spec::mixture`). Under `regime = "online"`, `ref_logps ─►
+//! align` is `online_round` × `[online] rounds`, each round's policy the
+//! next one's start (`stage::online_round`).
 //! plus the shared reference: the human-label SFT model, its generation and
 //! its scores (every cell's `metric` compares against it). Nodes are added
 //! through [`Plan::add`], so a stage two cells share is one node. Each
@@ -20,13 +22,16 @@ use super::{Key, Plan};
 use crate::manifest::resolve::Cell;
 use crate::profile::Profile;
 use crate::spec::{
-    Annotation, DEFAULT_WEAK_BETA, DatasetSource, GoldSpec, ModelSpec, TrainOn, TrainSettings,
+    Annotation, DEFAULT_WEAK_BETA, DatasetSource, GoldSpec, ModelSpec, Regime, TrainOn,
+    TrainSettings,
 };
 use crate::stage::{
     self, KINDS, Stage, align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
-    gold_train::GoldTrain, metric::Metric, pretrain::Pretrain, ref_logps::RefLogps, score::Score,
-    sft::Sft, split::Split, weak_eval::WeakEval, weak_train::WeakTrain, win_rate::WinRate,
+    gold_train::GoldTrain, metric::Metric, online_round::OnlineRound, pretrain::Pretrain,
+    ref_logps::RefLogps, score::Score, sft::Sft, split::Split, weak_eval::WeakEval,
+    weak_train::WeakTrain, win_rate::WinRate,
 };
+use crate::train::AlignLoss;
 
 /// Adds one cell's stages to a plan, stopping after the `until` kind.
 pub struct CellBuilder<'p> {
@@ -76,6 +81,8 @@ impl Data {
 struct Annotator {
     /// Readable name: weak model slot and weak objective.
     labeller: String,
+    /// The trained weak model (`weak_train`), which online rounds read.
+    weak: Option<Key>,
     eval: Option<Key>,
     annotation: Option<Key>,
 }
@@ -148,7 +155,7 @@ impl<'p> CellBuilder<'p> {
     /// Returns the key of the cell's last stage and of its weak evaluation.
     pub fn add_cell(&mut self, cell: &Cell, profile: &Profile) -> Result<(Key, Option<Key>)> {
         let (dataset, eval) = self.add_dataset(cell)?;
-        let weak_base = if cell.annotation == Annotation::Human {
+        let weak_base = if !needs_weak_model(cell.annotation) {
             None
         } else {
             self.add_pretrain(cell, profile, &cell.weak_model)?
@@ -159,8 +166,11 @@ impl<'p> CellBuilder<'p> {
         let data = self.add_split(cell, dataset, eval)?;
         let annotator = self.add_annotator(cell, &data, &weak_base)?;
         let sft = self.add_sft(cell, &data, &strong_base, &annotator)?;
-        let align = self.add_align(cell, &data, &sft, &annotator)?;
         let gold_model = self.add_learned_gold(cell, profile)?;
+        let align = match cell.settings.regime {
+            Regime::Offline => self.add_align(cell, &data, &sft, &annotator)?,
+            Regime::Online => self.add_online(cell, &data, &sft, &annotator, &gold_model)?,
+        };
         self.add_evaluation(cell, &data, &gold_model, &align, &sft, &strong_base)?;
         let last = self.last.take().expect("dataset is always planned");
         Ok((last, annotator.eval))
@@ -259,10 +269,11 @@ impl<'p> CellBuilder<'p> {
         let labeller = format!("{}-{}", cell.weak_model.0, s.weak_objective);
         let mut annotator = Annotator {
             labeller,
+            weak: None,
             eval: None,
             annotation: None,
         };
-        if cell.annotation == Annotation::Human {
+        if !needs_weak_model(cell.annotation) {
             return Ok(annotator);
         }
         let name = format!("{}/{}/seed{}", s.dataset, annotator.labeller, s.seed);
@@ -285,6 +296,7 @@ impl<'p> CellBuilder<'p> {
             name.clone(),
         )?;
         self.keep(&weak);
+        annotator.weak = weak.clone();
         let with_weak = [dataset, split, ("weak", weak.as_ref())];
         let batch_size = s.weak.batch_size;
         annotator.eval = self.add::<WeakEval>(
@@ -344,6 +356,14 @@ impl<'p> CellBuilder<'p> {
             )?,
         };
         self.keep(&own);
+        if s.regime == Regime::Online {
+            // Online rounds compute the reference log-probs of their own pairs.
+            return Ok(SftModels {
+                human,
+                own,
+                ref_logps: None,
+            });
+        }
         let ref_logps = self.add::<RefLogps>(
             stage::ref_logps::Params {
                 batch_size: s.sft.batch_size,
@@ -403,6 +423,61 @@ impl<'p> CellBuilder<'p> {
         )?;
         self.keep(&align);
         Ok(align)
+    }
+
+    /// Online DPO: `[online] rounds` rounds, round 1 from the cell's SFT
+    /// model and each later one from the previous round's policy, all
+    /// against that SFT model; the last round's policy is evaluated as an
+    /// aligned one is. Labelled by the judge (`reward-model`) or the weak
+    /// annotator (`cw`, `ws`).
+    fn add_online(
+        &mut self,
+        cell: &Cell,
+        data: &Data,
+        sft: &SftModels,
+        annotator: &Annotator,
+        gold_model: &Option<Key>,
+    ) -> Result<Option<Key>> {
+        let s = &cell.settings;
+        let AlignLoss::BuiltIn(objective) = &cell.loss else {
+            anyhow::bail!("online rounds train a built-in objective (checked by resolve)");
+        };
+        let labeller = match cell.annotation {
+            Annotation::RewardModel => stage::online_round::Labeller::RewardModel,
+            _ => stage::online_round::Labeller::Weak,
+        };
+        let [dataset, split] = data.roles();
+        let mut policy = sft.own.clone();
+        for round in 1..=s.online.rounds {
+            let key = self.add::<OnlineRound>(
+                stage::online_round::Params {
+                    round,
+                    rounds: s.online.rounds,
+                    prompts_per_round: s.online.prompts_per_round,
+                    labeller: labeller.clone(),
+                    gold: cell.gold.clone(),
+                    weighting: cell.weighting.clone(),
+                    objective: *objective,
+                    train: s.align.train(),
+                    temperature: s.online.temperature,
+                    max_new_tokens: s.online.max_new_tokens,
+                    batch_size: s.weak.batch_size,
+                    seed: s.seed,
+                },
+                &[
+                    dataset,
+                    split,
+                    ("policy", policy.as_ref()),
+                    ("sft", sft.own.as_ref()),
+                    ("weak", annotator.weak.as_ref()),
+                    ("gold_model", gold_model.as_ref()),
+                ],
+                format!("{}/round{round}", cell_name(cell)),
+            )?;
+            self.keep(&key);
+            policy = key;
+        }
+        Ok(policy)
     }
 
     /// The learned judge, once per world (tiny profile, `metric.gold = "learned"`).
@@ -563,12 +638,19 @@ impl<'p> CellBuilder<'p> {
     }
 }
 
+/// Whether a cell's labels come from a trained weak model (not humans, not
+/// the judge).
+fn needs_weak_model(annotation: Annotation) -> bool {
+    !matches!(annotation, Annotation::Human | Annotation::RewardModel)
+}
+
 /// The readable name of a cell's own stages (`align`, `metric`).
 fn cell_name(cell: &Cell) -> String {
     let s = &cell.settings;
-    let on = match s.train_on {
-        TrainOn::Unlabeled => String::new(),
-        other => format!("-{other}"),
+    let on = match (s.train_on, s.regime) {
+        (_, Regime::Online) => "-online".to_string(),
+        (TrainOn::Unlabeled, _) => String::new(),
+        (other, _) => format!("-{other}"),
     };
     format!(
         "{}/{}/{}{on}-{}/seed{}",
@@ -646,6 +728,62 @@ mod tests {
         // The shared human SFT (D_U, per fraction) is every metric's shared reference.
         assert_eq!(nodes(&plan, "sft", "unlabeled").len(), 2);
         assert_eq!(plan.experiments[0].cells.len(), 6);
+    }
+
+    /// Online cells chain `[online] rounds` rounds: round 1 starts from
+    /// the cell's SFT model, round r from round r−1, each against that SFT
+    /// model, and the last round is what is generated and scored; they plan
+    /// no `ref_logps` or `align`, and Online DPO (`reward-model`) no weak
+    /// model. The offline cell of the same manifest keeps its `align`.
+    #[test]
+    fn online_rounds_chain_from_the_sft_model() {
+        let plan = plan_of(
+            "[experiment]\nname = \"t\"\n[defaults]\ndataset = \"hh-rlhf\"\npair = \"opt\"\n\
+             objective = \"dpo\"\n[online]\nrounds = 3\n[axes]\n\
+             regime = [\"online\", \"offline\"]\nannotation = [\"reward-model\", \"cw\"]\n\
+             exclude = [{ regime = \"offline\", annotation = \"reward-model\" }]\n",
+        );
+        let of_kind = |kind: &str| -> Vec<&Node> {
+            plan.graph
+                .node_weights()
+                .filter(|n| n.kind == kind)
+                .collect()
+        };
+        let rounds = of_kind("online_round");
+        assert_eq!(rounds.len(), 2 * 3, "3 rounds per online cell");
+        let by_key: BTreeMap<&Key, &Node> = rounds.iter().map(|n| (&n.key, *n)).collect();
+        for n in &rounds {
+            let p: stage::online_round::Params = serde_json::from_value(n.params.clone()).unwrap();
+            let start = &n.inputs["policy"];
+            if p.round == 1 {
+                assert_eq!(start, &n.inputs["sft"], "{}", n.name);
+            } else {
+                let previous = by_key[start];
+                assert_eq!(previous.params["round"], (p.round - 1) as u64, "{}", n.name);
+                assert_eq!(previous.inputs["sft"], n.inputs["sft"]);
+            }
+            let weak = n.inputs.contains_key("weak");
+            match p.labeller {
+                stage::online_round::Labeller::RewardModel => assert!(!weak, "{}", n.name),
+                stage::online_round::Labeller::Weak => {
+                    assert!(weak, "{}", n.name);
+                    assert_eq!(p.weighting.to_string(), "cw");
+                }
+            }
+        }
+        // The last rounds are generated; the first two rounds are not.
+        let generated: Vec<&Key> = of_kind("generate")
+            .iter()
+            .map(|n| &n.inputs["policy"])
+            .collect();
+        for n in &rounds {
+            let round = n.params["round"].as_u64().unwrap();
+            assert_eq!(generated.contains(&&n.key), round == 3, "{}", n.name);
+        }
+        assert_eq!(of_kind("align").len(), 1, "the offline cw cell only");
+        assert_eq!(of_kind("ref_logps").len(), 1, "the offline cw cell only");
+        assert_eq!(of_kind("weak_train").len(), 1, "shared by the cw cells");
+        assert_eq!(plan.experiments[0].cells.len(), 3);
     }
 
     /// WS-DPO's weak LM is SFT then DPO (the paper's §4.3) with `weak.beta`'s

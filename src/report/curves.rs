@@ -25,9 +25,9 @@ use crate::stage::training::TRAIN_TRACE_FILE;
 pub const CURVE_COLUMNS: [&str; 5] = ["loss", "reward_margin", "accuracy", "mean_weight", "lr"];
 
 /// The training stages whose traces can be drawn, the first one any cell
-/// has is: the strong model's alignment, else its SFT, else the weak
-/// annotator's training.
-pub const TRAINED_KINDS: [&str; 3] = ["align", "sft", "weak_train"];
+/// has is: the strong model's alignment (offline, or an online run's last
+/// round), else its SFT, else the weak annotator's training.
+pub const TRAINED_KINDS: [&str; 4] = ["align", "online_round", "sft", "weak_train"];
 
 const PANEL_WIDTH: u32 = 330;
 const PANEL_HEIGHT: u32 = 240;

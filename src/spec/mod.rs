@@ -37,6 +37,6 @@ pub use model::{Arch, ModelSpec, TinyModelSpec};
 pub use objective::{DEFAULT_BETA, DEFAULT_EPSILON, DEFAULT_TAU, Objective};
 pub use settings::{
     AlignBlock, Annotation, CellKeys, DEFAULT_LORA_DROPOUT, DEFAULT_WEAK_BETA, GenerateBlock,
-    LrDecay, MetricBlock, Settings, TieRule, TrainBlock, TrainSettings,
+    LrDecay, MetricBlock, OnlineBlock, Regime, Settings, TieRule, TrainBlock, TrainSettings,
 };
 pub use train_on::TrainOn;

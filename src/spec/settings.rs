@@ -1,6 +1,6 @@
 //! The typed settings of one sweep cell: what a manifest's `[defaults]`,
 //! `[axes]` and per-stage blocks (`[weak]`, `[sft]`, `[align]`, `[generate]`,
-//! `[metric]`, `[world]`) resolve to. A setting is named either by a cell key
+//! `[metric]`, `[world]`, `[online]`) resolve to. A setting is named either by a cell key
 //! (`dataset`, `objective`, …) or `block.key` (`align.beta`).
 use serde::{Deserialize, Serialize};
 
@@ -16,11 +16,14 @@ use super::train_on::TrainOn;
 pub const DEFAULT_WEAK_BETA: f64 = 0.5;
 
 /// The per-stage blocks, in the order they appear in a manifest.
-pub const BLOCKS: &[&str] = &["world", "weak", "sft", "align", "generate", "metric"];
+pub const BLOCKS: &[&str] = &[
+    "world", "weak", "sft", "align", "generate", "metric", "online",
+];
 
 pub const WEAK_OBJECTIVES: &[&str] = &["bt", "dpo", "sft_dpo", "pairrm"];
-/// `topN` (N in 1..=99) is accepted too.
-pub const ANNOTATIONS: &[&str] = &["human", "ws", "cw", "weak", "topN"];
+/// `topN` (N in 1..=99) is accepted too; `reward-model` only with
+/// `regime = "online"`.
+pub const ANNOTATIONS: &[&str] = &["human", "ws", "cw", "weak", "topN", "reward-model"];
 /// Named weighting schemes (Table 5); any expression of `s_c`, `s_r`,
 /// `delta`, `c` the expression parser accepts is a scheme too.
 pub const WEIGHTINGS: &[&str] = &["uniform", "cw", "sigmoid", "margin", "squared"];
@@ -56,6 +59,9 @@ pub struct CellKeys {
     pub poison_ratio: Option<f64>,
     /// The dataset slot poisoned pairs come from (`"harmless"`).
     pub poison_from: Option<String>,
+    /// `offline` (the default: align once on the fixed D_U) or `online`
+    /// (iterative DPO on the policy's own samples, `[online]`).
+    pub regime: Option<String>,
 }
 
 fn d_lr() -> f64 {
@@ -287,6 +293,89 @@ pub struct MetricBlock {
     pub win_rate: bool,
 }
 
+/// `[online]`: the loop of `regime = "online"` (Tables 21–22). Each round
+/// samples two responses to each of its prompts from the current policy,
+/// has the cell's labeller pick one, and takes `[align]`'s DPO recipe
+/// (`epochs` over the round's pairs) from the current policy against the
+/// SFT reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineBlock {
+    /// Rounds of sample → label → DPO step.
+    #[serde(default = "d_rounds")]
+    pub rounds: usize,
+    /// D_U prompts per round, taken in D_U order and wrapping round; unset,
+    /// ⌈|D_U| / rounds⌉, so the rounds together see D_U's prompts once (the
+    /// pairs offline alignment sees).
+    #[serde(default)]
+    pub prompts_per_round: Option<usize>,
+    /// Sampling temperature of the two responses (> 0: two greedy samples
+    /// would be the same response).
+    #[serde(default = "d_online_temperature")]
+    pub temperature: f64,
+    /// Most new tokens of each sampled response.
+    #[serde(default = "d_new_tokens")]
+    pub max_new_tokens: usize,
+}
+fn d_rounds() -> usize {
+    2
+}
+fn d_online_temperature() -> f64 {
+    1.0
+}
+
+impl OnlineBlock {
+    pub fn is_default(&self) -> bool {
+        *self == OnlineBlock::default()
+    }
+}
+
+impl Default for OnlineBlock {
+    fn default() -> Self {
+        OnlineBlock {
+            rounds: d_rounds(),
+            prompts_per_round: None,
+            temperature: d_online_temperature(),
+            max_new_tokens: d_new_tokens(),
+        }
+    }
+}
+
+/// Offline (one alignment on the fixed D_U) or online (iterative DPO on
+/// the policy's own samples).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Regime {
+    #[default]
+    Offline,
+    Online,
+}
+
+impl Regime {
+    pub const NAMES: &[&str] = &["offline", "online"];
+
+    pub fn parse(s: &str) -> Option<Regime> {
+        match s {
+            "offline" => Some(Regime::Offline),
+            "online" => Some(Regime::Online),
+            _ => None,
+        }
+    }
+
+    pub fn is_offline(&self) -> bool {
+        *self == Regime::Offline
+    }
+}
+
+impl std::fmt::Display for Regime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Regime::Offline => "offline",
+            Regime::Online => "online",
+        })
+    }
+}
+
 /// Everything one cell resolved to, before binding to a profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -313,6 +402,11 @@ pub struct Settings {
     pub align: AlignBlock,
     pub generate: GenerateBlock,
     pub metric: MetricBlock,
+    /// Offline (the default) or online; `online` is read only when online.
+    #[serde(default, skip_serializing_if = "Regime::is_offline")]
+    pub regime: Regime,
+    #[serde(default, skip_serializing_if = "OnlineBlock::is_default")]
+    pub online: OnlineBlock,
 }
 
 /// How a cell's annotation setting labels and weights D_U.
@@ -328,6 +422,8 @@ pub enum Annotation {
     Weak,
     /// Bradley–Terry weak labels, keep the top `N` percent by confidence.
     Top(u32),
+    /// The cell's judge labels (online only: Online DPO with a reward model).
+    RewardModel,
 }
 
 impl Annotation {
@@ -337,6 +433,7 @@ impl Annotation {
             "ws" => Annotation::WeakLm,
             "cw" => Annotation::Confidence,
             "weak" => Annotation::Weak,
+            "reward-model" => Annotation::RewardModel,
             _ => {
                 let n: u32 = s.strip_prefix("top")?.parse().ok()?;
                 if !(1..=99).contains(&n) {

@@ -8,17 +8,15 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::artifacts::{MODEL_DIR, training_pairs};
-use super::models::{
-    PairTokenizer, load_policy, save_model, tokenizer_of_checkpoint, trainable_copy,
-};
+use super::models::{PairTokenizer, load_policy, tokenizer_of_checkpoint, trainable_copy};
 use super::ref_logps::REF_LOGPS_FILE;
-use super::training::{checkpointer, progress_callback, record_training, train_config};
+use super::training::{train_config, train_preference};
 use super::{Stage, StageContext, StageOutcome, read_json};
 use crate::spec::{TrainOn, TrainSettings};
 use crate::train::custom_loss::CustomLossSpec;
-use crate::train::po::{PairLogProbs, PoData, train_po};
+use crate::train::po::{PairLogProbs, PoData};
 use crate::train::weighting::top_confident;
-use crate::train::{AlignLoss, LoopRun, PreferenceObjective, WeakLabel, WeightingScheme};
+use crate::train::{AlignLoss, PreferenceObjective, WeakLabel, WeightingScheme};
 
 pub struct Align;
 
@@ -231,23 +229,16 @@ impl Stage for Align {
             reference: &kept_ref,
             weights: &kept_weights,
         };
-        let report = train_po(
+        let metrics = train_preference(
+            ctx,
+            "align",
             &policy,
             &data,
             objective.as_ref(),
-            LoopRun {
-                config: &cfg,
-                pad_id: tokenizer.pad_id(),
-                device: ctx.device,
-                progress: Some(&mut progress_callback(ctx)),
-                checkpoint: checkpointer(ctx, "align", policy.backbone()).as_mut(),
-            },
+            &cfg,
+            tokenizer.pad_id(),
+            &model_dir,
         )?;
-        save_model(&policy, Some(&model_dir), ctx.out_dir)?;
-        let mut metrics = record_training(ctx, &report)?;
-        let n = kept_weights.len().max(1) as f64;
-        metrics.insert("pairs".into(), kept_weights.len() as f64);
-        metrics.insert("mean_weight".into(), kept_weights.iter().sum::<f64>() / n);
         Ok(StageOutcome { metrics })
     }
 }

@@ -2,13 +2,17 @@
 //! which of its two responses the annotator prefers (relative to the data's
 //! order, whose first response is the human's choice) and the two scores
 //! s_c ≥ s_r that confidence weights are computed from.
+use std::path::Path;
+
 use anyhow::{Result, bail};
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::artifacts::{LABELS_FILE, split_pairs};
 use super::models::{PairTokenizer, load_policy, tokenizer_for};
 use super::weak_train::{REFERENCE_DIR, WEAK_DIR, WEAK_INFO_FILE, WeakInfo, pairwise_inputs};
 use super::{Stage, StageContext, StageOutcome, read_json, write_json};
+use crate::data::PreferencePair;
 use crate::model::{LoadedModel, load_checkpoint};
 use crate::train::po::{implicit_reward_labels, reference_logprobs};
 use crate::train::{Batching, WeakLabel, bt, pairrm};
@@ -24,18 +28,30 @@ pub struct Params {
 
 /// The `weak` input's labels for D_U, in D_U order.
 pub fn label_unlabeled(ctx: &StageContext, batch_size: usize) -> Result<Vec<WeakLabel>> {
-    let weak_dir = ctx.input("weak")?;
+    let unlabeled = split_pairs(ctx)?.unlabeled;
+    label_pairs(ctx.input("weak")?, &unlabeled, ctx.device, batch_size)
+}
+
+/// The labels of the weak annotator saved in `weak_dir` (a `weak_train`
+/// artifact) for `pairs`, in order: D_U's offline, the policy's own
+/// samples in an online round.
+pub fn label_pairs(
+    weak_dir: &Path,
+    pairs: &[PreferencePair],
+    device: &Device,
+    batch_size: usize,
+) -> Result<Vec<WeakLabel>> {
     let info: WeakInfo = read_json(weak_dir, WEAK_INFO_FILE)?;
     let tokenizer = tokenizer_for(&info.model)?;
     let tok = PairTokenizer {
         tokenizer: tokenizer.as_ref(),
     };
-    let pairs = tok.pairs(&split_pairs(ctx)?.unlabeled)?;
-    let weak = load_checkpoint(&weak_dir.join(WEAK_DIR), ctx.device)?;
+    let pairs = tok.pairs(pairs)?;
+    let weak = load_checkpoint(&weak_dir.join(WEAK_DIR), device)?;
     let batching = Batching {
         pad_id: tokenizer.pad_id(),
         max_len: info.max_len.unwrap_or(usize::MAX).min(weak_max_len(&weak)),
-        device: ctx.device.clone(),
+        device: device.clone(),
     };
     match (info.objective.as_str(), weak) {
         ("bt", LoadedModel::Reward(scorer)) => {
@@ -46,7 +62,7 @@ pub fn label_unlabeled(ctx: &StageContext, batch_size: usize) -> Result<Vec<Weak
             pairrm::label_pairwise(&scorer, &inputs, &batching, batch_size)
         }
         ("dpo" | "sft_dpo", LoadedModel::Policy(policy)) => {
-            let reference = load_policy(&weak_dir.join(REFERENCE_DIR), ctx.device)?;
+            let reference = load_policy(&weak_dir.join(REFERENCE_DIR), device)?;
             let beta = info.beta.unwrap_or(1.0);
             let pi = reference_logprobs(&policy, &pairs, &batching, batch_size)?;
             let pi_ref = reference_logprobs(&reference, &pairs, &batching, batch_size)?;

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::artifacts::{MODEL_DIR, test_prompts};
 use super::models::{load_policy, tokenizer_of_checkpoint};
 use super::{Stage, StageContext, StageOutcome, write_json};
-use crate::model::SamplingConfig;
 use crate::model::sample::generate_resuming;
+use crate::model::{Policy, SamplingConfig};
 
 pub struct Generate;
 
@@ -57,6 +57,31 @@ pub struct Generation {
 
 pub const GENERATIONS_FILE: &str = "generations.json";
 
+/// `policy`'s outputs for `ids` ([`generate_resuming`]), the finished
+/// batches saved to and resumed from the stage's partial dir under `phase`
+/// (when it has one), progress on the stage's bar.
+pub fn generate_checkpointed(
+    ctx: &StageContext,
+    phase: &str,
+    policy: &Policy,
+    ids: &[Vec<u32>],
+    sampling: &SamplingConfig,
+) -> Result<Vec<Vec<u32>>> {
+    let fingerprint = serde_json::to_vec(&(sampling, ids)).expect("serialisable");
+    let mut checkpoint = ctx.outputs_checkpointer(phase, &fingerprint);
+    let done = match checkpoint.as_mut() {
+        Some(c) => c.resume::<Vec<u32>>()?,
+        None => Vec::new(),
+    };
+    generate_resuming(policy, ids, sampling, done, &mut |so_far| {
+        ctx.progress.set_step(so_far.len() as u64, None);
+        match checkpoint.as_mut() {
+            Some(c) => c.after_batch(so_far, ids.len()),
+            None => Ok(()),
+        }
+    })
+}
+
 impl Stage for Generate {
     const KIND: &'static str = "generate";
     const VERSION: u32 = 2;
@@ -91,19 +116,7 @@ impl Stage for Generate {
         ctx.progress.set_total(prompts.len() as u64);
         // Finished batches survive a kill: their outputs are saved in the
         // partial dir as the checkpoint interval says.
-        let fingerprint = serde_json::to_vec(&(&sampling, &ids)).expect("serialisable");
-        let mut checkpoint = ctx.outputs_checkpointer("generate", &fingerprint);
-        let done = match checkpoint.as_mut() {
-            Some(c) => c.resume::<Vec<u32>>()?,
-            None => Vec::new(),
-        };
-        let outputs = generate_resuming(&policy, &ids, &sampling, done, &mut |so_far| {
-            ctx.progress.set_step(so_far.len() as u64, None);
-            match checkpoint.as_mut() {
-                Some(c) => c.after_batch(so_far, ids.len()),
-                None => Ok(()),
-            }
-        })?;
+        let outputs = generate_checkpointed(ctx, "generate", &policy, &ids, &sampling)?;
         let generations = prompts
             .into_iter()
             .zip(&outputs)

@@ -24,6 +24,7 @@ pub mod dataset;
 pub mod generate;
 pub mod gold_train;
 pub mod metric;
+pub mod online_round;
 pub mod pretrain;
 pub mod ref_logps;
 pub mod score;
@@ -184,6 +185,7 @@ stage_kinds![
     sft::Sft,
     ref_logps::RefLogps,
     align::Align,
+    online_round::OnlineRound,
     generate::Generate,
     score::Score,
     win_rate::WinRate,

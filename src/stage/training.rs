@@ -1,15 +1,20 @@
 //! A stage's training loop: a manifest's training block as the loops'
 //! config, progress on the stage's bar, and the training report it records.
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use super::StageContext;
 use super::artifacts::{TRAIN_REPORT_FILE, write_json};
+use super::models::save_model;
+use crate::model::Policy;
 use crate::model::backbone::Backbone;
 use crate::spec::TrainSettings;
+use crate::train::PreferenceLoss;
 use crate::train::checkpoint::{Checkpointer, SUMMARY_PREFIX};
-use crate::train::{StepInfo, TrainConfig, TrainReport};
+use crate::train::po::{PoData, train_po};
+use crate::train::{LoopRun, StepInfo, TrainConfig, TrainReport};
 
 /// The kinds whose loops checkpoint (through [`checkpointer`], and
 /// `generate` at its batch boundaries): on Ctrl-C the runner waits for them
@@ -20,6 +25,7 @@ pub const CHECKPOINTING_KINDS: &[&str] = &[
     "weak_train",
     "sft",
     "align",
+    "online_round",
     "generate",
 ];
 
@@ -63,6 +69,43 @@ pub fn checkpointer<'a>(
             .with_dropout(model.dropout_state())
             .with_cancel(ctx.cancel),
     )
+}
+
+/// A preference stage's loop (`align`, `online_round`): trains `policy` on
+/// `data` with the stage's progress bar and its checkpointer of `phase`,
+/// saves it as the stage's model (with the tokenizer of `origin`) and
+/// returns the stage's metrics: the training report's, plus `pairs` and
+/// `mean_weight` of `data`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_preference(
+    ctx: &StageContext,
+    phase: &str,
+    policy: &Policy,
+    data: &PoData,
+    objective: &dyn PreferenceLoss,
+    cfg: &TrainConfig,
+    pad_id: u32,
+    origin: &Path,
+) -> Result<BTreeMap<String, f64>> {
+    let report = train_po(
+        policy,
+        data,
+        objective,
+        LoopRun {
+            config: cfg,
+            pad_id,
+            device: ctx.device,
+            progress: Some(&mut progress_callback(ctx)),
+            checkpoint: checkpointer(ctx, phase, policy.backbone()).as_mut(),
+        },
+    )?;
+    save_model(policy, Some(origin), ctx.out_dir)?;
+    let mut metrics = record_training(ctx, &report)?;
+    let weights = data.weights;
+    let n = weights.len().max(1) as f64;
+    metrics.insert("pairs".into(), weights.len() as f64);
+    metrics.insert("mean_weight".into(), weights.iter().sum::<f64>() / n);
+    Ok(metrics)
 }
 
 /// The per-step trace of a training stage, beside its model: what
