@@ -208,7 +208,10 @@ pub fn write_report(
             Ok(PaperSection {
                 title: p.title.clone(),
                 source: p.source.clone(),
-                table: grid_to_markdown(&p.grid()?, p.decimals()),
+                table: grid_to_markdown(
+                    &p.grid_relative_to(spec.relative_to.as_ref())?,
+                    p.decimals(),
+                ),
             })
         })
         .transpose()?;
