@@ -12,8 +12,8 @@
 mod common;
 use std::path::Path;
 
+use common::sweep_ok;
 use common::table1_ci::{ci_sized, small_profile};
-use common::{sweep, text};
 
 /// Test prompts of the CI-sized world ([`ci_sized`]) and samples per prompt (tiny profile).
 const TEST_PROMPTS: usize = 24;
@@ -33,16 +33,8 @@ fn run_ci(dir: &Path, name: &str, axes: &str, until: Option<&str>) -> std::path:
         let text = text.replace(&header, &format!("{header}until = \"{kind}\"\n"));
         std::fs::write(&manifest, text).unwrap();
     }
-    let run = sweep(
-        dir,
-        &[
-            "run",
-            manifest.to_str().unwrap(),
-            "--profile",
-            profile.to_str().unwrap(),
-        ],
-    );
-    assert!(run.status.success(), "run failed:\n{}", text(&run));
+    let (manifest, profile) = (manifest.to_str().unwrap(), profile.to_str().unwrap());
+    sweep_ok(dir, &["run", manifest, "--profile", profile]);
     dir.join("results").join(name)
 }
 
