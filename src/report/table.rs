@@ -71,31 +71,29 @@ pub fn decimals_for(spec: &TableSpec) -> usize {
 /// `61.3 [57.2, 65.0]` (mean and CI ends), `61.3` without a CI, `—` for a
 /// missing entry.
 pub fn format_summary(s: Option<Summary>, decimals: usize) -> String {
-    match s {
-        None => "—".to_string(),
-        Some(Summary {
-            mean, ci95: None, ..
-        }) => format!("{mean:.decimals$}"),
-        Some(Summary {
-            mean,
-            ci95: Some((lo, hi)),
-            ..
-        }) => format!("{mean:.decimals$} [{lo:.decimals$}, {hi:.decimals$}]"),
-    }
+    format_entry(s, decimals, false)
 }
 
 /// A delta entry (`relative_to`): `+1.1 [-0.4, +2.6]`, signs always shown.
 pub fn format_delta(s: Option<Summary>, decimals: usize) -> String {
+    format_entry(s, decimals, true)
+}
+
+fn format_entry(s: Option<Summary>, decimals: usize, signed: bool) -> String {
+    let number = |v: f64| match signed {
+        true => format!("{v:+.decimals$}"),
+        false => format!("{v:.decimals$}"),
+    };
     match s {
         None => "—".to_string(),
         Some(Summary {
             mean, ci95: None, ..
-        }) => format!("{mean:+.decimals$}"),
+        }) => number(mean),
         Some(Summary {
             mean,
             ci95: Some((lo, hi)),
             ..
-        }) => format!("{mean:+.decimals$} [{lo:+.decimals$}, {hi:+.decimals$}]"),
+        }) => format!("{} [{}, {}]", number(mean), number(lo), number(hi)),
     }
 }
 
