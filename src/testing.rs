@@ -4,7 +4,7 @@
 //! for the crate's own tests and behind the `testing` feature, which the
 //! integration tests and benches enable (Cargo.toml's self dev-dependency);
 //! the release library does not ship it.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::model::{Arch, DecoderConfig};
 
@@ -112,6 +112,22 @@ mod tests {
         }
         Ok(())
     }
+}
+
+/// The real SmolLM2-135M-Instruct GGUF: `$SWEEP_SMOLLM2_GGUF`, else
+/// models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch-smollm2.sh puts it
+/// there); `None` (after saying why) when it is not there, a failure under
+/// `CI=true` ([`input_file`]).
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    let path = std::env::var_os("SWEEP_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    input_file(
+        path,
+        "run scripts/fetch-smollm2.sh (or set SWEEP_SMOLLM2_GGUF) to run this test",
+    )
 }
 
 /// A real input file a test needs (a checkpoint, a dataset): `Some(path)`

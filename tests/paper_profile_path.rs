@@ -495,6 +495,91 @@ fn paper_profile_path_runs_end_to_end() {
     );
 }
 
+/// Table 17 on the paper profile's path: the profile's `judge` (the real
+/// SmolLM2-135M-Instruct GGUF, SKIPPED without it, a failure under
+/// `CI=true`) judges every generation against the chosen response of its
+/// prompt's first test pair in both orders; the win and tie rates are those
+/// of `judgments.json` under the profile's tie rule (the paper's: a tie
+/// loses). The same cell without a `judge` fails at `win_rate`, saying so.
+#[test]
+fn win_rate_on_real_files_is_judged_pairwise_by_the_profiles_judge() {
+    let Some(judge) = cwpo::testing::smollm2_gguf() else {
+        return;
+    };
+    let f = fixture();
+    let manifest = MANIFEST.replace(
+        "annotation = [\"human\", \"ws\", \"cw\"]",
+        "annotation = [\"human\"]",
+    ) + "\n[metric]\nwin_rate = true\n";
+    std::fs::write(&f.manifest, manifest).unwrap();
+    let without_judge = std::fs::read_to_string(&f.profile).unwrap();
+    let gold_line = without_judge
+        .lines()
+        .find(|l| l.starts_with("gold = "))
+        .unwrap();
+    let with_judge = without_judge.replace(
+        gold_line,
+        &format!(
+            "{gold_line}\njudge = {{ stands_for = \"HuggingFaceTB/SmolLM2-135M-Instruct\", path = {} }}",
+            toml_str(&judge)
+        ),
+    );
+    std::fs::write(&f.profile, &with_judge).unwrap();
+    let (profile, manifest) = (f.profile.to_str().unwrap(), f.manifest.to_str().unwrap());
+    let run = sweep(&f.dir, &["run", manifest, "--profile", profile]);
+    assert!(run.status.success(), "run failed:\n{}", text(&run));
+
+    let stages = stage_dirs(&f, &[manifest, "--profile", profile]);
+    let (_, win_dir) = stages
+        .values()
+        .find(|(kind, _)| kind == "win_rate")
+        .unwrap();
+    let record = read_json(&win_dir.join("sweep-record.json"))["record"].clone();
+    let generation = record["inputs"]["generation"].as_str().unwrap();
+    let generations = read_json(
+        &f.dir
+            .join("results/cache/generate")
+            .join(generation)
+            .join("generations.json"),
+    );
+    let judgments = read_json(&win_dir.join("judgments.json"));
+    let (generations, judgments) = (
+        generations.as_array().unwrap(),
+        judgments.as_array().unwrap(),
+    );
+    assert_eq!(
+        judgments.len(),
+        generations.len(),
+        "one judgment per generation"
+    );
+    for (j, g) in judgments.iter().zip(generations) {
+        assert_eq!(j["prompt"], g["prompt"]);
+    }
+    let count = |o: &str| judgments.iter().filter(|j| j["outcome"] == o).count() as f64;
+    let n = judgments.len() as f64;
+    let metrics = &record["metrics"];
+    assert_eq!(
+        metrics["win_rate"].as_f64().unwrap(),
+        count("win") / n,
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics["win_tie_rate"].as_f64().unwrap(),
+        count("tie") / n,
+        "{metrics}"
+    );
+    assert_eq!(count("win") + count("loss") + count("tie"), n);
+
+    std::fs::write(&f.profile, &without_judge).unwrap();
+    let run = sweep(&f.dir, &["run", manifest, "--profile", profile]);
+    assert!(!run.status.success());
+    assert!(
+        text(&run).contains("needs a pairwise judge model"),
+        "{}",
+        text(&run)
+    );
+}
+
 #[test]
 fn a_missing_gold_dir_fails_validate_with_the_download_command() {
     let f = fixture();

@@ -9,7 +9,7 @@
 //! Timings are printed, never asserted; what is asserted is that the numbers
 //! are sane (BT loss falls on its training pairs, confidences lie in [0, 1),
 //! the first DPO loss is ln 2 because policy = reference).
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -23,14 +23,7 @@ use cwpo::train::losses::{bradley_terry_loss, dpo_loss};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn smollm2_gguf() -> Option<PathBuf> {
-    let path = std::env::var_os("SWEEP_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    cwpo::testing::input_file(path, "run scripts/fetch-smollm2.sh")
-}
+use cwpo::testing::smollm2_gguf;
 
 #[test]
 #[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights numbers"]

@@ -6,7 +6,7 @@
 //! float32 torch forward, written by scripts/smollm2_torch_reference.py).
 //!
 //! Skipped, with a message saying why, when the GGUF is absent.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::Device;
 use cwpo::data::Tokenizer;
@@ -40,19 +40,7 @@ fn reference(fixture: &str) -> Reference {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// `$SWEEP_SMOLLM2_GGUF`, else models/SmolLM2-135M-Instruct.Q4_1.gguf; `None`
-/// (after saying why) when it is not there, a failure under `CI=true`.
-fn smollm2_gguf() -> Option<PathBuf> {
-    let path = std::env::var_os("SWEEP_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    cwpo::testing::input_file(
-        path,
-        "run scripts/fetch-smollm2.sh (or set SWEEP_SMOLLM2_GGUF) to run this test",
-    )
-}
+use cwpo::testing::smollm2_gguf;
 
 #[test]
 fn gguf_tokenizer_matches_reference_ids() {

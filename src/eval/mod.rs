@@ -2,6 +2,7 @@
 pub mod bootstrap;
 pub mod gold;
 pub mod gra;
+pub mod judge;
 pub mod learned;
 pub mod real_gold;
 pub mod test_subsets;

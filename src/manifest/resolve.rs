@@ -215,6 +215,7 @@ fn resolve_one(
 
     let report = m.report.as_ref().map(|(spec, loc)| {
         check_report(spec, &axis_names, loc, errors);
+        check_relative_to(spec, &resolved, loc, errors);
         spec.clone()
     });
     (errors.0.len() == before).then(|| Experiment {
@@ -1221,6 +1222,50 @@ fn check_report(spec: &TableSpec, axes: &[String], loc: &Loc, errors: &mut Diagn
     }
 }
 
+/// `[report] relative_to = { <row key> = "<value>" }`: one entry, a row key
+/// of the table, a value some cell has, and no `Avg.` rows (an average of a
+/// level and deltas means nothing).
+fn check_relative_to(spec: &TableSpec, cells: &[Cell], loc: &Loc, errors: &mut Diagnostics) {
+    let Some(relative) = &spec.relative_to else {
+        return;
+    };
+    let mut error = |message: String| errors.push(Diagnostic::at(loc, message));
+    let [(key, value)] = relative.iter().collect::<Vec<_>>()[..] else {
+        return error(format!(
+            "report relative_to must name exactly one row label and its reference value \
+             (`relative_to = {{ {} = \"...\" }}`), got {} entries",
+            spec.rows.last().map(String::as_str).unwrap_or("row"),
+            relative.len()
+        ));
+    };
+    if !spec.rows.contains(key) {
+        return error(format!(
+            "report relative_to `{key}` is not one of the table's rows ({}); the reference \
+             must be a row",
+            spec.rows.join(", ")
+        ));
+    }
+    let mut values: Vec<&str> = cells
+        .iter()
+        .filter_map(|c| c.coords.get(key).map(String::as_str))
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    if !values.contains(&value.as_str()) {
+        error(format!(
+            "report relative_to: no cell has `{key} = \"{value}\"`; values: {}",
+            values.join(", ")
+        ));
+    }
+    if spec.avg_row {
+        error(
+            "report relative_to cannot be combined with avg_row = true: an average of a \
+               level and deltas means nothing; drop one"
+                .to_string(),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1239,6 +1284,34 @@ mod tests {
     }
 
     const HEAD: &str = "[experiment]\nname = \"t\"\n[defaults]\ndataset = \"tldr\"\npair = \"opt\"\nobjective = \"dpo\"\n";
+
+    #[test]
+    fn relative_to_must_name_a_row_and_a_value_some_cell_has() {
+        let report = "[report]\nrows = [\"annotation\"]\ncolumns = [\"seed\"]\nvalue = \"gra\"\n";
+        let body = |relative: &str| {
+            format!(
+                "{HEAD}[axes]\nannotation = [\"human\", \"cw\"]\n{report}relative_to = {relative}\n"
+            )
+        };
+        assert!(resolve_text(&body("{ annotation = \"human\" }")).is_ok());
+        for (relative, expected) in [
+            (
+                "{ annotation = \"ws\" }",
+                "no cell has `annotation = \"ws\"`; values: cw, human",
+            ),
+            (
+                "{ seed = \"0\" }",
+                "`seed` is not one of the table's rows (annotation)",
+            ),
+            ("{ }", "exactly one row label"),
+        ] {
+            let err = resolve_text(&body(relative)).unwrap_err().to_string();
+            assert!(
+                err.contains(expected) && err.contains("m.toml:"),
+                "{relative}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn axes_expand_to_the_cartesian_product_minus_excludes_plus_includes() {

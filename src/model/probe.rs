@@ -155,23 +155,11 @@ impl LoadedLm {
                 ids.len()
             );
         }
-        let device = self.policy.backbone().device().clone();
-        let batch = SeqBatch::from_sequences(
-            &[(ids.clone(), 1)],
-            self.tokenizer.pad_id(),
-            PadSide::Right,
-            &device,
-        )?;
+        let batch = self.batch_of(&ids)?;
         let lp = self.policy.response_logprobs(&batch)?;
         let sum = lp.sum.to_vec1::<f32>()?[0];
         let mean = lp.mean()?.to_vec1::<f32>()?[0];
-        let last = self
-            .policy
-            .logits(&batch)?
-            .narrow(1, ids.len() - 1, 1)?
-            .flatten_all()?; // [V]
-        let logprobs = candle_nn::ops::log_softmax(&last, D::Minus1)?.to_vec1::<f32>()?;
-        let logits = last.to_vec1::<f32>()?;
+        let (logits, logprobs) = self.next_token(&batch, ids.len())?;
         if !sum.is_finite() || logits.iter().any(|v| !v.is_finite()) {
             bail!("model produced a non-finite log-prob for {text:?}");
         }
@@ -189,6 +177,41 @@ impl LoadedLm {
             })
             .collect();
         Ok((ids, sum, mean, top))
+    }
+}
+
+impl LoadedLm {
+    fn batch_of(&self, ids: &[u32]) -> Result<SeqBatch> {
+        let device = self.policy.backbone().device().clone();
+        Ok(SeqBatch::from_sequences(
+            &[(ids.to_vec(), 1)],
+            self.tokenizer.pad_id(),
+            PadSide::Right,
+            &device,
+        )?)
+    }
+
+    /// Logits and log-probs `[V]` of the token after the first `len` of `batch`'s one sequence.
+    fn next_token(&self, batch: &SeqBatch, len: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let last = self
+            .policy
+            .logits(batch)?
+            .narrow(1, len - 1, 1)?
+            .flatten_all()?; // [V]
+        let logprobs = candle_nn::ops::log_softmax(&last, D::Minus1)?.to_vec1::<f32>()?;
+        Ok((last.to_vec1::<f32>()?, logprobs))
+    }
+
+    /// log p(next token | `ids`) over the vocabulary, `[V]` (one forward pass).
+    pub fn next_token_logprobs(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        if ids.is_empty() {
+            bail!("no tokens to predict the next one from");
+        }
+        let (_, logprobs) = self.next_token(&self.batch_of(ids)?, ids.len())?;
+        if logprobs.iter().any(|v| !v.is_finite()) {
+            bail!("model produced a non-finite next-token log-prob");
+        }
+        Ok(logprobs)
     }
 }
 

@@ -171,7 +171,15 @@ impl<'p> CellBuilder<'p> {
             Regime::Offline => self.add_align(cell, &data, &sft, &annotator)?,
             Regime::Online => self.add_online(cell, &data, &sft, &annotator, &gold_model)?,
         };
-        self.add_evaluation(cell, &data, &gold_model, &align, &sft, &strong_base)?;
+        self.add_evaluation(
+            cell,
+            profile,
+            &data,
+            &gold_model,
+            &align,
+            &sft,
+            &strong_base,
+        )?;
         let last = self.last.take().expect("dataset is always planned");
         Ok((last, annotator.eval))
     }
@@ -567,9 +575,11 @@ impl<'p> CellBuilder<'p> {
     /// Generate + score the aligned policy, its own SFT model, the shared
     /// human SFT model and the pretrained strong model (so every cell also
     /// shows whether SFT improved on it; tiny profile only), then GRA.
+    #[allow(clippy::too_many_arguments)]
     fn add_evaluation(
         &mut self,
         cell: &Cell,
+        profile: &Profile,
         data: &Data,
         gold_model: &Option<Key>,
         align: &Option<Key>,
@@ -599,7 +609,14 @@ impl<'p> CellBuilder<'p> {
         )?;
         self.keep(&metric);
         if cell.settings.metric.win_rate {
-            self.win_rate = self.add_win_rate(cell, data, gold_model, &align_score)?;
+            // Real datasets are judged pairwise by the profile's judge model.
+            let judge = match &cell.dataset {
+                crate::spec::DatasetSource::Files { .. } => {
+                    profile.judge_path().map_err(anyhow::Error::msg)?
+                }
+                crate::spec::DatasetSource::Synthetic { .. } => None,
+            };
+            self.win_rate = self.add_win_rate(cell, data, gold_model, &align_score, judge)?;
         }
         Ok(())
     }
@@ -612,6 +629,7 @@ impl<'p> CellBuilder<'p> {
         data: &Data,
         gold_model: &Option<Key>,
         align_score: &Option<Key>,
+        judge: Option<std::path::PathBuf>,
     ) -> Result<Option<Key>> {
         let Some(score) = align_score else {
             return Ok(None);
@@ -626,6 +644,7 @@ impl<'p> CellBuilder<'p> {
                 gold: cell.gold.clone(),
                 tie_margin: m.tie_margin,
                 ties: m.ties,
+                judge,
             },
             &[
                 ("dataset", data.eval.as_ref()),

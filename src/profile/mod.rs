@@ -33,6 +33,10 @@ pub struct Profile {
     pub pretrain: Option<PretrainSettings>,
     /// The judge of every dataset that names none of its own.
     pub gold: GoldSpec,
+    /// The pairwise judge of real datasets' win rates (Table 17's GPT-4,
+    /// replaced by a local instruct model; `eval::judge`).
+    #[serde(default)]
+    pub judge: Option<JudgeSlot>,
     /// How the `learned` judge is trained (`metric.gold = "learned"`, tiny profile).
     #[serde(default)]
     pub learned_gold: Option<LearnedGoldSettings>,
@@ -69,6 +73,17 @@ pub struct LearnedGoldSettings {
     pub epochs: usize,
     pub batch_size: usize,
     pub seed: u64,
+}
+
+/// `judge = { stands_for = "...", path = "..." }`: an instruct decoder (an
+/// HF dir with a chat template, or an instruct GGUF file) that compares two
+/// responses pairwise (`win_rate` on real datasets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeSlot {
+    /// The public checkpoint it is (reports print it).
+    pub stands_for: String,
+    pub path: String,
 }
 
 /// A dataset name: a synthetic family or real files.
@@ -257,6 +272,14 @@ impl Profile {
             },
             other => other.clone(),
         })
+    }
+
+    /// The pairwise judge's path (`${VAR}`s expanded), if the profile has one.
+    pub fn judge_path(&self) -> Result<Option<PathBuf>, String> {
+        self.judge
+            .as_ref()
+            .map(|j| expand_env(&j.path).map(PathBuf::from))
+            .transpose()
     }
 
     /// The concrete model of slot `name` (`${VAR}`s expanded).

@@ -35,7 +35,11 @@ pub struct Grid {
     pub interval: Interval,
     /// Each data entry's values per `over` label (seed), keyed by its row
     /// then column label values: what a paired test of two entries reads.
+    /// Always absolute, also under `relative_to`.
     pub samples: BTreeMap<Vec<String>, Samples>,
+    /// `[report] relative_to` as (row key, reference value): rows whose
+    /// label differs show deltas against the reference row ([`Grid::reference_of`]).
+    pub relative_to: Option<(String, String)>,
 }
 
 impl Grid {
@@ -75,7 +79,7 @@ impl Grid {
             groups.get(&key)
         };
         let mut rows = Vec::new();
-        let mut entries = Vec::new();
+        let mut entries: Vec<Vec<Option<Summary>>> = Vec::new();
         let mut i = 0;
         while i < data_rows.len() {
             // A block: consecutive rows sharing every row label but the last.
@@ -109,6 +113,30 @@ impl Grid {
             }
             i = end;
         }
+        let relative_to = spec
+            .reference_row()
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        if let Some((key, value)) = &relative_to {
+            let at = spec.rows.iter().position(|k| k == key).with_context(|| {
+                format!(
+                    "report relative_to: `{key}` is not one of the table's rows {:?}",
+                    spec.rows
+                )
+            })?;
+            for (row, entries) in rows.iter().zip(entries.iter_mut()) {
+                if row[at] == *value {
+                    continue;
+                }
+                let mut reference = row.clone();
+                reference[at] = value.clone();
+                for (column, entry) in columns.iter().zip(entries.iter_mut()) {
+                    *entry = match (samples_at(row, column), samples_at(&reference, column)) {
+                        (Some(ours), Some(base)) => delta_summary(ours, base),
+                        _ => None,
+                    };
+                }
+            }
+        }
         Ok(Grid {
             row_keys: spec.rows.clone(),
             column_keys: spec.columns.clone(),
@@ -117,6 +145,19 @@ impl Grid {
             entries,
             interval,
             samples: groups,
+            relative_to,
+        })
+    }
+
+    /// The reference row a delta row is shown against (`relative_to`);
+    /// `None` for the reference row itself and without `relative_to`.
+    pub fn reference_of(&self, row: &[String]) -> Option<Vec<String>> {
+        let (key, value) = self.relative_to.as_ref()?;
+        let at = self.row_keys.iter().position(|k| k == key)?;
+        (row[at] != *value).then(|| {
+            let mut reference = row.to_vec();
+            reference[at] = value.clone();
+            reference
         })
     }
 
@@ -146,6 +187,26 @@ impl Grid {
 /// Mean and CI of one group's samples.
 pub fn summarise(samples: &Samples, interval: Interval) -> Option<Summary> {
     Summary::of(&samples.values().copied().collect::<Vec<_>>(), interval)
+}
+
+/// `ours − base` for a `relative_to` table: when both ran the same seeds,
+/// the per-seed differences' mean and Student t CI (a difference is
+/// unbounded, and pairing by seed removes what a seed shares across rows);
+/// otherwise the difference of the means, without a CI.
+pub fn delta_summary(ours: &Samples, base: &Samples) -> Option<Summary> {
+    if ours.keys().eq(base.keys()) {
+        let diffs: Vec<f64> = ours.iter().map(|(seed, v)| v - base[seed]).collect();
+        return Summary::of(&diffs, Interval::StudentT);
+    }
+    let (a, b) = (
+        summarise(ours, Interval::StudentT)?,
+        summarise(base, Interval::StudentT)?,
+    );
+    Some(Summary {
+        mean: a.mean - b.mean,
+        ci95: None,
+        n: a.n.min(b.n),
+    })
 }
 
 /// The `Avg.` entry of one column: the mean of the rows' means. When every row

@@ -82,8 +82,27 @@ pub fn headline_table(grid: &Grid, paper: Option<&PaperTable>, decimals: usize) 
                 .cloned()
                 .zip(row.iter().chain(column).cloned())
                 .collect();
-            let ours = format_summary(grid.entries[r][c], decimals);
-            line.push(match paper.and_then(|p| p.lookup(&labels)) {
+            let reference = grid.reference_of(row);
+            let ours = match reference {
+                Some(_) => super::table::format_delta(grid.entries[r][c], decimals),
+                None => format_summary(grid.entries[r][c], decimals),
+            };
+            // A delta row sets ours beside the paper's delta.
+            let theirs = paper.and_then(|p| {
+                let value = p.lookup(&labels)?;
+                match &reference {
+                    None => Some(value.to_string()),
+                    Some(reference) => {
+                        let mut base = labels.clone();
+                        for (k, v) in grid.row_keys.iter().zip(reference) {
+                            base.insert(k.clone(), v.clone());
+                        }
+                        let decimals = p.decimals();
+                        Some(format!("{:+.decimals$}", value - p.lookup(&base)?))
+                    }
+                }
+            });
+            line.push(match theirs {
                 Some(theirs) => format!("{ours} · paper {theirs}"),
                 None => ours,
             });

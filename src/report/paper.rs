@@ -200,10 +200,20 @@ impl PaperTable {
     /// The table's main metric as a grid (single run: no CIs; `Avg.` rows as
     /// published). Rows of another metric (Table 6's seconds) are left out.
     pub fn grid(&self) -> anyhow::Result<Grid> {
+        self.grid_relative_to(None)
+    }
+
+    /// [`PaperTable::grid`] with our table's `relative_to`, so the paper's
+    /// rows read as ours do (deltas against the same reference row).
+    pub fn grid_relative_to(
+        &self,
+        relative_to: Option<&BTreeMap<String, String>>,
+    ) -> anyhow::Result<Grid> {
         let rows: Vec<&str> = self.rows.iter().map(String::as_str).collect();
         let columns: Vec<&str> = self.columns.iter().map(String::as_str).collect();
         let mut spec = TableSpec::new(&rows, &columns, &self.value);
         spec.over = RUN_LABEL.to_string();
+        spec.relative_to = relative_to.cloned();
         let cells: Vec<CellResult> = self
             .cells
             .iter()

@@ -208,7 +208,10 @@ pub fn write_report(
             Ok(PaperSection {
                 title: p.title.clone(),
                 source: p.source.clone(),
-                table: grid_to_markdown(&p.grid()?, p.decimals()),
+                table: grid_to_markdown(
+                    &p.grid_relative_to(spec.relative_to.as_ref())?,
+                    p.decimals(),
+                ),
             })
         })
         .transpose()?;
@@ -244,7 +247,17 @@ pub fn write_report(
         scale_note: scale_note(spec.scale),
         over: spec.over.clone(),
         bootstrap_resamples: BOOTSTRAP_RESAMPLES,
-        interval_note: grid.interval.describe(&spec.over),
+        interval_note: match &grid.relative_to {
+            None => grid.interval.describe(&spec.over),
+            Some((key, value)) => format!(
+                "{}. Rows marked `Δ vs {value}` show their difference from the `{key} = {value}` row \
+                 (`relative_to`): the mean of the per-`{over}` differences and their Student t 95% CI \
+                 (paired by `{over}`; no CI when the two rows ran different `{over}` values); the \
+                 figure and the claims read levels",
+                grid.interval.describe(&spec.over),
+                over = spec.over
+            ),
+        },
         neutral: spec.metric_info().neutral.map(|v| format!("{v}")),
         avg_row: spec.avg_row,
         single_run: !grid.has_any_ci(),

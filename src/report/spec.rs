@@ -14,6 +14,7 @@
 //! paper = "table1"
 //! claims = ["cw > ws", "cw > human"]
 //! order = { annotation = ["human", "ws", "cw"] }
+//! relative_to = { weak_mixture = "harmless50-helpful50" }  # optional, see below
 //! [report.figure]
 //! kind = "grouped_bars"
 //! panel = "pair"
@@ -72,6 +73,15 @@ pub struct TableSpec {
     /// The figure drawn from the same cells, if any.
     #[serde(default)]
     pub figure: Option<FigureSpec>,
+    /// `{ <row key> = "<value>" }`: every other row of the table (and its
+    /// CSV) shows its difference from the row with that value (and the same
+    /// other row labels), as the paper prints Table 24's 80/20 and 20/80
+    /// rows against 50/50; the reference row stays absolute. Deltas are the
+    /// means of the per-`over` (per-seed) differences, with their Student t
+    /// CI (paired by seed). The figure, the claims and the `Avg.` rows stay
+    /// absolute (`avg_row` is refused with it).
+    #[serde(default)]
+    pub relative_to: Option<BTreeMap<String, String>>,
     /// Figure 5: the per-prompt gold-reward gap between two methods, drawn
     /// from the cells' `score` artifacts.
     #[serde(default)]
@@ -107,6 +117,7 @@ impl TableSpec {
             paper: None,
             claims: Vec::new(),
             figure: None,
+            relative_to: None,
             gold_gap: None,
             confidence: None,
         }
@@ -139,6 +150,21 @@ impl TableSpec {
             neutral: self.neutral.or(known.neutral),
         }
         .scaled(self.scale)
+    }
+
+    /// `relative_to` as (row key, reference value); `None` unless it has
+    /// exactly one entry (the manifest check refuses any other shape).
+    pub fn reference_row(&self) -> Option<(&str, &str)> {
+        match self
+            .relative_to
+            .as_ref()?
+            .iter()
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [(key, value)] => Some((key.as_str(), value.as_str())),
+            _ => None,
+        }
     }
 
     /// The interval every entry of this table gets.

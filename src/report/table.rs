@@ -32,6 +32,19 @@ pub fn grid_to_frame(grid: &Grid) -> anyhow::Result<DataFrame> {
         let values: Vec<String> = grid.rows.iter().map(|r| r[k].clone()).collect();
         frame_columns.push(Column::new(key.as_str().into(), values));
     }
+    if let Some((_, value)) = &grid.relative_to {
+        // Which rows are deltas, and against what: a CSV reader must not
+        // take a delta for a level.
+        let against: Vec<String> = grid
+            .rows
+            .iter()
+            .map(|r| match grid.reference_of(r) {
+                Some(_) => value.clone(),
+                None => String::new(),
+            })
+            .collect();
+        frame_columns.push(Column::new("relative_to".into(), against));
+    }
     for (c, column) in grid.columns.iter().enumerate() {
         let name = column_name(column);
         let at = |r: usize| grid.entries[r][c];
@@ -58,20 +71,34 @@ pub fn decimals_for(spec: &TableSpec) -> usize {
 /// `61.3 [57.2, 65.0]` (mean and CI ends), `61.3` without a CI, `—` for a
 /// missing entry.
 pub fn format_summary(s: Option<Summary>, decimals: usize) -> String {
+    format_entry(s, decimals, false)
+}
+
+/// A delta entry (`relative_to`): `+1.1 [-0.4, +2.6]`, signs always shown.
+pub fn format_delta(s: Option<Summary>, decimals: usize) -> String {
+    format_entry(s, decimals, true)
+}
+
+fn format_entry(s: Option<Summary>, decimals: usize, signed: bool) -> String {
+    let number = |v: f64| match signed {
+        true => format!("{v:+.decimals$}"),
+        false => format!("{v:.decimals$}"),
+    };
     match s {
         None => "—".to_string(),
         Some(Summary {
             mean, ci95: None, ..
-        }) => format!("{mean:.decimals$}"),
+        }) => number(mean),
         Some(Summary {
             mean,
             ci95: Some((lo, hi)),
             ..
-        }) => format!("{mean:.decimals$} [{lo:.decimals$}, {hi:.decimals$}]"),
+        }) => format!("{} [{}, {}]", number(mean), number(lo), number(hi)),
     }
 }
 
-/// A GitHub-flavoured markdown table of the grid; `Avg.` rows in bold.
+/// A GitHub-flavoured markdown table of the grid; `Avg.` rows in bold;
+/// under `relative_to`, delta rows signed and labelled `Δ vs <reference>`.
 pub fn grid_to_markdown(grid: &Grid, decimals: usize) -> String {
     let mut header: Vec<String> = grid.row_keys.clone();
     header.extend(grid.columns.iter().map(|c| c.join(" ")));
@@ -83,7 +110,14 @@ pub fn grid_to_markdown(grid: &Grid, decimals: usize) -> String {
     for (row, entries) in grid.rows.iter().zip(&grid.entries) {
         let is_avg = row.last().map(String::as_str) == Some(super::grid::AVG_LABEL);
         let mut line: Vec<String> = row.clone();
-        line.extend(entries.iter().map(|e| format_summary(*e, decimals)));
+        match grid.reference_of(row) {
+            Some(reference) => {
+                let last = line.len() - 1;
+                line[last] = format!("{} (Δ vs {})", line[last], reference.join(" "));
+                line.extend(entries.iter().map(|e| format_delta(*e, decimals)));
+            }
+            None => line.extend(entries.iter().map(|e| format_summary(*e, decimals))),
+        }
         if is_avg {
             line = line.into_iter().map(|s| format!("**{s}**")).collect();
         }
@@ -98,6 +132,7 @@ mod tests {
     use crate::report::fixtures::*;
     use crate::report::stats::Interval;
     use polars::prelude::AnyValue;
+    use std::collections::BTreeMap;
 
     fn f64_at(df: &DataFrame, column: &str, row: usize) -> Option<f64> {
         match df.column(column).unwrap().get(row).unwrap() {
@@ -295,6 +330,70 @@ mod tests {
             err.contains("beta") && err.contains("same table entry"),
             "{err}"
         );
+    }
+
+    /// `relative_to = { mix = "50" }`, worked by hand. Row 50: 60, 62, 58
+    /// (seeds 0–2, absolute). Row 80: 61, 65, 60, per-seed differences
+    /// 1, 3, 2: mean 2, s = 1, CI 2 ± 4.302653/√3 = [−0.484, 4.484]. Row 20
+    /// ran seeds 0–1 only (55, 57): no pairing, mean 56 − 60 = −4, no CI.
+    #[test]
+    fn relative_rows_are_per_seed_differences_from_the_reference_row() {
+        let mut cells = Vec::new();
+        for (mix, values) in [
+            ("50", &[60.0, 62.0, 58.0][..]),
+            ("80", &[61.0, 65.0, 60.0]),
+            ("20", &[55.0, 57.0]),
+        ] {
+            for (seed, v) in values.iter().enumerate() {
+                cells.push(CellResult {
+                    labels: labels(&[
+                        ("mix", mix),
+                        ("ann", "cw"),
+                        ("seed", seed.to_string().as_str()),
+                    ]),
+                    metrics: [("m".to_string(), *v)].into(),
+                    prompt_outcomes: None,
+                });
+            }
+        }
+        let mut spec = TableSpec::new(&["mix"], &["ann"], "m");
+        spec.order
+            .insert("mix".into(), vec!["50".into(), "80".into(), "20".into()]);
+        spec.relative_to = Some([("mix".to_string(), "50".to_string())].into());
+        let df = build_table(&spec, &cells).unwrap();
+        assert_eq!(
+            f64_at(&df, "cw", 0),
+            Some(60.0),
+            "the reference stays absolute"
+        );
+        assert!(f64_at(&df, "cw_lo", 0).unwrap() < 60.0);
+        assert!((f64_at(&df, "cw", 1).unwrap() - 2.0).abs() < 1e-12);
+        let half = 4.302_653 / 3f64.sqrt();
+        assert!((f64_at(&df, "cw_lo", 1).unwrap() - (2.0 - half)).abs() < 1e-5);
+        assert!((f64_at(&df, "cw_hi", 1).unwrap() - (2.0 + half)).abs() < 1e-5);
+        assert!((f64_at(&df, "cw", 2).unwrap() + 4.0).abs() < 1e-12);
+        assert_eq!(f64_at(&df, "cw_lo", 2), None);
+        let against: Vec<String> = (0..3).map(|r| str_at(&df, "relative_to", r)).collect();
+        assert_eq!(against, ["", "50", "50"]);
+        let md = grid_to_markdown(&Grid::build(&spec, &cells).unwrap(), 3);
+        assert!(
+            md.contains("| 80 (Δ vs 50) | +2.000 [-0.484, +4.484] |"),
+            "{md}"
+        );
+        assert!(md.contains("| 20 (Δ vs 50) | -4.000 |"), "{md}");
+        assert!(md.contains("| 50 | 60.000 ["), "{md}");
+        // The paper's Table 24 read the same way: 80/20 harmless CW 61.6 − 60.5.
+        let paper = crate::report::paper_table("table24").unwrap().unwrap();
+        let relative: BTreeMap<String, String> = [(
+            "weak_mixture".to_string(),
+            "harmless50-helpful50".to_string(),
+        )]
+        .into();
+        let grid = paper.grid_relative_to(Some(&relative)).unwrap();
+        let row = ["harmless80-helpful20".to_string()];
+        let column = ["harmless".to_string(), "cw".to_string()];
+        let delta = grid.get(&row, &column).unwrap();
+        assert!((delta.mean - 1.1).abs() < 1e-9, "{delta:?}");
     }
 
     #[test]

@@ -96,20 +96,11 @@ fn load(source: &DatasetSource, ctx: &StageContext) -> Result<(Vec<PreferencePai
             train,
             test,
         } => {
-            use crate::data::real::{LoadOptions, OnBadRow};
-            // Length filters need the model's tokenizer, which a dataset
-            // does not know: the training stages truncate at `max_len`.
-            let options = LoadOptions {
-                on_bad_row: OnBadRow::Error,
-                length_filter: None,
-            };
-            let train_pairs = format.load(train, &options)?.pairs;
-            let mut prompts: Vec<String> = Vec::new();
-            for pair in format.load(test, &options)?.pairs {
-                if !prompts.contains(&pair.prompt) {
-                    prompts.push(pair.prompt);
-                }
-            }
+            let train_pairs = format.load(train, &file_options())?.pairs;
+            let prompts: Vec<String> = first_test_pairs(*format, test)?
+                .into_iter()
+                .map(|p| p.prompt)
+                .collect();
             ctx.progress.log(&format!(
                 "loaded {} training pairs from {}, {} test prompts from {}",
                 train_pairs.len(),
@@ -120,4 +111,30 @@ fn load(source: &DatasetSource, ctx: &StageContext) -> Result<(Vec<PreferencePai
             (train_pairs, prompts)
         }
     })
+}
+
+/// How real files are read: a bad row is an error, and no length filter
+/// (it needs the model's tokenizer, which a dataset does not know: the
+/// training stages truncate at `max_len`).
+fn file_options() -> crate::data::real::LoadOptions<'static> {
+    crate::data::real::LoadOptions {
+        on_bad_row: crate::data::real::OnBadRow::Error,
+        length_filter: None,
+    }
+}
+
+/// A real test file's pairs, the first of each distinct prompt, in the
+/// order the prompts first appear: the test prompts (`test_prompts.json`)
+/// and the chosen response each is judged against (`win_rate`).
+pub fn first_test_pairs(
+    format: crate::spec::DatasetFormat,
+    test: &std::path::Path,
+) -> Result<Vec<PreferencePair>> {
+    let mut seen = std::collections::HashSet::new();
+    Ok(format
+        .load(test, &file_options())?
+        .pairs
+        .into_iter()
+        .filter(|p| seen.insert(p.prompt.clone()))
+        .collect())
 }

@@ -4,26 +4,35 @@
 //! policy's samples for a prompt is one comparison against that prompt's
 //! chosen response; ties count by the manifest's [`TieRule`], as GRA's do.
 //!
-//! The chosen responses of the synthetic world's test prompts are made as
-//! its training pairs are (`data::synthetic::test_pairs`); real datasets'
-//! test pairs would be compared by a judge model prompted pairwise, which
-//! is not implemented: such a cell fails with that message.
+//! Two judges:
+//! - the synthetic world (tiny profile): its true reward (the cell's gold)
+//!   scores both responses; the chosen responses of its test prompts are
+//!   made as its training pairs are (`data::synthetic::test_pairs`);
+//! - real datasets (paper profile): a local instruct model given by path
+//!   (the profile's `judge`), prompted pairwise in both orders
+//!   ([`crate::eval::judge`]); a prompt's chosen response is that of its
+//!   first pair in the test file. Without a `judge` such a cell fails
+//!   saying so.
 //!
-//! Artifact: `chosen_scores.json` (the judge's score of each test prompt's
-//! chosen response, in test-prompt order).
+//! Artifacts: `chosen_scores.json` (the gold judge's score of each test
+//! prompt's chosen response, in test-prompt order, for `gold_mean_chosen`);
+//! with a pairwise judge also `judgments.json` (one [`Judgment`] per
+//! generation).
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::artifacts::{dataset_source, test_prompts};
-use super::dataset::DatasetSource;
+use super::dataset::{DatasetSource, first_test_pairs};
 use super::generate::{GENERATIONS_FILE, Generation};
 use super::metric::{TieRule, gold_reward_accuracy};
 use super::score::{SCORES_FILE, gold_scorer};
 use super::{Stage, StageContext, StageOutcome, read_json, write_json};
 use crate::data::synthetic::{WorldConfig, test_pairs};
 use crate::eval::GoldSpec;
+use crate::eval::judge::{PairwiseJudge, tally};
 
 pub struct WinRate;
 
@@ -36,7 +45,22 @@ pub struct Params {
     pub tie_margin: f64,
     /// How a tie counts.
     pub ties: TieRule,
+    /// The pairwise judge of a real dataset's cells (the profile's
+    /// `judge`, an instruct model's HF dir or GGUF file); absent on the
+    /// synthetic world, whose true reward judges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<PathBuf>,
 }
+
+/// One generation judged against its prompt's chosen response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgment {
+    pub prompt: String,
+    /// `win`, `loss` or `tie` (the two orders disagreed).
+    pub outcome: String,
+}
+
+pub const JUDGMENTS_FILE: &str = "judgments.json";
 
 pub const CHOSEN_SCORES_FILE: &str = "chosen_scores.json";
 
@@ -77,42 +101,86 @@ impl Stage for WinRate {
     type Params = Params;
 
     fn run(params: &Params, ctx: &StageContext) -> Result<StageOutcome> {
+        let prompts = test_prompts(ctx)?;
         let pairs = match dataset_source(ctx)? {
             DatasetSource::Synthetic { family, world } => {
                 let cfg = WorldConfig::from_json(&world)?;
                 test_pairs(&cfg, &family)?
             }
-            DatasetSource::Files { .. } => bail!(
-                "stage kind win_rate: the win rate against a real dataset's chosen response \
-                 needs a pairwise judge model (the paper used GPT-4), which is not implemented; \
-                 only the synthetic world's judge is (tiny profile)"
-            ),
+            DatasetSource::Files { format, test, .. } => {
+                if params.judge.is_none() {
+                    bail!(
+                        "stage kind win_rate: the win rate against a real dataset's chosen \
+                         response needs a pairwise judge model (the paper used GPT-4): set \
+                         `judge = {{ path = ... }}` in the profile (see experiments/profiles/paper.toml)"
+                    );
+                }
+                first_test_pairs(format, &test)?
+            }
         };
-        let prompts = test_prompts(ctx)?;
         anyhow::ensure!(
             pairs.iter().map(|p| &p.prompt).eq(prompts.iter()),
-            "win rate: the world's test pairs do not follow the dataset's test prompts \
-             (a dataset stage of another world version?); rerun the dataset stage"
+            "win rate: the test pairs do not follow the dataset's test prompts \
+             (a dataset stage of another world version or test file?); rerun the dataset stage"
         );
         let scorer = gold_scorer(&params.gold, ctx)?;
         let (chosen_prompts, chosen): (Vec<String>, Vec<String>) =
             pairs.into_iter().map(|p| (p.prompt, p.chosen)).unzip();
         let chosen_scores = scorer.score(&chosen_prompts, &chosen)?;
+        drop(scorer);
         write_json(ctx.out_dir, CHOSEN_SCORES_FILE, &chosen_scores)?;
-        let by_prompt: HashMap<&str, f32> = chosen_prompts
-            .iter()
-            .map(String::as_str)
-            .zip(chosen_scores.iter().copied())
-            .collect();
         let generations: Vec<Generation> = read_json(ctx.input("generation")?, GENERATIONS_FILE)?;
-        let ours: Vec<f32> = read_json(ctx.input("score")?, SCORES_FILE)?;
-        let win = win_rate_against_chosen(
-            &generations,
-            &ours,
-            &by_prompt,
-            params.tie_margin,
-            params.ties,
-        )?;
+        let win = match &params.judge {
+            None => {
+                let by_prompt: HashMap<&str, f32> = chosen_prompts
+                    .iter()
+                    .map(String::as_str)
+                    .zip(chosen_scores.iter().copied())
+                    .collect();
+                let ours: Vec<f32> = read_json(ctx.input("score")?, SCORES_FILE)?;
+                win_rate_against_chosen(
+                    &generations,
+                    &ours,
+                    &by_prompt,
+                    params.tie_margin,
+                    params.ties,
+                )?
+            }
+            Some(path) => {
+                let by_prompt: HashMap<&str, &str> = chosen_prompts
+                    .iter()
+                    .map(String::as_str)
+                    .zip(chosen.iter().map(String::as_str))
+                    .collect();
+                let judge = PairwiseJudge::load(path, ctx.device)?;
+                let mut judgments = Vec::with_capacity(generations.len());
+                let mut outcomes = Vec::with_capacity(generations.len());
+                for (i, g) in generations.iter().enumerate() {
+                    ctx.check_cancel()?;
+                    let reference = by_prompt.get(g.prompt.as_str()).with_context(|| {
+                        format!(
+                            "win rate: no chosen response for test prompt {:?}",
+                            g.prompt
+                        )
+                    })?;
+                    let outcome = judge.compare(&g.prompt, &g.response, reference)?;
+                    outcomes.push(outcome);
+                    judgments.push(Judgment {
+                        prompt: g.prompt.clone(),
+                        outcome: format!("{outcome:?}").to_lowercase(),
+                    });
+                    ctx.progress.log(&format!(
+                        "judged {}/{} generations",
+                        i + 1,
+                        generations.len()
+                    ));
+                }
+                write_json(ctx.out_dir, JUDGMENTS_FILE, &judgments)?;
+                tally(&outcomes)
+                    .gra(params.ties)
+                    .context("win rate: no generations to judge")?
+            }
+        };
         let mean = chosen_scores.iter().map(|&s| f64::from(s)).sum::<f64>()
             / chosen_scores.len().max(1) as f64;
         let metrics = BTreeMap::from([

@@ -91,7 +91,7 @@ pub fn conversation(prompt: &str, response: &str) -> Vec<ChatMessage> {
 }
 
 /// An HF chat template and the special-token strings it may refer to.
-pub(super) struct ChatTemplate {
+pub struct ChatTemplate {
     source: String,
     /// `bos_token`, `eos_token`, … as strings, from `tokenizer_config.json`.
     pub(super) special_tokens: BTreeMap<String, String>,
@@ -103,7 +103,7 @@ impl ChatTemplate {
     /// The dir's chat template: `tokenizer_config.json`'s `chat_template` (a
     /// string, or the entry named `default` of a list), else
     /// `chat_template.jinja`; `None` when the dir has neither.
-    pub(super) fn from_dir(dir: &Path) -> anyhow::Result<Option<Self>> {
+    pub fn from_dir(dir: &Path) -> anyhow::Result<Option<Self>> {
         let config_path = dir.join(TOKENIZER_CONFIG_FILE);
         let config = match config_path.is_file() {
             true => read_json(&config_path, "the tokenizer's config")?,
@@ -159,6 +159,16 @@ impl ChatTemplate {
                 config_path.display()
             ),
         };
+        Self::new(source, special_tokens, origin).map(Some)
+    }
+
+    /// A template from its source text (a GGUF's `tokenizer.chat_template`),
+    /// checked to parse; `origin` names where it came from in errors.
+    pub fn new(
+        source: String,
+        special_tokens: BTreeMap<String, String>,
+        origin: PathBuf,
+    ) -> anyhow::Result<Self> {
         let template = Self {
             source,
             special_tokens,
@@ -174,7 +184,7 @@ impl ChatTemplate {
                     template.origin.display()
                 )
             })?;
-        Ok(Some(template))
+        Ok(template)
     }
 
     /// A Jinja environment that behaves like transformers' chat-template
@@ -198,7 +208,19 @@ impl ChatTemplate {
         env
     }
 
+    /// The conversation as the model was trained to read it (a reward
+    /// model's input: no generation prompt).
     pub(super) fn render(&self, messages: &[ChatMessage]) -> anyhow::Result<String> {
+        self.render_with(messages, false)
+    }
+
+    /// The conversation, followed by the assistant turn's opening when
+    /// `add_generation_prompt` (what a model answering it reads next).
+    pub fn render_with(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> anyhow::Result<String> {
         let env = self.environment();
         let template = env
             .template_from_str(&self.source)
@@ -209,7 +231,7 @@ impl ChatTemplate {
             .map(|(k, v)| (k.as_str(), Value::from(v.as_str())))
             .collect();
         context.insert("messages", Value::from_serialize(messages));
-        context.insert("add_generation_prompt", Value::from(false));
+        context.insert("add_generation_prompt", Value::from(add_generation_prompt));
         context.insert("tools", Value::from(()));
         context.insert("documents", Value::from(()));
         template.render(context).map_err(|e| {

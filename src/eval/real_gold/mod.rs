@@ -34,7 +34,7 @@ mod steamshp;
 #[cfg(test)]
 mod test_support;
 
-pub use chat::{ChatMessage, conversation};
+pub use chat::{ChatMessage, ChatTemplate, conversation};
 pub use deberta::DebertaGold;
 pub use seqcls::SeqClsGold;
 pub use steamshp::{
