@@ -57,6 +57,8 @@ struct Page {
     experiment: String,
     profile: String,
     is_tiny: bool,
+    /// The real-model smoke profile (`smollm2`): its report says so first.
+    is_smoke: bool,
     seeds: String,
     slots: Vec<SlotRow>,
     value: String,
@@ -226,6 +228,7 @@ pub fn write_report(
         experiment: ctx.experiment.clone(),
         profile: ctx.profile.clone(),
         is_tiny: ctx.profile == "tiny",
+        is_smoke: ctx.profile == "smollm2",
         seeds: ctx
             .seeds
             .iter()
