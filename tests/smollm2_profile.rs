@@ -158,7 +158,7 @@ fn smollm2_profile_runs_table1_smoke() {
         let record = read_json(&dir.join("sweep-record.json"));
         let entry = per_kind.entry(kind.clone()).or_default();
         entry.0 += 1;
-        entry.1 += record["duration_s"].as_f64().unwrap();
+        entry.1 += record["record"]["duration_s"].as_f64().unwrap();
     }
     println!("| stage kind | stages | total s | s per stage |");
     println!("|---|---|---|---|");
@@ -263,8 +263,8 @@ fn check_run(
     let judges = of_kind("gold_train_files");
     assert_eq!(judges.len(), 1, "{stages:?}");
     assert!(judges[0].join("gold/tokenizer.json").is_file());
-    let record = read_json(&judges[0].join("sweep-record.json"));
-    let agreement = record["metrics"]["agreement_with_gold_valid"]
+    let record = read_json(&judges[0].join("sweep-record.json")); // {format, blake3, record}
+    let agreement = record["record"]["metrics"]["agreement_with_gold_valid"]
         .as_f64()
         .unwrap();
     assert!((0.0..=1.0).contains(&agreement), "{record}");
