@@ -131,9 +131,11 @@ mod tests {
     /// judge's pairs on other streams than the humans'.
     #[test]
     fn exported_files_load_through_the_hh_reader() {
-        let mut cfg = WorldConfig::default();
-        cfg.n_pairs = 6;
-        cfg.n_test_prompts = 3;
+        let cfg = WorldConfig {
+            n_pairs: 6,
+            n_test_prompts: 3,
+            ..WorldConfig::default()
+        };
         let export = export_family(&cfg, "hh-rlhf", 5, 4).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         write_export(tmp.path(), "hh-rlhf", &export).unwrap();
