@@ -34,7 +34,7 @@ struct Inputs {
     /// Manifest files or directories (searched recursively; `profiles/` skipped).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Profile: `tiny` (default, embedded), `paper`, or a profile TOML file.
+    /// Profile: `tiny` (default, embedded), `paper`, `smollm2` (real-model smoke run), or a profile TOML file.
     #[arg(long, default_value = "tiny")]
     profile: String,
     /// Results dir; the cache lives in `<results>/cache`.
@@ -324,6 +324,29 @@ enum WorldCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write one family's pairs as HH-RLHF files (human labels), plus
+    /// gold-labelled pairs for a learned judge (the `smollm2` profile's data).
+    ExportHh {
+        /// Profile whose `[world]` generates them: `tiny` or a profile TOML file.
+        #[arg(long, default_value = "tiny")]
+        profile: String,
+        #[arg(long, default_value = "hh-rlhf")]
+        family: String,
+        /// Human-labelled training pairs (the world's `n_pairs`).
+        #[arg(long)]
+        pairs: usize,
+        /// Test prompts (the world's `n_test_prompts`).
+        #[arg(long)]
+        test_prompts: usize,
+        /// Gold-labelled pairs to train the judge on, and held out for its agreement.
+        #[arg(long)]
+        gold_pairs: usize,
+        #[arg(long)]
+        gold_valid_pairs: usize,
+        /// Writes <OUT>/<family>/{train,test}.jsonl and <OUT>/gold/{train,valid}.jsonl.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -349,6 +372,27 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::World {
             command: WorldCommand::Stats { profile, json },
         } => world_stats(&profile, json),
+        Command::World {
+            command:
+                WorldCommand::ExportHh {
+                    profile,
+                    family,
+                    pairs,
+                    test_prompts,
+                    gold_pairs,
+                    gold_valid_pairs,
+                    out,
+                },
+        } => {
+            let mut world = profile_world(&profile)?;
+            (world.n_pairs, world.n_test_prompts) = (pairs, test_prompts);
+            use cwpo::data::synthetic::hh_layout::{export_family, write_export};
+            let export = export_family(&world, &family, gold_pairs, gold_valid_pairs)?;
+            for line in write_export(&out, &family, &export)? {
+                println!("wrote {line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Model { command } => model_command(command),
         Command::Data {
             command:
@@ -605,12 +649,15 @@ fn gc(
 }
 
 fn world_stats(profile: &str, json: bool) -> Result<ExitCode> {
-    let profile = cwpo::profile::Profile::load(profile)?;
-    let config = cwpo::data::synthetic::WorldConfig::from_json(&serde_json::Value::Object(
-        profile.world.clone(),
-    ))
-    .context("the profile's [world]")?;
+    let config = profile_world(profile)?;
     print_report(&cwpo::data::synthetic::stats::world_stats(&config)?, json)
+}
+
+/// The synthetic world of profile `name` (its `[world]`).
+fn profile_world(name: &str) -> Result<cwpo::data::synthetic::WorldConfig> {
+    let profile = cwpo::profile::Profile::load(name)?;
+    cwpo::data::synthetic::WorldConfig::from_json(&serde_json::Value::Object(profile.world))
+        .context("the profile's [world]")
 }
 
 /// The tiny models of the default profile are far too small for a thread

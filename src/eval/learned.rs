@@ -64,8 +64,10 @@ impl GoldScorer for LearnedGold {
             .map(|(p, r)| {
                 let mut response = self.tokenizer.encode(r)?;
                 response.push(self.tokenizer.eos_id());
+                // As it was trained (`PairTokenizer`): the prompt opens the
+                // sequence with the tokenizer's start tokens.
                 Ok(TokenizedExample {
-                    prompt: self.tokenizer.encode(p)?,
+                    prompt: self.tokenizer.encode_prompt(p)?,
                     response,
                 })
             })
@@ -77,5 +79,58 @@ impl GoldScorer for LearnedGold {
             scores.extend(self.model.scores(&batch)?.to_vec1::<f32>()?); // [B]
         }
         Ok(scores)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::hf_tokenizer::HfTokenizer;
+    use crate::stage::models::PairTokenizer;
+    use crate::testing::{bos_template, tiny_llama, word_tokenizer, write_hf_policy_dir};
+
+    /// Regression: the judge scored prompts without the tokenizer's start
+    /// tokens (`encode`), but trained on them (`PairTokenizer` uses
+    /// `encode_prompt`), so with a BOS-adding tokenizer (Llama 3's, OPT's)
+    /// it scored sequences it never saw. Its score now equals the reward
+    /// model's on exactly the training ids, and differs from the BOS-less one.
+    #[test]
+    fn a_learned_judge_scores_what_it_was_trained_on() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let words = word_tokenizer(
+            &["<pad>", "<s>", "</s>", "<unk>"],
+            &["a", "b", "."],
+            "<unk>",
+            bos_template("<s>", 1),
+        );
+        let cfg = tiny_llama(); // bos 1, eos 2, pad 0
+        let policy = write_hf_policy_dir(&tmp.path().join("hf"), &cfg, 1, &words)?;
+        let rm = RewardModel::from_policy(&policy, None, 3)?;
+        rm.save(&tmp.path().join("rm"))?;
+        let tokenizer =
+            || HfTokenizer::from_file(&tmp.path().join("hf/tokenizer.json"), 2, 0).unwrap();
+        let tok = tokenizer();
+        assert_eq!(tok.encode_prompt("a b")?, [1, 4, 5], "BOS first");
+
+        let judge = LearnedGold::load(&tmp.path().join("rm"), Box::new(tokenizer()), &Device::Cpu)?;
+        let got = judge.score(&["a b".into()], &[" .".into()])?;
+
+        let pairs = PairTokenizer { tokenizer: &tok };
+        let score_of = |prompt: Vec<u32>| -> anyhow::Result<f32> {
+            let example = TokenizedExample {
+                prompt,
+                response: pairs.response(" .")?,
+            };
+            let batch = judge.batching.examples(&[&example])?;
+            Ok(rm.scores(&batch)?.to_vec1::<f32>()?[0])
+        };
+        let trained = score_of(tok.encode_prompt("a b")?)?;
+        let without_bos = score_of(tok.encode("a b")?)?;
+        assert!((got[0] - trained).abs() < 1e-6, "{} vs {trained}", got[0]);
+        assert!(
+            (trained - without_bos).abs() > 1e-6,
+            "BOS changes nothing here"
+        );
+        Ok(())
     }
 }

@@ -1117,7 +1117,15 @@ fn resolve_gold(
         "profile" => profile.gold_for(dataset),
         "true" if synthetic => Ok(GoldSpec::TrueReward),
         "true" => Err(needs_world("the true reward")),
-        "learned" if !synthetic => Err(needs_world("a reward model learned on the world")),
+        "learned"
+            if !synthetic
+                && profile
+                    .learned_gold
+                    .as_ref()
+                    .is_none_or(|l| l.files.is_none()) =>
+        {
+            Err(needs_world("a reward model learned on the world"))
+        }
         "learned" if profile.learned_gold.is_none() => Err(format!(
             "`metric.gold = \"learned\"` needs a [learned_gold] section in profile `{}` \
              (see experiments/profiles/tiny.toml)",

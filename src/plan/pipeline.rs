@@ -27,9 +27,9 @@ use crate::spec::{
 };
 use crate::stage::{
     self, KINDS, Stage, align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
-    gold_train::GoldTrain, metric::Metric, online_round::OnlineRound, pretrain::Pretrain,
-    ref_logps::RefLogps, score::Score, sft::Sft, split::Split, weak_eval::WeakEval,
-    weak_train::WeakTrain, win_rate::WinRate,
+    gold_train::GoldTrain, gold_train::GoldTrainFiles, metric::Metric, online_round::OnlineRound,
+    pretrain::Pretrain, ref_logps::RefLogps, score::Score, sft::Sft, split::Split,
+    weak_eval::WeakEval, weak_train::WeakTrain, win_rate::WinRate,
 };
 use crate::train::AlignLoss;
 
@@ -488,8 +488,36 @@ impl<'p> CellBuilder<'p> {
         Ok(policy)
     }
 
-    /// The learned judge, once per world (tiny profile, `metric.gold = "learned"`).
+    /// The learned judge, once per world (tiny profile, `metric.gold = "learned"`),
+    /// or once per profile when it learns from files (`smollm2`).
     fn add_learned_gold(&mut self, cell: &Cell, profile: &Profile) -> Result<Option<Key>> {
+        if let (GoldSpec::Learned, Some(learned), Some(pairs)) = (
+            &cell.gold,
+            &profile.learned_gold,
+            profile.learned_gold_files().map_err(anyhow::Error::msg)?,
+        ) {
+            let gold = self.add::<GoldTrainFiles>(
+                stage::gold_train::FilesParams {
+                    model: profile
+                        .model_spec(&learned.model)
+                        .map_err(anyhow::Error::msg)?,
+                    pairs,
+                    n_pairs: learned.n_pairs,
+                    n_valid_pairs: learned.n_valid_pairs,
+                    train: TrainSettings::new(
+                        learned.learning_rate,
+                        learned.epochs,
+                        learned.batch_size,
+                        None,
+                    ),
+                    seed: learned.seed,
+                },
+                &[],
+                learned.model.clone(),
+            )?;
+            self.keep(&gold);
+            return Ok(gold);
+        }
         let (GoldSpec::Learned, Some(learned), DatasetSource::Synthetic { world, .. }) =
             (&cell.gold, &profile.learned_gold, &cell.dataset)
         else {

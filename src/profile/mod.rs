@@ -16,6 +16,9 @@ use crate::spec::{DatasetFormat, DatasetSource, GoldSpec, ModelSpec, TinyModelSp
 pub const TINY_TOML: &str = include_str!("../../experiments/profiles/tiny.toml");
 /// The paper profile (real checkpoints under `${CWPO_MODELS}`, data under `${CWPO_DATA}`).
 pub const PAPER_TOML: &str = include_str!("../../experiments/profiles/paper.toml");
+/// The real-model smoke profile: SmolLM2-135M GGUF in every slot, HH-layout
+/// world data under assets/smollm2/ (paths relative to the repository root).
+pub const SMOLLM2_TOML: &str = include_str!("../../experiments/profiles/smollm2.toml");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +76,11 @@ pub struct LearnedGoldSettings {
     pub epochs: usize,
     pub batch_size: usize,
     pub seed: u64,
+    /// A profile of real models (`smollm2`): the judge's gold-labelled pairs
+    /// as files (`train` to learn, `test` held out) instead of the world's,
+    /// and `model` an HF dir or GGUF file (`stage::gold_train` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<DatasetFiles>,
 }
 
 /// `judge = { stands_for = "...", path = "..." }`: an instruct decoder (an
@@ -116,6 +124,17 @@ pub struct DatasetFiles {
     pub test: String,
 }
 
+impl DatasetFiles {
+    /// The files as a dataset source (`${VAR}`s expanded).
+    pub fn source(&self) -> Result<DatasetSource, String> {
+        Ok(DatasetSource::Files {
+            format: self.format,
+            train: expand_env(&self.train)?.into(),
+            test: expand_env(&self.test)?.into(),
+        })
+    }
+}
+
 /// A model name: a tiny spec or a local HF dir.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,7 +155,7 @@ pub struct PairSlot {
 }
 
 impl Profile {
-    /// `--profile NAME` (`tiny`, `paper`: embedded) or `--profile FILE`.
+    /// `--profile NAME` (`tiny`, `paper`, `smollm2`: embedded) or `--profile FILE`.
     /// Errors are diagnostics (exit 2).
     pub fn load(name_or_path: &str) -> Result<Profile, Diagnostics> {
         let (path, text) = match name_or_path {
@@ -148,12 +167,16 @@ impl Profile {
                 PathBuf::from("<embedded>/experiments/profiles/paper.toml"),
                 PAPER_TOML.to_string(),
             ),
+            "smollm2" => (
+                PathBuf::from("<embedded>/experiments/profiles/smollm2.toml"),
+                SMOLLM2_TOML.to_string(),
+            ),
             other => {
                 let path = PathBuf::from(other);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     one(Diagnostic::file(
                         &path,
-                        format!("cannot read profile: {e}; use `tiny`, `paper` or the path of a profile TOML file"),
+                        format!("cannot read profile: {e}; use `tiny`, `paper`, `smollm2` or the path of a profile TOML file"),
                     ))
                 })?;
                 (path, text)
@@ -208,11 +231,19 @@ impl Profile {
         }
         if let Some(learned) = &profile.learned_gold {
             match profile.models.get(&learned.model) {
-                Some(slot) if slot.tiny.is_some() => {}
+                Some(slot) if slot.tiny.is_some() == learned.files.is_none() => {}
+                Some(_) if learned.files.is_some() => errors.push(Diagnostic::at(
+                    &file,
+                    format!(
+                        "[learned_gold]: model `{}` is tiny but `files` is set; a judge on files starts from a `path` model",
+                        learned.model
+                    ),
+                )),
                 Some(_) => errors.push(Diagnostic::at(
                     &file,
                     format!(
-                        "[learned_gold]: model `{}` is not tiny; a learned judge is trained on the synthetic world",
+                        "[learned_gold]: model `{}` is not tiny; a learned judge is trained on the synthetic world \
+                         unless [learned_gold] names gold-labelled `files`",
                         learned.model
                     ),
                 )),
@@ -241,13 +272,16 @@ impl Profile {
                 family: family.clone(),
                 world: serde_json::Value::Object(self.world.clone()),
             },
-            (None, Some(files)) => DatasetSource::Files {
-                format: files.format,
-                train: expand_env(&files.train)?.into(),
-                test: expand_env(&files.test)?.into(),
-            },
+            (None, Some(files)) => files.source()?,
             (None, None) => unreachable!("checked by Profile::parse"),
         })
+    }
+
+    /// The learned judge's gold-labelled pair files, if the profile trains
+    /// it on files (`[learned_gold] files`, `${VAR}`s expanded).
+    pub fn learned_gold_files(&self) -> Result<Option<DatasetSource>, String> {
+        let files = self.learned_gold.as_ref().and_then(|l| l.files.as_ref());
+        files.map(DatasetFiles::source).transpose()
     }
 
     /// The judge of dataset slot `name`: its own `gold`, else the profile's
@@ -314,6 +348,15 @@ impl Profile {
                 }
             }
         }
+        if let Ok(Some(DatasetSource::Files { train, test, .. })) = self.learned_gold_files() {
+            for p in [train, test].iter().filter(|p| !p.exists()) {
+                missing.push(format!(
+                    "[learned_gold] files: {} does not exist; write the judge's gold-labelled pairs \
+                     (`sweep world export-hh`) or run from the directory the profile's paths are relative to",
+                    p.display()
+                ));
+            }
+        }
         for name in datasets {
             if let Ok(gold) = self.gold_for(name)
                 && let Some(path) = gold.path()
@@ -331,7 +374,19 @@ impl Profile {
         }
         for name in models {
             match self.model_spec(name) {
-                Ok(ModelSpec::Hf { path }) if !path.join("config.json").exists() => {
+                // A GGUF file (SmolLM2, `smollm2` profile) is fetched by a script.
+                Ok(ModelSpec::Hf { path })
+                    if path.extension().is_some_and(|e| e == "gguf") && !path.is_file() =>
+                {
+                    missing.push(format!(
+                        "model `{name}`: {} does not exist; run scripts/fetch-smollm2.sh from the repository root",
+                        path.display()
+                    ));
+                }
+                Ok(ModelSpec::Hf { path })
+                    if path.extension().is_none_or(|e| e != "gguf")
+                        && !path.join("config.json").exists() =>
+                {
                     let what = &self.models[*name].stands_for;
                     missing.push(format!(
                         "model `{name}`: {}/config.json does not exist; get it with `huggingface-cli download {what} --local-dir {}`",
@@ -401,7 +456,7 @@ mod tests {
 
     #[test]
     fn embedded_profiles_parse_and_bind_every_pair() {
-        for name in ["tiny", "paper"] {
+        for name in ["tiny", "paper", "smollm2"] {
             let p = Profile::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(
                 p.pairs.contains_key("opt") && p.pairs.contains_key("qwen"),

@@ -57,6 +57,8 @@ struct Page {
     experiment: String,
     profile: String,
     is_tiny: bool,
+    /// The real-model smoke profile (`smollm2`): its report says so first.
+    is_smoke: bool,
     seeds: String,
     slots: Vec<SlotRow>,
     value: String,
@@ -152,8 +154,23 @@ pub fn write_report(
     write_csv(&mut grid_to_frame(&grid)?, &out_dir.join(&csv)).with_context(context)?;
 
     let mut extra_tables = Vec::new();
+    let mut notes = ctx.notes.clone();
     for extra_value in &spec.extra_values {
         let extra_spec = spec.for_extra(extra_value);
+        // A metric no cell has is left out, said in a note: Table 1 asks for
+        // `gra_sft_vs_base`, which only a pretrained base (tiny profile)
+        // gives; HF models have none. One that only some cells lack is
+        // still an error (`Grid::build`).
+        if !cells
+            .iter()
+            .any(|c| c.metrics.contains_key(&extra_spec.value))
+        {
+            notes.push(format!(
+                "No cell has the metric `{}`, so its table is left out (`gra_sft_vs_base` needs a pretrained base model, which only the tiny profile trains).",
+                extra_spec.value
+            ));
+            continue;
+        }
         let extra = Grid::build(&extra_spec, cells).with_context(context)?;
         let file = format!("{}_{}.csv", ctx.experiment, extra_spec.value);
         write_csv(&mut grid_to_frame(&extra)?, &out_dir.join(&file)).with_context(context)?;
@@ -229,6 +246,7 @@ pub fn write_report(
         experiment: ctx.experiment.clone(),
         profile: ctx.profile.clone(),
         is_tiny: ctx.profile == "tiny",
+        is_smoke: ctx.profile == "smollm2",
         seeds: ctx
             .seeds
             .iter()
@@ -273,7 +291,7 @@ pub fn write_report(
         claims_paired_reversed: tallies.iter().map(|t| t.paired_reversed).sum(),
         claims: claim_rows,
         extra_tables,
-        notes: ctx.notes.clone(),
+        notes,
         uncalibrated: uncalibrated
             .iter()
             .map(|(dataset, why)| UncalibratedRow {
@@ -406,6 +424,7 @@ fn mark_uncalibrated(grid: &Grid, uncalibrated: &BTreeMap<String, String>) -> Gr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::ExtraValue;
     use crate::report::fixtures::*;
     use crate::report::paper_table;
 
@@ -621,5 +640,36 @@ mod tests {
         assert!(md.contains("Every entry ran a single seed"), "{md}");
         assert!(md.contains("0 of 48 are separated"), "{md}");
         assert!(!dir.path().join("table1.png").exists());
+    }
+
+    /// Regression (found by the `smollm2` run): Table 1's report asks for
+    /// `gra_sft_vs_base`, which HF-model cells never have, and writing the
+    /// report failed. A metric no cell has is now a note; one that some
+    /// cells have and others lack still fails.
+    #[test]
+    fn an_extra_value_no_cell_has_is_a_note_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = table1_spec();
+        spec.figure = None;
+        spec.extra_values
+            .push(ExtraValue::Name("gra_sft_vs_base".to_string()));
+        let mut cells = table1_cells();
+        for c in &mut cells {
+            c.metrics.remove("gra_sft_vs_base");
+        }
+        write_report(&context(), &spec, &cells, None, dir.path()).unwrap();
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        assert!(
+            md.contains("No cell has the metric `gra_sft_vs_base`"),
+            "{md}"
+        );
+        assert!(!dir.path().join("table1_gra_sft_vs_base.csv").exists());
+
+        cells[0].metrics.insert("gra_sft_vs_base".into(), 0.5);
+        let err = write_report(&context(), &spec, &cells, None, dir.path()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("has no metric `gra_sft_vs_base`"),
+            "{err:#}"
+        );
     }
 }

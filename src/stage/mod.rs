@@ -179,6 +179,7 @@ stage_kinds![
     split::Split,
     pretrain::Pretrain,
     gold_train::GoldTrain,
+    gold_train::GoldTrainFiles,
     weak_train::WeakTrain,
     weak_eval::WeakEval,
     annotate::Annotate,

@@ -15,10 +15,12 @@ use crate::spec::{DEFAULT_LORA_DROPOUT, ModelSpec, TinyModelSpec, TrainSettings}
 use crate::train::{TokenizedExample, TokenizedPair};
 
 /// The tokenizer of the model a slot binds: the synthetic world's word-level
-/// tokenizer for tiny models, `tokenizer.json` for HF checkpoints.
+/// tokenizer for tiny models, `tokenizer.json` for HF checkpoints, the
+/// metadata of a GGUF file.
 pub fn tokenizer_for(spec: &ModelSpec) -> Result<Box<dyn Tokenizer>> {
     match spec {
         ModelSpec::Tiny(_) => Ok(Box::new(crate::data::synthetic::tokenizer())),
+        ModelSpec::Hf { path } if is_gguf(path) => Ok(Box::new(gguf_tokenizer(path)?)),
         ModelSpec::Hf { path } => {
             let cfg = crate::model::hf_config::read_hf_config(path)?;
             Ok(Box::new(crate::data::hf_tokenizer::HfTokenizer::from_file(
@@ -28,6 +30,21 @@ pub fn tokenizer_for(spec: &ModelSpec) -> Result<Box<dyn Tokenizer>> {
             )?))
         }
     }
+}
+
+/// A slot's `path` may be a GGUF file (llama.cpp's single-file format, as
+/// SmolLM2-135M-Instruct ships in `scripts/fetch-smollm2.sh`) instead of an HF
+/// dir: its weights are dequantised to f32 and its tokenizer rebuilt from the
+/// metadata ([`crate::model::probe::load_lm`]).
+fn is_gguf(path: &Path) -> bool {
+    matches!(
+        crate::model::probe::ModelSource::detect(path),
+        Ok(crate::model::probe::ModelSource::Gguf)
+    )
+}
+
+fn gguf_tokenizer(path: &Path) -> Result<crate::data::hf_tokenizer::HfTokenizer> {
+    crate::data::gguf_tokenizer::tokenizer_from_gguf(&crate::model::gguf::GgufFile::open(path)?)
 }
 
 /// Prompt ids and response ids followed by EOS, so a model learns to stop.
@@ -107,6 +124,9 @@ pub fn max_len(spec: &ModelSpec, policy: &Policy) -> usize {
 pub fn load_base_policy(ctx: &StageContext, spec: &ModelSpec) -> Result<Policy> {
     match spec {
         ModelSpec::Tiny(_) => load_policy(&ctx.input("base")?.join(MODEL_DIR), ctx.device),
+        ModelSpec::Hf { path } if is_gguf(path) => {
+            Ok(crate::model::probe::load_lm(path, ctx.device)?.policy)
+        }
         ModelSpec::Hf { path } => {
             crate::model::load_hf_dir(path, candle_core::DType::F32, ctx.device)?.into_policy()
         }
@@ -169,6 +189,21 @@ pub fn tokenizer_of_checkpoint(dir: &Path) -> Result<Box<dyn Tokenizer>> {
 pub fn save_model(policy: &Policy, origin: Option<&Path>, out: &Path) -> Result<()> {
     let dir = out.join(MODEL_DIR);
     policy.save(&dir)?;
+    keep_tokenizer(origin, &dir)
+}
+
+/// Copies `origin`'s tokenizer into checkpoint `dir` as `tokenizer.json`: the
+/// file of an HF dir or checkpoint, the one rebuilt from a GGUF file's
+/// metadata (without it, [`tokenizer_of_checkpoint`] would read the
+/// checkpoint as a synthetic-world model).
+pub fn keep_tokenizer(origin: Option<&Path>, dir: &Path) -> Result<()> {
+    if let Some(origin) = origin.filter(|o| is_gguf(o)) {
+        let file = dir.join("tokenizer.json");
+        return gguf_tokenizer(origin)?
+            .inner()
+            .save(&file, false)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()));
+    }
     if let Some(origin) = origin {
         let tokenizer = origin.join("tokenizer.json");
         if tokenizer.exists() {

@@ -12,6 +12,7 @@ use super::artifacts::dataset_source;
 use super::dataset::DatasetSource;
 use super::generate::{GENERATIONS_FILE, Generation};
 use super::gold_train::GOLD_DIR;
+use super::models::tokenizer_of_checkpoint;
 use super::{Stage, StageContext, StageOutcome, read_json, write_json};
 use crate::eval::learned::LearnedGold;
 use crate::eval::real_gold::{RealGoldKind, load_real_gold};
@@ -95,12 +96,14 @@ pub(super) fn gold_scorer(spec: &GoldSpec, ctx: &StageContext) -> Result<Box<dyn
         (GoldSpec::TrueReward, DatasetSource::Synthetic { family, world }) => Ok(Box::new(
             crate::data::synthetic::gold_scorer_of(world, family)?,
         )),
-        (GoldSpec::Learned, DatasetSource::Synthetic { .. }) => Ok(Box::new(LearnedGold::load(
-            &ctx.input("gold_model")?.join(GOLD_DIR),
-            Box::new(crate::data::synthetic::tokenizer()),
-            ctx.device,
-        )?)),
-        (GoldSpec::TrueReward | GoldSpec::Learned, DatasetSource::Files { .. }) => bail!(
+        // The world's judge (`gold_train`) or a real model's (`gold_train_files`,
+        // whose checkpoint keeps its tokenizer.json).
+        (GoldSpec::Learned, _) => {
+            let dir = ctx.input("gold_model")?.join(GOLD_DIR);
+            let tokenizer = tokenizer_of_checkpoint(&dir)?;
+            Ok(Box::new(LearnedGold::load(&dir, tokenizer, ctx.device)?))
+        }
+        (GoldSpec::TrueReward, DatasetSource::Files { .. }) => bail!(
             "gold `{}` exists only for the synthetic world; a real dataset needs a gold reward model",
             spec.kind_name()
         ),

@@ -9,6 +9,7 @@
 //! only. Everything is drawn from ChaCha8 streams derived from
 //! `WorldConfig::seed`, the family and the stream's purpose, so the same
 //! config gives byte-identical data and families do not disturb each other.
+pub mod hh_layout;
 pub mod human;
 pub mod lexicon;
 pub mod policy;
