@@ -23,7 +23,6 @@ use crate::manifest::resolve::Cell;
 use crate::profile::Profile;
 use crate::spec::{
     Annotation, DEFAULT_WEAK_BETA, DatasetSource, GoldSpec, ModelSpec, Regime, TrainOn,
-    TrainSettings,
 };
 use crate::stage::{
     self, KINDS, Stage, align::Align, annotate::Annotate, dataset::Dataset, generate::Generate,
@@ -504,12 +503,7 @@ impl<'p> CellBuilder<'p> {
                     pairs,
                     n_pairs: learned.n_pairs,
                     n_valid_pairs: learned.n_valid_pairs,
-                    train: TrainSettings::new(
-                        learned.learning_rate,
-                        learned.epochs,
-                        learned.batch_size,
-                        None,
-                    ),
+                    train: learned.train(),
                     seed: learned.seed,
                 },
                 &[],
@@ -540,12 +534,7 @@ impl<'p> CellBuilder<'p> {
                 world: world.clone(),
                 n_pairs: learned.n_pairs,
                 n_valid_pairs: learned.n_valid_pairs,
-                train: TrainSettings::new(
-                    learned.learning_rate,
-                    learned.epochs,
-                    learned.batch_size,
-                    None,
-                ),
+                train: learned.train(),
                 seed: learned.seed,
             },
             &[("base", gold_base.as_ref())],

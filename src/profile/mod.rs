@@ -10,7 +10,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::diagnostic::{Diagnostic, Diagnostics, Loc, Source, from_toml_error};
-use crate::spec::{DatasetFormat, DatasetSource, GoldSpec, ModelSpec, TinyModelSpec};
+use crate::spec::{
+    DatasetFormat, DatasetSource, GoldSpec, ModelSpec, TinyModelSpec, TrainSettings,
+};
 
 /// The embedded default profile, so `sweep run` works from any directory.
 pub const TINY_TOML: &str = include_str!("../../experiments/profiles/tiny.toml");
@@ -81,6 +83,13 @@ pub struct LearnedGoldSettings {
     /// and `model` an HF dir or GGUF file (`stage::gold_train` says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<DatasetFiles>,
+}
+
+impl LearnedGoldSettings {
+    /// The judge's training block (both `gold_train` kinds).
+    pub fn train(&self) -> TrainSettings {
+        TrainSettings::new(self.learning_rate, self.epochs, self.batch_size, None)
+    }
 }
 
 /// `judge = { stands_for = "...", path = "..." }`: an instruct decoder (an
