@@ -293,12 +293,36 @@ pub fn validate(paths: &[PathBuf], profile: &str, max_stages: Option<usize>) -> 
     let datasets = sorted_unique(cells().map(|c| c.settings.dataset.as_str()));
     let models =
         sorted_unique(cells().flat_map(|c| [c.weak_model.0.as_str(), c.strong_model.0.as_str()]));
+    let mut missing = profile.missing_paths(&datasets, &models);
+    missing.extend(missing_judges(&plan));
     Ok(Validation {
-        missing: profile.missing_paths(&datasets, &models),
+        missing,
         profile: profile.name,
         experiments: experiments.len(),
         stages: plan.graph.node_count(),
     })
+}
+
+/// The pairwise judges (`win_rate` on real datasets, the profile's `judge`)
+/// the plan needs and this machine lacks: found now, not hours into a run.
+fn missing_judges(plan: &plan::Plan) -> Vec<String> {
+    let judges: std::collections::BTreeSet<PathBuf> = plan
+        .graph
+        .node_weights()
+        .filter(|node| node.kind == <crate::stage::win_rate::WinRate as crate::stage::Stage>::KIND)
+        .filter_map(|node| node.params.get("judge")?.as_str().map(PathBuf::from))
+        .collect();
+    judges
+        .into_iter()
+        .filter(|path| !path.is_file() && !path.join("config.json").exists())
+        .map(|path| {
+            format!(
+                "judge: {} is neither a GGUF file nor an HF dir with config.json; set the profile's \
+                 `judge = {{ stands_for = \"...\", path = \"...\" }}` to a local instruct model",
+                path.display()
+            )
+        })
+        .collect()
 }
 
 fn sorted_unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {

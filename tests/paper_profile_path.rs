@@ -570,6 +570,24 @@ fn win_rate_on_real_files_is_judged_pairwise_by_the_profiles_judge() {
     );
     assert_eq!(count("win") + count("loss") + count("tie"), n);
 
+    // A judge path that is not there is found by `sweep validate`.
+    let missing = f.dir.join("no-such-judge.gguf");
+    std::fs::write(
+        &f.profile,
+        with_judge.replace(&toml_str(&judge), &toml_str(&missing)),
+    )
+    .unwrap();
+    let validate = sweep(&f.dir, &["validate", manifest, "--profile", profile]);
+    assert!(!validate.status.success(), "{}", text(&validate));
+    assert!(
+        text(&validate).contains(&format!(
+            "judge: {} is neither a GGUF file nor an HF dir",
+            missing.display()
+        )),
+        "{}",
+        text(&validate)
+    );
+
     std::fs::write(&f.profile, &without_judge).unwrap();
     let run = sweep(&f.dir, &["run", manifest, "--profile", profile]);
     assert!(!run.status.success());
