@@ -500,7 +500,8 @@ fn paper_profile_path_runs_end_to_end() {
 /// `CI=true`) judges every generation against the chosen response of its
 /// prompt's first test pair in both orders; the win and tie rates are those
 /// of `judgments.json` under the profile's tie rule (the paper's: a tie
-/// loses). The same cell without a `judge` fails at `win_rate`, saying so.
+/// loses). A `judge` path that does not exist fails `sweep validate`, and
+/// the same cell without a `judge` fails at `win_rate`, saying so.
 #[test]
 fn win_rate_on_real_files_is_judged_pairwise_by_the_profiles_judge() {
     let Some(judge) = cwpo::testing::smollm2_gguf() else {
