@@ -289,12 +289,10 @@ impl GradAccumulator {
         if max_norm > 0.0 && norm > max_norm {
             let scale = max_norm / (norm + 1e-6);
             for g in self.sums.iter_mut().flatten() {
-                if fused_cpu(g) {
-                    // Ours alone: `add` detached it from the backward's store.
-                    cwpo_kernels::grad::scale_in_place(g, scale)?;
-                } else {
-                    *g = g.affine(scale, 0.0)?;
-                }
+                // A new tensor, not a scaling in place: the backward pass may
+                // store one gradient tensor for several variables
+                // (patches/README.md), so `g` is not ours to modify.
+                *g = g.affine(scale, 0.0)?;
             }
         }
         Ok(norm)
@@ -524,6 +522,32 @@ mod tests {
         acc.add(&loss.backward()?)?;
         acc.clip(100.0)?;
         assert!((acc.norm()? - 13.0).abs() < 1e-5);
+        Ok(())
+    }
+
+    /// loss = Σ (a + b): the backward pass hands `a` and `b` one and the same
+    /// gradient tensor (patches/README.md). Clipping must scale each
+    /// variable's gradient once; scaling that tensor in place would scale
+    /// it twice, once through each variable.
+    #[test]
+    fn clipping_a_gradient_two_variables_share_scales_it_once() -> anyhow::Result<()> {
+        let dev = Device::Cpu;
+        let a = Var::from_vec(vec![1f32; 4], 4, &dev)?;
+        let b = Var::from_vec(vec![2f32; 4], 4, &dev)?;
+        let loss = (a.as_tensor() + b.as_tensor())?.sum_all()?;
+        let mut acc = GradAccumulator::new(&[a.clone(), b.clone()]);
+        acc.add(&loss.backward()?)?;
+        // Gradient 1 everywhere, norm √8; clipped to 1 each entry is
+        // 1 · 1 / (√8 + 1e-6).
+        let before = acc.clip(1.0)?;
+        assert_eq!(before, 8f64.sqrt());
+        let want = 1.0 / (8f64.sqrt() + 1e-6);
+        let store = acc.into_grad_store();
+        for var in [&a, &b] {
+            for g in store.get(var.as_tensor()).unwrap().to_vec1::<f32>()? {
+                assert!((g as f64 - want).abs() < 1e-6, "{g} vs {want}");
+            }
+        }
         Ok(())
     }
 

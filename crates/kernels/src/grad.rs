@@ -1,13 +1,13 @@
-//! Whole-gradient passes of the optimiser loop, without temporaries:
-//! the squared L2 norm (for clipping) and scaling in place.
+//! Whole-gradient passes of the optimiser loop, without temporaries: the
+//! squared L2 norm (for clipping).
 //!
-//! Both reproduce candle's composed versions bit for bit:
+//! It reproduces candle's composed version bit for bit:
 //! `g.to_dtype(F64).sqr().sum_all()` sums x² in f64 from the first element
-//! to the last, and `g.affine(s, 0.0)` computes `x·(s as f32) + 0`.
-use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Storage, Tensor};
+//! to the last.
+use candle_core::{CpuStorage, Layout, Result, Storage, Tensor};
 use rayon::prelude::*;
 
-use crate::plumbing::{InPlace, contiguous_slice, contiguous_slice_mut, dispatch};
+use crate::plumbing::{contiguous_slice, dispatch};
 
 /// Σ x² in f64 over a CPU f32/f64 tensor, summed in element order (so the
 /// result does not depend on the thread count).
@@ -32,33 +32,4 @@ pub fn total_sum_of_squares(tensors: &[&Tensor]) -> Result<f64> {
         .map(|t| sum_of_squares(t))
         .collect::<Result<_>>()?;
     Ok(sums.into_iter().fold(0f64, |acc, s| acc + s))
-}
-
-struct Scale(f64);
-
-impl InplaceOp1 for Scale {
-    fn name(&self) -> &'static str {
-        "fused-scale"
-    }
-
-    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
-        fn run<T: InPlace>(scale: f64, s: &mut CpuStorage, l: &Layout) -> Result<()> {
-            let scale = T::from_f64(scale);
-            let zero = T::from_f64(0.0);
-            contiguous_slice_mut::<T>(s, l)?
-                .par_chunks_mut(1 << 14)
-                .for_each(|x| x.iter_mut().for_each(|x| *x = *x * scale + zero));
-            Ok(())
-        }
-        match s {
-            CpuStorage::F32(_) => run::<f32>(self.0, s, l),
-            CpuStorage::F64(_) => run::<f64>(self.0, s, l),
-            _ => candle_core::bail!("fused-scale: only f32 and f64 are supported"),
-        }
-    }
-}
-
-/// x ← x·s in place (a contiguous f32/f64 CPU tensor).
-pub fn scale_in_place(t: &Tensor, s: f64) -> Result<()> {
-    t.inplace_op1(&Scale(s))
 }
