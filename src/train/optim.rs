@@ -291,7 +291,7 @@ impl GradAccumulator {
             for g in self.sums.iter_mut().flatten() {
                 // A new tensor, not a scaling in place: the backward pass may
                 // store one gradient tensor for several variables
-                // (patches/README.md), so `g` is not ours to modify.
+                // (vendor/README.md), so `g` is not ours to modify.
                 *g = g.affine(scale, 0.0)?;
             }
         }
@@ -526,7 +526,7 @@ mod tests {
     }
 
     /// loss = Σ (a + b): the backward pass hands `a` and `b` one and the same
-    /// gradient tensor (patches/README.md). Clipping must scale each
+    /// gradient tensor (vendor/README.md). Clipping must scale each
     /// variable's gradient once; scaling that tensor in place would scale
     /// it twice, once through each variable.
     #[test]
