@@ -14,6 +14,7 @@ use cwpo::commands::{self, SlurmRun, open_if_exists};
 use cwpo::device::parse_device;
 use cwpo::exec::{self, RunOptions};
 use cwpo::plan;
+use cwpo::report::stamp::Render;
 use cwpo::spec::Diagnostics;
 use cwpo::train::checkpoint::CheckpointEvery;
 
@@ -138,7 +139,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Rebuild the reports from the cache only (runs nothing).
+    /// Rebuild every report from the cache only (runs nothing); `sweep run`
+    /// rebuilds only those whose inputs changed.
     Report {
         #[command(flatten)]
         inputs: Inputs,
@@ -491,7 +493,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let (plan, _) =
                 plan::compile_limited(&inputs.paths, &inputs.profile, inputs.max_stages)?;
             let cache = Snapshot::open(&inputs.results)?;
-            exec::results::write_reports(&plan, &cache, &inputs.results)?;
+            exec::results::write_reports(&plan, &cache, &inputs.results, Render::Always)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { inputs, executor } => {
@@ -597,7 +599,7 @@ fn run(
             f.log.display()
         );
     }
-    exec::results::write_reports(&plan, &cache, &inputs.results)?;
+    exec::results::write_reports(&plan, &cache, &inputs.results, Render::Changed)?;
     Ok(ExitCode::from(u8::from(!summary.failed.is_empty())))
 }
 

@@ -551,3 +551,131 @@ fn a_failed_stage_exits_1_naming_it_and_its_log_and_keep_going_runs_the_rest() {
         "the broken branch's split never ran: {plan}"
     );
 }
+
+/// Two seeds × two labelled fractions that stop after `split`, reported as
+/// `n_labeled` by fraction with a claim and a figure.
+fn reported_split_manifest(fractions: &str) -> String {
+    format!(
+        r#"[experiment]
+name = "warm"
+until = "split"
+[axes]
+dataset = ["hh-rlhf"]
+seed = [0, 1]
+labeled_fraction = [{fractions}]
+[defaults]
+pair = "opt"
+objective = "dpo"
+annotation = "cw"
+[report]
+rows = ["dataset"]
+columns = ["labeled_fraction"]
+value = "n_labeled"
+claims = ["0.5 > 0.3"]
+[report.figure]
+kind = "grouped_bars"
+x = "dataset"
+series = ["labeled_fraction"]
+"#
+    )
+}
+
+/// Modification time of every file of the report's dir and of `index.md`.
+fn report_mtimes(results: &Path) -> BTreeMap<String, std::time::SystemTime> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(results.join("warm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.push(results.join("index.md"));
+    files
+        .into_iter()
+        .map(|p| {
+            let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), mtime)
+        })
+        .collect()
+}
+
+#[test]
+fn a_warm_run_keeps_a_report_whose_inputs_did_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let m = write(dir.path(), "m.toml", &reported_split_manifest("0.3, 0.5"));
+    let run = || {
+        let out = sweep(dir.path(), &["run", &m]);
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    };
+    run();
+    let first = report_mtimes(&results);
+    for file in [
+        "cells.json",
+        "warm.csv",
+        "warm.png",
+        "report.md",
+        ".report-stamp.json",
+    ] {
+        assert!(first.contains_key(file), "{file} written: {first:?}");
+    }
+    let rendered_since = |before: &BTreeMap<String, std::time::SystemTime>| {
+        report_mtimes(&results)["report.md"] != before["report.md"]
+    };
+
+    run();
+    assert_eq!(
+        report_mtimes(&results),
+        first,
+        "a warm run rewrites nothing"
+    );
+
+    std::fs::remove_file(results.join("warm/warm.png")).unwrap();
+    run();
+    assert!(
+        results.join("warm/warm.png").is_file(),
+        "a deleted output comes back"
+    );
+    assert!(rendered_since(&first));
+
+    let before = report_mtimes(&results);
+    std::fs::write(results.join("warm/.report-stamp.json"), "{\"format\": 1,").unwrap();
+    run();
+    assert!(rendered_since(&before), "a corrupt stamp is rendered again");
+    let before = report_mtimes(&results);
+    run();
+    assert_eq!(report_mtimes(&results), before, "and its new stamp is kept");
+
+    // A stage re-run under the same key (its artifact changed on disk) is a
+    // new record the report reads.
+    let split_dir = std::fs::read_dir(results.join("cache/split"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(
+        split_dir.join("split.json"),
+        "{\"labeled\": [], \"unlabeled\": []}",
+    )
+    .unwrap();
+    assert_eq!(ran(&run()).len(), 1, "the changed split re-ran");
+    assert!(rendered_since(&before), "its report is rendered again");
+
+    let before = report_mtimes(&results);
+    let out = sweep(dir.path(), &["report", &m]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        rendered_since(&before),
+        "`sweep report` renders every report"
+    );
+
+    // Other cells: other stage keys and another table.
+    write(dir.path(), "m.toml", &reported_split_manifest("0.3, 0.6"));
+    run();
+    let csv = std::fs::read_to_string(results.join("warm/warm.csv")).unwrap();
+    assert!(csv.starts_with("dataset,0.3,0.3_lo,0.3_hi,0.6,"), "{csv}");
+    let index = std::fs::read_to_string(results.join("index.md")).unwrap();
+    assert!(
+        index.contains("| hh-rlhf | 300.000 [300.000, 300.000] | 600.000"),
+        "{index}"
+    );
+}

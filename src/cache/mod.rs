@@ -27,6 +27,7 @@
 //! it: they read a [`snapshot::Snapshot`] of the record files.
 pub mod check;
 pub mod partial;
+pub mod read_log;
 pub mod record;
 pub mod snapshot;
 

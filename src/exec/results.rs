@@ -1,7 +1,10 @@
 //! Reports from the cache only: for each experiment cell, its coordinates
 //! and the metrics of its last stage (and of its weak annotator's
 //! evaluation), handed to `report::write_report` for tables, figures and
-//! `report.md`.
+//! `report.md`. Every cache lookup made for a report goes through a
+//! [`ReadLog`], so the report's stamp (`report::stamp`) covers exactly the
+//! stages it read, and `sweep run` renders only the reports whose inputs
+//! changed.
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,11 +12,15 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::cache::CacheRead;
+use crate::cache::read_log::ReadLog;
+use crate::cache::{CacheRead, Record};
 use crate::eval::gra::PromptOutcomes;
-use crate::plan::Plan;
+use crate::plan::{CellPlan, ExperimentPlan, Plan};
+use crate::report::atomic::write_bytes_if_changed;
+use crate::report::stamp::{Render, ReportKey, render_unless_kept};
 use crate::report::{
-    CellArtifacts, CellResult, IndexEntry, ReportContext, paper_table, write_index, write_report,
+    CellArtifacts, CellResult, IndexEntry, ReportContext, TableSpec, paper_table, write_index,
+    write_report,
 };
 use crate::stage::metric::PROMPT_OUTCOMES_FILE;
 
@@ -75,47 +82,63 @@ pub struct ExperimentResults {
     pub unfinished: Vec<String>,
 }
 
-/// Collects every experiment's cells whose last stage is cached.
-pub fn collect(plan: &Plan, cache: &dyn CacheRead) -> Result<Vec<ExperimentResults>> {
+/// The cells of `exp` whose last stage is cached, and their plans (in the
+/// same order). Their per-prompt outcomes are left out: only a report that
+/// is rendered reads them ([`load_prompt_outcomes`]).
+pub fn collect<'p>(
+    plan: &Plan,
+    exp: &'p ExperimentPlan,
+    cache: &dyn CacheRead,
+) -> Result<(ExperimentResults, Vec<&'p CellPlan>)> {
     let metrics_of = |key: &str| -> Result<Option<BTreeMap<String, f64>>> {
         Ok(cache.get(key)?.map(|r| r.metrics))
     };
-    let mut out = Vec::new();
-    for exp in &plan.experiments {
-        let (mut cells, mut unfinished) = (Vec::new(), Vec::new());
-        for cell in &exp.cells {
-            let Some(mut metrics) = metrics_of(&cell.result)? else {
-                unfinished.push(
-                    plan.node(&cell.result)
-                        .map(|n| n.name.clone())
-                        .unwrap_or_default(),
-                );
-                continue;
-            };
-            for key in cell.weak_eval.iter().chain(&cell.win_rate) {
-                metrics.extend(metrics_of(key)?.unwrap_or_default());
-            }
-            // Only claims read them (the paired bootstrap over test prompts).
-            let has_claims = exp.report.as_ref().is_some_and(|r| !r.claims.is_empty());
-            let prompt_outcomes = match has_claims {
-                true => prompt_outcomes_of(cache, &cell.result)?,
-                false => None,
-            };
-            cells.push(CellResult {
-                labels: cell.coords.clone(),
-                metrics,
-                prompt_outcomes,
-            });
+    let (mut cells, mut finished, mut unfinished) = (Vec::new(), Vec::new(), Vec::new());
+    for cell in &exp.cells {
+        let Some(mut metrics) = metrics_of(&cell.result)? else {
+            unfinished.push(
+                plan.node(&cell.result)
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default(),
+            );
+            continue;
+        };
+        for key in cell.weak_eval.iter().chain(&cell.win_rate) {
+            metrics.extend(metrics_of(key)?.unwrap_or_default());
         }
-        out.push(ExperimentResults {
-            name: exp.name.clone(),
-            title: exp.title.clone(),
-            profile: plan.profile.clone(),
-            cells,
-            unfinished,
+        cells.push(CellResult {
+            labels: cell.coords.clone(),
+            metrics,
+            prompt_outcomes: None,
         });
+        finished.push(cell);
     }
-    Ok(out)
+    let found = ExperimentResults {
+        name: exp.name.clone(),
+        title: exp.title.clone(),
+        profile: plan.profile.clone(),
+        cells,
+        unfinished,
+    };
+    Ok((found, finished))
+}
+
+/// Sets each cell's per-prompt outcomes, for the claims' paired bootstrap
+/// over test prompts (a report without claims reads none). `finished` are
+/// the cells' plans, as [`collect`] returns them.
+fn load_prompt_outcomes(
+    cache: &dyn CacheRead,
+    spec: &TableSpec,
+    cells: &mut [CellResult],
+    finished: &[&CellPlan],
+) -> Result<()> {
+    if spec.claims.is_empty() {
+        return Ok(());
+    }
+    for (cell, plan) in cells.iter_mut().zip(finished) {
+        cell.prompt_outcomes = prompt_outcomes_of(cache, &plan.result)?;
+    }
+    Ok(())
 }
 
 /// The metric stage's per-prompt outcomes of the cell whose last stage is
@@ -140,15 +163,39 @@ fn prompt_outcomes_of(cache: &dyn CacheRead, key: &str) -> Result<Option<Arc<Pro
     Ok(Some(Arc::new(outcomes)))
 }
 
+/// Everything one report is rendered from, hashed into its stamp's key
+/// ([`ReportKey`]); the paper's table and the templates are part of the
+/// binary, which the key covers too.
+#[derive(Serialize)]
+struct ReportInputs<'a> {
+    ctx: &'a ReportContext,
+    spec: &'a TableSpec,
+    cells: &'a [CellResult],
+    /// Every cache lookup made for the report, by stage key: the records
+    /// (metrics, and checksums of the artifact files read), or `None` for a
+    /// stage not cached yet.
+    read: &'a BTreeMap<String, Option<Record>>,
+}
+
 /// Writes `<results>/<experiment>/cells.json` for every experiment and, for
 /// those with a `[report]` block and finished cells, the report module's
 /// tables, figures and `report.md`; then `<results>/index.md` over them all.
-pub fn write_reports(plan: &Plan, cache: &dyn CacheRead, results: &Path) -> Result<()> {
+/// Under [`Render::Changed`] a report whose inputs match its stamp is kept
+/// as it is ([`crate::report::stamp`]); files whose content came out the
+/// same are not rewritten.
+pub fn write_reports(
+    plan: &Plan,
+    cache: &dyn CacheRead,
+    results: &Path,
+    render: Render,
+) -> Result<()> {
     let mut index = Vec::new();
-    for (exp, found) in plan.experiments.iter().zip(collect(plan, cache)?) {
+    for exp in &plan.experiments {
+        let log = ReadLog::new(cache);
+        let (found, finished) = collect(plan, exp, &log)?;
         let dir = crate::safe_name::output_dir(results, &exp.name)?;
         let json = serde_json::to_string_pretty(&found)?;
-        crate::report::atomic::write_bytes_atomic(&dir.join("cells.json"), json.as_bytes())?;
+        write_bytes_if_changed(&dir.join("cells.json"), json.as_bytes())?;
         let mut entry = IndexEntry {
             experiment: exp.name.clone(),
             title: exp.title.clone(),
@@ -185,7 +232,7 @@ pub fn write_reports(plan: &Plan, cache: &dyn CacheRead, results: &Path) -> Resu
         }
         let mut artifacts = Vec::new();
         for cell in &exp.cells {
-            let dirs = upstream_dirs(plan, cache, &cell.result)?;
+            let dirs = upstream_dirs(plan, &log, &cell.result)?;
             if !dirs.is_empty() {
                 artifacts.push(CellArtifacts {
                     labels: cell.coords.clone(),
@@ -203,18 +250,28 @@ pub fn write_reports(plan: &Plan, cache: &dyn CacheRead, results: &Path) -> Resu
             uncalibrated: plan.uncalibrated.clone(),
             artifacts,
         };
-        let paper = match &spec.paper {
-            Some(id) => paper_table(id)?,
-            None => None,
-        };
-        let summary =
-            write_report(&ctx, spec, &found.cells, paper.as_ref(), &dir).with_context(|| {
-                format!(
-                    "writing the report of experiment `{}` into {}",
-                    exp.name,
-                    dir.display()
-                )
-            })?;
+        let key = ReportKey::of(&ReportInputs {
+            ctx: &ctx,
+            spec,
+            cells: &found.cells,
+            read: &log.into_read(),
+        })?;
+        let mut cells = found.cells;
+        let summary = render_unless_kept(&dir, &key, render, || {
+            load_prompt_outcomes(cache, spec, &mut cells, &finished)?;
+            let paper = match &spec.paper {
+                Some(id) => paper_table(id)?,
+                None => None,
+            };
+            write_report(&ctx, spec, &cells, paper.as_ref(), &dir)
+        })
+        .with_context(|| {
+            format!(
+                "writing the report of experiment `{}` into {}",
+                exp.name,
+                dir.display()
+            )
+        })?;
         entry.report = Some(summary);
         index.push(entry);
     }

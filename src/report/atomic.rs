@@ -22,6 +22,17 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     write_atomic(path, |f| Ok(f.write_all(bytes)?))
 }
 
+/// Writes `bytes` to `path` atomically unless the file already holds
+/// exactly them (then it is left alone, mtime and all, and no fsync is
+/// paid): for files rewritten on every run that mostly come out the same,
+/// such as `cells.json` and `index.md`. Returns whether it wrote.
+pub fn write_bytes_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
+    match std::fs::read(path) {
+        Ok(old) if old == bytes => Ok(false),
+        _ => write_bytes_atomic(path, bytes).map(|()| true),
+    }
+}
+
 /// Atomic write for writers that insist on opening a path themselves (the
 /// plotters bitmap backend picks its encoder from the extension): `fill`
 /// writes to a temporary path in the same directory ending in `suffix`
@@ -63,4 +74,23 @@ fn sync_and_rename(tmp: tempfile::NamedTempFile, path: &Path) -> anyhow::Result<
     tmp.persist(path)
         .with_context(|| format!("cannot rename the temporary file onto {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_bytes_are_not_written_again() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("index.md");
+        assert!(write_bytes_if_changed(&path, b"a")?, "a new file");
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let first = inode(&path);
+        assert!(!write_bytes_if_changed(&path, b"a")?);
+        assert_eq!(inode(&path), first, "left alone");
+        assert!(write_bytes_if_changed(&path, b"b")?);
+        assert_eq!(std::fs::read(&path)?, b"b");
+        Ok(())
+    }
 }

@@ -20,7 +20,7 @@ use super::paper::PaperTable;
 use super::stats::{Interval, Summary};
 
 /// `better > worse` on the last column label (e.g. annotation `cw > ws`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Claim {
     pub better: String,
     pub worse: String,
@@ -131,7 +131,7 @@ impl ClaimCheck {
 }
 
 /// One claim summed over every entry it was checked at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClaimTally {
     pub claim: Claim,
     /// Entries where both sides exist.

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::atomic::write_bytes_atomic;
+use super::atomic::write_bytes_if_changed;
 use super::compare::ClaimTally;
 use super::grid::{AVG_LABEL, Grid};
 use super::paper::PaperTable;
@@ -23,8 +23,10 @@ const TEMPLATE: &str = include_str!("../../templates/report/index.md.j2");
 /// rest are in its `report.md`.
 pub const HEADLINE_ROWS: usize = 8;
 
-/// What [`super::write_report`] wrote for one experiment, as the index shows it.
-#[derive(Debug, Clone, PartialEq)]
+/// What [`super::write_report`] wrote for one experiment, as the index shows
+/// it; kept in the report's stamp ([`super::stamp`]) for the runs that keep
+/// the report instead of rendering it again.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ReportSummary {
     /// The table's metric and scale (`gra (×100)`).
     pub value: String,
@@ -39,6 +41,9 @@ pub struct ReportSummary {
     /// and confidence histograms, the training curves.
     pub more_figures: Vec<(String, String)>,
     pub claims: Vec<ClaimTally>,
+    /// Every file written into the experiment's dir, `report.md` last: what
+    /// a kept report must still have.
+    pub files: Vec<String>,
 }
 
 /// One experiment of the plan, reported or not.
@@ -162,7 +167,9 @@ pub fn write_index(results: &Path, profile: &str, entries: &[IndexEntry]) -> any
         experiments: entries.iter().map(section).collect(),
     };
     let text = render_template("index.md", TEMPLATE, &page)?;
-    write_bytes_atomic(&results.join("index.md"), text.as_bytes())
+    // Most runs change nothing it shows: then it is left alone.
+    write_bytes_if_changed(&results.join("index.md"), text.as_bytes())?;
+    Ok(())
 }
 
 fn section(entry: &IndexEntry) -> ExperimentSection {

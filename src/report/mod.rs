@@ -15,6 +15,9 @@
 //! 5. [`render`] writes everything for one experiment, `report.md` last.
 //! 6. [`index`] writes `results/index.md`: every experiment on one page.
 //!
+//! A report is a pure function of its inputs: [`stamp`] lets a warm
+//! `sweep run` keep the reports whose inputs did not change.
+//!
 //! Beside the metrics, some figures read the cells' stage artifacts
 //! ([`CellArtifacts`]): [`gold_gap`] (Figure 5), [`confidence`] (Figure 7)
 //! and [`curves`] (each training stage's per-step trace).
@@ -39,6 +42,7 @@ pub mod paper;
 pub mod prompt_bootstrap;
 pub mod render;
 pub mod spec;
+pub mod stamp;
 pub mod stats;
 pub mod summary_table;
 pub mod table;
@@ -94,7 +98,7 @@ impl CellResult {
 /// them rather than from metrics: its labels (as in [`CellResult`]) and,
 /// per stage kind upstream of its result (`score`, `generate`, `align`,
 /// `sft`, `annotate`, `weak_train`), that stage's artifact dir.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct CellArtifacts {
     pub labels: BTreeMap<String, String>,
     pub dirs: BTreeMap<String, PathBuf>,

@@ -30,7 +30,7 @@ use crate::eval::bootstrap::{BOOTSTRAP_RESAMPLES, BootstrapInterval};
 const TEMPLATE: &str = include_str!("../../templates/report/report.md.j2");
 
 /// What the report says about the run beyond its cells.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ReportContext {
     /// Experiment id; names the output files (`table1.csv`, `table1.png`).
     pub experiment: String,
@@ -318,6 +318,14 @@ pub fn write_report(
     .into_iter()
     .filter_map(|(label, png)| Some((label.to_string(), png?)))
     .collect();
+    let mut files = vec![page.csv.clone()];
+    files.extend(page.extra_tables.iter().map(|t| t.csv.clone()));
+    files.extend(page.figure.clone());
+    for f in [&page.gold_gap, &page.confidence].into_iter().flatten() {
+        files.extend([f.png.clone(), f.csv.clone()]);
+    }
+    files.extend(page.curves.as_ref().and_then(|c| c.png.clone()));
+    files.push("report.md".to_string());
     Ok(ReportSummary {
         value: format!("{}{}", spec.value, scale_note(spec.scale)),
         interval: grid.interval,
@@ -327,6 +335,7 @@ pub fn write_report(
         report: "report.md".to_string(),
         more_figures,
         claims: tallies,
+        files,
     })
 }
 

@@ -23,13 +23,13 @@
 //! ```
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::metric_info::MetricInfo;
 use super::stats::Interval;
 
 /// A table: rows × columns of a metric, averaged over `over` (the seeds).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableSpec {
     /// Label keys whose values name a row, outermost first (`["pair", "dataset"]`):
@@ -176,7 +176,7 @@ impl TableSpec {
 /// A further metric tabulated like the main one: a bare name takes the main
 /// table's scale (`"gra_shared"`); a table sets its own
 /// (`{ value = "gold_mean", scale = 1 }`, a reward is no fraction).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum ExtraValue {
     Name(String),
@@ -192,7 +192,7 @@ impl ExtraValue {
 }
 
 /// The kind of figure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum FigureKind {
     /// One group of bars per value of `x`, one bar per `series` value, CI
@@ -216,7 +216,7 @@ pub enum FigureKind {
 /// series = ["dataset"]
 /// average = ["strong_model"]  # optional: labels averaged away first
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FigureSpec {
     pub kind: FigureKind,
@@ -255,7 +255,7 @@ pub struct FigureSpec {
 /// compare = ["cw", "human"]
 /// panel = "dataset"
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GoldGapSpec {
     pub label: String,
@@ -272,7 +272,7 @@ pub struct GoldGapSpec {
 /// [report.confidence]
 /// panel = "dataset"
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfidenceSpec {
     #[serde(default)]

@@ -27,7 +27,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 pub const LOGIT_CLAMP: f64 = 1e-3;
 
 /// Which interval a summary carries.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Interval {
     /// `mean ± t · s / √n`.
     StudentT,
