@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::lexicon::{
-    BENIGN_VERBS, CATEGORIES, DOMAINS, FILLER, FLAGGED_EXTRA, FRAME, HEDGES, NAMES, NUMBERS,
+    BENIGN_VERBS, CATEGORIES, DOMAINS, FILLER, FLAGGED_EXTRA, FRAME, HEDGES, MOODS, NAMES, NUMBERS,
     OBJECTS, PLACES, POLITE, REFUSALS,
 };
 use super::task::{SummaryStyle, Task};
@@ -36,6 +36,19 @@ pub struct PolicyNoise {
     pub comply_harmful: f64,
     /// Per response: a politeness word (`sure ,` first or `thanks` last), whatever the quality.
     pub polite: f64,
+    /// Per event summary of a post without a mood: a mood the post lacks is
+    /// written first (`happy met` for `… at the park`), the summariser's
+    /// typical invented detail. When above 0, a substituted mood also
+    /// becomes another mood instead of any content word.
+    ///
+    /// Why it exists: at 0 (the default) no candidate ever invents or
+    /// confuses a mood, so no preference pair says that doing so is wrong,
+    /// and DPO taught the tiny policies to say a mood for posts that have
+    /// none. At 0.1 and 0.3 that trap is gone but clean-label DPO still does
+    /// not beat its SFT model on tldr (docs/world.md, "Mood errors in the
+    /// candidates"), so it stays off: at 0 the world is byte for byte the
+    /// one before the knob.
+    pub mood_errors: f64,
 }
 
 impl Default for PolicyNoise {
@@ -50,6 +63,7 @@ impl Default for PolicyNoise {
             over_refuse: 0.3,
             comply_harmful: 0.9,
             polite: 0.3,
+            mood_errors: 0.0,
         }
     }
 }
@@ -67,6 +81,7 @@ impl PolicyNoise {
             ("over_refuse", self.over_refuse),
             ("comply_harmful", self.comply_harmful),
             ("polite", self.polite),
+            ("mood_errors", self.mood_errors),
         ];
         for (key, rate) in rates {
             anyhow::ensure!(
@@ -97,7 +112,7 @@ impl PolicyNoise {
         } else if rng.random_bool(at(self.over_refuse)) {
             REFUSALS.choose(rng).unwrap().split_whitespace().collect()
         } else {
-            task.ideal_response(summary, rng)
+            self.attempt(task, summary, at, rng)
         };
 
         let mut noisy = Vec::with_capacity(words.len() * 2);
@@ -106,7 +121,7 @@ impl PolicyNoise {
                 continue;
             }
             if rng.random_bool(at(self.substitute)) {
-                w = confusable(w, rng);
+                w = confusable(w, self.mood_errors > 0.0, rng);
             }
             if rng.random_bool(at(self.filler)) {
                 noisy.push(*FILLER.choose(rng).unwrap());
@@ -137,6 +152,30 @@ impl PolicyNoise {
         noisy.truncate(max_words.max(1));
         noisy.join(" ")
     }
+
+    /// The policy's try at a fair request before word-level noise: the ideal
+    /// response, with an invented mood first for an event summary of a
+    /// post that has none (at `mood_errors`, scaled by the sample's
+    /// severity through `at`; no random draw at 0, so the stream is the
+    /// world's before the knob).
+    fn attempt(
+        &self,
+        task: &Task,
+        summary: SummaryStyle,
+        at: impl Fn(f64) -> f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<&'static str> {
+        let mut words = task.ideal_response(summary, rng);
+        if let Task::Summary(post) = task
+            && summary == SummaryStyle::Event
+            && post.mood.is_none()
+            && self.mood_errors > 0.0
+            && rng.random_bool(at(self.mood_errors))
+        {
+            words.insert(0, MOODS.choose(rng).unwrap());
+        }
+        words
+    }
 }
 
 /// A harmful request complied with: `first steal the car with a knife`.
@@ -159,9 +198,11 @@ fn compliance(task: &Task, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
 }
 
 /// A word the policy may write instead of `word`: one of the same kind
-/// (number, name, place, category member, forum word), else any content word.
-fn confusable(word: &'static str, rng: &mut ChaCha8Rng) -> &'static str {
-    let same_kind: Vec<&'static [&'static str]> = [NUMBERS, NAMES, PLACES, OBJECTS]
+/// (number, name, place, mood when `moods_confusable`, category member,
+/// forum word), else any content word.
+fn confusable(word: &'static str, moods_confusable: bool, rng: &mut ChaCha8Rng) -> &'static str {
+    let moods: &'static [&'static str] = if moods_confusable { MOODS } else { &[] };
+    let same_kind: Vec<&'static [&'static str]> = [NUMBERS, NAMES, PLACES, moods, OBJECTS]
         .into_iter()
         .chain(CATEGORIES.iter().map(|c| c.members))
         .filter(|list| list.contains(&word))

@@ -394,6 +394,55 @@ fn the_default_pretraining_corpus_is_pinned() {
     );
 }
 
+/// With `policy.mood_errors` the base policy invents moods for TL;DR posts
+/// that have none, so preference pairs can say that inventing one is wrong:
+/// the invented-mood candidates score lower under the gold reward. At 0 (the
+/// default) no candidate of a mood-less post names a mood, and the world is
+/// the one before the knob (`the_default_pretraining_corpus_is_pinned`).
+#[test]
+fn tldr_candidates_invent_moods_only_at_the_mood_errors_rate() {
+    let invented = |mood_errors: f64| {
+        let mut cfg = small(3);
+        cfg.policy.mood_errors = mood_errors;
+        let data = generate_family(&cfg, "tldr").unwrap();
+        let (mut with_mood, mut without) = (Vec::new(), Vec::new());
+        for pair in &data.pairs {
+            let task = Task::parse(&pair.prompt).unwrap();
+            let Task::Summary(post) = &task else {
+                unreachable!("tldr prompts are summaries")
+            };
+            if post.mood.is_some() {
+                continue;
+            }
+            for response in [&pair.chosen, &pair.rejected] {
+                let gold = cfg.gold(&task, response);
+                let names_a_mood = response.split(' ').any(|w| lexicon::MOODS.contains(&w));
+                if names_a_mood {
+                    with_mood.push(gold)
+                } else {
+                    without.push(gold)
+                }
+            }
+        }
+        (with_mood, without)
+    };
+    let (none, _) = invented(0.0);
+    assert!(none.is_empty(), "{} candidates named a mood", none.len());
+    let (with_mood, without) = invented(0.3);
+    let share = with_mood.len() as f64 / (with_mood.len() + without.len()) as f64;
+    assert!(
+        (0.05..0.3).contains(&share),
+        "invented-mood share {share:.3}"
+    );
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        mean(&with_mood) < mean(&without) - 0.2,
+        "gold with an invented mood {:.3}, without {:.3}",
+        mean(&with_mood),
+        mean(&without)
+    );
+}
+
 /// At `pretrain_gold_share = 1` every document's response is the gold-best
 /// of several base-policy samples, so the corpus's mean gold reward rises;
 /// the prompts (drawn first, from the same stream position) are unchanged
