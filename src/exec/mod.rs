@@ -253,10 +253,12 @@ pub fn run(
                     cancel: &cancel,
                     checkpoint: Some(&place),
                 };
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_stage(&node.kind, &ctx)
-                }))
-                .unwrap_or_else(|panic| Err(anyhow!("stage panicked: {}", panic_text(&panic))));
+                let result = on_own_compute_threads(|| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_stage(&node.kind, &ctx)
+                    }))
+                    .unwrap_or_else(|panic| Err(anyhow!("stage panicked: {}", panic_text(&panic))))
+                });
                 drop(bar); // the scheduler takes the bar back once the result arrives
                 let _ = tx.send((idx, started_unix, started, result));
             });
@@ -376,6 +378,30 @@ fn close_bar(display: &Display, bar: Arc<progress::StageProgress>) {
     match Arc::try_unwrap(bar) {
         Ok(bar) => display.close(bar),
         Err(_) => unreachable!("the worker drops its progress handle before reporting"),
+    }
+}
+
+/// Runs `work` (one stage) on a rayon pool of its own, as many threads as
+/// the global pool has (`RAYON_NUM_THREADS`: 1 per stage unless the user
+/// chose, see `main`).
+///
+/// Why: stages run side by side on threads of this process, and a rayon
+/// call from a thread outside a pool hands its work to the global pool and
+/// waits. With one global worker, two stages queued every kernel and
+/// softmax on that one thread: a cold `sweep run experiments/` kept two
+/// stages running yet used 1.44 of the 2 cores, with 5.8 million context
+/// switches (BENCHMARKS.md, "One rayon pool per stage"). Inside its own
+/// pool a stage's rayon calls run where it runs. The thread count, and so
+/// every number, is the same as before. If the pool cannot be built, the
+/// stage runs as before.
+fn on_own_compute_threads<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .thread_name(|i| format!("sweep-stage-compute-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
     }
 }
 
