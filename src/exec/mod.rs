@@ -412,3 +412,41 @@ pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::on_own_compute_threads;
+    use rayon::prelude::*;
+
+    /// A stage's rayon calls run on its own pool's threads, never on the
+    /// global pool's workers (which two stages would share), with as many
+    /// threads as the global pool has.
+    #[test]
+    fn a_stage_computes_inside_a_rayon_pool_of_its_own() {
+        let global = rayon::current_num_threads();
+        let names = |stage: usize| {
+            on_own_compute_threads(|| {
+                let threads = rayon::current_num_threads();
+                let mut names: Vec<String> = (0..64)
+                    .into_par_iter()
+                    .map(|_| std::thread::current().name().unwrap_or("?").to_string())
+                    .collect();
+                names.sort();
+                names.dedup();
+                (stage, threads, names)
+            })
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| names(0));
+            let b = s.spawn(|| names(1));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        for (stage, threads, names) in [a, b] {
+            assert_eq!(threads, global, "stage {stage}");
+            assert!(
+                names.iter().all(|n| n.starts_with("sweep-stage-compute-")),
+                "stage {stage} ran rayon work on {names:?}"
+            );
+        }
+    }
+}
