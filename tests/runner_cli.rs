@@ -392,12 +392,11 @@ fn ctrl_c_stops_cleanly_and_a_rerun_resumes() {
     assert_eq!(ran(&rerun).len(), 301 - done, "{}", text(&rerun));
 }
 
-#[test]
-fn a_changed_artifact_is_reported_and_rerun() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = write(dir.path(), "m.toml", &split_manifest("sum", "0", 0.3));
-    assert!(sweep(dir.path(), &["run", &m]).status.success());
-    let split_dir = std::fs::read_dir(dir.path().join("results/cache/split"))
+/// Overwrites the artifact of the first cached `split` stage under
+/// `results` with an empty split (a changed artifact under the same key);
+/// returns that stage's dir.
+fn empty_the_first_split(results: &Path) -> std::path::PathBuf {
+    let split_dir = std::fs::read_dir(results.join("cache/split"))
         .unwrap()
         .next()
         .unwrap()
@@ -408,6 +407,15 @@ fn a_changed_artifact_is_reported_and_rerun() {
         "{\"labeled\": [], \"unlabeled\": []}",
     )
     .unwrap();
+    split_dir
+}
+
+#[test]
+fn a_changed_artifact_is_reported_and_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", &split_manifest("sum", "0", 0.3));
+    assert!(sweep(dir.path(), &["run", &m]).status.success());
+    let split_dir = empty_the_first_split(&dir.path().join("results"));
     let plan = plan_json(dir.path(), &m);
     let stale: Vec<&serde_json::Value> = plan["stages"]
         .as_array()
@@ -646,17 +654,7 @@ fn a_warm_run_keeps_a_report_whose_inputs_did_not_change() {
 
     // A stage re-run under the same key (its artifact changed on disk) is a
     // new record the report reads.
-    let split_dir = std::fs::read_dir(results.join("cache/split"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::write(
-        split_dir.join("split.json"),
-        "{\"labeled\": [], \"unlabeled\": []}",
-    )
-    .unwrap();
+    empty_the_first_split(&results);
     assert_eq!(ran(&run()).len(), 1, "the changed split re-ran");
     assert!(rendered_since(&before), "its report is rendered again");
 

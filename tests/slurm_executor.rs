@@ -254,8 +254,8 @@ fn timed(setup: &Setup, what: &str, args: &[&str]) -> Output {
 }
 
 /// A run's result files, name → bytes, with the stages' measured training
-/// times taken out of `cells.json`: a duration differs between any two
-/// runs, on one executor or two.
+/// times taken out of `cells.json` and without the report's stamp: a
+/// duration differs between any two runs, on one executor or two.
 fn results_without_timings(dir: &Path) -> Vec<(String, Vec<u8>)> {
     fn strip(value: &mut serde_json::Value) {
         match value {
@@ -269,6 +269,9 @@ fn results_without_timings(dir: &Path) -> Vec<(String, Vec<u8>)> {
         }
     }
     let mut files = files_of(dir);
+    // The report's stamp hashes the stage records it read, their start
+    // times and durations included: the cache's bookkeeping, not a result.
+    files.retain(|(name, _)| name != cwpo::report::stamp::STAMP_FILE);
     for (name, bytes) in &mut files {
         if name == "cells.json" {
             let mut cells: serde_json::Value = serde_json::from_slice(bytes).unwrap();
