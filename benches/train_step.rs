@@ -196,7 +196,12 @@ fn ours(threads: usize, steps: usize) -> anyhow::Result<f64> {
 fn main() -> anyhow::Result<()> {
     let steps: usize = env_or("STEPS", 20);
     if std::env::var_os("TRAIN_STEP_CHILD").is_some() {
-        return child(steps);
+        // Threads set up as `sweep` sets them up.
+        // SAFETY: first thing in the child's `main`, before any thread exists.
+        unsafe { cwpo::exec::idle_candle_workers_sleep() };
+        // On a rayon pool's own thread, as a pipeline stage trains: from a
+        // thread outside the pool every kernel would hop to a worker and back.
+        return cwpo::exec::on_own_compute_threads(|| child(steps));
     }
     let threads: Vec<usize> = std::env::var("THREADS")
         .unwrap_or_else(|_| "1,2".into())

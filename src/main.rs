@@ -353,6 +353,8 @@ enum WorldCommand {
 
 fn main() -> ExitCode {
     one_compute_thread_per_stage();
+    // SAFETY: first thing in `main`, before any thread exists.
+    unsafe { cwpo::exec::idle_candle_workers_sleep() };
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => code,

@@ -381,6 +381,33 @@ fn close_bar(display: &Display, bar: Arc<progress::StageProgress>) {
     }
 }
 
+/// The environment variable that sets how long candle's element-wise
+/// workers spin, waiting for the next op, before they sleep.
+const CANDLE_SPIN_LIMIT: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+
+/// Makes candle's element-wise workers sleep as soon as an op is done,
+/// unless the user set `CANDLE_BARRIER_POOL_SPIN_LIMIT`.
+///
+/// Why: with more than one thread, candle 0.11 runs large element-wise ops
+/// on a pool of its own beside rayon's, whose workers spin 25,000 rounds
+/// after every op. Between two such ops a step runs matmuls and kernels on
+/// rayon's threads, so on 2 cores the spinning worker takes a core from
+/// them: in a 2-thread training step of the tiny decoder it burned 16% of
+/// all samples, and sleeping at once took the step from 12k to 13-16k
+/// tokens/s (BENCHMARKS.md, "Idle candle workers sleep"). With one thread
+/// that pool has no workers and nothing changes. Numbers do not change
+/// either: the same ops compute the same values; only the waiting differs.
+///
+/// # Safety
+/// Sets an environment variable: call it first thing in `main`, before
+/// any other thread exists.
+pub unsafe fn idle_candle_workers_sleep() {
+    if std::env::var_os(CANDLE_SPIN_LIMIT).is_none() {
+        // SAFETY: the caller promises no other thread exists yet.
+        unsafe { std::env::set_var(CANDLE_SPIN_LIMIT, "0") };
+    }
+}
+
 /// Runs `work` (one stage) on a rayon pool of its own, as many threads as
 /// the global pool has (`RAYON_NUM_THREADS`: 1 per stage unless the user
 /// chose, see `main`).
@@ -394,7 +421,7 @@ fn close_bar(display: &Display, bar: Arc<progress::StageProgress>) {
 /// pool a stage's rayon calls run where it runs. The thread count, and so
 /// every number, is the same as before. If the pool cannot be built, the
 /// stage runs as before.
-fn on_own_compute_threads<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+pub fn on_own_compute_threads<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     match rayon::ThreadPoolBuilder::new()
         .num_threads(rayon::current_num_threads())
         .thread_name(|i| format!("sweep-stage-compute-{i}"))

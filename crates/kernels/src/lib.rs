@@ -16,6 +16,7 @@
 //! | [`token_logprobs`] | log softmax(logits)[target] | ≈ 6 ops + the [N, V] log-softmax |
 //! | [`adamw`] | AdamW's update of θ, m, v in place | ≈ 15 temporaries per parameter |
 //! | [`grad`] | squared norm and in-place scaling (clipping) | 3 temporaries per gradient |
+//! | [`exp`] | eˣ in f64, vectorised (softmax, sigmoid, log-softmax use it) | libm's `exp`, one call per value |
 //!
 //! The custom ops take contiguous f32/f64 CPU tensors; the caller
 //! (`cwpo::model::fused`) picks the composed ops elsewhere (CUDA, half
@@ -34,6 +35,7 @@
 mod plumbing;
 
 pub mod adamw;
+pub mod exp;
 pub mod grad;
 pub mod rms_norm;
 pub mod rope;

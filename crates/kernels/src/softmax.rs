@@ -3,7 +3,20 @@
 use candle_core::{CustomOp1, CustomOp2, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
+use crate::exp::exp_in_place;
 use crate::plumbing::{Inputs, Kernel, cpu_forward};
+
+/// One softmax row from its shifted inputs `e` (x − max, in f64):
+/// y = eᵉ / Σ eᵉ, the sum in f64 in element order. Each exponential is
+/// rounded to `T` before the division, as this kernel has always computed
+/// it, so that trained numbers stay what they were.
+fn normalise_exp<T: WithDType>(e: &mut [f64], y: &mut [T]) {
+    exp_in_place(e);
+    let sum = e.iter().fold(0f64, |sum, e| sum + e);
+    for (y, e) in y.iter_mut().zip(e.iter()) {
+        *y = T::from_f64(T::from_f64(*e).to_f64() / sum);
+    }
+}
 
 /// Softmax over the last dim.
 struct Softmax;
@@ -16,21 +29,17 @@ impl Kernel for Softmax {
         let [x] = inputs.slices::<T, 1>()?;
         let d = inputs.shape(0).dims().last().copied().unwrap_or(1);
         let mut y = vec![T::zero(); x.len()];
-        y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(y, x)| {
-            let max = x
-                .iter()
-                .map(|v| v.to_f64())
-                .fold(f64::NEG_INFINITY, f64::max);
-            let mut sum = 0f64;
-            for (y, x) in y.iter_mut().zip(x) {
-                let e = (x.to_f64() - max).exp();
-                sum += e;
-                *y = T::from_f64(e);
-            }
-            for y in y.iter_mut() {
-                *y = T::from_f64(y.to_f64() / sum);
-            }
-        });
+        y.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .for_each_init(Vec::new, |e, (y, x)| {
+                let max = x
+                    .iter()
+                    .map(|v| v.to_f64())
+                    .fold(f64::NEG_INFINITY, f64::max);
+                e.clear();
+                e.extend(x.iter().map(|x| x.to_f64() - max));
+                normalise_exp(e, y);
+            });
         Ok((y, inputs.shape(0).clone()))
     }
 }
@@ -88,22 +97,20 @@ impl Kernel for BiasedSoftmax {
         y.par_chunks_mut(t)
             .zip(x.par_chunks(t))
             .enumerate()
-            .for_each(|(row, (y, x))| {
+            .for_each_init(Vec::new, |e, (row, (y, x))| {
                 let (b, q) = (row / (h * s), row % s);
                 let bias = &bias[(b * s + q) * t..(b * s + q + 1) * t];
                 let mut max = f64::NEG_INFINITY;
                 for (x, m) in x.iter().zip(bias) {
                     max = max.max(x.to_f64() + m.to_f64());
                 }
-                let mut sum = 0f64;
-                for ((y, x), m) in y.iter_mut().zip(x).zip(bias) {
-                    let e = (x.to_f64() + m.to_f64() - max).exp();
-                    sum += e;
-                    *y = T::from_f64(e);
-                }
-                for y in y.iter_mut() {
-                    *y = T::from_f64(y.to_f64() / sum);
-                }
+                e.clear();
+                e.extend(
+                    x.iter()
+                        .zip(bias)
+                        .map(|(x, m)| x.to_f64() + m.to_f64() - max),
+                );
+                normalise_exp(e, y);
             });
         Ok((y, inputs.shape(0).clone()))
     }

@@ -2,6 +2,7 @@
 use candle_core::{CustomOp2, CustomOp3, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
+use crate::exp::exp_in_place;
 use crate::plumbing::{Inputs, Kernel, cpu_forward};
 
 /// h = silu(g) · u, element-wise.
@@ -13,8 +14,14 @@ struct SwiGluBackward;
 /// Elements per rayon task: the kernels are element-wise, rows do not matter.
 const CHUNK: usize = 4096;
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
+/// `s` ← σ(g) = 1 / (1 + e⁻ᵍ) for each value of `g`, in f64.
+fn sigmoids<T: WithDType>(g: &[T], s: &mut Vec<f64>) {
+    s.clear();
+    s.extend(g.iter().map(|g| -g.to_f64()));
+    exp_in_place(s);
+    for s in s.iter_mut() {
+        *s = 1.0 / (1.0 + *s);
+    }
 }
 
 impl Kernel for SwiGlu {
@@ -24,10 +31,10 @@ impl Kernel for SwiGlu {
         h.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK))
             .zip(u.par_chunks(CHUNK))
-            .for_each(|((h, g), u)| {
-                for ((h, g), u) in h.iter_mut().zip(g).zip(u) {
-                    let g = g.to_f64();
-                    *h = T::from_f64(g * sigmoid(g) * u.to_f64());
+            .for_each_init(Vec::new, |sig, ((h, g), u)| {
+                sigmoids(g, sig);
+                for (((h, g), u), s) in h.iter_mut().zip(g).zip(u).zip(sig.iter()) {
+                    *h = T::from_f64(g.to_f64() * s * u.to_f64());
                 }
             });
         Ok((h, inputs.shape(0).clone()))
@@ -62,10 +69,11 @@ impl Kernel for SwiGluBackward {
                     .zip(u.par_chunks(CHUNK))
                     .zip(dh.par_chunks(CHUNK)),
             )
-            .for_each(|((dg, du), ((g, u), dh))| {
-                for ((((dg, du), g), u), dh) in dg.iter_mut().zip(du).zip(g).zip(u).zip(dh) {
+            .for_each_init(Vec::new, |sig, ((dg, du), ((g, u), dh))| {
+                sigmoids(g, sig);
+                let values = g.iter().zip(u).zip(dh).zip(sig.iter());
+                for ((dg, du), (((g, u), dh), &s)) in dg.iter_mut().zip(du).zip(values) {
                     let (g, u, dh) = (g.to_f64(), u.to_f64(), dh.to_f64());
-                    let s = sigmoid(g);
                     *dg = T::from_f64(dh * u * s * (1.0 + g * (1.0 - s)));
                     *du = T::from_f64(dh * g * s);
                 }

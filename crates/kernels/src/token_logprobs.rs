@@ -4,6 +4,7 @@
 use candle_core::{CustomOp2, CustomOp3, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
+use crate::exp::exp_in_place;
 use crate::plumbing::{Inputs, Kernel, cpu_forward};
 
 /// log softmax(logits)[target] per row; logits: [N, V], targets: [N] u32 → [N].
@@ -13,12 +14,20 @@ struct TokenLogProbs;
 /// dlogits = dy · (onehot(target) − softmax(logits)).
 struct TokenLogProbsBackward;
 
-fn row_logsumexp<T: WithDType>(x: &[T]) -> f64 {
+fn row_logsumexp<T: WithDType>(x: &[T], scratch: &mut Vec<f64>) -> f64 {
     let max = x
         .iter()
         .map(|v| v.to_f64())
         .fold(f64::NEG_INFINITY, f64::max);
-    max + x.iter().map(|v| (v.to_f64() - max).exp()).sum::<f64>().ln()
+    shifted_exp(x, max, scratch);
+    max + scratch.iter().sum::<f64>().ln()
+}
+
+/// `scratch` ← e^(x − shift), in f64.
+fn shifted_exp<T: WithDType>(x: &[T], shift: f64, scratch: &mut Vec<f64>) {
+    scratch.clear();
+    scratch.extend(x.iter().map(|v| v.to_f64() - shift));
+    exp_in_place(scratch);
 }
 
 impl Kernel for TokenLogProbs {
@@ -29,8 +38,8 @@ impl Kernel for TokenLogProbs {
         out.par_iter_mut()
             .zip(x.par_chunks(v))
             .zip(targets.par_iter())
-            .for_each(|((o, x), &t)| {
-                *o = T::from_f64(x[t as usize].to_f64() - row_logsumexp(x));
+            .for_each_init(Vec::new, |scratch, ((o, x), &t)| {
+                *o = T::from_f64(x[t as usize].to_f64() - row_logsumexp(x, scratch));
             });
         Ok((out, Shape::from(n)))
     }
@@ -63,11 +72,12 @@ impl Kernel for TokenLogProbsBackward {
         dx.par_chunks_mut(v)
             .zip(x.par_chunks(v))
             .zip(targets.par_iter().zip(dy.par_iter()))
-            .for_each(|((dx, x), (&t, dy))| {
-                let (lse, dy) = (row_logsumexp(x), dy.to_f64());
-                for (i, (dx, x)) in dx.iter_mut().zip(x).enumerate() {
+            .for_each_init(Vec::new, |scratch, ((dx, x), (&t, dy))| {
+                let (lse, dy) = (row_logsumexp(x, scratch), dy.to_f64());
+                shifted_exp(x, lse, scratch);
+                for (i, (dx, p)) in dx.iter_mut().zip(scratch.iter()).enumerate() {
                     let onehot = if i == t as usize { 1.0 } else { 0.0 };
-                    *dx = T::from_f64(dy * (onehot - (x.to_f64() - lse).exp()));
+                    *dx = T::from_f64(dy * (onehot - p));
                 }
             });
         Ok((dx, inputs.shape(0).clone()))
