@@ -1,11 +1,12 @@
 //! Proof on real weights (BENCHMARKS.md, "Real weights"): SmolLM2-135M as
 //! the Bradley–Terry weak annotator on the HH-layout fixture, and one DPO
-//! step on 2 pairs of 128 + 128 tokens, both on the CPU, timed; plus the
-//! same DPO step split into phases (`smollm2_dpo_step_split`). The PyTorch
-//! counterpart is scripts/smollm2_torch_dpo_step.py.
+//! step on 2 pairs of 128 + 128 tokens, both on the CPU, timed. The DPO
+//! step against PyTorch, split into phases, is `benches/smollm2_dpo_step.rs`;
+//! the PyTorch counterpart is scripts/smollm2_torch_dpo_step.py.
 //!
 //! Ignored by default (minutes on a shared CPU); run with
 //! `cargo test --release --test real_smollm2_bench -- --ignored --nocapture --test-threads 1`.
+//! The optimiser is the pipeline's in-place AdamW.
 //! Timings are printed, never asserted; what is asserted is that the numbers
 //! are sane (BT loss falls on its training pairs, confidences lie in [0, 1),
 //! the first DPO loss is ln 2 because policy = reference).
@@ -13,17 +14,20 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 use cwpo::data::real::{DatasetFormat, LengthFilter, LoadOptions, OnBadRow};
 use cwpo::model::probe::load_lm;
 use cwpo::model::reward::RewardModel;
 use cwpo::model::{LanguageModel, PadSide, ScalarScorer, SeqBatch};
 use cwpo::train::WeakLabel;
-use cwpo::train::losses::{bradley_terry_loss, dpo_loss};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use cwpo::train::adamw::AdamW;
+use cwpo::train::losses::bradley_terry_loss;
 
 use cwpo::testing::smollm2_gguf;
+
+#[path = "../benches/common/smollm2_dpo.rs"]
+mod smollm2_dpo;
+use smollm2_dpo::{DpoStep, LEN, PAIRS};
 
 #[test]
 #[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights numbers"]
@@ -129,74 +133,11 @@ fn smollm2_bt_weak_annotator_on_hh_fixture() {
     assert!(confidence.iter().all(|c| (0.0..1.0).contains(c)));
 }
 
-/// Pairs and tokens per prompt / response of the timed DPO step.
-const PAIRS: usize = 2;
-const LEN: usize = 128;
-
-/// The timed DPO step's inputs: SmolLM2 as policy and as frozen π_ref,
-/// [`PAIRS`] pairs of random [`LEN`]-token prompts and responses, β = 0.5.
-struct DpoStep {
-    lm: cwpo::model::probe::LoadedLm,
-    reference: cwpo::model::Policy,
-    chosen_batch: SeqBatch,
-    rejected_batch: SeqBatch,
-    beta: f64,
-}
-
-impl DpoStep {
-    /// The frozen reference's margin, log π_ref(y_c) − log π_ref(y_r). [B]
-    fn reference_margin(&self) -> Tensor {
-        let reference = &self.reference;
-        let margin = sum(reference, &self.chosen_batch) - sum(reference, &self.rejected_batch);
-        margin.unwrap().detach()
-    }
-
-    /// The DPO loss, mean over pairs, given the reference's margin.
-    fn loss(&self, reference_margin: &Tensor) -> Tensor {
-        let policy = &self.lm.policy;
-        let margin = (sum(policy, &self.chosen_batch) - sum(policy, &self.rejected_batch)).unwrap();
-        let h = (margin - reference_margin).unwrap(); // [B]
-        dpo_loss(&h, self.beta).unwrap().mean_all().unwrap()
-    }
-}
-
-fn dpo_step(path: &Path) -> DpoStep {
-    let device = Device::Cpu;
-    let lm = load_lm(path, &device).unwrap();
-    let reference = load_lm(path, &device).unwrap().policy; // frozen π_ref
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let vocab = lm.policy.config().vocab_size as u32;
-    let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(17..vocab)).collect() };
-    let prompts: Vec<Vec<u32>> = (0..PAIRS).map(|_| ids(LEN)).collect();
-    let chosen: Vec<Vec<u32>> = (0..PAIRS).map(|_| ids(LEN)).collect();
-    let rejected: Vec<Vec<u32>> = (0..PAIRS).map(|_| ids(LEN)).collect();
-    let batch_of = |responses: &[Vec<u32>]| {
-        let rows: Vec<(&[u32], &[u32])> = prompts
-            .iter()
-            .zip(responses)
-            .map(|(p, r)| (p.as_slice(), r.as_slice()))
-            .collect();
-        SeqBatch::from_prompt_response(&rows, 0, PadSide::Right, 1024, &device).unwrap()
-    };
-    DpoStep {
-        chosen_batch: batch_of(&chosen),
-        rejected_batch: batch_of(&rejected),
-        lm,
-        reference,
-        beta: 0.5,
-    }
-}
-
-/// Σ response log-prob per row. [B]
-fn sum(model: &dyn LanguageModel, batch: &SeqBatch) -> Tensor {
-    model.response_logprobs(batch).unwrap().sum
-}
-
 #[test]
 #[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights numbers"]
 fn smollm2_one_dpo_step() {
     let Some(path) = smollm2_gguf() else { return };
-    let step = dpo_step(&path);
+    let step = DpoStep::new(&path);
     let (pairs, prompt_len, response_len) = (PAIRS, LEN, LEN);
 
     let mut opt = AdamW::new(step.lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
@@ -216,36 +157,4 @@ fn smollm2_one_dpo_step() {
         (loss - std::f32::consts::LN_2).abs() < 1e-4,
         "policy = reference gives ln 2, got {loss}"
     );
-}
-
-/// Where [`smollm2_one_dpo_step`]'s time goes (BENCHMARKS.md, "Real
-/// weights"): the same step split into reference forward, policy forward +
-/// loss, backward and AdamW update, for a cold step and two more.
-#[test]
-#[ignore = "minutes on CPU; documents BENCHMARKS.md's real-weights profile"]
-fn smollm2_dpo_step_split() {
-    let Some(path) = smollm2_gguf() else { return };
-    let dpo = dpo_step(&path);
-    let mut opt = AdamW::new(dpo.lm.policy.trainable_vars(), ParamsAdamW::default()).unwrap();
-    for step in 0..3 {
-        let t0 = Instant::now();
-        let ref_margin = dpo.reference_margin();
-        let t1 = Instant::now();
-        let loss = dpo.loss(&ref_margin);
-        let loss_value = loss.to_scalar::<f32>().unwrap();
-        let t2 = Instant::now();
-        let grads = loss.backward().unwrap();
-        let t3 = Instant::now();
-        opt.step(&grads).unwrap();
-        let t4 = Instant::now();
-        let s = |a: Instant, b: Instant| (b - a).as_secs_f64();
-        println!(
-            "DPO step {step} split (SmolLM2-135M, f32, CPU): reference forward {:.2} s, policy forward + loss {:.2} s, backward {:.2} s, AdamW {:.2} s, total {:.2} s, loss {loss_value:.5}",
-            s(t0, t1),
-            s(t1, t2),
-            s(t2, t3),
-            s(t3, t4),
-            s(t0, t4)
-        );
-    }
 }

@@ -3,7 +3,7 @@
 //!
 //! The interpreter is `$TORCH_PYTHON`, else the repository's
 //! `.venv-torch/bin/python` (`python3 -m venv .venv-torch &&
-//! .venv-torch/bin/pip install torch transformers gguf numpy regex`); without
+//! .venv-torch/bin/pip install torch transformers accelerate gguf numpy regex`); without
 //! either, the comparison is skipped with a message.
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,4 +1,5 @@
-//! Stage keys: blake3 of (kind, VERSION, canonical params, sorted input keys).
+//! Stage keys: blake3 of (kind, VERSION, the kernels' numerics version,
+//! canonical params, sorted input keys).
 //! Canonical = JSON with object keys sorted at every level, so the key never
 //! depends on field or insertion order.
 use std::collections::BTreeMap;
@@ -30,7 +31,25 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
 }
 
 /// The key of a stage. `inputs` is role → input key (a BTreeMap: sorted).
+/// The kernels' numerics version is part of every key, since any stage may
+/// compute with them ([`cwpo_kernels::NUMERICS_VERSION`]).
 pub fn stage_key(
+    kind: &str,
+    version: u32,
+    params: &serde_json::Value,
+    inputs: &BTreeMap<String, Key>,
+) -> Key {
+    key_under_numerics(
+        cwpo_kernels::NUMERICS_VERSION,
+        kind,
+        version,
+        params,
+        inputs,
+    )
+}
+
+fn key_under_numerics(
+    numerics: u32,
     kind: &str,
     version: u32,
     params: &serde_json::Value,
@@ -40,6 +59,9 @@ pub fn stage_key(
     h.update(kind.as_bytes());
     h.update(b"\0");
     h.update(version.to_string().as_bytes());
+    h.update(b"\0");
+    h.update(b"numerics=");
+    h.update(numerics.to_string().as_bytes());
     h.update(b"\0");
     h.update(canonical_json(params).as_bytes());
     for (role, key) in inputs {
@@ -83,6 +105,18 @@ mod tests {
         assert_ne!(
             stage_key("split", 1, &a, &none),
             stage_key("split", 1, &a, &with_input)
+        );
+    }
+
+    #[test]
+    fn key_changes_with_the_kernels_numerics() {
+        let (params, none) = (json!({"a": 1}), BTreeMap::new());
+        let under = |numerics| key_under_numerics(numerics, "split", 1, &params, &none);
+        assert_ne!(under(1), under(2));
+        assert_ne!(under(2), under(3));
+        assert_eq!(
+            stage_key("split", 1, &params, &none),
+            under(cwpo_kernels::NUMERICS_VERSION)
         );
     }
 }

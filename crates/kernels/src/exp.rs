@@ -171,7 +171,11 @@ mod tests {
     #[test]
     fn ln2_splits_into_its_two_parts() {
         assert_eq!(LN2_HI + LN2_LO, std::f64::consts::LN_2);
-        assert_eq!(LN2_HI.to_bits() & 0x1f_ffff, 0, "LN2_HI's low 21 bits are zero");
+        assert_eq!(
+            LN2_HI.to_bits() & 0x1f_ffff,
+            0,
+            "LN2_HI's low 21 bits are zero"
+        );
     }
 
     #[test]

@@ -34,6 +34,17 @@
 //! so every public entry point here is a concrete (non-generic) function.
 mod plumbing;
 
+/// The kernels' numerics: bumped whenever a change makes any kernel return
+/// other bits for some input. Every stage key includes it (`cwpo::plan::key`):
+/// a last-bit difference early in a long training run grows into other
+/// weights, samples and scores, so a result cached under other numerics
+/// must not be reused as this code's.
+///
+/// 1: the kernels as of session 9. 2: eˣ by [`exp::exp`] instead of libm's
+/// (within 1 ulp; of the 6,126 stages of `sweep run experiments/` one
+/// 1,500-step pretraining run and its 18 downstream chains moved).
+pub const NUMERICS_VERSION: u32 = 2;
+
 pub mod adamw;
 pub mod exp;
 pub mod grad;
