@@ -14,15 +14,17 @@
 //! and stops. Without a torch venv (benches/common/torch.rs) it prints ours.
 //!
 //! Run: `TORCH_PYTHON=.venv-torch/bin/python cargo bench --bench smollm2_dpo_step`.
+#[path = "common/child_process.rs"]
+mod child_process;
 #[path = "common/smollm2_dpo.rs"]
 mod smollm2_dpo;
 #[path = "common/torch.rs"]
 mod torch;
 
-use std::process::Command;
 use std::time::Instant;
 
 use candle_nn::{Optimizer, ParamsAdamW};
+use child_process::{as_a_stage, env_or, run_child};
 use cwpo::model::LanguageModel;
 use cwpo::train::adamw::AdamW;
 use smollm2_dpo::DpoStep;
@@ -50,13 +52,6 @@ fn median(mut xs: Vec<f64>) -> f64 {
     } else {
         (xs[n / 2 - 1] + xs[n / 2]) / 2.0
     }
-}
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 /// The child: times `steps` steps and prints them as one JSON line.
@@ -104,23 +99,8 @@ fn child(steps: usize) {
 
 /// Ours at `threads`: (cold step seconds, median of the warm steps).
 fn ours(threads: usize, steps: usize) -> anyhow::Result<(f64, f64)> {
-    let out = Command::new(std::env::current_exe()?)
-        .env("SMOLLM2_DPO_CHILD", "1")
-        .env("RAYON_NUM_THREADS", threads.to_string())
-        .env("STEPS", steps.to_string())
-        .output()?;
-    let stdout = String::from_utf8(out.stdout)?;
-    print!("{stdout}");
-    anyhow::ensure!(
-        out.status.success(),
-        "child failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .ok_or_else(|| anyhow::anyhow!("child printed no RESULT"))?;
-    let splits: Vec<Split> = serde_json::from_str(json)?;
+    let json = run_child("SMOLLM2_DPO_CHILD", threads, steps)?;
+    let splits: Vec<Split> = serde_json::from_str(&json)?;
     let cold = splits[0].total();
     let warm = median(splits[1..].iter().map(Split::total).collect());
     Ok((cold, warm))
@@ -130,8 +110,7 @@ fn main() -> anyhow::Result<()> {
     let steps: usize = env_or("STEPS", 4).max(2);
     if std::env::var_os("SMOLLM2_DPO_CHILD").is_some() {
         // SAFETY: first thing in the child's `main`, before any thread exists.
-        unsafe { cwpo::exec::idle_candle_workers_sleep() };
-        cwpo::exec::on_own_compute_threads(|| child(steps));
+        unsafe { as_a_stage(|| child(steps)) };
         return Ok(());
     }
     let Some(model) = cwpo::testing::smollm2_gguf() else {

@@ -13,14 +13,16 @@
 //!
 //! Run: `cargo bench --bench train_step` (STEPS=n steps per measurement).
 //! Without a torch venv (benches/common/torch.rs) it prints ours only.
+#[path = "common/child_process.rs"]
+mod child_process;
 #[path = "common/torch.rs"]
 mod torch;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use candle_nn::{Optimizer, ParamsAdamW};
+use child_process::{as_a_stage, env_or, run_child};
 use cwpo::model::fused::with_fused;
 use cwpo::model::{DecoderConfig, LanguageModel, PadSide, Policy, SeqBatch};
 use cwpo::train::adamw::AdamW;
@@ -125,13 +127,6 @@ fn report(label: &str, t: &Timings, steps: usize) {
     );
 }
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The child: times this process's paths at its thread count; the last
 /// line, `RESULT <tokens/s>`, is ours (fused kernels, in-place AdamW).
 fn child(steps: usize) -> anyhow::Result<()> {
@@ -174,34 +169,14 @@ fn child(steps: usize) -> anyhow::Result<()> {
 
 /// Ours at `threads`: this binary as a child process.
 fn ours(threads: usize, steps: usize) -> anyhow::Result<f64> {
-    let out = Command::new(std::env::current_exe()?)
-        .env("TRAIN_STEP_CHILD", "1")
-        .env("RAYON_NUM_THREADS", threads.to_string())
-        .env("STEPS", steps.to_string())
-        .output()?;
-    let stdout = String::from_utf8(out.stdout)?;
-    print!("{stdout}");
-    anyhow::ensure!(
-        out.status.success(),
-        "child failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .ok_or_else(|| anyhow::anyhow!("child printed no RESULT"))?;
-    Ok(result.trim().parse()?)
+    Ok(run_child("TRAIN_STEP_CHILD", threads, steps)?.parse()?)
 }
 
 fn main() -> anyhow::Result<()> {
     let steps: usize = env_or("STEPS", 20);
     if std::env::var_os("TRAIN_STEP_CHILD").is_some() {
-        // Threads set up as `sweep` sets them up.
         // SAFETY: first thing in the child's `main`, before any thread exists.
-        unsafe { cwpo::exec::idle_candle_workers_sleep() };
-        // On a rayon pool's own thread, as a pipeline stage trains: from a
-        // thread outside the pool every kernel would hop to a worker and back.
-        return cwpo::exec::on_own_compute_threads(|| child(steps));
+        return unsafe { as_a_stage(|| child(steps)) };
     }
     let threads: Vec<usize> = std::env::var("THREADS")
         .unwrap_or_else(|_| "1,2".into())

@@ -39,7 +39,8 @@ pub fn run_script(
         .arg(&path)
         .args(args)
         .env("TORCH_THREADS", threads.to_string())
-        .output()?;
+        .output()
+        .map_err(|e| anyhow::anyhow!("running {} (TORCH_PYTHON): {e}", python.display()))?;
     anyhow::ensure!(
         out.status.success(),
         "{} failed: {}",
