@@ -24,7 +24,7 @@ mod torch;
 use std::time::Instant;
 
 use candle_nn::{Optimizer, ParamsAdamW};
-use child_process::{as_a_stage, env_or, run_child};
+use child_process::{as_a_stage, env_or, run_child, thread_counts};
 use cwpo::model::LanguageModel;
 use cwpo::train::adamw::AdamW;
 use smollm2_dpo::DpoStep;
@@ -117,11 +117,7 @@ fn main() -> anyhow::Result<()> {
         println!("smollm2_dpo_step: no SmolLM2 GGUF; run scripts/fetch-smollm2.sh first");
         return Ok(());
     };
-    let threads: Vec<usize> = std::env::var("THREADS")
-        .unwrap_or_else(|_| "1,2".into())
-        .split(',')
-        .map(|t| t.trim().parse())
-        .collect::<Result<_, _>>()?;
+    let threads = thread_counts()?;
     let rounds: usize = env_or("ROUNDS", 1);
     let python = torch::torch_python();
     let mut rows = Vec::new();

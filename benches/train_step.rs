@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use candle_nn::{Optimizer, ParamsAdamW};
-use child_process::{as_a_stage, env_or, run_child};
+use child_process::{as_a_stage, env_or, run_child, thread_counts};
 use cwpo::model::fused::with_fused;
 use cwpo::model::{DecoderConfig, LanguageModel, PadSide, Policy, SeqBatch};
 use cwpo::train::adamw::AdamW;
@@ -178,11 +178,7 @@ fn main() -> anyhow::Result<()> {
         // SAFETY: first thing in the child's `main`, before any thread exists.
         return unsafe { as_a_stage(|| child(steps)) };
     }
-    let threads: Vec<usize> = std::env::var("THREADS")
-        .unwrap_or_else(|_| "1,2".into())
-        .split(',')
-        .map(|t| t.trim().parse())
-        .collect::<Result<_, _>>()?;
+    let threads = thread_counts()?;
     let rounds: usize = env_or("ROUNDS", 1);
     let python = torch::torch_python();
     let mut rows = Vec::new();

@@ -13,6 +13,15 @@ pub fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The thread counts to measure: `THREADS` (comma-separated), default 1 and 2.
+pub fn thread_counts() -> anyhow::Result<Vec<usize>> {
+    Ok(std::env::var("THREADS")
+        .unwrap_or_else(|_| "1,2".into())
+        .split(',')
+        .map(|t| t.trim().parse())
+        .collect::<Result<_, _>>()?)
+}
+
 /// Runs this binary with `marker=1`, `threads` threads and `STEPS=steps`,
 /// echoes what it prints, and returns the payload of its `RESULT` line.
 pub fn run_child(marker: &str, threads: usize, steps: usize) -> anyhow::Result<String> {

@@ -393,8 +393,9 @@ const CANDLE_SPIN_LIMIT: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
 /// after every op. Between two such ops a step runs matmuls and kernels on
 /// rayon's threads, so on 2 cores the spinning worker takes a core from
 /// them: in a 2-thread training step of the tiny decoder it burned 16% of
-/// all samples, and sleeping at once took the step from 12k to 13-16k
-/// tokens/s (BENCHMARKS.md, "Idle candle workers sleep"). With one thread
+/// all samples, and sleeping at once took the step from 12.2–13.5k to
+/// 14.1–15.2k tokens/s (BENCHMARKS.md, "Parity with PyTorch at 1 and 2
+/// threads"). With one thread
 /// that pool has no workers and nothing changes. Numbers do not change
 /// either: the same ops compute the same values; only the waiting differs.
 ///

@@ -6,10 +6,10 @@ use rayon::prelude::*;
 use crate::exp::exp_in_place;
 use crate::plumbing::{Inputs, Kernel, cpu_forward};
 
-/// One softmax row from its shifted inputs `e` (x − max, in f64):
-/// y = eᵉ / Σ eᵉ, the sum in f64 in element order. Each exponential is
-/// rounded to `T` before the division, as this kernel has always computed
-/// it, so that trained numbers stay what they were.
+/// One softmax row from its shifted inputs: `e` holds x − max (f64) and is
+/// exponentiated in place, then y = e / Σ e, the sum in f64 in element
+/// order. Each exponential is rounded to `T` before the division, as this
+/// kernel has always computed it, so that trained numbers stay what they were.
 fn normalise_exp<T: WithDType>(e: &mut [f64], y: &mut [T]) {
     exp_in_place(e);
     let sum = e.iter().fold(0f64, |sum, e| sum + e);

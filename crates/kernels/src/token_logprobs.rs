@@ -14,6 +14,8 @@ struct TokenLogProbs;
 /// dlogits = dy · (onehot(target) − softmax(logits)).
 struct TokenLogProbsBackward;
 
+/// ln Σ eˣ over one row, computed as max + ln Σ e^(x − max) so that no
+/// term overflows; `scratch` holds the e^(x − max) afterwards.
 fn row_logsumexp<T: WithDType>(x: &[T], scratch: &mut Vec<f64>) -> f64 {
     let max = x
         .iter()
