@@ -119,43 +119,35 @@ fn main() -> anyhow::Result<()> {
     };
     let threads = thread_counts()?;
     let rounds: usize = env_or("ROUNDS", 1);
-    let python = torch::torch_python();
-    let mut rows = Vec::new();
-    for round in 1..=rounds {
-        for &n in &threads {
-            let load_ours = torch::load_average();
-            let (cold, warm) = ours(n, steps)?;
-            let theirs = match &python {
-                Some(py) => {
-                    let load = torch::load_average();
-                    let json = torch::run_script(
-                        py,
-                        "smollm2_torch_dpo_step.py",
-                        &[&model.to_string_lossy()],
-                        n,
-                    )?;
-                    let dpo = &json["dpo"];
-                    println!(
-                        "  PyTorch: cold {} s, warm {} s, cold split {}",
-                        dpo["cold_step_s"], dpo["warm_step_s"], dpo["cold_split_s"]
-                    );
-                    match (dpo["cold_step_s"].as_f64(), dpo["warm_median_s"].as_f64()) {
-                        (Some(c), Some(w)) => Some((c, w, load)),
-                        _ => None,
-                    }
-                }
-                None => None,
-            };
-            rows.push((round, n, cold, warm, load_ours, theirs));
-        }
-    }
+    let rows = torch::side_by_side(
+        &threads,
+        rounds,
+        |n| ours(n, steps),
+        |python, n| {
+            let json = torch::run_script(
+                python,
+                "smollm2_torch_dpo_step.py",
+                &[&model.to_string_lossy()],
+                n,
+            )?;
+            let dpo = &json["dpo"];
+            println!(
+                "  PyTorch: cold {} s, warm {} s, cold split {}",
+                dpo["cold_step_s"], dpo["warm_step_s"], dpo["cold_split_s"]
+            );
+            Ok(dpo["cold_step_s"]
+                .as_f64()
+                .zip(dpo["warm_median_s"].as_f64()))
+        },
+    )?;
     println!(
         "\n| round | threads | ours: cold / warm median s (load) | PyTorch: cold / warm median s (load) | ours / PyTorch speed, cold / warm |"
     );
     println!("|---|---|---|---|---|");
-    for (round, n, cold, warm, load, theirs) in rows {
-        match theirs {
-            Some((tc, tw, tload)) => println!(
+    for row in rows {
+        let (round, n, ((cold, warm), load)) = (row.round, row.threads, row.ours);
+        match row.theirs {
+            Some(((tc, tw), tload)) => println!(
                 "| {round} | {n} | {cold:.2} / {warm:.2} ({load:.1}) | {tc:.2} / {tw:.2} ({tload:.1}) | {:.2}× / {:.2}× |",
                 tc / cold,
                 tw / warm

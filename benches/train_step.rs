@@ -180,35 +180,28 @@ fn main() -> anyhow::Result<()> {
     }
     let threads = thread_counts()?;
     let rounds: usize = env_or("ROUNDS", 1);
-    let python = torch::torch_python();
-    let mut rows = Vec::new();
-    for round in 1..=rounds {
-        for &n in &threads {
-            let load_ours = torch::load_average();
-            let ours = ours(n, steps)?;
-            let theirs = match &python {
-                Some(py) => {
-                    let load = torch::load_average();
-                    let json = torch::run_script(
-                        py,
-                        "tiny_torch_train_step.py",
-                        &["--steps", &steps.to_string()],
-                        n,
-                    )?;
-                    println!("  {:>24}: {json}", "PyTorch");
-                    json["tokens_per_s"].as_f64().map(|t| (t, load))
-                }
-                None => None,
-            };
-            rows.push((round, n, ours, load_ours, theirs));
-        }
-    }
+    let rows = torch::side_by_side(
+        &threads,
+        rounds,
+        |n| ours(n, steps),
+        |python, n| {
+            let json = torch::run_script(
+                python,
+                "tiny_torch_train_step.py",
+                &["--steps", &steps.to_string()],
+                n,
+            )?;
+            println!("  {:>24}: {json}", "PyTorch");
+            Ok(json["tokens_per_s"].as_f64())
+        },
+    )?;
     println!(
         "\n| round | threads | ours tokens/s (load) | PyTorch tokens/s (load) | ours / PyTorch |"
     );
     println!("|---|---|---|---|---|");
-    for (round, n, ours, load_ours, theirs) in rows {
-        match theirs {
+    for row in rows {
+        let (round, n, (ours, load_ours)) = (row.round, row.threads, row.ours);
+        match row.theirs {
             Some((t, load)) => println!(
                 "| {round} | {n} | {ours:.0} ({load_ours:.1}) | {t:.0} ({load:.1}) | {:.2}× |",
                 ours / t

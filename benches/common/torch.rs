@@ -61,3 +61,45 @@ pub fn load_average() -> f64 {
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(f64::NAN)
 }
+
+/// One round at one thread count: ours, and PyTorch's when a torch venv is
+/// set up and its script printed the number; each with the 1-minute load
+/// average taken just before it ran.
+pub struct Row<O, T> {
+    pub round: usize,
+    pub threads: usize,
+    pub ours: (O, f64),
+    pub theirs: Option<(T, f64)>,
+}
+
+/// `rounds` times, for each of `threads`: `ours(n)`, then `theirs(python,
+/// n)` back to back, so both numbers see the same machine state.
+pub fn side_by_side<O, T>(
+    threads: &[usize],
+    rounds: usize,
+    mut ours: impl FnMut(usize) -> anyhow::Result<O>,
+    mut theirs: impl FnMut(&Path, usize) -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<Vec<Row<O, T>>> {
+    let python = torch_python();
+    let mut rows = Vec::new();
+    for round in 1..=rounds {
+        for &n in threads {
+            let load = load_average();
+            let ours = (ours(n)?, load);
+            let theirs = match &python {
+                Some(py) => {
+                    let load = load_average();
+                    theirs(py, n)?.map(|t| (t, load))
+                }
+                None => None,
+            };
+            rows.push(Row {
+                round,
+                threads: n,
+                ours,
+                theirs,
+            });
+        }
+    }
+    Ok(rows)
+}
