@@ -63,13 +63,15 @@ impl Kernel for RmsNormBackward {
         let d = w.len();
         let rows = x.len() / d;
         let mut out = vec![T::zero(); x.len() + d];
-        let (dx, _) = out.split_at_mut(x.len());
+        let (dx, dw) = out.split_at_mut(x.len());
+        // r = rsqrt(mean(x²) + ε), one per row: both passes below need it.
+        let r: Vec<f64> = x.par_chunks(d).map(|x| inv_rms(x, eps)).collect();
         // dx = r · (dy·w − x̂ · mean(dy·w·x̂)), x̂ = x·r
         dx.par_chunks_mut(d)
             .zip(x.par_chunks(d))
             .zip(dy.par_chunks(d))
-            .for_each(|((dx, x), dy)| {
-                let r = inv_rms(x, eps);
+            .zip(&r)
+            .for_each(|(((dx, x), dy), &r)| {
                 let dot = x
                     .iter()
                     .zip(dy)
@@ -81,17 +83,26 @@ impl Kernel for RmsNormBackward {
                     *dx = T::from_f64(r * (dy.to_f64() * w.to_f64() - x.to_f64() * r * dot));
                 }
             });
-        // dw = Σ_rows dy · x̂
-        let mut dw = vec![0f64; d];
-        for (x, dy) in x.chunks(d).zip(dy.chunks(d)) {
-            let r = inv_rms(x, eps);
-            for ((acc, x), dy) in dw.iter_mut().zip(x).zip(dy) {
-                *acc += dy.to_f64() * x.to_f64() * r;
-            }
-        }
-        for (o, v) in out[x.len()..].iter_mut().zip(dw) {
-            *o = T::from_f64(v);
-        }
+        // dw = Σ_rows dy · x̂, split into blocks of columns across threads;
+        // each column sums its rows in row order whatever the thread count.
+        const COLUMNS_PER_TASK: usize = 32;
+        dw.par_chunks_mut(COLUMNS_PER_TASK)
+            .enumerate()
+            .for_each(|(block, dw)| {
+                let first = block * COLUMNS_PER_TASK;
+                let mut acc = [0f64; COLUMNS_PER_TASK];
+                let acc = &mut acc[..dw.len()];
+                for ((x, dy), r) in x.chunks(d).zip(dy.chunks(d)).zip(&r) {
+                    let columns = first..first + acc.len();
+                    for ((acc, x), dy) in acc.iter_mut().zip(&x[columns.clone()]).zip(&dy[columns])
+                    {
+                        *acc += dy.to_f64() * x.to_f64() * r;
+                    }
+                }
+                for (o, v) in dw.iter_mut().zip(acc) {
+                    *o = T::from_f64(*v);
+                }
+            });
         Ok((out, Shape::from((rows + 1, d))))
     }
 }

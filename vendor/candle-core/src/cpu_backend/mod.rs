@@ -972,7 +972,7 @@ fn copy2d_<T: Copy>(
     }
 }
 
-fn copy_strided_src_<T: Copy>(src: &[T], dst: &mut [T], dst_offset: usize, src_l: &Layout) {
+fn copy_strided_src_<T: Copy + Send + Sync>(src: &[T], dst: &mut [T], dst_offset: usize, src_l: &Layout) {
     match src_l.strided_blocks() {
         crate::StridedBlocks::SingleBlock { start_offset, len } => dst
             [dst_offset..dst_offset + len]
@@ -997,10 +997,7 @@ fn copy_strided_src_<T: Copy>(src: &[T], dst: &mut [T], dst_offset: usize, src_l
             block_len: 1,
         } => {
             let n = block_start_index.len();
-            let dst = &mut dst[dst_offset..dst_offset + n];
-            for (dst_elem, src_index) in dst.iter_mut().zip(block_start_index) {
-                *dst_elem = src[src_index]
-            }
+            copy_strided_innermost(src, &mut dst[dst_offset..dst_offset + n], src_l)
         }
         crate::StridedBlocks::MultipleBlocks {
             block_start_index,
@@ -1015,6 +1012,51 @@ fn copy_strided_src_<T: Copy>(src: &[T], dst: &mut [T], dst_offset: usize, src_l
                 dst_index += block_len;
             }
         }
+    }
+}
+
+/// Copies the elements of `src_l`, whose innermost dimension is strided
+/// (a transposed matrix, say), into `dst` in row-major order.
+///
+/// Each row along the innermost dimension is one strided run from an offset
+/// computed once per row; the general path computes a multi-dimensional
+/// index per element. Large copies split their rows across rayon's threads.
+/// Either way each element is copied, so the result is the same.
+fn copy_strided_innermost<T: Copy + Send + Sync>(src: &[T], dst: &mut [T], src_l: &Layout) {
+    /// Below this many elements a copy stays on the calling thread.
+    const PARALLEL_MIN_ELEMS: usize = 1 << 15;
+    let (dims, strides) = (src_l.dims(), src_l.stride());
+    let rank = dims.len();
+    let (row_len, step) = (dims[rank - 1], strides[rank - 1]);
+    if row_len == 0 || dst.is_empty() {
+        return;
+    }
+    // The offset in src of row `row` (a row-major index over the outer dims).
+    let row_start = |mut row: usize| {
+        let mut offset = src_l.start_offset();
+        for (&d, &s) in dims[..rank - 1].iter().zip(&strides[..rank - 1]).rev() {
+            offset += (row % d) * s;
+            row /= d;
+        }
+        offset
+    };
+    let copy_rows = |first_row: usize, rows: &mut [T]| {
+        for (i, row) in rows.chunks_mut(row_len).enumerate() {
+            let start = row_start(first_row + i);
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = src[start + j * step];
+            }
+        }
+    };
+    let threads = crate::utils::get_num_threads();
+    if threads > 1 && dst.len() >= PARALLEL_MIN_ELEMS {
+        let rows = dst.len() / row_len;
+        let rows_per_task = rows.div_ceil(4 * threads);
+        dst.par_chunks_mut(rows_per_task * row_len)
+            .enumerate()
+            .for_each(|(task, chunk)| copy_rows(task * rows_per_task, chunk));
+    } else {
+        copy_rows(0, dst)
     }
 }
 
@@ -1401,6 +1443,18 @@ impl Map2 for ConvTranspose2D<'_> {
     }
 }
 
+/// A raw pointer that may cross to rayon's threads: each matmul task writes
+/// its own disjoint part of the destination through it.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 struct MatMul((usize, usize, usize, usize));
 
 impl MatMul {
@@ -1478,13 +1532,13 @@ impl Map2 for MatMul {
         let dst_rs = dst_strides[0];
         let dst_cs = dst_strides[1];
 
-        let mut dst = vec![T::zero(); b * m * n];
+        let len = b * m * n;
+        if len == 0 || k == 0 {
+            // Nothing to multiply: the product is all zeros, which gemm
+            // (told not to read dst) need not write.
+            return Ok(vec![T::zero(); len]);
+        }
         let num_threads = crate::utils::get_num_threads();
-        let parallelism = if num_threads > 1 {
-            Parallelism::Rayon(num_threads)
-        } else {
-            Parallelism::None
-        };
         let (b, m, n, k) = if b_skip == 0 && a_skip == m * k {
             // A batch-invariant rhs lets the batches of lhs stack into the rows of a single
             // (b * m, k) matrix, which the destination already matches row for row.
@@ -1499,16 +1553,35 @@ impl Map2 for MatMul {
             // over itself, so a stride-zero batch on lhs goes through the loop below.
             (b, m, n, k)
         };
-        for step in 0..b {
+        // With at least as many matrices as threads, each thread multiplies
+        // whole matrices (many small gemms, such as attention's per-head
+        // products, are each too small for gemm to split); otherwise the
+        // matrices go one by one and gemm splits each. Either way every
+        // element is the same sum in the same order, so the numbers do not
+        // depend on the thread count.
+        let across_batch = num_threads > 1 && b >= num_threads;
+        let parallelism = if num_threads > 1 && !across_batch {
+            Parallelism::Rayon(num_threads)
+        } else {
+            Parallelism::None
+        };
+        // gemm is told not to read dst (read_dst = false) and writes every
+        // element of it, so dst needs no zero fill: a fill would be a memset
+        // (or the kernel zeroing fresh pages) over the whole product.
+        let mut dst: Vec<T> = Vec::with_capacity(len);
+        let dst_base = SendPtr(dst.as_mut_ptr());
+        let multiply = |step: usize, parallelism: Parallelism| {
             let lhs_p = &lhs[step * a_skip..];
             let rhs_p = &rhs[step * b_skip..];
-            let dst_p = &mut dst[step * c_skip..];
+            // Safety: step < b, so the m * n elements from step * c_skip lie
+            // within dst's capacity of b * m * n, and no two steps overlap.
+            let dst_p = unsafe { dst_base.get().add(step * c_skip) };
             unsafe {
                 gemm(
                     /* m: usize = */ m,
                     /* n: usize = */ n,
                     /* k: usize = */ k,
-                    /* dst: *mut T = */ dst_p.as_mut_ptr(),
+                    /* dst: *mut T = */ dst_p,
                     /* dst_cs: isize = */ dst_cs as isize,
                     /* dst_rs: isize = */ dst_rs as isize,
                     /* read_dst: bool = */ false,
@@ -1526,7 +1599,18 @@ impl Map2 for MatMul {
                     parallelism,
                 )
             }
+        };
+        if across_batch {
+            (0..b)
+                .into_par_iter()
+                .for_each(|step| multiply(step, Parallelism::None));
+        } else {
+            for step in 0..b {
+                multiply(step, parallelism)
+            }
         }
+        // Safety: the gemms above wrote all b * m * n elements.
+        unsafe { dst.set_len(len) };
         Ok(dst)
     }
 
