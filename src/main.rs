@@ -356,6 +356,10 @@ fn main() -> ExitCode {
     // SAFETY: first thing in `main`, before any thread exists.
     unsafe { cwpo::exec::idle_candle_workers_sleep() };
     let cli = Cli::parse();
+    if trains_real_models(&cli.command) {
+        // Before any thread allocates: see `exec::memory`.
+        cwpo::exec::memory::keep_freed_memory();
+    }
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(err) => match err.downcast_ref::<Diagnostics>() {
@@ -662,6 +666,20 @@ fn profile_world(name: &str) -> Result<cwpo::data::synthetic::WorldConfig> {
     let profile = cwpo::profile::Profile::load(name)?;
     cwpo::data::synthetic::WorldConfig::from_json(&serde_json::Value::Object(profile.world))
         .context("the profile's [world]")
+}
+
+/// Whether `command` computes stages of real-size models, whose 100 MB
+/// tensors are worth keeping freed memory for (`exec::memory`): a run on
+/// any profile but the embedded `tiny` one, and a Slurm job's stage. The
+/// tiny profile's stages allocate many small tensors, two stages at once,
+/// and one shared arena made a seed-0 Table 1 6–12% slower (BENCHMARKS.md,
+/// "Freed memory kept").
+fn trains_real_models(command: &Command) -> bool {
+    match command {
+        Command::Run { inputs, .. } => inputs.profile != "tiny",
+        Command::Stage { .. } => true,
+        _ => false,
+    }
 }
 
 /// The tiny models of the default profile are far too small for a thread

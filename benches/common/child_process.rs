@@ -44,13 +44,15 @@ pub fn run_child(marker: &str, threads: usize, steps: usize) -> anyhow::Result<S
         .ok_or_else(|| anyhow::anyhow!("child printed no RESULT"))
 }
 
-/// Runs `work` with threads set up as `sweep` sets them up (idle candle
-/// workers sleep) and on a rayon pool's thread, as a pipeline stage runs.
+/// Runs `work` with memory and threads set up as `sweep` sets them up
+/// (freed memory kept, idle candle workers sleep) and on a rayon pool's
+/// thread, as a pipeline stage runs.
 ///
 /// # Safety
 /// Sets an environment variable: call it first thing in the child's
 /// `main`, before any other thread exists.
 pub unsafe fn as_a_stage<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    cwpo::exec::memory::keep_freed_memory();
     // SAFETY: the caller promises no other thread exists yet.
     unsafe { cwpo::exec::idle_candle_workers_sleep() };
     cwpo::exec::on_own_compute_threads(work)

@@ -16,6 +16,7 @@
 //! re-run continues from them, and a recorded stage's partial dir goes. On
 //! Ctrl-C the scheduler waits (up to [`CANCEL_GRACE`]) for running training
 //! stages to save at their step boundary before it exits.
+pub mod memory;
 pub mod progress;
 pub mod results;
 pub mod slurm;
