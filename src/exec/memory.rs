@@ -33,11 +33,14 @@ const USER_MALLOC_TUNABLES: &str = "glibc.malloc.";
 /// Call it first thing in `main`, before threads allocate: the single
 /// arena applies to threads that have not allocated yet.
 pub fn keep_freed_memory() {
-    let user_tuned = std::env::var("GLIBC_TUNABLES")
-        .is_ok_and(|tunables| tunables.contains(USER_MALLOC_TUNABLES));
-    if !user_tuned {
+    if !user_tuned_malloc(std::env::var("GLIBC_TUNABLES").ok().as_deref()) {
         set_malloc_to_keep_freed_memory();
     }
+}
+
+/// Whether `GLIBC_TUNABLES` (`tunables`, if set) holds a malloc setting.
+fn user_tuned_malloc(tunables: Option<&str>) -> bool {
+    tunables.is_some_and(|t| t.split(':').any(|t| t.starts_with(USER_MALLOC_TUNABLES)))
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -56,3 +59,19 @@ fn set_malloc_to_keep_freed_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn set_malloc_to_keep_freed_memory() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malloc_tunable_of_the_user_wins() {
+        assert!(!user_tuned_malloc(None));
+        assert!(!user_tuned_malloc(Some("")));
+        assert!(!user_tuned_malloc(Some("glibc.pthread.rseq=0")));
+        assert!(user_tuned_malloc(Some("glibc.malloc.arena_max=4")));
+        assert!(user_tuned_malloc(Some(
+            "glibc.pthread.rseq=0:glibc.malloc.trim_threshold=0"
+        )));
+    }
+}
