@@ -672,7 +672,7 @@ fn profile_world(name: &str) -> Result<cwpo::data::synthetic::WorldConfig> {
 /// tensors are worth keeping freed memory for (`exec::memory`): a run on
 /// any profile but the embedded `tiny` one, and a Slurm job's stage. The
 /// tiny profile's stages allocate many small tensors, two stages at once,
-/// and one shared arena made a seed-0 Table 1 6–12% slower (BENCHMARKS.md,
+/// and one shared arena made a seed-0 Table 1 6–13% slower (BENCHMARKS.md,
 /// "Freed memory kept").
 fn trains_real_models(command: &Command) -> bool {
     match command {

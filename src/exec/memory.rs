@@ -9,19 +9,19 @@
 //! allocates its logits, their gradient and the embedding's gradient at
 //! 100–200 MB each, every step, and the kernel faults in and zeroes each of
 //! their pages again: 4.1 million page faults in a 3-step, 1-thread run of
-//! the `smollm2_dpo_step` bench's child, on a VM where one costs ~7 µs.
+//! the `smollm2_dpo_step` bench's child.
 //!
 //! [`keep_freed_memory`] makes every thread allocate from `main`'s heap
 //! (one arena, which grows without a cap), maps no block on its own, and
 //! never trims the heap's top: the same run took 1.45 million faults, its
-//! warm steps 15.7–16.1 s instead of 20.2–20.4 s (BENCHMARKS.md, "Freed
+//! warm steps 14.8–14.9 s instead of 20.2–20.4 s (BENCHMARKS.md, "Freed
 //! memory kept"). The cost: the process keeps its peak heap until it
 //! exits, which for `sweep` is the peak of the stages it runs at once.
 //! Numbers do not change: only where the bytes live does.
 //!
 //! Only for real-size models: with the tiny profile's two stages at once,
 //! each allocating many small tensors, the one arena they then share made
-//! a seed-0 Table 1 6–12% slower, so `main` keeps glibc's defaults there.
+//! a seed-0 Table 1 6–13% slower, so `main` keeps glibc's defaults there.
 
 /// The glibc tunables' prefix for malloc's settings: when the user set any
 /// of them (`GLIBC_TUNABLES=glibc.malloc.…`), their choice stands.
