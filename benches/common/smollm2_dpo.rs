@@ -26,12 +26,14 @@ pub struct DpoStep {
 }
 
 impl DpoStep {
-    /// Loads the GGUF at `path` twice (policy and reference) and draws the
-    /// pairs' token ids from a fixed seed.
+    /// Loads the GGUF at `path` (the policy; the reference is its frozen
+    /// copy) and draws the pairs' token ids from a fixed seed.
     pub fn new(path: &Path) -> DpoStep {
         let device = Device::Cpu;
         let lm = load_lm(path, &device).unwrap();
-        let reference = load_lm(path, &device).unwrap().policy; // frozen π_ref
+        // π_ref: frozen, as PyTorch's `requires_grad_(False)` + `no_grad`,
+        // so its forward records no graph for a backward that never comes.
+        let reference = lm.policy.frozen().unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let vocab = lm.policy.config().vocab_size as u32;
         let mut ids =
